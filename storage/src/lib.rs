@@ -1,0 +1,47 @@
+//! Durable state and the data model: products, shopper events, profiles, and the text index.
+//!
+//! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
+//! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`] and
+//! [`profile`] stores on top of it, and the tantivy-backed [`text_index`] for one shard. It
+//! must never know about actors, messages, nodes or HTTP: callers drive it with plain
+//! function calls, so it can be tested, benchmarked and swapped on its own.
+
+pub mod catalog;
+pub mod engine;
+pub mod profile;
+pub mod text_index;
+pub mod types;
+
+pub use catalog::CatalogStore;
+pub use engine::{GroupCommit, Keyspace, KvEngine, SledEngine};
+pub use profile::{Profile, ProfileConfig, ProfileStore};
+pub use text_index::{IndexHit, IndexQuery, TextIndex};
+pub use types::{Event, EventKind, Filters, Product, Taxonomy};
+
+/// Errors from the storage layer. They carry enough context to be shown to an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("tantivy: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("corrupt record in {keyspace:?}: {source}")]
+    Corrupt {
+        keyspace: Keyspace,
+        source: serde_json::Error,
+    },
+    #[error("storage is shut down")]
+    ShutDown,
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch, the one clock every stored timestamp uses.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,395 @@
+//! A shopper's long-term profile: what they looked at, searched for and bought, with
+//! affinities that fade over time so the profile follows what they want now.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Keyspace, KvEngine};
+use crate::types::{Event, EventKind, Product};
+use crate::{Result, StorageError};
+
+/// How a profile learns and how much it remembers.
+#[derive(Debug, Clone, Copy)]
+pub struct ProfileConfig {
+    /// Time after which an affinity counts half as much.
+    pub half_life_ms: u64,
+    pub max_recent_items: usize,
+    pub max_recent_queries: usize,
+    pub max_affinities: usize,
+    pub max_purchases: usize,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        Self {
+            half_life_ms: 24 * 60 * 60 * 1000,
+            max_recent_items: 50,
+            max_recent_queries: 20,
+            max_affinities: 64,
+            max_purchases: 500,
+        }
+    }
+}
+
+/// A score that decays exponentially from the moment it was last updated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Decayed {
+    pub value: f64,
+    pub at_ms: u64,
+}
+
+impl Decayed {
+    pub fn value_at(&self, now_ms: u64, half_life_ms: u64) -> f64 {
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64;
+        self.value * 0.5f64.powf(elapsed / half_life_ms.max(1) as f64)
+    }
+
+    fn add(&mut self, amount: f64, now_ms: u64, half_life_ms: u64) {
+        // Events may arrive slightly out of order; never move the clock backwards.
+        let at_ms = now_ms.max(self.at_ms);
+        self.value = self.value_at(at_ms, half_life_ms) + amount;
+        self.at_ms = at_ms;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentItem {
+    pub item_id: String,
+    pub kind: EventKind,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentQuery {
+    pub query: String,
+    pub at_ms: u64,
+}
+
+/// Decayed moments of log(price) over the items a shopper showed interest in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriceAffinity {
+    pub weight: Decayed,
+    pub log_price_sum: Decayed,
+    pub log_price_square_sum: Decayed,
+}
+
+impl PriceAffinity {
+    fn add(&mut self, price: f64, weight: f64, now_ms: u64, half_life_ms: u64) {
+        let log_price = price.max(0.01).ln();
+        self.weight.add(weight, now_ms, half_life_ms);
+        self.log_price_sum
+            .add(weight * log_price, now_ms, half_life_ms);
+        self.log_price_square_sum
+            .add(weight * log_price * log_price, now_ms, half_life_ms);
+    }
+
+    /// Mean and standard deviation of log(price), once there is any evidence.
+    pub fn band(&self) -> Option<(f64, f64)> {
+        if self.weight.value <= f64::EPSILON {
+            return None;
+        }
+        // All three moments share one timestamp, so their ratios need no decay.
+        let mean = self.log_price_sum.value / self.weight.value;
+        let variance = (self.log_price_square_sum.value / self.weight.value - mean * mean).max(0.0);
+        Some((mean, variance.sqrt()))
+    }
+}
+
+/// Everything Inkling remembers about one shopper.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub user_id: String,
+    /// Events applied so far; with `kill -9` tests this proves no acknowledged event was lost.
+    pub event_count: u64,
+    pub updated_at_ms: u64,
+    pub recent_items: VecDeque<RecentItem>,
+    pub recent_queries: VecDeque<RecentQuery>,
+    pub category_affinity: BTreeMap<String, Decayed>,
+    pub brand_affinity: BTreeMap<String, Decayed>,
+    pub price_affinity: PriceAffinity,
+    pub purchased: BTreeSet<String>,
+}
+
+impl Profile {
+    pub fn new(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Folds one event into the profile. `product` is the catalog entry of the event's item,
+    /// when the catalog knows it; unknown items still count as recent activity.
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        product: Option<&Product>,
+        now_ms: u64,
+        config: &ProfileConfig,
+    ) {
+        let at_ms = event.timestamp.unwrap_or(now_ms);
+        self.event_count += 1;
+        self.updated_at_ms = self.updated_at_ms.max(at_ms);
+
+        if let Some(query) = &event.query {
+            self.remember_query(query, at_ms, config);
+        }
+        let Some(item_id) = &event.item_id else {
+            return;
+        };
+        push_bounded(
+            &mut self.recent_items,
+            RecentItem {
+                item_id: item_id.clone(),
+                kind: event.kind,
+                at_ms,
+            },
+            config.max_recent_items,
+        );
+        if event.kind == EventKind::Purchase && self.purchased.len() < config.max_purchases {
+            self.purchased.insert(item_id.clone());
+        }
+        if let Some(product) = product {
+            self.learn_from_product(product, event.kind.interest_weight(), at_ms, config);
+        }
+    }
+
+    /// Records a query typed into search, which tells what the shopper wants right now.
+    pub fn remember_query(&mut self, query: &str, at_ms: u64, config: &ProfileConfig) {
+        push_bounded(
+            &mut self.recent_queries,
+            RecentQuery {
+                query: query.to_string(),
+                at_ms,
+            },
+            config.max_recent_queries,
+        );
+    }
+
+    fn learn_from_product(
+        &mut self,
+        product: &Product,
+        weight: f64,
+        at_ms: u64,
+        config: &ProfileConfig,
+    ) {
+        let half_life = config.half_life_ms;
+        for category in &product.category_path {
+            bump(&mut self.category_affinity, category, weight, at_ms, config);
+        }
+        if let Some(brand) = &product.brand {
+            bump(&mut self.brand_affinity, brand, weight, at_ms, config);
+        }
+        self.price_affinity
+            .add(product.price, weight, at_ms, half_life);
+    }
+
+    /// Affinities as of `now_ms`, normalised so the strongest is 1.
+    pub fn normalised(
+        affinities: &BTreeMap<String, Decayed>,
+        now_ms: u64,
+        half_life_ms: u64,
+    ) -> Vec<(String, f64)> {
+        let mut scored: Vec<(String, f64)> = affinities
+            .iter()
+            .map(|(key, decayed)| (key.clone(), decayed.value_at(now_ms, half_life_ms)))
+            .collect();
+        let strongest = scored.iter().map(|(_, value)| *value).fold(0.0, f64::max);
+        if strongest <= f64::EPSILON {
+            return Vec::new();
+        }
+        for (_, value) in &mut scored {
+            *value /= strongest;
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored
+    }
+}
+
+fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, capacity: usize) {
+    queue.push_back(item);
+    while queue.len() > capacity {
+        queue.pop_front();
+    }
+}
+
+fn bump(
+    affinities: &mut BTreeMap<String, Decayed>,
+    key: &str,
+    weight: f64,
+    at_ms: u64,
+    config: &ProfileConfig,
+) {
+    affinities
+        .entry(key.to_string())
+        .or_default()
+        .add(weight, at_ms, config.half_life_ms);
+    if affinities.len() <= config.max_affinities {
+        return;
+    }
+    // Evict the weakest affinity so a long-lived profile stays bounded.
+    let weakest = affinities
+        .iter()
+        .min_by(|a, b| {
+            let a = a.1.value_at(at_ms, config.half_life_ms);
+            let b = b.1.value_at(at_ms, config.half_life_ms);
+            a.total_cmp(&b)
+        })
+        .map(|(key, _)| key.clone());
+    if let Some(weakest) = weakest {
+        affinities.remove(&weakest);
+    }
+}
+
+/// Profiles persisted in the engine, one JSON record per user.
+#[derive(Clone)]
+pub struct ProfileStore {
+    engine: Arc<dyn KvEngine>,
+}
+
+impl ProfileStore {
+    pub fn new(engine: Arc<dyn KvEngine>) -> Self {
+        Self { engine }
+    }
+
+    pub fn load(&self, user_id: &str) -> Result<Option<Profile>> {
+        let Some(bytes) = self.engine.get(Keyspace::Profiles, user_id.as_bytes())? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StorageError::Corrupt {
+                keyspace: Keyspace::Profiles,
+                source,
+            })
+    }
+
+    /// Writes the profile; it is durable after the next [`crate::GroupCommit`] sync.
+    pub fn save(&self, profile: &Profile) -> Result<()> {
+        let bytes = serde_json::to_vec(profile).expect("profiles always serialise");
+        self.engine
+            .put(Keyspace::Profiles, profile.user_id.as_bytes(), &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 60 * 60 * 1000;
+
+    fn product(id: &str, category: &str, brand: &str, price: f64) -> Product {
+        Product {
+            id: id.into(),
+            title: id.into(),
+            category_path: vec![category.into()],
+            brand: Some(brand.into()),
+            price,
+            currency: "CNY".into(),
+            rating: None,
+            in_stock: true,
+            attributes: Default::default(),
+        }
+    }
+
+    fn event(kind: EventKind, item: &str, at_ms: u64) -> Event {
+        Event {
+            user_id: "u".into(),
+            session_id: None,
+            kind,
+            item_id: Some(item.into()),
+            query: None,
+            timestamp: Some(at_ms),
+        }
+    }
+
+    /// Applies `events` (kind, product, hours since start) and checks that the strongest
+    /// category at the time of the last event is `expected_top`.
+    fn check_top_category(events: &[(EventKind, &Product, u64)], expected_top: &str) {
+        let config = ProfileConfig {
+            half_life_ms: 24 * HOUR,
+            ..Default::default()
+        };
+        let mut profile = Profile::new("u");
+        let mut last = 0;
+        for (kind, product, hours) in events {
+            last = hours * HOUR;
+            profile.apply(
+                &event(*kind, &product.id, last),
+                Some(product),
+                last,
+                &config,
+            );
+        }
+        let ranked = Profile::normalised(&profile.category_affinity, last, config.half_life_ms);
+        assert_eq!(ranked[0].0, expected_top, "{ranked:?}");
+    }
+
+    #[test]
+    fn affinity_follows_recent_and_strong_interest() {
+        let phone = product("phone", "手机", "Apple", 8000.0);
+        let laptop = product("laptop", "电脑", "Apple", 15000.0);
+        use EventKind::*;
+        let cases: Vec<(Vec<(EventKind, &Product, u64)>, &str)> = vec![
+            (vec![(View, &phone, 0)], "手机"),
+            (
+                vec![(View, &phone, 0), (View, &laptop, 0), (View, &laptop, 0)],
+                "电脑",
+            ),
+            // A purchase outweighs two views at the same moment.
+            (
+                vec![(View, &phone, 0), (View, &phone, 0), (Purchase, &laptop, 0)],
+                "电脑",
+            ),
+            // Three old views fade below one view three days later.
+            (
+                vec![
+                    (View, &phone, 0),
+                    (View, &phone, 0),
+                    (View, &phone, 0),
+                    (View, &laptop, 72),
+                ],
+                "电脑",
+            ),
+        ];
+        for (events, expected) in &cases {
+            check_top_category(events, expected);
+        }
+    }
+
+    #[test]
+    fn recent_lists_are_bounded_and_purchases_remembered() {
+        let config = ProfileConfig {
+            max_recent_items: 3,
+            ..Default::default()
+        };
+        let mut profile = Profile::new("u");
+        for index in 0..10 {
+            profile.apply(
+                &event(EventKind::View, &format!("p{index}"), index),
+                None,
+                0,
+                &config,
+            );
+        }
+        profile.apply(&event(EventKind::Purchase, "p42", 11), None, 0, &config);
+        assert_eq!(profile.recent_items.len(), 3);
+        assert_eq!(profile.event_count, 11);
+        assert!(profile.purchased.contains("p42"));
+    }
+
+    #[test]
+    fn price_band_tracks_prices_of_interest() {
+        let config = ProfileConfig::default();
+        let mut profile = Profile::new("u");
+        for price in [3000.0, 3500.0, 4500.0] {
+            let item = product("x", "手机", "Xiaomi", price);
+            profile.apply(&event(EventKind::View, "x", 0), Some(&item), 0, &config);
+        }
+        let (mean, deviation) = profile.price_affinity.band().unwrap();
+        assert!((mean.exp() - 3620.0).abs() < 100.0, "{}", mean.exp());
+        assert!(deviation < 0.3);
+    }
+}
