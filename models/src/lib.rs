@@ -1,1 +1,10 @@
+//! The models that turn candidates into a ranked, explained answer.
+//!
+//! `inkling-models` owns scoring: how text relevance, a shopper's profile and product quality
+//! combine into one score, and the human-readable reasons behind it. It works on plain data
+//! (`inkling-storage`'s products and profiles) and must never know about actors, mailboxes,
+//! nodes, HTTP, or how and where the data is stored.
 
+pub mod ranking;
+
+pub use ranking::{Candidate, CandidateSource, RankingWeights, Scored, rank};

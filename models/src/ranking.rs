@@ -1,0 +1,410 @@
+//! Profile-aware scoring with reasons.
+//!
+//! Every signal is normalised to `[0, 1]` before weighting, so the weights read as "how much
+//! this signal matters" and a reason is given only for signals that actually moved the score.
+
+use std::collections::HashMap;
+
+use inkling_storage::Product;
+use inkling_storage::profile::Profile;
+use serde::{Deserialize, Serialize};
+
+/// Why a product is a candidate at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CandidateSource {
+    /// Matched the query text; `score` is the shard's BM25 score.
+    Text { query: String },
+    /// In a category or brand the shopper likes.
+    Affinity,
+    /// Among the best-rated products, for shoppers with no history.
+    TopRated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub product: Product,
+    pub retrieval_score: f32,
+    pub source: CandidateSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub product: Product,
+    pub score: f64,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RankingWeights {
+    pub retrieval: f64,
+    pub category: f64,
+    pub brand: f64,
+    pub price: f64,
+    pub rating: f64,
+    /// Multiplier for items the shopper looked at moments ago: show them, but after new ones.
+    pub recently_seen: f64,
+    /// At most this share of the answer comes from one leaf category.
+    pub max_category_share: f64,
+}
+
+impl Default for RankingWeights {
+    fn default() -> Self {
+        Self {
+            retrieval: 1.0,
+            category: 0.3,
+            brand: 0.15,
+            price: 0.1,
+            rating: 0.05,
+            recently_seen: 0.6,
+            max_category_share: 0.5,
+        }
+    }
+}
+
+/// What the profile says, resolved once per request.
+struct ProfileSignals<'a> {
+    categories: HashMap<String, f64>,
+    brands: HashMap<String, f64>,
+    price_band: Option<(f64, f64)>,
+    profile: &'a Profile,
+}
+
+impl<'a> ProfileSignals<'a> {
+    fn new(profile: &'a Profile, now_ms: u64, half_life_ms: u64) -> Self {
+        let categories = Profile::normalised(&profile.category_affinity, now_ms, half_life_ms);
+        let brands = Profile::normalised(&profile.brand_affinity, now_ms, half_life_ms);
+        Self {
+            categories: categories.into_iter().collect(),
+            brands: brands.into_iter().collect(),
+            price_band: profile.price_affinity.band(),
+            profile,
+        }
+    }
+
+    /// The strongest category affinity along the product's path, with its name.
+    fn category<'p>(&self, product: &'p Product) -> Option<(&'p str, f64)> {
+        product
+            .category_path
+            .iter()
+            .filter_map(|level| {
+                self.categories
+                    .get(level)
+                    .map(|value| (level.as_str(), *value))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    fn brand(&self, product: &Product) -> Option<f64> {
+        product
+            .brand
+            .as_ref()
+            .and_then(|brand| self.brands.get(brand).copied())
+    }
+
+    /// 1 at the centre of the shopper's usual price band, falling off in log-price.
+    fn price_fit(&self, product: &Product) -> Option<f64> {
+        let (mean, deviation) = self.price_band?;
+        let z = (product.price.max(0.01).ln() - mean) / deviation.max(0.25);
+        Some((-0.5 * z * z).exp())
+    }
+
+    fn recently_seen(&self, product: &Product) -> bool {
+        self.profile
+            .recent_items
+            .iter()
+            .rev()
+            .take(10)
+            .any(|item| item.item_id == product.id)
+    }
+}
+
+/// Scores, explains and orders candidates, then applies the business rules: never an
+/// unavailable or purchased item, no duplicates, and no category taking over the list.
+pub fn rank(
+    candidates: Vec<Candidate>,
+    profile: &Profile,
+    now_ms: u64,
+    half_life_ms: u64,
+    weights: &RankingWeights,
+    k: usize,
+) -> Vec<Scored> {
+    let signals = ProfileSignals::new(profile, now_ms, half_life_ms);
+    let best_retrieval = candidates
+        .iter()
+        .map(|candidate| candidate.retrieval_score)
+        .fold(0.0f32, f32::max)
+        .max(f32::EPSILON);
+
+    let mut seen = std::collections::HashSet::new();
+    let mut scored: Vec<Scored> = candidates
+        .into_iter()
+        .filter(|candidate| candidate.product.in_stock)
+        .filter(|candidate| !profile.purchased.contains(&candidate.product.id))
+        .filter(|candidate| seen.insert(candidate.product.id.clone()))
+        .map(|candidate| score_one(candidate, &signals, best_retrieval, weights))
+        .collect();
+    scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    diversify(scored, weights.max_category_share, k)
+}
+
+fn score_one(
+    candidate: Candidate,
+    signals: &ProfileSignals,
+    best_retrieval: f32,
+    weights: &RankingWeights,
+) -> Scored {
+    let product = candidate.product;
+    let mut reasons = Vec::new();
+    let mut score = 0.0;
+
+    let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
+    score += weights.retrieval * retrieval;
+    match &candidate.source {
+        CandidateSource::Text { query } => reasons.push(format!("matches your search \"{query}\"")),
+        CandidateSource::TopRated => reasons.push("among the best-rated products".to_string()),
+        CandidateSource::Affinity => {}
+    }
+
+    if let Some((category, affinity)) = signals.category(&product) {
+        score += weights.category * affinity;
+        if affinity >= 0.2 {
+            reasons.push(format!("you have been browsing {category}"));
+        }
+    }
+    if let Some(affinity) = signals.brand(&product) {
+        score += weights.brand * affinity;
+        if affinity >= 0.2
+            && let Some(brand) = &product.brand
+        {
+            reasons.push(format!("you showed interest in {brand}"));
+        }
+    }
+    if let Some(fit) = signals.price_fit(&product) {
+        score += weights.price * fit;
+        if fit >= 0.6 {
+            reasons.push("in your usual price range".to_string());
+        }
+    }
+    if let Some(rating) = product.rating {
+        score += weights.rating * f64::from(rating) / 5.0;
+        if rating >= 4.0 && candidate.source != CandidateSource::TopRated {
+            reasons.push(format!("rated {rating:.1}/5"));
+        }
+    }
+    if signals.recently_seen(&product) {
+        score *= weights.recently_seen;
+        reasons.push("you looked at this recently".to_string());
+    }
+    Scored {
+        product,
+        score,
+        reasons,
+    }
+}
+
+/// Takes the best items while no leaf category exceeds its share, then fills up from the
+/// rest when diversity alone cannot fill `k`; the fill-ups rank after the diverse items.
+fn diversify(ranked: Vec<Scored>, max_share: f64, k: usize) -> Vec<Scored> {
+    let per_category_cap = ((k as f64 * max_share).ceil() as usize).max(1);
+    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let (mut chosen, mut deferred) = (Vec::with_capacity(k), Vec::new());
+    for item in ranked {
+        if chosen.len() == k {
+            break;
+        }
+        let category = item.product.leaf_category().unwrap_or_default().to_string();
+        let count = per_category.entry(category).or_default();
+        if *count < per_category_cap {
+            *count += 1;
+            chosen.push(item);
+        } else {
+            deferred.push(item);
+        }
+    }
+    let missing = k.saturating_sub(chosen.len());
+    chosen.extend(deferred.into_iter().take(missing));
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inkling_storage::profile::ProfileConfig;
+    use inkling_storage::{Event, EventKind};
+
+    fn product(id: &str, category: &str, brand: &str, price: f64) -> Product {
+        Product {
+            id: id.into(),
+            title: id.into(),
+            category_path: vec![category.into()],
+            brand: Some(brand.into()),
+            price,
+            currency: "CNY".into(),
+            rating: None,
+            in_stock: true,
+            attributes: Default::default(),
+        }
+    }
+
+    fn candidate(product: Product, retrieval_score: f32) -> Candidate {
+        Candidate {
+            product,
+            retrieval_score,
+            source: CandidateSource::Affinity,
+        }
+    }
+
+    fn profile_after(events: &[(EventKind, &Product)]) -> Profile {
+        let mut profile = Profile::new("u");
+        for (kind, product) in events {
+            let event = Event {
+                user_id: "u".into(),
+                session_id: None,
+                kind: *kind,
+                item_id: Some(product.id.clone()),
+                query: None,
+                timestamp: Some(0),
+            };
+            profile.apply(&event, Some(product), 0, &ProfileConfig::default());
+        }
+        profile
+    }
+
+    /// Ranks `candidates` for `profile` with k = `k` and checks the order of ids.
+    fn check(profile: &Profile, candidates: Vec<Candidate>, k: usize, expected: &[&str]) {
+        let ranked = rank(candidates, profile, 0, 1000, &RankingWeights::default(), k);
+        let ids: Vec<&str> = ranked
+            .iter()
+            .map(|scored| scored.product.id.as_str())
+            .collect();
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn ranking_rules() {
+        let phone = product("phone", "手机", "Xiaomi", 3500.0);
+        let laptop = product("laptop", "电脑", "Apple", 15000.0);
+        let tablet = product("tablet", "平板", "Apple", 3000.0);
+        let mut sold_out = product("sold-out", "手机", "Xiaomi", 3500.0);
+        sold_out.in_stock = false;
+        let phone_fan =
+            profile_after(&[(EventKind::View, &product("other", "手机", "Xiaomi", 3600.0))]);
+        let buyer = profile_after(&[(EventKind::Purchase, &phone)]);
+        let newcomer = Profile::new("u");
+        let cases: Vec<(&Profile, Vec<Candidate>, usize, Vec<&str>)> = vec![
+            // Equal retrieval: the profile decides.
+            (
+                &phone_fan,
+                vec![
+                    candidate(laptop.clone(), 1.0),
+                    candidate(phone.clone(), 1.0),
+                ],
+                2,
+                vec!["phone", "laptop"],
+            ),
+            // Unavailable items never appear.
+            (
+                &phone_fan,
+                vec![
+                    candidate(sold_out.clone(), 1.0),
+                    candidate(laptop.clone(), 0.1),
+                ],
+                2,
+                vec!["laptop"],
+            ),
+            // Purchased items are not shown again.
+            (
+                &buyer,
+                vec![
+                    candidate(phone.clone(), 1.0),
+                    candidate(tablet.clone(), 0.5),
+                ],
+                2,
+                vec!["tablet"],
+            ),
+            // Duplicates from several shards or sources collapse.
+            (
+                &newcomer,
+                vec![
+                    candidate(tablet.clone(), 1.0),
+                    candidate(tablet.clone(), 0.9),
+                ],
+                5,
+                vec!["tablet"],
+            ),
+        ];
+        for (profile, candidates, k, expected) in cases {
+            check(profile, candidates, k, &expected);
+        }
+    }
+
+    #[test]
+    fn diversity_caps_one_category_but_still_fills_k() {
+        let phones: Vec<Candidate> = (0..4)
+            .map(|index| {
+                candidate(
+                    product(&format!("phone{index}"), "手机", "X", 100.0),
+                    1.0 - index as f32 * 0.1,
+                )
+            })
+            .collect();
+        let mut candidates = phones;
+        candidates.push(candidate(product("laptop", "电脑", "Y", 100.0), 0.1));
+        let ranked = rank(
+            candidates.clone(),
+            &Profile::new("u"),
+            0,
+            1000,
+            &RankingWeights::default(),
+            4,
+        );
+        let ids: Vec<&str> = ranked
+            .iter()
+            .map(|scored| scored.product.id.as_str())
+            .collect();
+        assert_eq!(ids, ["phone0", "phone1", "laptop", "phone2"]);
+        assert_eq!(
+            rank(
+                candidates,
+                &Profile::new("u"),
+                0,
+                1000,
+                &RankingWeights::default(),
+                2
+            )
+            .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn reasons_explain_the_signals_that_counted() {
+        let phone = product("phone", "手机", "Xiaomi", 3500.0);
+        let profile =
+            profile_after(&[(EventKind::View, &product("other", "手机", "Xiaomi", 3500.0))]);
+        let search = Candidate {
+            product: phone,
+            retrieval_score: 2.0,
+            source: CandidateSource::Text {
+                query: "phone".into(),
+            },
+        };
+        let ranked = rank(
+            vec![search],
+            &profile,
+            0,
+            1000,
+            &RankingWeights::default(),
+            1,
+        );
+        assert_eq!(
+            ranked[0].reasons,
+            [
+                "matches your search \"phone\"",
+                "you have been browsing 手机",
+                "you showed interest in Xiaomi",
+                "in your usual price range"
+            ]
+        );
+    }
+}
