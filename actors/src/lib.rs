@@ -1,1 +1,68 @@
+//! The actors that serve shoppers: sessions, their supervisor, the catalog writer, index
+//! shards and the ranker, plus [`Inkling`], the façade that wires them together.
+//!
+//! `inkling-actors` owns concurrency, supervision and message flow. Every actor has one
+//! message enum; those that may cross nodes derive `RactorClusterMessage`, so the cluster
+//! layer can place them anywhere without a rewrite, and every call carries a timeout. It must
+//! never know about sockets, HTTP, node addresses or placement: that is `inkling-cluster`'s.
 
+pub mod catalog;
+pub mod config;
+pub mod index_shard;
+pub mod inkling;
+pub mod protocol;
+pub mod ranker;
+pub mod session;
+pub mod supervisor;
+
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+pub use config::ActorConfig;
+pub use inkling::{Inkling, NodeStorage};
+pub use protocol::{RankedItem, RankedList, RecommendRequest, SearchRequest};
+
+/// Errors an actor reports to its caller; serialisable so they cross nodes intact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum ActorError {
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<inkling_storage::StorageError> for ActorError {
+    fn from(error: inkling_storage::StorageError) -> Self {
+        ActorError::Storage(error.to_string())
+    }
+}
+
+/// Sends a request built by `build` and waits at most `timeout` for the answer.
+///
+/// `what` names the callee in errors, so a timeout says which actor was slow.
+pub async fn ask<M, T>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<T>) -> M,
+    timeout: Duration,
+    what: &str,
+) -> Result<T, ActorError>
+where
+    M: Message,
+    T: Send + 'static,
+{
+    match actor.call(build, Some(timeout)).await {
+        Ok(CallResult::Success(answer)) => Ok(answer),
+        Ok(CallResult::Timeout) => Err(ActorError::Timeout(format!(
+            "{what} did not answer within {timeout:?}"
+        ))),
+        Ok(CallResult::SenderError) => Err(ActorError::Unavailable(format!(
+            "{what} dropped the request"
+        ))),
+        Err(_) => Err(ActorError::Unavailable(format!("{what} is not running"))),
+    }
+}

@@ -41,7 +41,8 @@ pub struct RankingWeights {
     pub brand: f64,
     pub price: f64,
     pub rating: f64,
-    /// Multiplier for items the shopper looked at moments ago: show them, but after new ones.
+    /// Multiplier for recommended items the shopper looked at moments ago: show them, but
+    /// after new ones.
     pub recently_seen: f64,
     /// At most this share of the answer comes from one leaf category.
     pub max_category_share: f64,
@@ -192,7 +193,10 @@ fn score_one(
         }
     }
     if signals.recently_seen(&product) {
-        score *= weights.recently_seen;
+        // A search asked for this item again; a recommendation should show something new.
+        if !matches!(candidate.source, CandidateSource::Text { .. }) {
+            score *= weights.recently_seen;
+        }
         reasons.push("you looked at this recently".to_string());
     }
     Scored {

@@ -15,7 +15,7 @@ pub mod types;
 pub use catalog::CatalogStore;
 pub use engine::{GroupCommit, Keyspace, KvEngine, SledEngine};
 pub use profile::{Profile, ProfileConfig, ProfileStore};
-pub use text_index::{IndexHit, IndexQuery, TextIndex};
+pub use text_index::{IndexHit, IndexQuery, Retrieval, TextIndex};
 pub use types::{Event, EventKind, Filters, Product, Taxonomy};
 
 /// Errors from the storage layer. They carry enough context to be shown to an operator.

@@ -21,6 +21,8 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::types::{Filters, Product, Taxonomy};
 use crate::{Result, StorageError};
 
@@ -31,7 +33,7 @@ const TEXT_TOKENIZER: &str = "en_stem";
 const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
 
 /// How a shard finds candidates.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Retrieval {
     /// BM25 over title, brand, category (with taxonomy aliases) and attribute values.
     Text(String),
@@ -44,14 +46,14 @@ pub enum Retrieval {
     TopRated,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexQuery {
     pub retrieval: Retrieval,
     pub filters: Filters,
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexHit {
     pub product: Product,
     /// Higher is better; only comparable within one shard's answer to one query.

@@ -1,0 +1,36 @@
+//! Tunables of the actor system, with defaults that serve the demo catalog well.
+
+use std::time::Duration;
+
+use inkling_models::RankingWeights;
+use inkling_storage::ProfileConfig;
+
+#[derive(Debug, Clone)]
+pub struct ActorConfig {
+    /// Number of index shards the catalog is split into by a stable hash of the product id.
+    pub shards: usize,
+    /// A session actor with no traffic for this long is stopped; its profile stays in storage.
+    pub session_idle_timeout: Duration,
+    /// Deadline for one request to a session, the ranker or the catalog.
+    pub request_timeout: Duration,
+    /// Deadline for one shard's answer; a late shard is reported, never waited for.
+    pub shard_timeout: Duration,
+    /// Candidates each shard returns per request, before ranking.
+    pub candidates_per_shard: usize,
+    pub profile: ProfileConfig,
+    pub ranking: RankingWeights,
+}
+
+impl Default for ActorConfig {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            session_idle_timeout: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(5),
+            shard_timeout: Duration::from_millis(500),
+            candidates_per_shard: 100,
+            profile: ProfileConfig::default(),
+            ranking: RankingWeights::default(),
+        }
+    }
+}

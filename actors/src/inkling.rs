@@ -1,0 +1,202 @@
+//! [`Inkling`]: starts the actors of one node and offers their services as async methods
+//! with timeouts, which is all the gateway needs to know.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use inkling_storage::{
+    CatalogStore, Event, GroupCommit, KvEngine, Product, Profile, ProfileStore, Taxonomy,
+};
+use ractor::{Actor, ActorRef};
+
+use crate::catalog::{CatalogMsg, CatalogState, CatalogWriter};
+use crate::config::ActorConfig;
+use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
+use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
+use crate::ranker::{Ranker, RankerMsg, RankerState};
+use crate::session::SessionContext;
+use crate::supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::{ActorError, ask};
+
+/// Where a node keeps its durable state.
+pub struct NodeStorage {
+    pub engine: Arc<dyn KvEngine>,
+    /// Parent folder of the index shards, one sub-folder each.
+    pub index_dir: PathBuf,
+    pub taxonomy: Taxonomy,
+}
+
+/// The running actors of one node.
+pub struct Inkling {
+    supervisor: ActorRef<SupervisorMsg>,
+    catalog_writer: ActorRef<CatalogMsg>,
+    ranker: ActorRef<RankerMsg>,
+    shards: Vec<ActorRef<IndexShardMsg>>,
+    catalog: CatalogStore,
+    commit: GroupCommit,
+    config: ActorConfig,
+}
+
+fn spawn_error(what: &str, error: impl std::fmt::Display) -> ActorError {
+    ActorError::Unavailable(format!("could not start {what}: {error}"))
+}
+
+impl Inkling {
+    pub async fn start(config: ActorConfig, storage: NodeStorage) -> Result<Self, ActorError> {
+        let commit = GroupCommit::start(storage.engine.clone());
+        let catalog = CatalogStore::new(storage.engine.clone());
+
+        let mut shards = Vec::with_capacity(config.shards);
+        for shard in 0..config.shards.max(1) {
+            let args = IndexShardArgs {
+                dir: storage.index_dir.join(format!("shard-{shard}")),
+                taxonomy: storage.taxonomy.clone(),
+            };
+            let (actor, _) = Actor::spawn(None, IndexShard, args)
+                .await
+                .map_err(|error| spawn_error("index shard", error))?;
+            shards.push(actor);
+        }
+        let ranker_state = RankerState {
+            shards: shards.clone(),
+            config: config.clone(),
+        };
+        let (ranker, _) = Actor::spawn(None, Ranker, ranker_state)
+            .await
+            .map_err(|error| spawn_error("ranker", error))?;
+        let catalog_state = CatalogState {
+            store: catalog.clone(),
+            commit: commit.clone(),
+            shards: shards.clone(),
+            shard_timeout: config.shard_timeout,
+        };
+        let (catalog_writer, _) = Actor::spawn(None, CatalogWriter, catalog_state)
+            .await
+            .map_err(|error| spawn_error("catalog writer", error))?;
+        let context = Arc::new(SessionContext {
+            profiles: ProfileStore::new(storage.engine.clone()),
+            catalog: catalog.clone(),
+            ranker: ranker.clone(),
+            profile_config: config.profile,
+        });
+        let supervisor_args = SupervisorArgs {
+            context,
+            idle_timeout: config.session_idle_timeout,
+        };
+        let (supervisor, _) = Actor::spawn(None, SessionSupervisor, supervisor_args)
+            .await
+            .map_err(|error| spawn_error("session supervisor", error))?;
+        Ok(Self {
+            supervisor,
+            catalog_writer,
+            ranker,
+            shards,
+            catalog,
+            commit,
+            config,
+        })
+    }
+
+    /// Applies a batch of events and returns once all of them are durable.
+    pub async fn record_events(&self, events: Vec<Event>) -> Result<usize, ActorError> {
+        let count = events.len();
+        let mut by_user: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for event in events {
+            by_user
+                .entry(event.user_id.clone())
+                .or_default()
+                .push(event);
+        }
+        let calls = by_user.into_iter().map(|(user, events)| {
+            ask(
+                &self.supervisor,
+                |reply| SupervisorMsg::RecordEvents(user, events, reply),
+                self.config.request_timeout,
+                "session",
+            )
+        });
+        for outcome in futures::future::join_all(calls).await {
+            outcome??;
+        }
+        // One shared sync for everything written so far: the group commit.
+        self.commit.wait_durable().await?;
+        Ok(count)
+    }
+
+    pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
+        ask(
+            &self.supervisor,
+            |reply| SupervisorMsg::Search(request, reply),
+            self.config.request_timeout,
+            "search",
+        )
+        .await?
+    }
+
+    pub async fn recommend(&self, request: RecommendRequest) -> Result<RankedList, ActorError> {
+        ask(
+            &self.supervisor,
+            |reply| SupervisorMsg::Recommend(request, reply),
+            self.config.request_timeout,
+            "recommend",
+        )
+        .await?
+    }
+
+    pub async fn profile(&self, user_id: String) -> Result<Profile, ActorError> {
+        ask(
+            &self.supervisor,
+            |reply| SupervisorMsg::GetProfile(user_id, reply),
+            self.config.request_timeout,
+            "session",
+        )
+        .await
+    }
+
+    pub async fn active_sessions(&self) -> Result<u64, ActorError> {
+        ask(
+            &self.supervisor,
+            SupervisorMsg::ActiveSessions,
+            self.config.request_timeout,
+            "session supervisor",
+        )
+        .await
+    }
+
+    /// Stores and indexes products; they are durable and searchable once this returns.
+    pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
+        let timeout = self.config.request_timeout * 6;
+        ask(
+            &self.catalog_writer,
+            |reply| CatalogMsg::Upsert(products, reply),
+            timeout,
+            "catalog writer",
+        )
+        .await?
+    }
+
+    pub async fn delete_product(&self, id: String) -> Result<bool, ActorError> {
+        ask(
+            &self.catalog_writer,
+            |reply| CatalogMsg::Delete(id, reply),
+            self.config.request_timeout,
+            "catalog writer",
+        )
+        .await?
+    }
+
+    pub fn catalog_size(&self) -> Result<usize, ActorError> {
+        Ok(self.catalog.len()?)
+    }
+
+    /// Stops every actor of the node; durable state stays on disk.
+    pub fn shutdown(&self) {
+        self.supervisor.stop(None);
+        self.catalog_writer.stop(None);
+        self.ranker.stop(None);
+        for shard in &self.shards {
+            shard.stop(None);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The ranker actor: scatters a request to every index shard in parallel, gathers what
+//! arrives before the deadline, and merges the hits with the shopper's profile.
+
+use std::sync::Arc;
+
+use inkling_models::{Candidate, CandidateSource, rank};
+use inkling_storage::{Filters, IndexQuery, Profile, Retrieval, now_ms};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorClusterMessage;
+
+use crate::config::ActorConfig;
+use crate::index_shard::IndexShardMsg;
+use crate::protocol::{MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest};
+use crate::{ActorError, ask};
+
+/// How many liked categories and brands steer recommendation retrieval.
+const AFFINITY_FANOUT: usize = 5;
+
+#[derive(RactorClusterMessage)]
+pub enum RankerMsg {
+    /// Ranks search hits for the query, personalised by the profile.
+    #[rpc]
+    Search(
+        SearchRequest,
+        Profile,
+        RpcReplyPort<Result<RankedList, ActorError>>,
+    ),
+    /// Ranks recommendations from the profile alone.
+    #[rpc]
+    Recommend(
+        RecommendRequest,
+        Profile,
+        RpcReplyPort<Result<RankedList, ActorError>>,
+    ),
+}
+
+pub struct Ranker;
+
+pub struct RankerState {
+    pub shards: Vec<ActorRef<IndexShardMsg>>,
+    pub config: ActorConfig,
+}
+
+impl Actor for Ranker {
+    type Msg = RankerMsg;
+    type State = Arc<RankerState>;
+    type Arguments = RankerState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: RankerState,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(Arc::new(state))
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = state.clone();
+        // Each request runs as its own task so a slow shard never stalls the mailbox.
+        match message {
+            RankerMsg::Search(request, profile, reply) => {
+                tokio::spawn(async move {
+                    let _ = reply.send(Ok(search(&state, request, &profile).await));
+                });
+            }
+            RankerMsg::Recommend(request, profile, reply) => {
+                tokio::spawn(async move {
+                    let _ = reply.send(Ok(recommend(&state, request, &profile).await));
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn search(state: &RankerState, request: SearchRequest, profile: &Profile) -> RankedList {
+    let source = CandidateSource::Text {
+        query: request.query.clone(),
+    };
+    let retrieval = Retrieval::Text(request.query);
+    let (candidates, missing_shards) = scatter(state, retrieval, &request.filters, source).await;
+    finish(state, candidates, missing_shards, profile, request.k)
+}
+
+async fn recommend(
+    state: &RankerState,
+    request: RecommendRequest,
+    profile: &Profile,
+) -> RankedList {
+    let now = now_ms();
+    let half_life = state.config.profile.half_life_ms;
+    let top = |affinities| -> Vec<(String, f32)> {
+        Profile::normalised(affinities, now, half_life)
+            .into_iter()
+            .take(AFFINITY_FANOUT)
+            .map(|(key, weight)| (key, weight as f32))
+            .collect()
+    };
+    let categories = top(&profile.category_affinity);
+    let brands = top(&profile.brand_affinity);
+
+    // Best-rated items are always in the pool: they are the whole answer for a newcomer and
+    // a little exploration for everyone else.
+    let (mut candidates, mut missing_shards) = scatter(
+        state,
+        Retrieval::TopRated,
+        &request.filters,
+        CandidateSource::TopRated,
+    )
+    .await;
+    if !categories.is_empty() || !brands.is_empty() {
+        let retrieval = Retrieval::Affinity { categories, brands };
+        let (liked, missing) = scatter(
+            state,
+            retrieval,
+            &request.filters,
+            CandidateSource::Affinity,
+        )
+        .await;
+        // Liked items first, so deduplication keeps their more telling source.
+        candidates.splice(0..0, liked);
+        missing_shards.extend(missing);
+    }
+    finish(state, candidates, missing_shards, profile, request.k)
+}
+
+/// Queries every shard in parallel and keeps whatever arrives before the shard deadline.
+async fn scatter(
+    state: &RankerState,
+    retrieval: Retrieval,
+    filters: &Filters,
+    source: CandidateSource,
+) -> (Vec<Candidate>, Vec<MissingShard>) {
+    let query = IndexQuery {
+        retrieval,
+        filters: filters.clone(),
+        limit: state.config.candidates_per_shard,
+    };
+    let requests = state.shards.iter().enumerate().map(|(shard, actor)| {
+        let query = query.clone();
+        async move {
+            let answer = ask(
+                actor,
+                |reply| IndexShardMsg::Search(query, reply),
+                state.config.shard_timeout,
+                &format!("index shard {shard}"),
+            )
+            .await;
+            (shard, answer.and_then(|hits| hits))
+        }
+    });
+    let mut candidates = Vec::new();
+    let mut missing = Vec::new();
+    for (shard, answer) in futures::future::join_all(requests).await {
+        match answer {
+            Ok(hits) => candidates.extend(hits.into_iter().map(|hit| Candidate {
+                product: hit.product,
+                retrieval_score: hit.score,
+                source: source.clone(),
+            })),
+            Err(error) => missing.push(MissingShard {
+                shard,
+                error: error.to_string(),
+            }),
+        }
+    }
+    (candidates, missing)
+}
+
+fn finish(
+    state: &RankerState,
+    candidates: Vec<Candidate>,
+    missing_shards: Vec<MissingShard>,
+    profile: &Profile,
+    k: usize,
+) -> RankedList {
+    let items = rank(
+        candidates,
+        profile,
+        now_ms(),
+        state.config.profile.half_life_ms,
+        &state.config.ranking,
+        k,
+    )
+    .into_iter()
+    .map(|scored| RankedItem {
+        product: scored.product,
+        score: scored.score,
+        reasons: scored.reasons,
+    })
+    .collect();
+    RankedList {
+        items,
+        missing_shards,
+    }
+}

@@ -1,0 +1,128 @@
+//! The session actor: one per active shopper. It owns the shopper's profile while active,
+//! loading it from storage when it starts and writing it back on every event.
+
+use std::sync::Arc;
+
+use inkling_storage::{CatalogStore, Event, Profile, ProfileConfig, ProfileStore, now_ms};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorClusterMessage;
+
+use crate::ActorError;
+use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
+use crate::ranker::RankerMsg;
+
+#[derive(RactorClusterMessage)]
+pub enum SessionMsg {
+    /// Applies events to the profile and stores it; answers with the profile's event count.
+    /// The write is durable only after the caller's group commit.
+    #[rpc]
+    RecordEvents(Vec<Event>, RpcReplyPort<Result<u64, ActorError>>),
+    /// Searches for this shopper; the ranker answers the caller directly.
+    #[rpc]
+    Search(SearchRequest, RpcReplyPort<Result<RankedList, ActorError>>),
+    /// Recommends for this shopper; the ranker answers the caller directly.
+    #[rpc]
+    Recommend(
+        RecommendRequest,
+        RpcReplyPort<Result<RankedList, ActorError>>,
+    ),
+    #[rpc]
+    GetProfile(RpcReplyPort<Profile>),
+}
+
+/// What every session on a node shares.
+pub struct SessionContext {
+    pub profiles: ProfileStore,
+    pub catalog: CatalogStore,
+    pub ranker: ActorRef<RankerMsg>,
+    pub profile_config: ProfileConfig,
+}
+
+pub struct SessionActor;
+
+pub struct SessionState {
+    profile: Profile,
+    context: Arc<SessionContext>,
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = (String, Arc<SessionContext>);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        (user_id, context): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let profile = context
+            .profiles
+            .load(&user_id)?
+            .unwrap_or_else(|| Profile::new(user_id));
+        Ok(SessionState { profile, context })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SessionMsg::RecordEvents(events, reply) => {
+                let _ = reply.send(state.record(&events));
+            }
+            SessionMsg::Search(request, reply) => {
+                state.remember_query(&request.query);
+                forward(
+                    &state.context.ranker,
+                    RankerMsg::Search(request, state.profile.clone(), reply),
+                );
+            }
+            SessionMsg::Recommend(request, reply) => {
+                forward(
+                    &state.context.ranker,
+                    RankerMsg::Recommend(request, state.profile.clone(), reply),
+                );
+            }
+            SessionMsg::GetProfile(reply) => {
+                let _ = reply.send(state.profile.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands a request on; the reply port travels with it, so the session never waits.
+fn forward(ranker: &ActorRef<RankerMsg>, message: RankerMsg) {
+    if let Err(error) = ranker.send_message(message) {
+        // The reply port is dropped with the message, so the caller sees "dropped the request".
+        tracing::warn!(%error, "ranker is not running");
+    }
+}
+
+impl SessionState {
+    fn record(&mut self, events: &[Event]) -> Result<u64, ActorError> {
+        let now = now_ms();
+        let config = self.context.profile_config;
+        for event in events {
+            let product = match &event.item_id {
+                Some(item_id) => self.context.catalog.get(item_id)?,
+                None => None,
+            };
+            self.profile.apply(event, product.as_ref(), now, &config);
+        }
+        self.context.profiles.save(&self.profile)?;
+        inkling_ops::metrics::EVENTS_INGESTED.inc_by(events.len() as u64);
+        Ok(self.profile.event_count)
+    }
+
+    fn remember_query(&mut self, query: &str) {
+        let config = self.context.profile_config;
+        self.profile.remember_query(query, now_ms(), &config);
+        // Queries are context, not acknowledged writes: a later sync makes them durable.
+        if let Err(error) = self.context.profiles.save(&self.profile) {
+            tracing::warn!(%error, user = %self.profile.user_id, "could not store query");
+        }
+    }
+}
