@@ -186,6 +186,10 @@ impl Inkling {
         .await?
     }
 
+    pub fn profile_half_life_ms(&self) -> u64 {
+        self.config.profile.half_life_ms
+    }
+
     pub fn catalog_size(&self) -> Result<usize, ActorError> {
         Ok(self.catalog.len()?)
     }

@@ -1,0 +1,125 @@
+//! Running one node: open storage, start the actors, load the catalog, serve HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use inkling_actors::inkling::NodeStorage;
+use inkling_actors::{ActorConfig, Inkling};
+use inkling_storage::{CatalogStore, KvEngine, Product, SledEngine};
+use tokio::net::TcpListener;
+
+/// Which catalog a fresh node starts with.
+#[derive(Debug, Clone)]
+pub enum CatalogSource {
+    /// The bundled demo catalog.
+    Demo,
+    /// Products as JSON lines from a file.
+    File(PathBuf),
+    /// Nothing: products arrive through the API.
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub catalog: CatalogSource,
+    pub actors: ActorConfig,
+}
+
+/// A node whose actors run and whose storage is open, ready to serve.
+pub struct Node {
+    pub inkling: Arc<Inkling>,
+    engine: Arc<dyn KvEngine>,
+}
+
+impl Node {
+    pub async fn start(options: &NodeOptions) -> Result<Self> {
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("cannot create data folder {}", options.data_dir.display()))?;
+        let sled_dir = options.data_dir.join("sled");
+        let engine: Arc<dyn KvEngine> = Arc::new(
+            SledEngine::open(&sled_dir)
+                .with_context(|| format!("cannot open sled database in {}", sled_dir.display()))?,
+        );
+        let storage = NodeStorage {
+            engine: engine.clone(),
+            index_dir: options.data_dir.join("index"),
+            taxonomy: crate::demo::taxonomy(),
+        };
+        let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
+        let node = Self { inkling, engine };
+        node.load_catalog(&options.catalog).await?;
+        Ok(node)
+    }
+
+    /// Loads the initial catalog into an empty node; a node with products keeps its own.
+    async fn load_catalog(&self, source: &CatalogSource) -> Result<()> {
+        if !CatalogStore::new(self.engine.clone()).is_empty()? {
+            return Ok(());
+        }
+        let products: Vec<Product> = match source {
+            CatalogSource::Empty => return Ok(()),
+            CatalogSource::Demo => crate::demo::catalog(),
+            CatalogSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read catalog {}", path.display()))?;
+                crate::demo::parse_products(&path.display().to_string(), &text)
+                    .map_err(anyhow::Error::msg)?
+            }
+        };
+        let count = products.len();
+        for chunk in products.chunks(crate::http::MAX_BATCH) {
+            self.inkling.upsert_products(chunk.to_vec()).await?;
+        }
+        tracing::info!(count, "loaded initial catalog");
+        Ok(())
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the actors.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let app = crate::http::router(self.inkling.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.inkling.shutdown();
+        self.engine.sync()?;
+        Ok(())
+    }
+}
+
+/// Runs a node until Ctrl-C or SIGTERM.
+pub async fn run(options: NodeOptions) -> Result<()> {
+    let node = Node::start(&options).await?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    // Scripts and tests read this line to learn the port when listening on port 0.
+    println!("inkling listening on http://{address}");
+    node.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
