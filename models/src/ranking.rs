@@ -41,6 +41,8 @@ pub struct RankingWeights {
     pub brand: f64,
     pub price: f64,
     pub rating: f64,
+    /// Retrieval weight of best-rated filler relative to items matched to the shopper.
+    pub top_rated: f64,
     /// Multiplier for recommended items the shopper looked at moments ago: show them, but
     /// after new ones.
     pub recently_seen: f64,
@@ -56,6 +58,7 @@ impl Default for RankingWeights {
             brand: 0.15,
             price: 0.1,
             rating: 0.05,
+            top_rated: 0.3,
             recently_seen: 0.6,
             max_category_share: 0.5,
         }
@@ -130,11 +133,14 @@ pub fn rank(
     k: usize,
 ) -> Vec<Scored> {
     let signals = ProfileSignals::new(profile, now_ms, half_life_ms);
-    let best_retrieval = candidates
-        .iter()
-        .map(|candidate| candidate.retrieval_score)
-        .fold(0.0f32, f32::max)
-        .max(f32::EPSILON);
+    // Retrieval scores are only comparable within one source: BM25 is not a rating.
+    let mut best_retrieval: HashMap<std::mem::Discriminant<CandidateSource>, f32> = HashMap::new();
+    for candidate in &candidates {
+        let best = best_retrieval
+            .entry(std::mem::discriminant(&candidate.source))
+            .or_insert(f32::EPSILON);
+        *best = best.max(candidate.retrieval_score);
+    }
 
     let mut seen = std::collections::HashSet::new();
     let mut scored: Vec<Scored> = candidates
@@ -142,7 +148,10 @@ pub fn rank(
         .filter(|candidate| candidate.product.in_stock)
         .filter(|candidate| !profile.purchased.contains(&candidate.product.id))
         .filter(|candidate| seen.insert(candidate.product.id.clone()))
-        .map(|candidate| score_one(candidate, &signals, best_retrieval, weights))
+        .map(|candidate| {
+            let best = best_retrieval[&std::mem::discriminant(&candidate.source)];
+            score_one(candidate, &signals, best, weights)
+        })
         .collect();
     scored.sort_by(|a, b| b.score.total_cmp(&a.score));
     diversify(scored, weights.max_category_share, k)
@@ -159,7 +168,11 @@ fn score_one(
     let mut score = 0.0;
 
     let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
-    score += weights.retrieval * retrieval;
+    let source_weight = match candidate.source {
+        CandidateSource::TopRated => weights.top_rated,
+        CandidateSource::Text { .. } | CandidateSource::Affinity => 1.0,
+    };
+    score += weights.retrieval * source_weight * retrieval;
     match &candidate.source {
         CandidateSource::Text { query } => reasons.push(format!("matches your search \"{query}\"")),
         CandidateSource::TopRated => reasons.push("among the best-rated products".to_string()),
