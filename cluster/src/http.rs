@@ -286,10 +286,12 @@ impl ProfileView {
                 .map(|(name, affinity)| Affinity { name, affinity })
                 .collect()
         };
-        let price_band = profile
-            .price_affinity
-            .band()
-            .map(|(mean, deviation)| ((mean - deviation).exp(), (mean + deviation).exp()));
+        let price_band = profile.price_affinity.band().map(|(mean, deviation)| {
+            (
+                cents((mean - deviation).exp()),
+                cents((mean + deviation).exp()),
+            )
+        });
         Self {
             top_categories: top(&profile.category_affinity),
             top_brands: top(&profile.brand_affinity),
@@ -302,6 +304,10 @@ impl ProfileView {
             purchased: profile.purchased.into_iter().collect(),
         }
     }
+}
+
+fn cents(amount: f64) -> f64 {
+    (amount * 100.0).round() / 100.0
 }
 
 async fn profile(

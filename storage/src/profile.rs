@@ -158,6 +158,13 @@ impl Profile {
 
     /// Records a query typed into search, which tells what the shopper wants right now.
     pub fn remember_query(&mut self, query: &str, at_ms: u64, config: &ProfileConfig) {
+        // A search event and the search request itself often report the same query.
+        if let Some(last) = self.recent_queries.back_mut()
+            && last.query == query
+        {
+            last.at_ms = last.at_ms.max(at_ms);
+            return;
+        }
         push_bounded(
             &mut self.recent_queries,
             RecentQuery {
@@ -332,7 +339,8 @@ mod tests {
         let phone = product("phone", "手机", "Apple", 8000.0);
         let laptop = product("laptop", "电脑", "Apple", 15000.0);
         use EventKind::*;
-        let cases: Vec<(Vec<(EventKind, &Product, u64)>, &str)> = vec![
+        type Case<'a> = (Vec<(EventKind, &'a Product, u64)>, &'a str);
+        let cases: Vec<Case> = vec![
             (vec![(View, &phone, 0)], "手机"),
             (
                 vec![(View, &phone, 0), (View, &laptop, 0), (View, &laptop, 0)],
@@ -375,6 +383,9 @@ mod tests {
             );
         }
         profile.apply(&event(EventKind::Purchase, "p42", 11), None, 0, &config);
+        profile.remember_query("phone", 12, &config);
+        profile.remember_query("phone", 13, &config);
+        assert_eq!(profile.recent_queries.len(), 1, "repeated query kept once");
         assert_eq!(profile.recent_items.len(), 3);
         assert_eq!(profile.event_count, 11);
         assert!(profile.purchased.contains("p42"));

@@ -1,0 +1,24 @@
+# Every entry point runs scripts/setup.sh first, so a fresh clone needs no manual step.
+SHELL := /bin/bash
+export LIBTORCH := $(CURDIR)/.deps/libtorch
+
+.PHONY: setup run test lint bench
+
+setup:
+	@scripts/setup.sh
+
+## Run a local node on the embedded defaults with the bundled demo catalog, on 127.0.0.1:8080.
+run: setup
+	cargo run --release --bin inkling -- serve
+
+## Run the whole test suite.
+test: setup
+	cargo test --workspace
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Events/s through POST /v1/events with durable acknowledgements.
+bench: setup
+	cargo run --release --bin inkling -- bench events
