@@ -194,13 +194,15 @@ impl Inkling {
         Ok(self.catalog.len()?)
     }
 
-    /// Stops every actor of the node; durable state stays on disk.
-    pub fn shutdown(&self) {
-        self.supervisor.stop(None);
-        self.catalog_writer.stop(None);
-        self.ranker.stop(None);
+    /// Stops every actor of the node and waits until they are gone, so their handles on
+    /// storage are released; durable state stays on disk.
+    pub async fn shutdown(&self) {
+        let timeout = Some(self.config.request_timeout);
+        let _ = self.supervisor.stop_and_wait(None, timeout).await;
+        let _ = self.catalog_writer.stop_and_wait(None, timeout).await;
+        let _ = self.ranker.stop_and_wait(None, timeout).await;
         for shard in &self.shards {
-            shard.stop(None);
+            let _ = shard.stop_and_wait(None, timeout).await;
         }
     }
 }

@@ -187,9 +187,8 @@ async fn profiles_survive_passivation_and_node_restart() {
             .await
             .unwrap();
         assert_eq!(node.profile("u".into()).await.unwrap().event_count, 2);
-        node.shutdown();
+        node.shutdown().await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let node = start_node(dir.path(), config).await;
     let profile = node.profile("u".into()).await.unwrap();
     assert_eq!(profile.event_count, 2);

@@ -89,7 +89,7 @@ impl Node {
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
-        self.inkling.shutdown();
+        self.inkling.shutdown().await;
         self.engine.sync()?;
         Ok(())
     }

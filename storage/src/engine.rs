@@ -116,25 +116,45 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 /// before it queued, are always covered.
 #[derive(Clone)]
 pub struct GroupCommit {
-    waiters: mpsc::UnboundedSender<Waiter>,
+    inner: Arc<GroupCommitThread>,
+}
+
+/// Owns the thread; dropping the last handle stops the thread and waits for it, so the
+/// engine it holds is released before anyone reopens the same files.
+struct GroupCommitThread {
+    waiters: Option<mpsc::UnboundedSender<Waiter>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GroupCommitThread {
+    fn drop(&mut self) {
+        self.waiters.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl GroupCommit {
     pub fn start(engine: Arc<dyn KvEngine>) -> Self {
         let (waiters, receiver) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || run_group_commit(engine, receiver))
             .expect("spawn group-commit thread");
-        Self { waiters }
+        Self {
+            inner: Arc::new(GroupCommitThread {
+                waiters: Some(waiters),
+                thread: Some(thread),
+            }),
+        }
     }
 
     /// Resolves once every write that completed before this call is durable.
     pub async fn wait_durable(&self) -> Result<()> {
         let (done, receipt) = oneshot::channel();
-        self.waiters
-            .send(done)
-            .map_err(|_| StorageError::ShutDown)?;
+        let waiters = self.inner.waiters.as_ref().ok_or(StorageError::ShutDown)?;
+        waiters.send(done).map_err(|_| StorageError::ShutDown)?;
         match receipt.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StorageError::Other(format!("sync failed: {message}"))),
