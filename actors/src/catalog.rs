@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::index_shard::{IndexShardMsg, shard_of};
+use crate::understanding::VocabularyTracker;
 use crate::{ActorError, ask};
 
 #[derive(RactorClusterMessage)]
@@ -28,6 +29,8 @@ pub struct CatalogState {
     pub commit: GroupCommit,
     pub shards: Vec<ActorRef<IndexShardMsg>>,
     pub shard_timeout: Duration,
+    /// Keeps the slot extractor's catalog vocabulary in step with every write.
+    pub vocabulary: VocabularyTracker,
 }
 
 impl Actor for CatalogWriter {
@@ -61,11 +64,16 @@ impl Actor for CatalogWriter {
     }
 }
 
-async fn upsert(state: &CatalogState, products: Vec<Product>) -> Result<usize, ActorError> {
+async fn upsert(state: &mut CatalogState, products: Vec<Product>) -> Result<usize, ActorError> {
     let count = products.len();
     for product in &products {
+        if let Some(previous) = state.store.get(&product.id)? {
+            state.vocabulary.remove(&previous);
+        }
         state.store.put(product)?;
+        state.vocabulary.add(product);
     }
+    state.vocabulary.publish();
     state.commit.wait_durable().await?;
     let mut by_shard: BTreeMap<usize, Vec<Product>> = BTreeMap::new();
     for product in products {
@@ -88,8 +96,12 @@ async fn upsert(state: &CatalogState, products: Vec<Product>) -> Result<usize, A
     Ok(count)
 }
 
-async fn delete(state: &CatalogState, id: String) -> Result<bool, ActorError> {
-    let existed = state.store.delete(&id)?;
+async fn delete(state: &mut CatalogState, id: String) -> Result<bool, ActorError> {
+    let Some(previous) = state.store.delete(&id)? else {
+        return Ok(false);
+    };
+    state.vocabulary.remove(&previous);
+    state.vocabulary.publish();
     state.commit.wait_durable().await?;
     let shard = shard_of(&id, state.shards.len());
     ask(
@@ -99,5 +111,5 @@ async fn delete(state: &CatalogState, id: String) -> Result<bool, ActorError> {
         &format!("index shard {shard}"),
     )
     .await??;
-    Ok(existed)
+    Ok(true)
 }

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use inkling_models::RankingWeights;
+
+use crate::model_pool::ModelPoolConfig;
 use inkling_storage::ProfileConfig;
 
 #[derive(Debug, Clone)]
@@ -19,6 +21,9 @@ pub struct ActorConfig {
     pub candidates_per_shard: usize,
     pub profile: ProfileConfig,
     pub ranking: RankingWeights,
+    /// The encoder pool behind intent classification; without one, queries still get slot
+    /// extraction and dialogue tracking, but no intent class.
+    pub encoder: Option<ModelPoolConfig>,
 }
 
 impl Default for ActorConfig {
@@ -31,6 +36,7 @@ impl Default for ActorConfig {
             candidates_per_shard: 100,
             profile: ProfileConfig::default(),
             ranking: RankingWeights::default(),
+            encoder: None,
         }
     }
 }

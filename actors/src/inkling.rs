@@ -13,10 +13,12 @@ use ractor::{Actor, ActorRef};
 use crate::catalog::{CatalogMsg, CatalogState, CatalogWriter};
 use crate::config::ActorConfig;
 use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
+use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::{Ranker, RankerMsg, RankerState};
 use crate::session::SessionContext;
 use crate::supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::understanding::{IntentModel, IntentService, SharedSlotExtractor, VocabularyTracker};
 use crate::{ActorError, ask};
 
 /// Where a node keeps its durable state.
@@ -33,6 +35,7 @@ pub struct Inkling {
     catalog_writer: ActorRef<CatalogMsg>,
     ranker: ActorRef<RankerMsg>,
     shards: Vec<ActorRef<IndexShardMsg>>,
+    model_pool: Option<ActorRef<ModelPoolMsg>>,
     catalog: CatalogStore,
     commit: GroupCommit,
     config: ActorConfig,
@@ -65,19 +68,46 @@ impl Inkling {
         let (ranker, _) = Actor::spawn(None, Ranker, ranker_state)
             .await
             .map_err(|error| spawn_error("ranker", error))?;
+        let slots = SharedSlotExtractor::default();
+        let mut vocabulary = VocabularyTracker::new(storage.taxonomy.clone(), slots.clone());
+        for product in catalog.all()? {
+            vocabulary.add(&product);
+        }
+        vocabulary.publish();
         let catalog_state = CatalogState {
             store: catalog.clone(),
             commit: commit.clone(),
             shards: shards.clone(),
             shard_timeout: config.shard_timeout,
+            vocabulary,
         };
         let (catalog_writer, _) = Actor::spawn(None, CatalogWriter, catalog_state)
             .await
             .map_err(|error| spawn_error("catalog writer", error))?;
+        let (model_pool, intent_model) = match &config.encoder {
+            Some(pool_config) => {
+                let (pool, _) = Actor::spawn(None, ModelPool, pool_config.clone())
+                    .await
+                    .map_err(|error| spawn_error("model pool", error))?;
+                let chunk = pool_config.queue_capacity.min(pool_config.max_batch);
+                // Embedding the examples is the first batch: allow for a cold start.
+                let timeout = config.request_timeout * 6;
+                let model =
+                    IntentModel::build(pool.clone(), pool_config.model, chunk, timeout).await?;
+                (Some(pool), Some(model))
+            }
+            None => (None, None),
+        };
+        let intent = Arc::new(IntentService {
+            model: intent_model,
+            slots,
+            timeout: config.request_timeout,
+        });
         let context = Arc::new(SessionContext {
             profiles: ProfileStore::new(storage.engine.clone()),
             catalog: catalog.clone(),
             ranker: ranker.clone(),
+            intent,
             profile_config: config.profile,
         });
         let supervisor_args = SupervisorArgs {
@@ -92,6 +122,7 @@ impl Inkling {
             catalog_writer,
             ranker,
             shards,
+            model_pool,
             catalog,
             commit,
             config,
@@ -186,6 +217,20 @@ impl Inkling {
         .await?
     }
 
+    /// Queue and cache figures of the model pool, when the node runs one.
+    pub async fn model_pool_stats(&self) -> Option<Result<PoolStats, ActorError>> {
+        let pool = self.model_pool.as_ref()?;
+        Some(
+            ask(
+                pool,
+                ModelPoolMsg::Stats,
+                self.config.request_timeout,
+                "model pool",
+            )
+            .await,
+        )
+    }
+
     pub fn profile_half_life_ms(&self) -> u64 {
         self.config.profile.half_life_ms
     }
@@ -203,6 +248,9 @@ impl Inkling {
         let _ = self.ranker.stop_and_wait(None, timeout).await;
         for shard in &self.shards {
             let _ = shard.stop_and_wait(None, timeout).await;
+        }
+        if let Some(pool) = &self.model_pool {
+            let _ = pool.stop_and_wait(None, timeout).await;
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod ranker;
 pub mod session;
 pub mod supervisor;
+pub mod understanding;
 
 use std::time::Duration;
 

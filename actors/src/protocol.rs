@@ -1,6 +1,7 @@
 //! Requests and answers that travel between the gateway and the actors, possibly across
 //! nodes, so all of them are plain serialisable data.
 
+use inkling_models::intent::{Slots, Understanding};
 use inkling_storage::{Filters, Product};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,22 @@ pub struct RankedList {
     pub items: Vec<RankedItem>,
     /// Shards that failed or missed their deadline; the answer was built without them.
     pub missing_shards: Vec<MissingShard>,
+    /// What the query was understood to ask, for searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub understanding: Option<Understanding>,
+}
+
+/// The request's explicit filters, completed by the constraints understood from the dialogue.
+pub fn effective_filters(explicit: &Filters, understood: &Slots) -> Filters {
+    Filters {
+        category: explicit
+            .category
+            .clone()
+            .or_else(|| understood.category.clone()),
+        brand: explicit.brand.clone().or_else(|| understood.brand.clone()),
+        price_min: explicit.price_min.or(understood.price_min),
+        price_max: explicit.price_max.or(understood.price_max),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use inkling_models::{Candidate, CandidateSource, rank};
+use inkling_models::intent::Understanding;
+use inkling_models::{Budget, Candidate, CandidateSource, RankContext, rank};
 use inkling_storage::{Filters, IndexQuery, Profile, Retrieval, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::config::ActorConfig;
 use crate::index_shard::IndexShardMsg;
-use crate::protocol::{MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest};
+use crate::protocol::{
+    MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest, effective_filters,
+};
 use crate::{ActorError, ask};
 
 /// How many liked categories and brands steer recommendation retrieval.
@@ -18,18 +21,20 @@ const AFFINITY_FANOUT: usize = 5;
 
 #[derive(RactorClusterMessage)]
 pub enum RankerMsg {
-    /// Ranks search hits for the query, personalised by the profile.
+    /// Ranks search hits for the query, personalised by the profile and shaped by what the
+    /// query was understood to ask.
     #[rpc]
     Search(
         SearchRequest,
-        Profile,
+        Box<Profile>,
+        Option<Box<Understanding>>,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
     /// Ranks recommendations from the profile alone.
     #[rpc]
     Recommend(
         RecommendRequest,
-        Profile,
+        Box<Profile>,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
 }
@@ -63,9 +68,10 @@ impl Actor for Ranker {
         let state = state.clone();
         // Each request runs as its own task so a slow shard never stalls the mailbox.
         match message {
-            RankerMsg::Search(request, profile, reply) => {
+            RankerMsg::Search(request, profile, understanding, reply) => {
                 tokio::spawn(async move {
-                    let _ = reply.send(Ok(search(&state, request, &profile).await));
+                    let answer = search(&state, request, &profile, understanding.map(|u| *u)).await;
+                    let _ = reply.send(Ok(answer));
                 });
             }
             RankerMsg::Recommend(request, profile, reply) => {
@@ -78,13 +84,67 @@ impl Actor for Ranker {
     }
 }
 
-async fn search(state: &RankerState, request: SearchRequest, profile: &Profile) -> RankedList {
-    let source = CandidateSource::Text {
+async fn search(
+    state: &RankerState,
+    request: SearchRequest,
+    profile: &Profile,
+    understanding: Option<Understanding>,
+) -> RankedList {
+    let constraints = understanding
+        .as_ref()
+        .map(|understanding| understanding.constraints.clone())
+        .unwrap_or_default();
+    let filters = effective_filters(&request.filters, &constraints);
+    let text_source = CandidateSource::Text {
         query: request.query.clone(),
     };
-    let retrieval = Retrieval::Text(request.query);
-    let (candidates, missing_shards) = scatter(state, retrieval, &request.filters, source).await;
-    finish(state, candidates, missing_shards, profile, request.k)
+    let text = scatter(
+        state,
+        Retrieval::Text(request.query.clone()),
+        &filters,
+        text_source,
+    );
+    // A category or brand asked for in words is a candidate source of its own: the query
+    // text ("有没有8000元以内的？") often says nothing else a text index could match.
+    let requested = async {
+        if constraints.category.is_none() && constraints.brand.is_none() {
+            return (Vec::new(), Vec::new());
+        }
+        let (mut candidates, missing) = scatter(
+            state,
+            Retrieval::TopRated,
+            &filters,
+            CandidateSource::Requested,
+        )
+        .await;
+        for candidate in &mut candidates {
+            candidate.retrieval_score = 1.0;
+        }
+        (candidates, missing)
+    };
+    let ((mut candidates, mut missing_shards), (text_hits, text_missing)) =
+        futures::future::join(requested, text).await;
+    candidates.extend(text_hits);
+    for missing in text_missing {
+        if !missing_shards
+            .iter()
+            .any(|known| known.shard == missing.shard)
+        {
+            missing_shards.push(missing);
+        }
+    }
+    let context = RankContext {
+        preference: constraints.preference,
+        budget: constraints.price_max.map(|max| Budget {
+            max,
+            currency: constraints.currency.clone(),
+        }),
+        diversify: filters.category.is_none(),
+        ..RankContext::new(profile, now_ms(), state.config.profile.half_life_ms)
+    };
+    let mut list = finish(state, candidates, missing_shards, &context, request.k);
+    list.understanding = understanding;
+    list
 }
 
 async fn recommend(
@@ -103,6 +163,7 @@ async fn recommend(
     };
     let categories = top(&profile.category_affinity);
     let brands = top(&profile.brand_affinity);
+    let context = RankContext::new(profile, now, half_life);
 
     // Best-rated items are always in the pool: they are the whole answer for a newcomer and
     // a little exploration for everyone else.
@@ -126,7 +187,7 @@ async fn recommend(
         candidates.splice(0..0, liked);
         missing_shards.extend(missing);
     }
-    finish(state, candidates, missing_shards, profile, request.k)
+    finish(state, candidates, missing_shards, &context, request.k)
 }
 
 /// Queries every shard in parallel and keeps whatever arrives before the shard deadline.
@@ -176,26 +237,20 @@ fn finish(
     state: &RankerState,
     candidates: Vec<Candidate>,
     missing_shards: Vec<MissingShard>,
-    profile: &Profile,
+    context: &RankContext,
     k: usize,
 ) -> RankedList {
-    let items = rank(
-        candidates,
-        profile,
-        now_ms(),
-        state.config.profile.half_life_ms,
-        &state.config.ranking,
-        k,
-    )
-    .into_iter()
-    .map(|scored| RankedItem {
-        product: scored.product,
-        score: scored.score,
-        reasons: scored.reasons,
-    })
-    .collect();
+    let items = rank(candidates, context, &state.config.ranking, k)
+        .into_iter()
+        .map(|scored| RankedItem {
+            product: scored.product,
+            score: scored.score,
+            reasons: scored.reasons,
+        })
+        .collect();
     RankedList {
         items,
         missing_shards,
+        understanding: None,
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use inkling_models::intent::DialogueState;
 use inkling_storage::{CatalogStore, Event, Profile, ProfileConfig, ProfileStore, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -10,6 +11,7 @@ use ractor_cluster::RactorClusterMessage;
 use crate::ActorError;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
+use crate::understanding::IntentService;
 
 #[derive(RactorClusterMessage)]
 pub enum SessionMsg {
@@ -17,7 +19,8 @@ pub enum SessionMsg {
     /// The write is durable only after the caller's group commit.
     #[rpc]
     RecordEvents(Vec<Event>, RpcReplyPort<Result<u64, ActorError>>),
-    /// Searches for this shopper; the ranker answers the caller directly.
+    /// Understands the query in the context of the dialogue so far, then searches; the
+    /// ranker answers the caller directly.
     #[rpc]
     Search(SearchRequest, RpcReplyPort<Result<RankedList, ActorError>>),
     /// Recommends for this shopper; the ranker answers the caller directly.
@@ -35,6 +38,7 @@ pub struct SessionContext {
     pub profiles: ProfileStore,
     pub catalog: CatalogStore,
     pub ranker: ActorRef<RankerMsg>,
+    pub intent: Arc<IntentService>,
     pub profile_config: ProfileConfig,
 }
 
@@ -43,6 +47,10 @@ pub struct SessionActor;
 pub struct SessionState {
     profile: Profile,
     context: Arc<SessionContext>,
+    /// The conversation in progress, and the client session it belongs to: a new
+    /// `session_id` starts a new conversation.
+    dialogue: DialogueState,
+    dialogue_session: Option<String>,
 }
 
 impl Actor for SessionActor {
@@ -59,7 +67,12 @@ impl Actor for SessionActor {
             .profiles
             .load(&user_id)?
             .unwrap_or_else(|| Profile::new(user_id));
-        Ok(SessionState { profile, context })
+        Ok(SessionState {
+            profile,
+            context,
+            dialogue: DialogueState::default(),
+            dialogue_session: None,
+        })
     }
 
     async fn handle(
@@ -74,15 +87,33 @@ impl Actor for SessionActor {
             }
             SessionMsg::Search(request, reply) => {
                 state.remember_query(&request.query);
+                if state.dialogue_session != request.session_id {
+                    state.dialogue = DialogueState::default();
+                    state.dialogue_session = request.session_id.clone();
+                }
+                let understood = state
+                    .context
+                    .intent
+                    .understand(&request.query, &mut state.dialogue)
+                    .await;
+                let understanding = match understood {
+                    Ok(understanding) => understanding,
+                    Err(error) => {
+                        // Overload or a dead pool: say so rather than search half-blind.
+                        let _ = reply.send(Err(error));
+                        return Ok(());
+                    }
+                };
+                let profile = Box::new(state.profile.clone());
                 forward(
                     &state.context.ranker,
-                    RankerMsg::Search(request, state.profile.clone(), reply),
+                    RankerMsg::Search(request, profile, Some(Box::new(understanding)), reply),
                 );
             }
             SessionMsg::Recommend(request, reply) => {
                 forward(
                     &state.context.ranker,
-                    RankerMsg::Recommend(request, state.profile.clone(), reply),
+                    RankerMsg::Recommend(request, Box::new(state.profile.clone()), reply),
                 );
             }
             SessionMsg::GetProfile(reply) => {

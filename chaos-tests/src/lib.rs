@@ -32,6 +32,8 @@ impl NodeProcess {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .arg("--models-dir")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/models"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

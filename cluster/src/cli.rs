@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use inkling_actors::ActorConfig;
+use inkling_actors::model_pool::ModelPoolConfig;
+use inkling_models::encoder::ModelName;
 
 use crate::node::{CatalogSource, NodeOptions};
 
@@ -51,6 +53,25 @@ pub struct ServeArgs {
     /// Seconds without traffic after which a session actor is passivated.
     #[arg(long, default_value_t = 600)]
     pub session_idle_secs: u64,
+    /// Encoder behind intent understanding: multilingual-e5-small (zh + en), all-minilm-l6-v2
+    /// (English, faster), or none (slot extraction only).
+    #[arg(long, env = "INKLING_MODEL", default_value = "multilingual-e5-small")]
+    pub model: ModelArg,
+    /// Folder with the model files that scripts/setup.sh unpacks.
+    #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+    pub models_dir: PathBuf,
+    /// Model workers, each holding its own copy of the encoder.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub model_workers: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModelArg {
+    #[value(name = "multilingual-e5-small")]
+    E5,
+    #[value(name = "all-minilm-l6-v2")]
+    MiniLm,
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -75,9 +96,24 @@ impl ServeArgs {
             actors: ActorConfig {
                 shards: usize::from(self.shards),
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
+                encoder: self.encoder(),
                 ..Default::default()
             },
         }
+    }
+}
+
+impl ServeArgs {
+    fn encoder(&self) -> Option<ModelPoolConfig> {
+        let model = match self.model {
+            ModelArg::E5 => ModelName::MultilingualE5Small,
+            ModelArg::MiniLm => ModelName::AllMiniLmL6V2,
+            ModelArg::None => return None,
+        };
+        Some(ModelPoolConfig {
+            workers: usize::from(self.model_workers),
+            ..ModelPoolConfig::new(model, self.models_dir.clone())
+        })
     }
 }
 

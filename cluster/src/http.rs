@@ -127,10 +127,15 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 }
 
 async fn health(State(inkling): State<Arc<Inkling>>) -> ApiResult<serde_json::Value> {
+    let model_pool = match inkling.model_pool_stats().await {
+        Some(stats) => serde_json::to_value(stats?).unwrap_or_default(),
+        None => serde_json::Value::Null,
+    };
     Ok(Json(json!({
         "status": "ok",
         "products": inkling.catalog_size()?,
         "active_sessions": inkling.active_sessions().await?,
+        "model_pool": model_pool,
     })))
 }
 

@@ -37,6 +37,14 @@ pub struct Node {
 
 impl Node {
     pub async fn start(options: &NodeOptions) -> Result<Self> {
+        if let Some(encoder) = &options.actors.encoder
+            && !encoder.models_dir.is_dir()
+        {
+            anyhow::bail!(
+                "model files not found in {}: run scripts/setup.sh, pass --models-dir, or --model none",
+                encoder.models_dir.display()
+            );
+        }
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("cannot create data folder {}", options.data_dir.display()))?;
         let sled_dir = options.data_dir.join("sled");

@@ -1,7 +1,9 @@
 //! The HTTP API of one in-process node on loopback, with real sled and tantivy underneath.
 
 use inkling_actors::ActorConfig;
+use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_cluster::node::{CatalogSource, Node, NodeOptions};
+use inkling_models::encoder::ModelName;
 use serde_json::{Value, json};
 
 struct TestNode {
@@ -10,15 +12,30 @@ struct TestNode {
     _runtime: tokio::runtime::Runtime,
 }
 
+fn models_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.deps/models")
+}
+
+fn with_encoder(model: ModelName) -> ActorConfig {
+    ActorConfig {
+        encoder: Some(ModelPoolConfig::new(model, models_dir())),
+        ..Default::default()
+    }
+}
+
 impl TestNode {
     fn start() -> Self {
+        Self::start_with(ActorConfig::default())
+    }
+
+    fn start_with(actors: ActorConfig) -> Self {
         let data = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let options = NodeOptions {
             data_dir: data.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
             catalog: CatalogSource::Demo,
-            actors: ActorConfig::default(),
+            actors,
         };
         let base_url = runtime.block_on(async {
             let node = Node::start(&options).await.unwrap();
@@ -275,4 +292,120 @@ fn catalog_changes_are_searchable_when_acknowledged() {
     let (status, _) = node.send("DELETE", "/v1/products/pixel-9", None);
     assert_eq!(status, 200);
     assert!(!titles(&node.post("/v1/search", search)).contains(&"Google Pixel 9".to_string()));
+}
+
+/// Plays a conversation in one session; each turn is (query, expected ids in order,
+/// expected follow-up flag), and the understood constraints must keep the category.
+fn check_conversation(node: &TestNode, user: &str, turns: &[(&str, &[&str], bool)]) {
+    for (query, expected, follow_up) in turns {
+        let body = json!({ "user_id": user, "session_id": format!("{user}-session"), "query": query, "k": 10 });
+        let answer = node.post("/v1/search", body);
+        let ids: Vec<&str> = answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["product"]["id"].as_str().unwrap())
+            .collect();
+        let understanding = &answer["understanding"];
+        assert_eq!(&ids, expected, "{query}: {understanding}");
+        assert_eq!(
+            understanding["follow_up"],
+            json!(follow_up),
+            "{query}: {understanding}"
+        );
+        assert_eq!(
+            understanding["constraints"]["category"], "手机",
+            "{query}: {understanding}"
+        );
+        assert_eq!(
+            understanding["constraints"]["preference"], "best_value",
+            "{query}: {understanding}"
+        );
+    }
+}
+
+#[test]
+fn the_classic_example_in_chinese_and_english() {
+    let node = TestNode::start_with(with_encoder(ModelName::MultilingualE5Small));
+    let all_phones: &[&str] = &["xiaomi-12", "iphone-se", "iphone-14"];
+    check_conversation(
+        &node,
+        "zh-shopper",
+        &[
+            ("我想找一款性价比高的手机", all_phones, false),
+            ("有没有8000元以内的？", all_phones, true),
+            ("4000元以内的呢？", &["xiaomi-12"], true),
+        ],
+    );
+    check_conversation(
+        &node,
+        "en-shopper",
+        &[
+            (
+                "I'm looking for a phone with good value for money",
+                all_phones,
+                false,
+            ),
+            ("any under 8000?", all_phones, true),
+            ("what about under 4000?", &["xiaomi-12"], true),
+        ],
+    );
+    let answer = node.post("/v1/search", json!({ "user_id": "zh-shopper", "session_id": "zh-shopper-session", "query": "有便宜一点的吗", "k": 3 }));
+    assert_eq!(
+        answer["understanding"]["intent"], "refine",
+        "{}",
+        answer["understanding"]
+    );
+    let reasons = answer["items"][0]["reasons"].to_string();
+    assert!(reasons.contains("within your ¥4,000 budget"), "{reasons}");
+}
+
+#[test]
+fn an_overloaded_model_pool_answers_503_and_stays_bounded() {
+    let mut actors = with_encoder(ModelName::AllMiniLmL6V2);
+    let pool = actors.encoder.as_mut().unwrap();
+    pool.queue_capacity = 4;
+    pool.max_batch = 2;
+    pool.max_wait = std::time::Duration::from_millis(20);
+    let node = TestNode::start_with(actors);
+    let statuses: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..64)
+            .map(|index| {
+                let node = &node;
+                scope.spawn(move || {
+                    let body = json!({ "user_id": format!("flood-{index}"), "query": format!("wireless headphones model {index}"), "k": 3 });
+                    node.send("POST", "/v1/search", Some(&body.to_string()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let overloaded: Vec<&Value> = statuses
+        .iter()
+        .filter(|(status, _)| *status == 503)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .all(|(status, _)| *status == 200 || *status == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        !overloaded.is_empty(),
+        "64 concurrent searches never overloaded a queue of 4"
+    );
+    assert_eq!(overloaded[0]["error"]["code"], "overloaded");
+    let (_, health) = node.send("GET", "/healthz", None);
+    assert!(
+        health["model_pool"]["rejected"].as_u64().unwrap() >= overloaded.len() as u64,
+        "{health}"
+    );
+    assert!(
+        health["model_pool"]["queued_texts"].as_u64().unwrap() <= 4,
+        "{health}"
+    );
 }

@@ -9,4 +9,4 @@ pub mod encoder;
 pub mod intent;
 pub mod ranking;
 
-pub use ranking::{Candidate, CandidateSource, RankingWeights, Scored, rank};
+pub use ranking::{Budget, Candidate, CandidateSource, RankContext, RankingWeights, Scored, rank};

@@ -9,6 +9,8 @@ use inkling_storage::Product;
 use inkling_storage::profile::Profile;
 use serde::{Deserialize, Serialize};
 
+use crate::intent::Preference;
+
 /// Why a product is a candidate at all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CandidateSource {
@@ -18,6 +20,8 @@ pub enum CandidateSource {
     Affinity,
     /// Among the best-rated products, for shoppers with no history.
     TopRated,
+    /// Satisfies the category or brand the shopper asked for in words.
+    Requested,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,9 @@ pub struct RankingWeights {
     pub recently_seen: f64,
     /// At most this share of the answer comes from one leaf category.
     pub max_category_share: f64,
+    /// Weight of a stated preference (best value, cheapest, ...): the shopper asked for this
+    /// order, so it outweighs every implicit signal.
+    pub preference: f64,
 }
 
 impl Default for RankingWeights {
@@ -61,6 +68,7 @@ impl Default for RankingWeights {
             top_rated: 0.3,
             recently_seen: 0.6,
             max_category_share: 0.5,
+            preference: 2.0,
         }
     }
 }
@@ -122,17 +130,48 @@ impl<'a> ProfileSignals<'a> {
     }
 }
 
+/// What ranking knows about the request beyond the candidates.
+pub struct RankContext<'a> {
+    pub profile: &'a Profile,
+    pub now_ms: u64,
+    pub half_life_ms: u64,
+    /// An order the shopper asked for in words.
+    pub preference: Option<Preference>,
+    /// A price ceiling the shopper stated, with its currency when they named one.
+    pub budget: Option<Budget>,
+    /// Off when the shopper asked for one category: diversity would fight the request.
+    pub diversify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub max: f64,
+    pub currency: Option<String>,
+}
+
+impl<'a> RankContext<'a> {
+    pub fn new(profile: &'a Profile, now_ms: u64, half_life_ms: u64) -> Self {
+        Self {
+            profile,
+            now_ms,
+            half_life_ms,
+            preference: None,
+            budget: None,
+            diversify: true,
+        }
+    }
+}
+
 /// Scores, explains and orders candidates, then applies the business rules: never an
 /// unavailable or purchased item, no duplicates, and no category taking over the list.
 pub fn rank(
     candidates: Vec<Candidate>,
-    profile: &Profile,
-    now_ms: u64,
-    half_life_ms: u64,
+    context: &RankContext,
     weights: &RankingWeights,
     k: usize,
 ) -> Vec<Scored> {
-    let signals = ProfileSignals::new(profile, now_ms, half_life_ms);
+    let profile = context.profile;
+    let signals = ProfileSignals::new(profile, context.now_ms, context.half_life_ms);
     // Retrieval scores are only comparable within one source: BM25 is not a rating.
     let mut best_retrieval: HashMap<std::mem::Discriminant<CandidateSource>, f32> = HashMap::new();
     for candidate in &candidates {
@@ -143,18 +182,129 @@ pub fn rank(
     }
 
     let mut seen = std::collections::HashSet::new();
-    let mut scored: Vec<Scored> = candidates
+    let eligible: Vec<Candidate> = candidates
         .into_iter()
         .filter(|candidate| candidate.product.in_stock)
         .filter(|candidate| !profile.purchased.contains(&candidate.product.id))
         .filter(|candidate| seen.insert(candidate.product.id.clone()))
+        .collect();
+    let preference = context
+        .preference
+        .map(|preference| PreferenceScale::new(preference, &eligible));
+    let mut scored: Vec<Scored> = eligible
+        .into_iter()
         .map(|candidate| {
             let best = best_retrieval[&std::mem::discriminant(&candidate.source)];
-            score_one(candidate, &signals, best, weights)
+            let mut scored = score_one(candidate, &signals, best, weights);
+            if let Some(preference) = &preference {
+                preference.apply(&mut scored, weights.preference);
+            }
+            if let Some(budget) = &context.budget {
+                explain_budget(&mut scored, budget);
+            }
+            scored
         })
         .collect();
     scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    if !context.diversify {
+        scored.truncate(k);
+        return scored;
+    }
     diversify(scored, weights.max_category_share, k)
+}
+
+/// Turns a stated preference into a score in [0, 1] relative to the other candidates.
+struct PreferenceScale {
+    preference: Preference,
+    lowest_log_price: f64,
+    log_price_span: f64,
+}
+
+impl PreferenceScale {
+    fn new(preference: Preference, candidates: &[Candidate]) -> Self {
+        let log_prices = candidates.iter().map(|c| c.product.price.max(0.01).ln());
+        let (low, high) = log_prices.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), p| {
+            (low.min(p), high.max(p))
+        });
+        Self {
+            preference,
+            lowest_log_price: if low.is_finite() { low } else { 0.0 },
+            log_price_span: if high > low { high - low } else { 1.0 },
+        }
+    }
+
+    /// 0 for the cheapest candidate, 1 for the most expensive.
+    fn price_position(&self, product: &Product) -> f64 {
+        (product.price.max(0.01).ln() - self.lowest_log_price) / self.log_price_span
+    }
+
+    fn apply(&self, scored: &mut Scored, weight: f64) {
+        let product = &scored.product;
+        let rating = f64::from(product.rating.unwrap_or(0.0)) / 5.0;
+        let price = self.price_position(product);
+        let (value, reason) = match self.preference {
+            Preference::BestValue => (
+                ((rating - price) + 1.0) / 2.0,
+                format!(
+                    "good value: rated {:.1}/5 at {}",
+                    product.rating.unwrap_or(0.0),
+                    money(product.price, &product.currency)
+                ),
+            ),
+            Preference::Cheapest => (
+                1.0 - price,
+                format!("low price: {}", money(product.price, &product.currency)),
+            ),
+            Preference::Premium => (price, "a premium pick".to_string()),
+            Preference::BestRated => (
+                rating,
+                format!("top rated: {:.1}/5", product.rating.unwrap_or(0.0)),
+            ),
+            // The catalog carries no release dates, so "newest" cannot be honoured.
+            Preference::Newest => return,
+        };
+        scored.score += weight * value;
+        if value >= 0.5 {
+            scored.reasons.push(reason);
+        }
+    }
+}
+
+fn explain_budget(scored: &mut Scored, budget: &Budget) {
+    let product = &scored.product;
+    let same_currency = budget
+        .currency
+        .as_deref()
+        .is_none_or(|c| c == product.currency);
+    if same_currency && product.price <= budget.max {
+        let currency = budget.currency.as_deref().unwrap_or(&product.currency);
+        scored.reasons.push(format!(
+            "within your {} budget",
+            money(budget.max, currency)
+        ));
+    }
+}
+
+/// An amount with its currency sign, e.g. "¥8,000" or "₹20,000".
+pub fn money(amount: f64, currency: &str) -> String {
+    let sign = match currency {
+        "CNY" => "¥",
+        "USD" => "$",
+        "INR" => "₹",
+        "EUR" => "€",
+        other => other,
+    };
+    let whole = amount.round() as i64;
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let minus = if whole < 0 { "-" } else { "" };
+    format!("{minus}{sign}{grouped}")
 }
 
 fn score_one(
@@ -170,13 +320,15 @@ fn score_one(
     let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
     let source_weight = match candidate.source {
         CandidateSource::TopRated => weights.top_rated,
-        CandidateSource::Text { .. } | CandidateSource::Affinity => 1.0,
+        CandidateSource::Text { .. } | CandidateSource::Affinity | CandidateSource::Requested => {
+            1.0
+        }
     };
     score += weights.retrieval * source_weight * retrieval;
     match &candidate.source {
         CandidateSource::Text { query } => reasons.push(format!("matches your search \"{query}\"")),
         CandidateSource::TopRated => reasons.push("among the best-rated products".to_string()),
-        CandidateSource::Affinity => {}
+        CandidateSource::Affinity | CandidateSource::Requested => {}
     }
 
     if let Some((category, affinity)) = signals.category(&product) {
@@ -289,7 +441,8 @@ mod tests {
 
     /// Ranks `candidates` for `profile` with k = `k` and checks the order of ids.
     fn check(profile: &Profile, candidates: Vec<Candidate>, k: usize, expected: &[&str]) {
-        let ranked = rank(candidates, profile, 0, 1000, &RankingWeights::default(), k);
+        let context = RankContext::new(profile, 0, 1000);
+        let ranked = rank(candidates, &context, &RankingWeights::default(), k);
         let ids: Vec<&str> = ranked
             .iter()
             .map(|scored| scored.product.id.as_str())
@@ -367,29 +520,16 @@ mod tests {
             .collect();
         let mut candidates = phones;
         candidates.push(candidate(product("laptop", "电脑", "Y", 100.0), 0.1));
-        let ranked = rank(
-            candidates.clone(),
-            &Profile::new("u"),
-            0,
-            1000,
-            &RankingWeights::default(),
-            4,
-        );
+        let newcomer = Profile::new("u");
+        let context = RankContext::new(&newcomer, 0, 1000);
+        let ranked = rank(candidates.clone(), &context, &RankingWeights::default(), 4);
         let ids: Vec<&str> = ranked
             .iter()
             .map(|scored| scored.product.id.as_str())
             .collect();
         assert_eq!(ids, ["phone0", "phone1", "laptop", "phone2"]);
         assert_eq!(
-            rank(
-                candidates,
-                &Profile::new("u"),
-                0,
-                1000,
-                &RankingWeights::default(),
-                2
-            )
-            .len(),
+            rank(candidates, &context, &RankingWeights::default(), 2).len(),
             2
         );
     }
@@ -406,14 +546,8 @@ mod tests {
                 query: "phone".into(),
             },
         };
-        let ranked = rank(
-            vec![search],
-            &profile,
-            0,
-            1000,
-            &RankingWeights::default(),
-            1,
-        );
+        let context = RankContext::new(&profile, 0, 1000);
+        let ranked = rank(vec![search], &context, &RankingWeights::default(), 1);
         assert_eq!(
             ranked[0].reasons,
             [
@@ -423,5 +557,60 @@ mod tests {
                 "in your usual price range"
             ]
         );
+    }
+
+    #[test]
+    fn stated_preferences_order_the_classic_phones() {
+        let mut phones = [
+            product("iphone-14", "手机", "Apple", 8000.0),
+            product("iphone-se", "手机", "Apple", 4500.0),
+            product("xiaomi-12", "手机", "Xiaomi", 3500.0),
+        ];
+        for (phone, rating) in phones.iter_mut().zip([4.6, 4.3, 4.5]) {
+            phone.rating = Some(rating);
+        }
+        let newcomer = Profile::new("u");
+        let cases = [
+            (
+                Preference::BestValue,
+                ["xiaomi-12", "iphone-se", "iphone-14"],
+            ),
+            (
+                Preference::Cheapest,
+                ["xiaomi-12", "iphone-se", "iphone-14"],
+            ),
+            (Preference::Premium, ["iphone-14", "iphone-se", "xiaomi-12"]),
+            (
+                Preference::BestRated,
+                ["iphone-14", "xiaomi-12", "iphone-se"],
+            ),
+        ];
+        for (preference, expected) in cases {
+            let context = RankContext {
+                preference: Some(preference),
+                budget: Some(Budget {
+                    max: 8000.0,
+                    currency: Some("CNY".into()),
+                }),
+                diversify: false,
+                ..RankContext::new(&newcomer, 0, 1000)
+            };
+            let candidates = phones
+                .iter()
+                .map(|phone| candidate(phone.clone(), 1.0))
+                .collect();
+            let ranked = rank(candidates, &context, &RankingWeights::default(), 3);
+            let ids: Vec<&str> = ranked
+                .iter()
+                .map(|scored| scored.product.id.as_str())
+                .collect();
+            assert_eq!(ids, expected, "{preference:?}");
+            assert!(
+                ranked[2]
+                    .reasons
+                    .contains(&"within your ¥8,000 budget".to_string())
+            );
+        }
+        assert_eq!(money(15000.0, "CNY"), "¥15,000");
     }
 }

@@ -107,3 +107,48 @@ fn vectors_are_unit_length_and_independent_of_batch_padding() {
         assert!(encoder.encode(&[], TextKind::Query).unwrap().is_empty());
     }
 }
+
+/// Phrasings that are not among the shipped examples, in both languages: the classifier
+/// must label them from meaning, not from memorised text.
+#[test]
+fn intent_classifier_generalises_to_unseen_phrasings() {
+    use IntentClass::*;
+    use inkling_models::intent::classifier::examples;
+    use inkling_models::intent::{IntentClass, IntentClassifier};
+    let encoder = load(ModelName::MultilingualE5Small);
+    let (labels, texts): (Vec<IntentClass>, Vec<String>) = examples().into_iter().unzip();
+    let vectors = encoder.encode(&texts, TextKind::Query).unwrap();
+    let classifier = IntentClassifier::new(labels.into_iter().zip(vectors).collect());
+    let cases = [
+        ("帮我找个轻薄的笔记本", Browse),
+        ("show me wireless earbuds", Browse),
+        ("我现在就要下单这款平板", Purchase),
+        ("put the iPad Mini in my basket", Purchase),
+        ("华为和小米的手机哪个拍照好", Compare),
+        ("how does the iPhone SE compare to the iPhone 14", Compare),
+        ("有没有更便宜的", Refine),
+        ("got any in blue?", Refine),
+        ("这台电脑卖多少钱", PriceCheck),
+        ("what's the cost of the Xiaomi 12", PriceCheck),
+        ("我想投诉一下快递", Other),
+        ("good morning", Other),
+    ];
+    let mut wrong = Vec::new();
+    for (query, expected) in cases {
+        let vector = encoder
+            .encode(&[query.to_string()], TextKind::Query)
+            .unwrap();
+        let (actual, confidence) = classifier.classify(&vector[0]);
+        if actual != expected {
+            wrong.push(format!(
+                "{query:?}: {actual:?} ({confidence:.2}), expected {expected:?}"
+            ));
+        }
+    }
+    println!(
+        "{} of {} unseen phrasings misclassified: {wrong:#?}",
+        wrong.len(),
+        cases.len()
+    );
+    assert!(wrong.len() <= 2, "{wrong:#?}");
+}

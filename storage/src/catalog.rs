@@ -30,12 +30,9 @@ impl CatalogStore {
             .put(Keyspace::Products, product.id.as_bytes(), &bytes)
     }
 
-    /// Removes the product; returns whether it existed.
-    pub fn delete(&self, id: &str) -> Result<bool> {
-        let existed = self
-            .engine
-            .get(Keyspace::Products, id.as_bytes())?
-            .is_some();
+    /// Removes the product; returns it if it existed.
+    pub fn delete(&self, id: &str) -> Result<Option<Product>> {
+        let existed = self.get(id)?;
         self.engine.delete(Keyspace::Products, id.as_bytes())?;
         Ok(existed)
     }
