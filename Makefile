@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export LIBTORCH := $(CURDIR)/.deps/libtorch
 
-.PHONY: setup run test lint bench
+.PHONY: setup run test lint bench bench-encoders
 
 setup:
 	@scripts/setup.sh
@@ -22,3 +22,7 @@ lint: setup
 ## Events/s through POST /v1/events with durable acknowledgements.
 bench: setup
 	cargo run --release --bin inkling -- bench events
+
+## Encoder texts/s by batch size beside Python sentence-transformers, and pool latency.
+bench-encoders: setup
+	cargo run --release --bin inkling -- bench encoders --python "$$(scripts/reference-venv.sh)"

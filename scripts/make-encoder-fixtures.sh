@@ -9,15 +9,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 MODELS="$ROOT/.deps/models"
 FIXTURES="$ROOT/models/tests/fixtures"
-VENV="$ROOT/.deps/venv-reference"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0 sentence-transformers
-"$VENV/bin/python" "$ROOT/scripts/reference/minilm_vectors.py" "$MODELS/all-minilm-l6-v2" \
+PYTHON="$("$ROOT/scripts/reference-venv.sh")"
+"$PYTHON" "$ROOT/scripts/reference/minilm_vectors.py" "$MODELS/all-minilm-l6-v2" \
     < "$FIXTURES/sentences.txt" > "$FIXTURES/minilm-reference.json"
 
 E5="$MODELS/multilingual-e5-small"

@@ -1,11 +1,15 @@
 //! Benchmarks that drive a real node over HTTP on loopback and print a table.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use inkling_actors::ActorConfig;
+use inkling_actors::model_pool::{EmbedRequest, ModelPool, ModelPoolConfig, ModelPoolMsg};
+use inkling_actors::{ActorConfig, ask};
+use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -28,6 +32,36 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         users: usize,
     },
+    /// Encoder texts/s by batch size on CPU, query latency through the model pool, and
+    /// Python sentence-transformers on the same texts for a side-by-side ratio.
+    Encoders {
+        /// Product titles from the demo catalog to encode per batch size.
+        #[arg(long, default_value_t = 512)]
+        texts: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+        batch_sizes: Vec<usize>,
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+        /// A Python with sentence-transformers (scripts/reference-venv.sh prints one); the
+        /// Python column is left empty without it.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Sequential single-query requests through the pool for the latency row.
+        #[arg(long, default_value_t = 200)]
+        pool_queries: usize,
+    },
+    /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
+    /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
+    Gpu {
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+        #[arg(long, default_value_t = 0.999)]
+        min_cosine: f32,
+        #[arg(long, default_value_t = 2048)]
+        texts: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64,256")]
+        batch_sizes: Vec<usize>,
+    },
 }
 
 pub async fn run(command: BenchCommand) -> Result<()> {
@@ -38,7 +72,231 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             batch_sizes,
             users,
         } => bench_events(events, concurrency, &batch_sizes, users).await,
+        BenchCommand::Encoders {
+            texts,
+            batch_sizes,
+            models_dir,
+            python,
+            pool_queries,
+        } => {
+            let options = EncoderBench {
+                texts,
+                batch_sizes,
+                models_dir,
+                python,
+                pool_queries,
+            };
+            bench_encoders(options).await
+        }
+        BenchCommand::Gpu {
+            models_dir,
+            min_cosine,
+            texts,
+            batch_sizes,
+        } => bench_gpu(&models_dir, min_cosine, texts, &batch_sizes),
     }
+}
+
+fn bench_gpu(
+    models_dir: &Path,
+    min_cosine: f32,
+    count: usize,
+    batch_sizes: &[usize],
+) -> Result<()> {
+    if !tch::Cuda::is_available() {
+        bail!("tch sees no CUDA device: build against a CUDA libtorch (scripts/gpu-check.sh does)");
+    }
+    let gpu = tch::Device::Cuda(0);
+    let texts = bench_texts(count);
+    let sample = &texts[..texts.len().min(256)];
+    println!("CUDA devices: {}\n", tch::Cuda::device_count());
+    println!("| model | texts | min cosine GPU vs CPU | mean cosine |\n|---|---:|---:|---:|");
+    let mut failures = Vec::new();
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let cpu =
+            encoder::load(model, models_dir, tch::Device::Cpu)?.encode(sample, TextKind::Query)?;
+        let on_gpu = encoder::load(model, models_dir, gpu)?.encode(sample, TextKind::Query)?;
+        let similarities: Vec<f32> = cpu
+            .iter()
+            .zip(&on_gpu)
+            .map(|(a, b)| encoder::cosine(a, b))
+            .collect();
+        let worst = similarities.iter().copied().fold(1.0f32, f32::min);
+        let mean = similarities.iter().sum::<f32>() / similarities.len() as f32;
+        println!(
+            "| {} | {} | {worst:.5} | {mean:.5} |",
+            model.as_str(),
+            sample.len()
+        );
+        if worst < min_cosine {
+            failures.push(format!("{}: {worst:.5} < {min_cosine}", model.as_str()));
+        }
+    }
+    println!("\n| model | batch | GPU texts/s |\n|---|---:|---:|");
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let loaded = encoder::load(model, models_dir, gpu)?;
+        loaded.encode(sample, TextKind::Passage)?;
+        for &batch in batch_sizes {
+            let rate = throughput(loaded.as_ref(), &texts, batch.max(1))?;
+            println!("| {} | {batch} | {rate:.0} |", model.as_str());
+        }
+    }
+    if !failures.is_empty() {
+        bail!("GPU/CPU parity below {min_cosine}: {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+struct EncoderBench {
+    texts: usize,
+    batch_sizes: Vec<usize>,
+    models_dir: PathBuf,
+    python: Option<PathBuf>,
+    pool_queries: usize,
+}
+
+/// Real product titles, shortest first, as sentence-transformers orders a batch run.
+fn bench_texts(count: usize) -> Vec<String> {
+    let catalog = crate::demo::catalog();
+    let step = (catalog.len() / count.max(1)).max(1);
+    let mut texts: Vec<String> = catalog
+        .into_iter()
+        .step_by(step)
+        .take(count)
+        .map(|product| product.title)
+        .collect();
+    texts.sort_by_key(|text| text.chars().count());
+    texts
+}
+
+/// Texts per second encoding `texts` in batches of `batch`: the best of three runs, so a
+/// noisy neighbour on a small machine does not decide the figure.
+fn throughput(encoder: &dyn TextEncoder, texts: &[String], batch: usize) -> Result<f64> {
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let started = Instant::now();
+        for chunk in texts.chunks(batch) {
+            encoder.encode(chunk, TextKind::Passage)?;
+        }
+        best = best.max(texts.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Runs the Python side; returns texts/s by batch size, or why it could not.
+fn python_throughput(
+    python: &Path,
+    minilm_dir: &Path,
+    texts: &[String],
+    batch_sizes: &[usize],
+) -> Result<HashMap<String, f64>> {
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), texts.join("\n"))?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/bench_minilm.py");
+    let sizes: Vec<String> = batch_sizes.iter().map(usize::to_string).collect();
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .arg(minilm_dir)
+        .arg(file.path())
+        .arg(sizes.join(","))
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "python benchmark failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+async fn bench_encoders(options: EncoderBench) -> Result<()> {
+    if options.batch_sizes.contains(&0) || options.texts == 0 {
+        bail!("--texts and every batch size must be at least 1");
+    }
+    let texts = bench_texts(options.texts);
+    let device = encoder::default_device();
+    println!(
+        "Encoders on {device:?}, {} threads, {} product titles from the demo catalog\n",
+        tch::get_num_threads(),
+        texts.len()
+    );
+    println!("| model | batch | Inkling texts/s | Python texts/s | Inkling / Python |");
+    println!("|---|---:|---:|---:|---:|");
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let loaded = encoder::load(model, &options.models_dir, device)?;
+        loaded.encode(&texts[..texts.len().min(32)], TextKind::Passage)?;
+        let python = match (&options.python, model) {
+            (Some(python), ModelName::AllMiniLmL6V2) => {
+                let dir = options.models_dir.join("all-minilm-l6-v2");
+                Some(python_throughput(
+                    python,
+                    &dir,
+                    &texts,
+                    &options.batch_sizes,
+                )?)
+            }
+            _ => None,
+        };
+        for &batch in &options.batch_sizes {
+            let ours = throughput(loaded.as_ref(), &texts, batch)?;
+            let theirs = python
+                .as_ref()
+                .and_then(|figures| figures.get(&batch.to_string()).copied());
+            let (theirs_text, ratio) = match theirs {
+                Some(theirs) => (format!("{theirs:.0}"), format!("{:.2}", ours / theirs)),
+                None => ("—".to_string(), "—".to_string()),
+            };
+            println!(
+                "| {} | {batch} | {ours:.0} | {theirs_text} | {ratio} |",
+                model.as_str()
+            );
+        }
+    }
+    pool_latency(&options).await
+}
+
+/// One query at a time through the pool actor, each a cache miss, as a session sends them.
+async fn pool_latency(options: &EncoderBench) -> Result<()> {
+    let config = ModelPoolConfig::new(ModelName::MultilingualE5Small, options.models_dir.clone());
+    let (max_batch, max_wait) = (config.max_batch, config.max_wait);
+    let (pool, _) = ractor::Actor::spawn(None, ModelPool, config).await?;
+    let mut latencies = Vec::with_capacity(options.pool_queries);
+    for index in 0..options.pool_queries + 10 {
+        let request = EmbedRequest {
+            model: ModelName::MultilingualE5Small,
+            kind: TextKind::Query,
+            texts: vec![format!(
+                "有没有{}元以内的手机？ query {index}",
+                1000 + index
+            )],
+        };
+        let started = Instant::now();
+        ask(
+            &pool,
+            |reply| ModelPoolMsg::Embed(request, reply),
+            Duration::from_secs(30),
+            "model pool",
+        )
+        .await??;
+        // The first few warm the allocator and the code paths.
+        if index >= 10 {
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    pool.stop(None);
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "\nOne query through the model pool (multilingual-e5-small, max batch {max_batch}, max wait {max_wait:?}), {} sequential cache misses:\n",
+        latencies.len()
+    );
+    println!("| p50 ms | p99 ms |\n|---:|---:|");
+    println!(
+        "| {:.2} | {:.2} |",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    Ok(())
 }
 
 struct Row {

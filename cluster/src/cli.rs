@@ -32,6 +32,41 @@ enum Command {
         #[command(subcommand)]
         bench: crate::bench::BenchCommand,
     },
+    /// Evaluate a component on a public data set.
+    Eval {
+        #[command(subcommand)]
+        eval: EvalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Brand and product-type extraction on BIEOS-tagged text, with dictionaries from --train.
+    Slots {
+        #[arg(long)]
+        train: PathBuf,
+        #[arg(long)]
+        test: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
+    match eval {
+        EvalCommand::Slots { train, test, json } => {
+            let train = crate::eval::slots::read_bieos(&train)?;
+            let test = crate::eval::slots::read_bieos(&test)?;
+            let report = crate::eval::slots::evaluate(&train, &test);
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                crate::eval::slots::print_table(&report);
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -63,6 +98,15 @@ pub struct ServeArgs {
     /// Model workers, each holding its own copy of the encoder.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub model_workers: u16,
+    /// Most texts the model pool encodes in one batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_batch: u16,
+    /// Longest a queued text waits for its batch to fill, in microseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub max_wait_us: u64,
+    /// Texts the model pool may hold waiting; past this, searches get 503 "overloaded".
+    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub model_queue: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +156,9 @@ impl ServeArgs {
         };
         Some(ModelPoolConfig {
             workers: usize::from(self.model_workers),
+            max_batch: usize::from(self.max_batch),
+            max_wait: Duration::from_micros(self.max_wait_us),
+            queue_capacity: self.model_queue as usize,
             ..ModelPoolConfig::new(model, self.models_dir.clone())
         })
     }
@@ -131,6 +178,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => crate::node::run(args.node_options()).await,
             Command::Bench { bench } => crate::bench::run(bench).await,
+            Command::Eval { eval } => run_eval(eval),
         }
     });
     match outcome {

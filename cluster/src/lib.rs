@@ -9,5 +9,6 @@
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod eval;
 pub mod http;
 pub mod node;

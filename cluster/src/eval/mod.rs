@@ -1,0 +1,3 @@
+//! Offline evaluations that run Inkling's real components on public data sets.
+
+pub mod slots;
