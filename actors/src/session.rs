@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use inkling_models::intent::DialogueState;
+use inkling_models::intent::{DialogueState, Understanding};
 use inkling_storage::{CatalogStore, Event, Profile, ProfileConfig, ProfileStore, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -87,28 +87,18 @@ impl Actor for SessionActor {
             }
             SessionMsg::Search(request, reply) => {
                 state.remember_query(&request.query);
-                if state.dialogue_session != request.session_id {
-                    state.dialogue = DialogueState::default();
-                    state.dialogue_session = request.session_id.clone();
-                }
-                let understood = state
-                    .context
-                    .intent
-                    .understand(&request.query, &mut state.dialogue)
-                    .await;
-                let understanding = match understood {
-                    Ok(understanding) => understanding,
-                    Err(error) => {
-                        // Overload or a dead pool: say so rather than search half-blind.
-                        let _ = reply.send(Err(error));
-                        return Ok(());
+                match state.understand(&request).await {
+                    Ok(understanding) => {
+                        let profile = Box::new(state.profile.clone());
+                        let understanding = Some(Box::new(understanding));
+                        let search = RankerMsg::Search(request, profile, understanding, reply);
+                        forward(&state.context.ranker, search);
                     }
-                };
-                let profile = Box::new(state.profile.clone());
-                forward(
-                    &state.context.ranker,
-                    RankerMsg::Search(request, profile, Some(Box::new(understanding)), reply),
-                );
+                    // Overload or a dead pool: say so rather than search half-blind.
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
             }
             SessionMsg::Recommend(request, reply) => {
                 forward(
@@ -146,6 +136,17 @@ impl SessionState {
         self.context.profiles.save(&self.profile)?;
         inkling_ops::metrics::EVENTS_INGESTED.inc_by(events.len() as u64);
         Ok(self.profile.event_count)
+    }
+
+    /// Reads the query in the context of the conversation; a new `session_id` starts a new
+    /// conversation.
+    async fn understand(&mut self, request: &SearchRequest) -> Result<Understanding, ActorError> {
+        if self.dialogue_session != request.session_id {
+            self.dialogue = DialogueState::default();
+            self.dialogue_session = request.session_id.clone();
+        }
+        let intent = self.context.intent.clone();
+        intent.understand(&request.query, &mut self.dialogue).await
     }
 
     fn remember_query(&mut self, query: &str) {
