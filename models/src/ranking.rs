@@ -264,9 +264,19 @@ impl PreferenceScale {
             Preference::Newest => return,
         };
         scored.score += weight * value;
-        if value >= 0.5 {
-            scored.reasons.push(reason);
+        if value < 0.5 {
+            return;
         }
+        if matches!(
+            self.preference,
+            Preference::BestValue | Preference::BestRated
+        ) {
+            // The preference's reason already states the rating.
+            scored
+                .reasons
+                .retain(|existing| !existing.starts_with("rated "));
+        }
+        scored.reasons.push(reason);
     }
 }
 
