@@ -5,6 +5,7 @@ use std::time::Duration;
 use inkling_models::RankingWeights;
 
 use crate::model_pool::ModelPoolConfig;
+use crate::signals::SignalsConfig;
 use inkling_storage::ProfileConfig;
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ pub struct ActorConfig {
     /// The encoder pool behind intent classification; without one, queries still get slot
     /// extraction and dialogue tracking, but no intent class.
     pub encoder: Option<ModelPoolConfig>,
+    pub signals: SignalsConfig,
 }
 
 impl Default for ActorConfig {
@@ -37,6 +39,7 @@ impl Default for ActorConfig {
             profile: ProfileConfig::default(),
             ranking: RankingWeights::default(),
             encoder: None,
+            signals: SignalsConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::{Ranker, RankerMsg, RankerState};
 use crate::session::SessionContext;
+use crate::signals::{OnlineSignals, SignalsMsg};
 use crate::supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::understanding::{IntentModel, IntentService, SharedSlotExtractor, VocabularyTracker};
 use crate::{ActorError, ask};
@@ -34,6 +35,7 @@ pub struct Inkling {
     supervisor: ActorRef<SupervisorMsg>,
     catalog_writer: ActorRef<CatalogMsg>,
     ranker: ActorRef<RankerMsg>,
+    signals: ActorRef<SignalsMsg>,
     shards: Vec<ActorRef<IndexShardMsg>>,
     model_pool: Option<ActorRef<ModelPoolMsg>>,
     catalog: CatalogStore,
@@ -61,8 +63,13 @@ impl Inkling {
                 .map_err(|error| spawn_error("index shard", error))?;
             shards.push(actor);
         }
+        let (signals, _) = Actor::spawn(None, OnlineSignals, config.signals)
+            .await
+            .map_err(|error| spawn_error("online signals", error))?;
         let ranker_state = RankerState {
             shards: shards.clone(),
+            signals: signals.clone(),
+            catalog: catalog.clone(),
             config: config.clone(),
         };
         let (ranker, _) = Actor::spawn(None, Ranker, ranker_state)
@@ -108,6 +115,7 @@ impl Inkling {
             catalog: catalog.clone(),
             ranker: ranker.clone(),
             intent,
+            signals: signals.clone(),
             profile_config: config.profile,
         });
         let supervisor_args = SupervisorArgs {
@@ -121,6 +129,7 @@ impl Inkling {
             supervisor,
             catalog_writer,
             ranker,
+            signals,
             shards,
             model_pool,
             catalog,
@@ -246,6 +255,7 @@ impl Inkling {
         let _ = self.supervisor.stop_and_wait(None, timeout).await;
         let _ = self.catalog_writer.stop_and_wait(None, timeout).await;
         let _ = self.ranker.stop_and_wait(None, timeout).await;
+        let _ = self.signals.stop_and_wait(None, timeout).await;
         for shard in &self.shards {
             let _ = shard.stop_and_wait(None, timeout).await;
         }

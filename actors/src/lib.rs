@@ -14,6 +14,7 @@ pub mod model_pool;
 pub mod protocol;
 pub mod ranker;
 pub mod session;
+pub mod signals;
 pub mod supervisor;
 pub mod understanding;
 

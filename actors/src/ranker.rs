@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use inkling_models::intent::Understanding;
 use inkling_models::{Budget, Candidate, CandidateSource, RankContext, rank};
-use inkling_storage::{Filters, IndexQuery, Profile, Retrieval, now_ms};
+use std::collections::HashMap;
+
+use inkling_storage::{CatalogStore, Filters, IndexQuery, Profile, Retrieval, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
@@ -14,10 +16,15 @@ use crate::index_shard::IndexShardMsg;
 use crate::protocol::{
     MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest, effective_filters,
 };
+use crate::signals::{SignalQuery, SignalSource, SignalsMsg};
 use crate::{ActorError, ask};
 
 /// How many liked categories and brands steer recommendation retrieval.
 const AFFINITY_FANOUT: usize = 5;
+/// How many of the shopper's latest items (and liked categories) the online signals expand.
+const SIGNAL_ANCHORS: usize = 3;
+/// Candidates the online signals propose per anchor.
+const SIGNAL_CANDIDATES: usize = 50;
 
 #[derive(RactorClusterMessage)]
 pub enum RankerMsg {
@@ -43,6 +50,9 @@ pub struct Ranker;
 
 pub struct RankerState {
     pub shards: Vec<ActorRef<IndexShardMsg>>,
+    pub signals: ActorRef<SignalsMsg>,
+    /// The node's copy of the catalog, to turn signal item ids into products.
+    pub catalog: CatalogStore,
     pub config: ActorConfig,
 }
 
@@ -174,6 +184,7 @@ async fn recommend(
         CandidateSource::TopRated,
     )
     .await;
+    let signals = signal_candidates(state, profile, &categories, &request.filters).await;
     if !categories.is_empty() || !brands.is_empty() {
         let retrieval = Retrieval::Affinity { categories, brands };
         let (liked, missing) = scatter(
@@ -187,7 +198,82 @@ async fn recommend(
         candidates.splice(0..0, liked);
         missing_shards.extend(missing);
     }
+    // What shoppers did next is the most telling source of all.
+    candidates.splice(0..0, signals);
     finish(state, candidates, missing_shards, &context, request.k)
+}
+
+/// Candidates from the online signals: followers of the shopper's latest items and what is
+/// popular in the categories they like. A slow or failed signals actor costs only these.
+async fn signal_candidates(
+    state: &RankerState,
+    profile: &Profile,
+    categories: &[(String, f32)],
+    filters: &Filters,
+) -> Vec<Candidate> {
+    let mut recent_items: Vec<String> = Vec::new();
+    for item in profile.recent_items.iter().rev() {
+        if !recent_items.contains(&item.item_id) {
+            recent_items.push(item.item_id.clone());
+        }
+        if recent_items.len() == SIGNAL_ANCHORS {
+            break;
+        }
+    }
+    let query = SignalQuery {
+        recent_items,
+        categories: categories
+            .iter()
+            .take(SIGNAL_ANCHORS)
+            .map(|(c, _)| c.clone())
+            .collect(),
+        limit: SIGNAL_CANDIDATES,
+    };
+    let asked = ask(
+        &state.signals,
+        |reply| SignalsMsg::Candidates(query, reply),
+        state.config.shard_timeout,
+        "online signals",
+    )
+    .await;
+    let found = match asked {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "recommending without online signals");
+            return Vec::new();
+        }
+    };
+    let mut titles: HashMap<String, String> = HashMap::new();
+    found
+        .into_iter()
+        .filter_map(|candidate| {
+            let product = state.catalog.get(&candidate.item_id).ok().flatten()?;
+            if !filters.accepts(&product) {
+                return None;
+            }
+            let source = match candidate.source {
+                SignalSource::After { item_id } => CandidateSource::After {
+                    title: titles
+                        .entry(item_id.clone())
+                        .or_insert_with(|| title_of(&state.catalog, &item_id))
+                        .clone(),
+                },
+                SignalSource::Popular { category } => CandidateSource::Popular { category },
+            };
+            Some(Candidate {
+                product,
+                retrieval_score: candidate.score,
+                source,
+            })
+        })
+        .collect()
+}
+
+fn title_of(catalog: &CatalogStore, item_id: &str) -> String {
+    match catalog.get(item_id) {
+        Ok(Some(product)) => product.title,
+        _ => item_id.to_string(),
+    }
 }
 
 /// Queries every shard in parallel and keeps whatever arrives before the shard deadline.

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use inkling_models::intent::{DialogueState, Understanding};
-use inkling_storage::{CatalogStore, Event, Profile, ProfileConfig, ProfileStore, now_ms};
+use inkling_storage::{CatalogStore, Event, Product, Profile, ProfileConfig, ProfileStore, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::ActorError;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
+use crate::signals::{Observation, SignalsMsg};
 use crate::understanding::IntentService;
 
 #[derive(RactorClusterMessage)]
@@ -39,6 +40,7 @@ pub struct SessionContext {
     pub catalog: CatalogStore,
     pub ranker: ActorRef<RankerMsg>,
     pub intent: Arc<IntentService>,
+    pub signals: ActorRef<SignalsMsg>,
     pub profile_config: ProfileConfig,
 }
 
@@ -126,16 +128,46 @@ impl SessionState {
     fn record(&mut self, events: &[Event]) -> Result<u64, ActorError> {
         let now = now_ms();
         let config = self.context.profile_config;
+        let mut observations = Vec::new();
         for event in events {
             let product = match &event.item_id {
                 Some(item_id) => self.context.catalog.get(item_id)?,
                 None => None,
             };
+            if event.learn
+                && let Some(item_id) = &event.item_id
+            {
+                observations.push(self.observation(event, item_id, product.as_ref(), now));
+            }
             self.profile.apply(event, product.as_ref(), now, &config);
         }
         self.context.profiles.save(&self.profile)?;
         inkling_ops::metrics::EVENTS_INGESTED.inc_by(events.len() as u64);
+        if !observations.is_empty() {
+            // Shared signals learn in the background; the shopper does not wait for them.
+            let _ = self.context.signals.cast(SignalsMsg::Observe(observations));
+        }
         Ok(self.profile.event_count)
+    }
+
+    /// The event as shared signals see it, with the item it followed in its session.
+    fn observation(
+        &self,
+        event: &Event,
+        item_id: &str,
+        product: Option<&Product>,
+        now: u64,
+    ) -> Observation {
+        Observation {
+            item_id: item_id.to_string(),
+            previous_item: self
+                .profile
+                .last_item_in(event.session_id.as_deref())
+                .map(str::to_string),
+            categories: product.map(|p| p.category_path.clone()).unwrap_or_default(),
+            weight: event.kind.interest_weight(),
+            at_ms: event.timestamp.unwrap_or(now),
+        }
     }
 
     /// Reads the query in the context of the conversation; a new `session_id` starts a new

@@ -54,6 +54,7 @@ fn event(user: &str, kind: EventKind, item: &str) -> Event {
         item_id: Some(item.into()),
         query: None,
         timestamp: None,
+        learn: true,
     }
 }
 
@@ -224,4 +225,58 @@ async fn deleted_products_disappear_from_search() {
         filters: Filters::default(),
     };
     assert!(node.search(request).await.unwrap().items.is_empty());
+}
+
+fn session_event(user: &str, session: &str, item: &str, learn: bool) -> Event {
+    Event {
+        session_id: Some(session.into()),
+        learn,
+        ..event(user, EventKind::View, item)
+    }
+}
+
+#[tokio::test]
+async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held_out_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), ActorConfig::default()).await;
+    let mut events = Vec::new();
+    for shopper in ["a", "b"] {
+        events.push(session_event(shopper, "s", "xiaomi-12", true));
+        events.push(session_event(shopper, "s", "ipad-mini", true));
+    }
+    // Held out: replayed for the shopper's own session only.
+    events.push(session_event("c", "s", "macbook-pro", false));
+    events.push(session_event("c", "s", "iphone-se", false));
+    node.record_events(events).await.unwrap();
+
+    let recommend = |user: &str| RecommendRequest {
+        user_id: user.into(),
+        session_id: Some("new".into()),
+        k: 3,
+        filters: Filters::default(),
+    };
+    node.record_events(vec![session_event("next", "new", "xiaomi-12", true)])
+        .await
+        .unwrap();
+    let list = node.recommend(recommend("next")).await.unwrap();
+    assert_eq!(ids(&list)[0], "ipad-mini", "{:?}", list.items);
+    assert!(
+        list.items[0]
+            .reasons
+            .contains(&"viewed after Xiaomi 12 by many shoppers".to_string()),
+        "{:?}",
+        list.items[0].reasons
+    );
+
+    node.record_events(vec![session_event("probe", "new", "macbook-pro", true)])
+        .await
+        .unwrap();
+    let list = node.recommend(recommend("probe")).await.unwrap();
+    let reasons: Vec<&String> = list.items.iter().flat_map(|item| &item.reasons).collect();
+    assert!(
+        !reasons
+            .iter()
+            .any(|reason| reason.contains("viewed after Macbook Pro")),
+        "{reasons:?}"
+    );
 }

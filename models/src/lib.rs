@@ -8,5 +8,6 @@
 pub mod encoder;
 pub mod intent;
 pub mod ranking;
+pub mod signals;
 
 pub use ranking::{Budget, Candidate, CandidateSource, RankContext, RankingWeights, Scored, rank};

@@ -22,6 +22,10 @@ pub enum CandidateSource {
     TopRated,
     /// Satisfies the category or brand the shopper asked for in words.
     Requested,
+    /// Shoppers often went to it right after an item this shopper just looked at.
+    After { title: String },
+    /// Popular right now, in a category the shopper likes or overall.
+    Popular { category: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +51,9 @@ pub struct RankingWeights {
     pub rating: f64,
     /// Retrieval weight of best-rated filler relative to items matched to the shopper.
     pub top_rated: f64,
+    /// Retrieval weight of what is popular now: less personal than what follows the
+    /// shopper's own items.
+    pub popular: f64,
     /// Multiplier for recommended items the shopper looked at moments ago: show them, but
     /// after new ones.
     pub recently_seen: f64,
@@ -66,6 +73,7 @@ impl Default for RankingWeights {
             price: 0.1,
             rating: 0.05,
             top_rated: 0.3,
+            popular: 0.5,
             recently_seen: 0.6,
             max_category_share: 0.5,
             preference: 2.0,
@@ -330,14 +338,23 @@ fn score_one(
     let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
     let source_weight = match candidate.source {
         CandidateSource::TopRated => weights.top_rated,
-        CandidateSource::Text { .. } | CandidateSource::Affinity | CandidateSource::Requested => {
-            1.0
-        }
+        CandidateSource::Popular { .. } => weights.popular,
+        CandidateSource::Text { .. }
+        | CandidateSource::Affinity
+        | CandidateSource::Requested
+        | CandidateSource::After { .. } => 1.0,
     };
     score += weights.retrieval * source_weight * retrieval;
     match &candidate.source {
         CandidateSource::Text { query } => reasons.push(format!("matches your search \"{query}\"")),
         CandidateSource::TopRated => reasons.push("among the best-rated products".to_string()),
+        CandidateSource::After { title } => {
+            reasons.push(format!("viewed after {title} by many shoppers"))
+        }
+        CandidateSource::Popular {
+            category: Some(category),
+        } => reasons.push(format!("popular in {category} right now")),
+        CandidateSource::Popular { category: None } => reasons.push("popular right now".into()),
         CandidateSource::Affinity | CandidateSource::Requested => {}
     }
 
@@ -443,6 +460,7 @@ mod tests {
                 item_id: Some(product.id.clone()),
                 query: None,
                 timestamp: Some(0),
+                learn: true,
             };
             profile.apply(&event, Some(product), 0, &ProfileConfig::default());
         }

@@ -46,7 +46,7 @@ impl Decayed {
         self.value * 0.5f64.powf(elapsed / half_life_ms.max(1) as f64)
     }
 
-    fn add(&mut self, amount: f64, now_ms: u64, half_life_ms: u64) {
+    pub fn add(&mut self, amount: f64, now_ms: u64, half_life_ms: u64) {
         // Events may arrive slightly out of order; never move the clock backwards.
         let at_ms = now_ms.max(self.at_ms);
         self.value = self.value_at(at_ms, half_life_ms) + amount;
@@ -59,6 +59,9 @@ pub struct RecentItem {
     pub item_id: String,
     pub kind: EventKind,
     pub at_ms: u64,
+    /// The client session it happened in, which delimits "what followed what".
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +148,7 @@ impl Profile {
                 item_id: item_id.clone(),
                 kind: event.kind,
                 at_ms,
+                session_id: event.session_id.clone(),
             },
             config.max_recent_items,
         );
@@ -154,6 +158,12 @@ impl Profile {
         if let Some(product) = product {
             self.learn_from_product(product, event.kind.interest_weight(), at_ms, config);
         }
+    }
+
+    /// The item this shopper touched last in `session_id`, if the session saw one.
+    pub fn last_item_in(&self, session_id: Option<&str>) -> Option<&str> {
+        let last = self.recent_items.back()?;
+        (last.session_id.as_deref() == session_id).then_some(last.item_id.as_str())
     }
 
     /// Records a query typed into search, which tells what the shopper wants right now.
@@ -309,6 +319,7 @@ mod tests {
             item_id: Some(item.into()),
             query: None,
             timestamp: Some(at_ms),
+            learn: true,
         }
     }
 

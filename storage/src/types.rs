@@ -124,6 +124,14 @@ pub struct Event {
     /// Milliseconds since the Unix epoch; the server's clock when absent.
     #[serde(default)]
     pub timestamp: Option<u64>,
+    /// Whether shared signals (what follows what, popularity) learn from this event. With
+    /// `false` it updates only the shopper's own profile: for replaying held-out data.
+    #[serde(default = "default_learn")]
+    pub learn: bool,
+}
+
+fn default_learn() -> bool {
+    true
 }
 
 impl Event {

@@ -1,0 +1,237 @@
+//! Online recommendation signals learned from the event stream as it arrives, with no batch
+//! retraining: what follows what within sessions, and what is popular now.
+//!
+//! Both keep their memory bounded by configurable caps and evict the least useful state.
+//! Costs: [`ItemTransitions::observe`] is O(max successors) per event and
+//! [`ItemTransitions::successors`] O(max successors log max successors) per item asked;
+//! [`Popularity::observe`] is amortised O(1) per event and [`Popularity::top`]
+//! O(cap log cap) per request.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+
+use inkling_storage::profile::Decayed;
+
+/// For each item, the items shoppers went to next, with counts; least recently seen items
+/// are evicted past `max_items`, and each item keeps its `max_successors` strongest followers.
+pub struct ItemTransitions {
+    successors: LruCache<String, Vec<(String, f32)>>,
+    max_successors: usize,
+}
+
+impl ItemTransitions {
+    pub fn new(max_items: usize, max_successors: usize) -> Self {
+        Self {
+            successors: LruCache::new(NonZeroUsize::new(max_items.max(1)).expect("non-zero")),
+            max_successors: max_successors.max(1),
+        }
+    }
+
+    pub fn observe(&mut self, from: &str, to: &str) {
+        if from == to {
+            return;
+        }
+        let followers = self
+            .successors
+            .get_or_insert_mut(from.to_string(), Vec::new);
+        if let Some(entry) = followers.iter_mut().find(|(item, _)| item == to) {
+            entry.1 += 1.0;
+            return;
+        }
+        if followers.len() < self.max_successors {
+            followers.push((to.to_string(), 1.0));
+            return;
+        }
+        // Full: a newcomer replaces the weakest follower, inheriting its count plus one, so a
+        // rising item can displace a stale one (the space-saving heavy-hitters scheme).
+        if let Some(weakest) = followers.iter_mut().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            *weakest = (to.to_string(), weakest.1 + 1.0);
+        }
+    }
+
+    /// The strongest followers of `item` with their share of its transitions.
+    pub fn successors(&self, item: &str, limit: usize) -> Vec<(String, f32)> {
+        let Some(followers) = self.successors.peek(item) else {
+            return Vec::new();
+        };
+        let total: f32 = followers.iter().map(|(_, count)| count).sum();
+        let mut ranked: Vec<(String, f32)> = followers
+            .iter()
+            .map(|(next, count)| (next.clone(), count / total.max(1.0)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        ranked
+    }
+
+    pub fn len(&self) -> usize {
+        self.successors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.successors.is_empty()
+    }
+}
+
+/// Time-decayed interest per item, overall and per category.
+pub struct Popularity {
+    half_life_ms: u64,
+    cap: usize,
+    overall: HashMap<String, Decayed>,
+    by_category: LruCache<String, HashMap<String, Decayed>>,
+}
+
+impl Popularity {
+    /// Keeps about `cap` items per counter and counters for `max_categories` categories.
+    pub fn new(half_life_ms: u64, cap: usize, max_categories: usize) -> Self {
+        Self {
+            half_life_ms,
+            cap: cap.max(1),
+            overall: HashMap::new(),
+            by_category: LruCache::new(NonZeroUsize::new(max_categories.max(1)).expect("non-zero")),
+        }
+    }
+
+    pub fn observe(&mut self, item: &str, categories: &[String], weight: f64, at_ms: u64) {
+        let (half_life, cap) = (self.half_life_ms, self.cap);
+        bump(&mut self.overall, item, weight, at_ms, half_life, cap);
+        for category in categories {
+            let counter = self
+                .by_category
+                .get_or_insert_mut(category.clone(), HashMap::new);
+            bump(counter, item, weight, at_ms, half_life, cap);
+        }
+    }
+
+    /// The most popular items as of `now_ms`, overall or in one category.
+    pub fn top(&self, category: Option<&str>, now_ms: u64, limit: usize) -> Vec<(String, f64)> {
+        let counter = match category {
+            Some(category) => match self.by_category.peek(category) {
+                Some(counter) => counter,
+                None => return Vec::new(),
+            },
+            None => &self.overall,
+        };
+        let mut ranked: Vec<(String, f64)> = counter
+            .iter()
+            .map(|(item, score)| (item.clone(), score.value_at(now_ms, self.half_life_ms)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        ranked
+    }
+}
+
+fn bump(
+    counter: &mut HashMap<String, Decayed>,
+    item: &str,
+    weight: f64,
+    at_ms: u64,
+    half_life_ms: u64,
+    cap: usize,
+) {
+    counter
+        .entry(item.to_string())
+        .or_default()
+        .add(weight, at_ms, half_life_ms);
+    if counter.len() <= 2 * cap {
+        return;
+    }
+    // Amortised pruning: drop the weaker half once the counter doubles its cap.
+    let mut scores: Vec<(String, f64)> = counter
+        .iter()
+        .map(|(item, score)| (item.clone(), score.value_at(at_ms, half_life_ms)))
+        .collect();
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (item, _) in scores.into_iter().skip(cap) {
+        counter.remove(&item);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plays `sessions` (item sequences) into transitions and checks the followers of `item`.
+    fn check_successors(sessions: &[&[&str]], caps: (usize, usize), item: &str, expected: &[&str]) {
+        let mut transitions = ItemTransitions::new(caps.0, caps.1);
+        for session in sessions {
+            for pair in session.windows(2) {
+                transitions.observe(pair[0], pair[1]);
+            }
+        }
+        let followers: Vec<String> = transitions
+            .successors(item, 10)
+            .into_iter()
+            .map(|(next, _)| next)
+            .collect();
+        assert_eq!(followers, expected, "{sessions:?}");
+    }
+
+    #[test]
+    fn transitions_rank_followers_and_stay_bounded() {
+        type Case<'a> = (Vec<&'a [&'a str]>, (usize, usize), &'a str, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![&["a", "b"], &["a", "b"], &["a", "c"]],
+                (10, 10),
+                "a",
+                vec!["b", "c"],
+            ),
+            (vec![&["a", "a", "b"]], (10, 10), "a", vec!["b"]),
+            (vec![&["x", "y"]], (10, 10), "a", vec![]),
+            // Two followers at most: "d" displaces the weakest and inherits its count.
+            (
+                vec![&["a", "b"], &["a", "b"], &["a", "c"], &["a", "d"]],
+                (10, 2),
+                "a",
+                vec!["b", "d"],
+            ),
+            // One item tracked: the older "a" is evicted by "x".
+            (vec![&["a", "b"], &["x", "y"]], (1, 10), "a", vec![]),
+        ];
+        for (sessions, caps, item, expected) in cases {
+            check_successors(&sessions, caps, item, &expected);
+        }
+    }
+
+    #[test]
+    fn popularity_decays_and_splits_by_category() {
+        const DAY: u64 = 24 * 60 * 60 * 1000;
+        let mut popularity = Popularity::new(DAY, 100, 10);
+        let phones = vec!["手机".to_string()];
+        for _ in 0..3 {
+            popularity.observe("old-hit", &phones, 1.0, 0);
+        }
+        popularity.observe("new-hit", &phones, 1.0, 3 * DAY);
+        popularity.observe("laptop", &["电脑".to_string()], 1.0, 3 * DAY);
+        let top = |category| -> Vec<String> {
+            popularity
+                .top(category, 3 * DAY, 5)
+                .into_iter()
+                .map(|(item, _)| item)
+                .collect()
+        };
+        assert_eq!(top(Some("手机")), ["new-hit", "old-hit"]);
+        assert_eq!(top(Some("电脑")), ["laptop"]);
+        assert_eq!(top(None)[2], "old-hit");
+        assert!(top(Some("平板")).is_empty());
+    }
+
+    #[test]
+    fn popularity_counters_stay_bounded() {
+        let mut popularity = Popularity::new(1000, 10, 2);
+        for index in 0..1000 {
+            popularity.observe(
+                &format!("item-{index}"),
+                &[format!("c{}", index % 5)],
+                1.0,
+                index,
+            );
+        }
+        assert!(popularity.overall.len() <= 20);
+        assert_eq!(popularity.by_category.len(), 2);
+    }
+}
