@@ -16,6 +16,7 @@ use crate::index_shard::IndexShardMsg;
 use crate::protocol::{
     MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest, effective_filters,
 };
+use crate::session::session_key;
 use crate::signals::{SignalQuery, SignalSource, SignalsMsg};
 use crate::{ActorError, ask};
 
@@ -25,6 +26,8 @@ const AFFINITY_FANOUT: usize = 5;
 const SIGNAL_ANCHORS: usize = 3;
 /// Candidates the online signals propose per anchor.
 const SIGNAL_CANDIDATES: usize = 50;
+/// Items of the current session that session-kNN compares with past sessions.
+const SESSION_ITEMS: usize = 20;
 
 #[derive(RactorClusterMessage)]
 pub enum RankerMsg {
@@ -184,7 +187,7 @@ async fn recommend(
         CandidateSource::TopRated,
     )
     .await;
-    let signals = signal_candidates(state, profile, &categories, &request.filters).await;
+    let signals = signal_candidates(state, &request, profile, &categories).await;
     if !categories.is_empty() || !brands.is_empty() {
         let retrieval = Retrieval::Affinity { categories, brands };
         let (liked, missing) = scatter(
@@ -207,21 +210,16 @@ async fn recommend(
 /// popular in the categories they like. A slow or failed signals actor costs only these.
 async fn signal_candidates(
     state: &RankerState,
+    request: &RecommendRequest,
     profile: &Profile,
     categories: &[(String, f32)],
-    filters: &Filters,
 ) -> Vec<Candidate> {
-    let mut recent_items: Vec<String> = Vec::new();
-    for item in profile.recent_items.iter().rev() {
-        if !recent_items.contains(&item.item_id) {
-            recent_items.push(item.item_id.clone());
-        }
-        if recent_items.len() == SIGNAL_ANCHORS {
-            break;
-        }
-    }
+    let filters = &request.filters;
+    let session_id = request.session_id.as_deref();
     let query = SignalQuery {
-        recent_items,
+        session_key: session_key(&profile.user_id, session_id),
+        session_items: latest_items(profile, Some(session_id), SESSION_ITEMS),
+        recent_items: latest_items(profile, None, SIGNAL_ANCHORS),
         categories: categories
             .iter()
             .take(SIGNAL_ANCHORS)
@@ -259,6 +257,7 @@ async fn signal_candidates(
                         .clone(),
                 },
                 SignalSource::Popular { category } => CandidateSource::Popular { category },
+                SignalSource::Neighbours => CandidateSource::Neighbours,
             };
             Some(Candidate {
                 product,
@@ -267,6 +266,23 @@ async fn signal_candidates(
             })
         })
         .collect()
+}
+
+/// The shopper's latest distinct items, newest first, from one session or from all.
+fn latest_items(profile: &Profile, session: Option<Option<&str>>, limit: usize) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for item in profile.recent_items.iter().rev() {
+        if session.is_some_and(|wanted| item.session_id.as_deref() != wanted) {
+            continue;
+        }
+        if !items.contains(&item.item_id) {
+            items.push(item.item_id.clone());
+        }
+        if items.len() == limit {
+            break;
+        }
+    }
+    items
 }
 
 fn title_of(catalog: &CatalogStore, item_id: &str) -> String {

@@ -116,6 +116,11 @@ impl Actor for SessionActor {
     }
 }
 
+/// Names one shopper's session for the shared signals.
+pub fn session_key(user_id: &str, session_id: Option<&str>) -> String {
+    format!("{user_id}/{}", session_id.unwrap_or_default())
+}
+
 /// Hands a request on; the reply port travels with it, so the session never waits.
 fn forward(ranker: &ActorRef<RankerMsg>, message: RankerMsg) {
     if let Err(error) = ranker.send_message(message) {
@@ -159,6 +164,7 @@ impl SessionState {
         now: u64,
     ) -> Observation {
         Observation {
+            session_key: session_key(&self.profile.user_id, event.session_id.as_deref()),
             item_id: item_id.to_string(),
             previous_item: self
                 .profile

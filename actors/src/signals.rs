@@ -1,7 +1,7 @@
 //! The online-signals actor: learns what follows what and what is popular from every
 //! shopper's events as they arrive, and proposes recommendation candidates from them.
 
-use inkling_models::signals::{ItemTransitions, Popularity};
+use inkling_models::signals::{ItemTransitions, NeighbourLimits, Popularity, SessionNeighbours};
 use inkling_storage::now_ms;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -18,6 +18,7 @@ pub struct SignalsConfig {
     pub popularity_cap: usize,
     /// Categories with their own popularity counter.
     pub max_categories: usize,
+    pub neighbours: NeighbourLimits,
 }
 
 impl Default for SignalsConfig {
@@ -28,6 +29,7 @@ impl Default for SignalsConfig {
             popularity_half_life_ms: 24 * 60 * 60 * 1000,
             popularity_cap: 500,
             max_categories: 5_000,
+            neighbours: NeighbourLimits::default(),
         }
     }
 }
@@ -35,6 +37,8 @@ impl Default for SignalsConfig {
 /// One event as the shared signals learn from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
+    /// The shopper's session, as `user/session`: the unit session-kNN compares.
+    pub session_key: String,
     pub item_id: String,
     /// The item the shopper touched just before, in the same session.
     pub previous_item: Option<String>,
@@ -45,6 +49,10 @@ pub struct Observation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalQuery {
+    /// The shopper's current session, which must not count as its own neighbour.
+    pub session_key: String,
+    /// Items of the current session, newest first.
+    pub session_items: Vec<String>,
     /// The shopper's latest items, newest first.
     pub recent_items: Vec<String>,
     /// Categories the shopper likes, strongest first.
@@ -58,6 +66,8 @@ pub enum SignalSource {
     After { item_id: String },
     /// Popular now, in a category or overall.
     Popular { category: Option<String> },
+    /// In past sessions much like the current one.
+    Neighbours,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +90,7 @@ pub struct OnlineSignals;
 pub struct SignalsState {
     transitions: ItemTransitions,
     popularity: Popularity,
+    neighbours: SessionNeighbours,
 }
 
 impl Actor for OnlineSignals {
@@ -99,6 +110,7 @@ impl Actor for OnlineSignals {
                 config.popularity_cap,
                 config.max_categories,
             ),
+            neighbours: SessionNeighbours::new(config.neighbours),
         })
     }
 
@@ -127,6 +139,8 @@ const RECENCY_WEIGHTS: [f32; 3] = [1.0, 0.5, 0.25];
 
 impl SignalsState {
     fn learn(&mut self, observation: &Observation) {
+        self.neighbours
+            .observe(&observation.session_key, &observation.item_id);
         if let Some(previous) = &observation.previous_item {
             self.transitions.observe(previous, &observation.item_id);
         }
@@ -139,7 +153,16 @@ impl SignalsState {
     }
 
     fn candidates(&self, query: &SignalQuery) -> Vec<SignalCandidate> {
-        let mut candidates = Vec::new();
+        let mut candidates: Vec<SignalCandidate> = self
+            .neighbours
+            .recommend(&query.session_items, &query.session_key, query.limit)
+            .into_iter()
+            .map(|(item_id, score)| SignalCandidate {
+                item_id,
+                score,
+                source: SignalSource::Neighbours,
+            })
+            .collect();
         for (anchor, weight) in query.recent_items.iter().zip(RECENCY_WEIGHTS) {
             for (item_id, share) in self.transitions.successors(anchor, query.limit) {
                 candidates.push(SignalCandidate {

@@ -259,13 +259,20 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         .await
         .unwrap();
     let list = node.recommend(recommend("next")).await.unwrap();
-    assert_eq!(ids(&list)[0], "ipad-mini", "{:?}", list.items);
+    // The iPad Mini is no phone and no Xiaomi: only what other shoppers did brings it up,
+    // ahead of the phones the profile alone would suggest.
+    let position = ids(&list).iter().position(|id| *id == "ipad-mini");
+    assert!(position.is_some_and(|p| p <= 1), "{:?}", list.items);
+    let learned = [
+        "shoppers with sessions like yours viewed this",
+        "viewed after Xiaomi 12 by many shoppers",
+    ];
+    let reasons = &list.items[position.unwrap()].reasons;
     assert!(
-        list.items[0]
-            .reasons
-            .contains(&"viewed after Xiaomi 12 by many shoppers".to_string()),
-        "{:?}",
-        list.items[0].reasons
+        reasons
+            .iter()
+            .any(|reason| learned.contains(&reason.as_str())),
+        "{reasons:?}"
     );
 
     node.record_events(vec![session_event("probe", "new", "macbook-pro", true)])
@@ -273,10 +280,11 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         .unwrap();
     let list = node.recommend(recommend("probe")).await.unwrap();
     let reasons: Vec<&String> = list.items.iter().flat_map(|item| &item.reasons).collect();
+    // Anything learned from the held-out session would surface with one of these reasons.
     assert!(
-        !reasons
-            .iter()
-            .any(|reason| reason.contains("viewed after Macbook Pro")),
+        !reasons.iter().any(|reason| {
+            reason.contains("viewed after Macbook Pro") || reason.contains("sessions like yours")
+        }),
         "{reasons:?}"
     );
 }

@@ -446,7 +446,7 @@ fn event_batch(items: &[String], request: usize, batch: usize, users: usize) -> 
     json!({ "events": events })
 }
 
-fn percentile(sorted: &[f64], quantile: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], quantile: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

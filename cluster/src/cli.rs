@@ -51,10 +51,45 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Next-item recommendation: train sessions in, P@k and MRR@k on prefix/target cases out.
+    Sessions {
+        /// One session a line, space-separated item ids in click order.
+        #[arg(long)]
+        train: PathBuf,
+        /// `prefix<TAB>target` lines.
+        #[arg(long)]
+        test: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        k: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
+async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
     match eval {
+        EvalCommand::Sessions {
+            train,
+            test,
+            k,
+            concurrency,
+            json,
+        } => {
+            if k == 0 || k > crate::http::MAX_K {
+                anyhow::bail!("--k must be between 1 and {}", crate::http::MAX_K);
+            }
+            let data = crate::eval::sessions::read(&train, &test)?;
+            let report = crate::eval::sessions::evaluate(data, k, concurrency).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                crate::eval::sessions::print_table(&report);
+            }
+            Ok(())
+        }
         EvalCommand::Slots { train, test, json } => {
             let train = crate::eval::slots::read_bieos(&train)?;
             let test = crate::eval::slots::read_bieos(&test)?;
@@ -178,7 +213,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => crate::node::run(args.node_options()).await,
             Command::Bench { bench } => crate::bench::run(bench).await,
-            Command::Eval { eval } => run_eval(eval),
+            Command::Eval { eval } => run_eval(eval).await,
         }
     });
     match outcome {

@@ -26,6 +26,8 @@ pub enum CandidateSource {
     After { title: String },
     /// Popular right now, in a category the shopper likes or overall.
     Popular { category: Option<String> },
+    /// In past sessions much like the shopper's current one.
+    Neighbours,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,9 @@ pub struct RankingWeights {
     /// Retrieval weight of what is popular now: less personal than what follows the
     /// shopper's own items.
     pub popular: f64,
+    /// Retrieval weight of what followed the shopper's latest items, relative to what
+    /// similar sessions contained.
+    pub after: f64,
     /// Multiplier for recommended items the shopper looked at moments ago: show them, but
     /// after new ones.
     pub recently_seen: f64,
@@ -73,7 +78,8 @@ impl Default for RankingWeights {
             price: 0.1,
             rating: 0.05,
             top_rated: 0.3,
-            popular: 0.5,
+            popular: 0.0,
+            after: 0.0,
             recently_seen: 0.6,
             max_category_share: 0.5,
             preference: 2.0,
@@ -189,12 +195,10 @@ pub fn rank(
         *best = best.max(candidate.retrieval_score);
     }
 
-    let mut seen = std::collections::HashSet::new();
     let eligible: Vec<Candidate> = candidates
         .into_iter()
         .filter(|candidate| candidate.product.in_stock)
         .filter(|candidate| !profile.purchased.contains(&candidate.product.id))
-        .filter(|candidate| seen.insert(candidate.product.id.clone()))
         .collect();
     let preference = context
         .preference
@@ -214,6 +218,9 @@ pub fn rank(
         })
         .collect();
     scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    // A product proposed by several sources keeps its best-scoring proposal.
+    let mut seen = std::collections::HashSet::new();
+    scored.retain(|item| seen.insert(item.product.id.clone()));
     if !context.diversify {
         scored.truncate(k);
         return scored;
@@ -339,10 +346,11 @@ fn score_one(
     let source_weight = match candidate.source {
         CandidateSource::TopRated => weights.top_rated,
         CandidateSource::Popular { .. } => weights.popular,
+        CandidateSource::After { .. } => weights.after,
         CandidateSource::Text { .. }
         | CandidateSource::Affinity
         | CandidateSource::Requested
-        | CandidateSource::After { .. } => 1.0,
+        | CandidateSource::Neighbours => 1.0,
     };
     score += weights.retrieval * source_weight * retrieval;
     match &candidate.source {
@@ -355,6 +363,9 @@ fn score_one(
             category: Some(category),
         } => reasons.push(format!("popular in {category} right now")),
         CandidateSource::Popular { category: None } => reasons.push("popular right now".into()),
+        CandidateSource::Neighbours => {
+            reasons.push("shoppers with sessions like yours viewed this".into())
+        }
         CandidateSource::Affinity | CandidateSource::Requested => {}
     }
 
@@ -385,8 +396,12 @@ fn score_one(
         }
     }
     if signals.recently_seen(&product) {
-        // A search asked for this item again; a recommendation should show something new.
-        if !matches!(candidate.source, CandidateSource::Text { .. }) {
+        // A search asked for this item again, and shoppers like this one came back to it;
+        // otherwise a recommendation should show something new.
+        if !matches!(
+            candidate.source,
+            CandidateSource::Text { .. } | CandidateSource::Neighbours
+        ) {
             score *= weights.recently_seen;
         }
         reasons.push("you looked at this recently".to_string());

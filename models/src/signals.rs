@@ -75,6 +75,105 @@ impl ItemTransitions {
     }
 }
 
+/// Session-based k-nearest neighbours in the style of V-SKNN: recent sessions are indexed by
+/// the items they contain; a shopper's current session finds the past sessions that share
+/// its items (the newest of its items weighing most), and the items of the closest sessions
+/// are scored by those sessions' similarity.
+///
+/// Bounded: at most `max_sessions` sessions of at most `max_session_len` items, and for each
+/// of at most `max_items` items the `per_item` most recent sessions. A query reads at most
+/// `sample` sessions per item of the current session and scores `neighbours` of them.
+pub struct SessionNeighbours {
+    sessions: LruCache<String, Vec<String>>,
+    by_item: LruCache<String, std::collections::VecDeque<String>>,
+    limits: NeighbourLimits,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NeighbourLimits {
+    pub max_sessions: usize,
+    pub max_session_len: usize,
+    pub max_items: usize,
+    pub per_item: usize,
+    pub sample: usize,
+    pub neighbours: usize,
+}
+
+impl Default for NeighbourLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 300_000,
+            max_session_len: 50,
+            max_items: 200_000,
+            per_item: 1_000,
+            sample: 500,
+            neighbours: 100,
+        }
+    }
+}
+
+impl SessionNeighbours {
+    pub fn new(limits: NeighbourLimits) -> Self {
+        let non_zero = |n: usize| NonZeroUsize::new(n.max(1)).expect("non-zero");
+        Self {
+            sessions: LruCache::new(non_zero(limits.max_sessions)),
+            by_item: LruCache::new(non_zero(limits.max_items)),
+            limits,
+        }
+    }
+
+    /// Appends `item` to the session `key`.
+    pub fn observe(&mut self, key: &str, item: &str) {
+        let items = self.sessions.get_or_insert_mut(key.to_string(), Vec::new);
+        if items.iter().any(|known| known == item) || items.len() >= self.limits.max_session_len {
+            return;
+        }
+        items.push(item.to_string());
+        let keys = self
+            .by_item
+            .get_or_insert_mut(item.to_string(), Default::default);
+        keys.push_back(key.to_string());
+        if keys.len() > self.limits.per_item {
+            keys.pop_front();
+        }
+    }
+
+    /// Items of the sessions most like `current` (newest item first), with scores; sessions
+    /// named `exclude` (the shopper's own) do not count.
+    pub fn recommend(&self, current: &[String], exclude: &str, limit: usize) -> Vec<(String, f32)> {
+        let length = current.len() as f32;
+        let mut similarity: HashMap<&str, f32> = HashMap::new();
+        for (position, item) in current.iter().enumerate() {
+            // Linear decay: the newest item weighs 1, the oldest 1/length.
+            let weight = (length - position as f32) / length;
+            let Some(keys) = self.by_item.peek(item) else {
+                continue;
+            };
+            for key in keys.iter().rev().take(self.limits.sample) {
+                if key != exclude {
+                    *similarity.entry(key.as_str()).or_default() += weight;
+                }
+            }
+        }
+        let mut neighbours: Vec<(&str, f32)> = similarity.into_iter().collect();
+        neighbours.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        neighbours.truncate(self.limits.neighbours);
+        let mut scores: HashMap<&str, f32> = HashMap::new();
+        for (key, weight) in neighbours {
+            for item in self.sessions.peek(key).into_iter().flatten() {
+                *scores.entry(item.as_str()).or_default() += weight;
+            }
+        }
+        let mut ranked: Vec<(String, f32)> = scores
+            .into_iter()
+            .map(|(item, score)| (item.to_string(), score))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        ranked
+    }
+}
+
 /// Time-decayed interest per item, overall and per category.
 pub struct Popularity {
     half_life_ms: u64,
@@ -195,6 +294,58 @@ mod tests {
         for (sessions, caps, item, expected) in cases {
             check_successors(&sessions, caps, item, &expected);
         }
+    }
+
+    #[test]
+    fn neighbours_of_the_current_session_vote_for_their_items() {
+        let mut neighbours = SessionNeighbours::new(NeighbourLimits::default());
+        for (key, items) in [
+            ("s1", ["a", "b", "x"]),
+            ("s2", ["a", "b", "y"]),
+            ("s3", ["c", "d", "z"]),
+        ] {
+            for item in items {
+                neighbours.observe(key, item);
+            }
+        }
+        let current: Vec<String> = ["b", "a"].map(String::from).to_vec();
+        let items: Vec<String> = neighbours
+            .recommend(&current, "none", 10)
+            .into_iter()
+            .map(|(item, _)| item)
+            .collect();
+        assert_eq!(items, ["a", "b", "x", "y"]);
+        let excluded = neighbours.recommend(&current, "s1", 10);
+        assert!(!excluded.iter().any(|(item, _)| item == "x"));
+        assert!(
+            neighbours
+                .recommend(&["q".to_string()], "none", 10)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn neighbour_state_stays_bounded() {
+        let limits = NeighbourLimits {
+            max_sessions: 3,
+            per_item: 2,
+            max_session_len: 2,
+            ..Default::default()
+        };
+        let mut neighbours = SessionNeighbours::new(limits);
+        for index in 0..10 {
+            for item in ["a", "b", "c"] {
+                neighbours.observe(&format!("s{index}"), item);
+            }
+        }
+        assert_eq!(neighbours.sessions.len(), 3);
+        assert!(
+            neighbours
+                .sessions
+                .iter()
+                .all(|(_, items)| items.len() <= 2)
+        );
+        assert!(neighbours.by_item.iter().all(|(_, keys)| keys.len() <= 2));
     }
 
     #[test]

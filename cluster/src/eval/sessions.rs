@@ -1,0 +1,312 @@
+//! `inkling eval sessions`: next-item recommendation on session data, through the real path.
+//!
+//! A real node starts on a temporary data folder. Every item is registered as a bare product
+//! (session data sets carry ids only), every training session is sent as view events through
+//! `POST /v1/events`, and each test case then gets a fresh shopper whose prefix is sent with
+//! `"learn": false` (so nothing is learned from test data) before `POST /v1/recommend` asks
+//! for k items. P@k (= HR@k) and MRR@k follow the SR-GNN papers' protocol; no case is
+//! filtered.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use inkling_actors::ActorConfig;
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::node::{CatalogSource, Node, NodeOptions};
+
+pub struct SessionData {
+    pub train: Vec<Vec<String>>,
+    pub test: Vec<(Vec<String>, String)>,
+}
+
+/// Reads `train` (one session a line, space-separated ids) and `test` (`prefix<TAB>target`,
+/// an optional `prefix<TAB>target` header line skipped).
+pub fn read(train: &Path, test: &Path) -> Result<SessionData> {
+    let train_text = std::fs::read_to_string(train)
+        .with_context(|| format!("cannot read {}", train.display()))?;
+    let test_text =
+        std::fs::read_to_string(test).with_context(|| format!("cannot read {}", test.display()))?;
+    let train = train_text
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|session| !session.is_empty())
+        .collect();
+    let mut cases = Vec::new();
+    for (number, line) in test_text.lines().enumerate() {
+        if line.trim().is_empty() || (number == 0 && line.trim() == "prefix\ttarget") {
+            continue;
+        }
+        let Some((prefix, target)) = line.split_once('\t') else {
+            bail!(
+                "{} line {}: expected `prefix<TAB>target`",
+                test.display(),
+                number + 1
+            );
+        };
+        let prefix: Vec<String> = prefix.split_whitespace().map(String::from).collect();
+        let target = target.trim();
+        if prefix.is_empty() || target.is_empty() {
+            bail!(
+                "{} line {}: empty prefix or target",
+                test.display(),
+                number + 1
+            );
+        }
+        cases.push((prefix, target.to_string()));
+    }
+    Ok(SessionData { train, test: cases })
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionReport {
+    pub k: usize,
+    pub cases: usize,
+    pub train_sessions: usize,
+    pub items: usize,
+    pub precision_at_k: f64,
+    pub mrr_at_k: f64,
+    pub cases_per_second: f64,
+    pub recommend_p50_ms: f64,
+    pub recommend_p99_ms: f64,
+    pub ingest_seconds: f64,
+    pub total_seconds: f64,
+}
+
+fn progress(length: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length as u64);
+    let style =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub async fn evaluate(data: SessionData, k: usize, concurrency: usize) -> Result<SessionReport> {
+    let started = Instant::now();
+    let folder = tempfile::tempdir().context("cannot create a temporary data folder")?;
+    let options = NodeOptions {
+        data_dir: folder.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        catalog: CatalogSource::Empty,
+        actors: ActorConfig::default(),
+    };
+    let node = Node::start(&options).await?;
+    let listener = TcpListener::bind(options.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let report =
+        tokio::task::spawn_blocking(move || run(&base, &data, k, concurrency, started)).await?;
+    let _ = stop.send(());
+    server.await??;
+    report
+}
+
+fn run(
+    base: &str,
+    data: &SessionData,
+    k: usize,
+    concurrency: usize,
+    started: Instant,
+) -> Result<SessionReport> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let items: BTreeSet<&String> = data
+        .train
+        .iter()
+        .flatten()
+        .chain(
+            data.test
+                .iter()
+                .flat_map(|(prefix, target)| prefix.iter().chain([target])),
+        )
+        .collect();
+    register_items(&agent, base, &items)?;
+    send_training(base, &data.train, concurrency)?;
+    let ingest_seconds = started.elapsed().as_secs_f64();
+    let testing = Instant::now();
+    let outcomes = run_cases(base, &data.test, k, concurrency)?;
+    let test_seconds = testing.elapsed().as_secs_f64();
+
+    let mut latencies: Vec<f64> = outcomes.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort_by(f64::total_cmp);
+    let cases = outcomes.len();
+    let hits = outcomes.iter().filter(|(rank, _)| rank.is_some()).count();
+    let reciprocal: f64 = outcomes
+        .iter()
+        .filter_map(|(rank, _)| rank.map(|r| 1.0 / r as f64))
+        .sum();
+    Ok(SessionReport {
+        k,
+        cases,
+        train_sessions: data.train.len(),
+        items: items.len(),
+        precision_at_k: hits as f64 / cases.max(1) as f64,
+        mrr_at_k: reciprocal / cases.max(1) as f64,
+        cases_per_second: cases as f64 / test_seconds,
+        recommend_p50_ms: crate::bench::percentile(&latencies, 0.50),
+        recommend_p99_ms: crate::bench::percentile(&latencies, 0.99),
+        ingest_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Session data carries ids only: each item becomes a bare, in-stock product.
+fn register_items(agent: &ureq::Agent, base: &str, items: &BTreeSet<&String>) -> Result<()> {
+    let bar = progress(items.len(), "items");
+    let ids: Vec<&&String> = items.iter().collect();
+    for chunk in ids.chunks(5_000) {
+        let products: Vec<_> = chunk
+            .iter()
+            .map(|id| json!({ "id": id, "title": format!("item {id}"), "price": 0 }))
+            .collect();
+        agent
+            .put(&format!("{base}/v1/products"))
+            .send_json(json!({ "products": products }))
+            .context("registering items failed")?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// Runs `work(index)` for every index on `concurrency` threads, each with its own agent.
+fn in_parallel<T: Send>(
+    count: usize,
+    concurrency: usize,
+    bar: &ProgressBar,
+    work: impl Fn(&ureq::Agent, usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(usize, T)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..concurrency.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(60))
+                        .build();
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= count {
+                            return Ok(done);
+                        }
+                        done.push((index, work(&agent, index)?));
+                        bar.inc(1);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("worker thread"))
+            .collect()
+    });
+    let mut all: Vec<(usize, T)> = Vec::with_capacity(count);
+    for part in results {
+        all.extend(part?);
+    }
+    all.sort_by_key(|(index, _)| *index);
+    Ok(all.into_iter().map(|(_, value)| value).collect())
+}
+
+/// Training sessions as view events, many sessions per request; each session is a shopper.
+fn send_training(base: &str, sessions: &[Vec<String>], concurrency: usize) -> Result<()> {
+    const SESSIONS_PER_REQUEST: usize = 100;
+    let batches: Vec<&[Vec<String>]> = sessions.chunks(SESSIONS_PER_REQUEST).collect();
+    let bar = progress(batches.len(), "training");
+    in_parallel(batches.len(), concurrency, &bar, |agent, index| {
+        let first = index * SESSIONS_PER_REQUEST;
+        let events: Vec<_> = batches[index]
+            .iter()
+            .enumerate()
+            .flat_map(|(offset, session)| {
+                let name = format!("train-{}", first + offset);
+                session.iter().map(move |item| json!({ "user_id": name, "session_id": name, "type": "view", "item_id": item }))
+            })
+            .collect();
+        agent
+            .post(&format!("{base}/v1/events"))
+            .send_json(json!({ "events": events }))
+            .context("sending training events failed")?;
+        Ok(())
+    })?;
+    bar.finish();
+    Ok(())
+}
+
+/// Each case: a fresh shopper replays the prefix without learning, then asks for k items.
+/// Returns the target's rank (1-based) when recommended, and the recommend latency in ms.
+fn run_cases(
+    base: &str,
+    cases: &[(Vec<String>, String)],
+    k: usize,
+    concurrency: usize,
+) -> Result<Vec<(Option<usize>, f64)>> {
+    let bar = progress(cases.len(), "cases");
+    let outcomes = in_parallel(cases.len(), concurrency, &bar, |agent, index| {
+        let (prefix, target) = &cases[index];
+        let name = format!("test-{index}");
+        let events: Vec<_> = prefix
+            .iter()
+            .map(|item| json!({ "user_id": name, "session_id": name, "type": "view", "item_id": item, "learn": false }))
+            .collect();
+        agent
+            .post(&format!("{base}/v1/events"))
+            .send_json(json!({ "events": events }))
+            .context("sending a test prefix failed")?;
+        let asked = Instant::now();
+        let answer: serde_json::Value = agent
+            .post(&format!("{base}/v1/recommend"))
+            .send_json(json!({ "user_id": name, "session_id": name, "k": k }))
+            .context("recommend failed")?
+            .into_json()?;
+        let latency = asked.elapsed().as_secs_f64() * 1000.0;
+        let rank = answer["items"]
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .position(|item| item["product"]["id"] == target.as_str())
+            })
+            .map(|position| position + 1);
+        Ok((rank, latency))
+    })?;
+    bar.finish();
+    Ok(outcomes)
+}
+
+pub fn print_table(report: &SessionReport) {
+    let k = report.k;
+    println!(
+        "| cases | P@{k} (%) | MRR@{k} (%) | cases/s | recommend p50 ms | p99 ms | ingest s | total s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} |",
+        report.cases,
+        report.precision_at_k * 100.0,
+        report.mrr_at_k * 100.0,
+        report.cases_per_second,
+        report.recommend_p50_ms,
+        report.recommend_p99_ms,
+        report.ingest_seconds,
+        report.total_seconds
+    );
+}
