@@ -11,9 +11,8 @@ use inkling_actors::model_pool::{EmbedRequest, ModelPool, ModelPoolConfig, Model
 use inkling_actors::{ActorConfig, ask};
 use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
 use serde_json::json;
-use tokio::net::TcpListener;
 
-use crate::node::{CatalogSource, Node, NodeOptions};
+use crate::node::{CatalogSource, LocalNode};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -317,20 +316,8 @@ async fn bench_events(
     if events == 0 || concurrency == 0 || users == 0 || batch_sizes.contains(&0) {
         bail!("--events, --concurrency, --users and every batch size must be at least 1");
     }
-    let data_dir = tempfile::tempdir().context("cannot create a temporary data folder")?;
-    let options = NodeOptions {
-        data_dir: data_dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        catalog: CatalogSource::Demo,
-        actors: ActorConfig::default(),
-    };
-    let node = Node::start(&options).await?;
-    let listener = TcpListener::bind(options.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(node.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let node = LocalNode::start(CatalogSource::Demo, ActorConfig::default()).await?;
+    let base = node.base_url.clone();
     let items: Arc<Vec<String>> = Arc::new(
         crate::demo::catalog()
             .into_iter()
@@ -348,8 +335,7 @@ async fn bench_events(
         .await??;
         rows.push(row);
     }
-    let _ = stop.send(());
-    server.await??;
+    node.stop().await?;
 
     println!(
         "POST /v1/events, durable acks (group commit), {concurrency} clients, {users} users, loopback HTTP\n"

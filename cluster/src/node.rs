@@ -103,6 +103,46 @@ impl Node {
     }
 }
 
+/// A node on a temporary data folder serving HTTP on a loopback port, for benchmarks and
+/// evaluations that must drive the real path.
+pub struct LocalNode {
+    pub base_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<()>>,
+    _folder: tempfile::TempDir,
+}
+
+impl LocalNode {
+    pub async fn start(catalog: CatalogSource, actors: ActorConfig) -> Result<Self> {
+        let folder = tempfile::tempdir().context("cannot create a temporary data folder")?;
+        let options = NodeOptions {
+            data_dir: folder.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            catalog,
+            actors,
+        };
+        let node = Node::start(&options).await?;
+        let listener = TcpListener::bind(options.listen).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(node.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base_url,
+            stop,
+            server,
+            _folder: folder,
+        })
+    }
+
+    /// Shuts the node down and waits for it; its folder is removed.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
 /// Runs a node until Ctrl-C or SIGTERM.
 pub async fn run(options: NodeOptions) -> Result<()> {
     let node = Node::start(&options).await?;

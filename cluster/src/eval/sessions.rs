@@ -17,9 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use inkling_actors::ActorConfig;
 use serde::Serialize;
 use serde_json::json;
-use tokio::net::TcpListener;
 
-use crate::node::{CatalogSource, Node, NodeOptions};
+use crate::node::{CatalogSource, LocalNode};
 
 pub struct SessionData {
     pub train: Vec<Vec<String>>,
@@ -96,24 +95,11 @@ fn progress(length: usize, what: &str) -> ProgressBar {
 
 pub async fn evaluate(data: SessionData, k: usize, concurrency: usize) -> Result<SessionReport> {
     let started = Instant::now();
-    let folder = tempfile::tempdir().context("cannot create a temporary data folder")?;
-    let options = NodeOptions {
-        data_dir: folder.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        catalog: CatalogSource::Empty,
-        actors: ActorConfig::default(),
-    };
-    let node = Node::start(&options).await?;
-    let listener = TcpListener::bind(options.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(node.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let node = LocalNode::start(CatalogSource::Empty, ActorConfig::default()).await?;
+    let base = node.base_url.clone();
     let report =
         tokio::task::spawn_blocking(move || run(&base, &data, k, concurrency, started)).await?;
-    let _ = stop.send(());
-    server.await??;
+    node.stop().await?;
     report
 }
 
