@@ -80,6 +80,9 @@ impl<'a> Reader<'a> {
 
 struct Header {
     hidden: usize,
+    intermediate: usize,
+    vocab: usize,
+    token_types: usize,
     layers: usize,
     heads: usize,
     max_positions: usize,
@@ -113,10 +116,10 @@ fn parse_header(reader: &mut Reader) -> Result<Header, String> {
     let hidden = reader.usize()?;
     let layers = reader.usize()?;
     let heads = reader.usize()?;
-    let _intermediate = reader.usize()?;
-    let _vocab = reader.usize()?;
+    let intermediate = reader.usize()?;
+    let vocab = reader.usize()?;
     let max_positions = reader.usize()?;
-    let _token_types = reader.usize()?;
+    let token_types = reader.usize()?;
     let layer_norm_eps = reader.f32()?;
     let block = reader.usize()?;
     if block != Q4_BLOCK || hidden % heads != 0 {
@@ -126,6 +129,9 @@ fn parse_header(reader: &mut Reader) -> Result<Header, String> {
     }
     Ok(Header {
         hidden,
+        intermediate,
+        vocab,
+        token_types,
         layers,
         heads,
         max_positions,
@@ -296,16 +302,7 @@ impl TensorFile<'_> {
 
 fn bert_weights(file: &TensorFile, header: &Header) -> Result<BertWeights, String> {
     let hidden = header.hidden as i64;
-    let word_rows = file
-        .directory
-        .get("emb.word")
-        .map(|entry| entry.elements as i64 / hidden)
-        .ok_or("missing tensor emb.word")?;
-    let intermediate = file
-        .directory
-        .get("l0.fi.b")
-        .map(|entry| entry.elements as i64)
-        .ok_or("missing tensor l0.fi.b")?;
+    let intermediate = header.intermediate as i64;
     let layers = (0..header.layers)
         .map(|index| {
             let p = format!("l{index}");
@@ -321,12 +318,9 @@ fn bert_weights(file: &TensorFile, header: &Header) -> Result<BertWeights, Strin
             })
         })
         .collect::<Result<_, String>>()?;
-    let token_types = file.tensor("emb.type", &[-1, hidden]).or_else(|_| {
-        let entry = &file.directory["emb.type"];
-        file.tensor("emb.type", &[entry.elements as i64 / hidden, hidden])
-    })?;
+    let token_types = file.tensor("emb.type", &[header.token_types as i64, hidden])?;
     Ok(BertWeights {
-        word: file.tensor("emb.word", &[word_rows, hidden])?,
+        word: file.tensor("emb.word", &[header.vocab as i64, hidden])?,
         position: file.tensor("emb.pos", &[header.max_positions as i64, hidden])?,
         token_type: token_types.get(0),
         embedding_norm: file.norm("emb.ln", hidden)?,
@@ -439,15 +433,6 @@ impl E5Encoder {
             tokenizer,
             bert: Bert::new(config, weights, device),
         })
-    }
-
-    /// Token ids the model sees for `text`, prefix and special tokens included.
-    pub fn token_ids(&self, text: &str, kind: TextKind) -> Result<Vec<u32>, EncoderError> {
-        let encoding = self
-            .tokenizer
-            .encode(prefixed(text, kind), true)
-            .map_err(|error| EncoderError::Tokenizer(error.to_string()))?;
-        Ok(encoding.get_ids().to_vec())
     }
 }
 

@@ -80,7 +80,10 @@ impl DictionaryMatcher {
         Self { automaton, values }
     }
 
-    pub fn find_all<'s>(&'s self, text: &str) -> Vec<DictionaryHit<'s>> {
+    fn hits<'s, 't>(&'s self, text: &'t str) -> impl Iterator<Item = DictionaryHit<'s>> + 't
+    where
+        's: 't,
+    {
         self.automaton
             .find_iter(text)
             .filter(|hit| on_word_boundaries(text, hit.start(), hit.end()))
@@ -89,11 +92,15 @@ impl DictionaryMatcher {
                 end: hit.end(),
                 value: &self.values[hit.pattern().as_usize()],
             })
-            .collect()
     }
 
+    pub fn find_all<'s>(&'s self, text: &str) -> Vec<DictionaryHit<'s>> {
+        self.hits(text).collect()
+    }
+
+    /// The first hit only: a search reads one category or brand, so it stops scanning there.
     pub fn first<'s>(&'s self, text: &str) -> Option<DictionaryHit<'s>> {
-        self.find_all(text).into_iter().next()
+        self.hits(text).next()
     }
 }
 
