@@ -1,13 +1,16 @@
-//! The catalog actor: the single writer of products. It stores them durably, then routes
-//! each to its index shard, so the catalog and the index agree on what exists.
+//! The catalog actor: the single writer of products. It embeds them (when the node has an
+//! encoder), stores them durably, then routes each with its embedding to its index shard, so
+//! the catalog and the index agree on what exists.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use inkling_storage::{CatalogStore, GroupCommit, Product};
+use inkling_models::encoder::TextKind;
+use inkling_storage::{CatalogStore, GroupCommit, IndexedProduct, Product};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
+use crate::embedder::Embedder;
 use crate::index_shard::{IndexShardMsg, shard_of};
 use crate::understanding::VocabularyTracker;
 use crate::{ActorError, ask};
@@ -31,6 +34,8 @@ pub struct CatalogState {
     pub shard_timeout: Duration,
     /// Keeps the slot extractor's catalog vocabulary in step with every write.
     pub vocabulary: VocabularyTracker,
+    /// Embeds products for vector search; `None` on a node without an encoder.
+    pub embedder: Option<Embedder>,
 }
 
 impl Actor for CatalogWriter {
@@ -66,6 +71,19 @@ impl Actor for CatalogWriter {
 
 async fn upsert(state: &mut CatalogState, products: Vec<Product>) -> Result<usize, ActorError> {
     let count = products.len();
+    // Embedding comes first: if the encoder is overloaded, nothing has been written yet.
+    let vectors = match &state.embedder {
+        Some(embedder) => {
+            let passages = products.iter().map(Product::passage).collect();
+            embedder
+                .embed(TextKind::Passage, passages)
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        None => vec![None; count],
+    };
     for product in &products {
         if let Some(previous) = state.store.get(&product.id)? {
             state.vocabulary.remove(&previous);
@@ -75,12 +93,12 @@ async fn upsert(state: &mut CatalogState, products: Vec<Product>) -> Result<usiz
     }
     state.vocabulary.publish();
     state.commit.wait_durable().await?;
-    let mut by_shard: BTreeMap<usize, Vec<Product>> = BTreeMap::new();
-    for product in products {
+    let mut by_shard: BTreeMap<usize, Vec<IndexedProduct>> = BTreeMap::new();
+    for (product, vector) in products.into_iter().zip(vectors) {
         by_shard
             .entry(shard_of(&product.id, state.shards.len()))
             .or_default()
-            .push(product);
+            .push(IndexedProduct { product, vector });
     }
     // Indexing a large batch takes far longer than a query, so the deadline scales with it.
     let timeout = state.shard_timeout * 20 + Duration::from_millis(count as u64);

@@ -6,7 +6,7 @@ use inkling_models::RankingWeights;
 
 use crate::model_pool::ModelPoolConfig;
 use crate::signals::SignalsConfig;
-use inkling_storage::ProfileConfig;
+use inkling_storage::{ChineseSegmentation, ProfileConfig};
 
 #[derive(Debug, Clone)]
 pub struct ActorConfig {
@@ -26,6 +26,11 @@ pub struct ActorConfig {
     /// extraction and dialogue tracking, but no intent class.
     pub encoder: Option<ModelPoolConfig>,
     pub signals: SignalsConfig,
+    /// How the index segments Chinese text.
+    pub segmentation: ChineseSegmentation,
+    /// Fault injection for tests and chaos runs: this shard answers searches only after the
+    /// delay, as an overloaded or partitioned shard would.
+    pub slow_shard: Option<(usize, Duration)>,
 }
 
 impl Default for ActorConfig {
@@ -40,6 +45,8 @@ impl Default for ActorConfig {
             ranking: RankingWeights::default(),
             encoder: None,
             signals: SignalsConfig::default(),
+            segmentation: ChineseSegmentation::default(),
+            slow_shard: None,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! An index shard actor: owns one tantivy index and answers queries against it.
+//! An index shard actor: owns one shard index (tantivy text + HNSW vectors) and answers
+//! queries against it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use inkling_storage::{IndexHit, IndexQuery, Product, Taxonomy, TextIndex};
+use inkling_storage::{IndexHit, IndexQuery, IndexedProduct, ShardIndex, ShardLayout, Taxonomy};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
@@ -20,9 +22,12 @@ pub enum IndexShardMsg {
     /// Answers a query; searches run concurrently with each other.
     #[rpc]
     Search(IndexQuery, RpcReplyPort<Result<Vec<IndexHit>, ActorError>>),
-    /// Adds or replaces products; visible to searches once answered.
+    /// Adds or replaces products with their embeddings; visible to searches once answered.
     #[rpc]
-    Upsert(Vec<Product>, RpcReplyPort<Result<(), ActorError>>),
+    Upsert(Vec<IndexedProduct>, RpcReplyPort<Result<(), ActorError>>),
+    /// Counts the products the shard holds.
+    #[rpc]
+    Count(RpcReplyPort<u64>),
     /// Removes products by id; invisible to searches once answered.
     #[rpc]
     Delete(Vec<String>, RpcReplyPort<Result<(), ActorError>>),
@@ -33,11 +38,19 @@ pub struct IndexShard;
 pub struct IndexShardArgs {
     pub dir: PathBuf,
     pub taxonomy: Taxonomy,
+    pub layout: ShardLayout,
+    /// Fault injection: every search waits this long first.
+    pub search_delay: Option<Duration>,
+}
+
+pub struct ShardState {
+    index: Arc<ShardIndex>,
+    search_delay: Option<Duration>,
 }
 
 impl Actor for IndexShard {
     type Msg = IndexShardMsg;
-    type State = Arc<TextIndex>;
+    type State = ShardState;
     type Arguments = IndexShardArgs;
 
     async fn pre_start(
@@ -45,28 +58,47 @@ impl Actor for IndexShard {
         _myself: ActorRef<Self::Msg>,
         args: IndexShardArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let index = tokio::task::spawn_blocking(move || TextIndex::open(&args.dir, args.taxonomy))
-            .await??;
-        Ok(Arc::new(index))
+        let index = tokio::task::spawn_blocking(move || {
+            ShardIndex::open(&args.dir, args.taxonomy, &args.layout)
+        })
+        .await??;
+        Ok(ShardState {
+            index: Arc::new(index),
+            search_delay: args.search_delay,
+        })
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        index: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let index = index.clone();
+        let index = state.index.clone();
         match message {
             IndexShardMsg::Search(query, reply) => {
-                // Not awaited: the mailbox moves on while tantivy searches on a blocking thread.
-                tokio::task::spawn_blocking(move || {
-                    let _ = reply.send(index.search(&query).map_err(ActorError::from));
+                let delay = state.search_delay;
+                // Not awaited: the mailbox moves on while the search runs on a blocking thread.
+                tokio::spawn(async move {
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let answer = tokio::task::spawn_blocking(move || index.search(&query)).await;
+                    let answer = match answer {
+                        Ok(found) => found.map_err(ActorError::from),
+                        Err(error) => {
+                            Err(ActorError::Unavailable(format!("search failed: {error}")))
+                        }
+                    };
+                    let _ = reply.send(answer);
                 });
             }
             // Writes are awaited so they apply in arrival order.
+            IndexShardMsg::Count(reply) => {
+                let _ = reply.send(index.num_docs());
+            }
             IndexShardMsg::Upsert(products, reply) => {
-                let outcome = tokio::task::spawn_blocking(move || index.upsert(&products)).await?;
+                let outcome = tokio::task::spawn_blocking(move || index.upsert(products)).await?;
                 let _ = reply.send(outcome.map_err(ActorError::from));
             }
             IndexShardMsg::Delete(ids, reply) => {

@@ -4,14 +4,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use inkling_storage::{
-    CatalogStore, Event, GroupCommit, KvEngine, Product, Profile, ProfileStore, Taxonomy,
+    CatalogStore, Event, GroupCommit, KvEngine, Product, Profile, ProfileStore, ShardLayout,
+    Taxonomy,
 };
 use ractor::{Actor, ActorRef};
 
 use crate::catalog::{CatalogMsg, CatalogState, CatalogWriter};
 use crate::config::ActorConfig;
+use crate::embedder::Embedder;
 use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
 use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
@@ -28,6 +31,33 @@ pub struct NodeStorage {
     /// Parent folder of the index shards, one sub-folder each.
     pub index_dir: PathBuf,
     pub taxonomy: Taxonomy,
+}
+
+/// Products per catalog write when the index is refilled from the catalog.
+const REINDEX_CHUNK: usize = 1_000;
+
+async fn spawn_shards(
+    config: &ActorConfig,
+    storage: &NodeStorage,
+    layout: &ShardLayout,
+) -> Result<Vec<ActorRef<IndexShardMsg>>, ActorError> {
+    let mut shards = Vec::with_capacity(config.shards);
+    for shard in 0..config.shards.max(1) {
+        let args = IndexShardArgs {
+            dir: storage.index_dir.join(format!("shard-{shard}")),
+            taxonomy: storage.taxonomy.clone(),
+            layout: layout.clone(),
+            search_delay: config
+                .slow_shard
+                .filter(|(slow, _)| *slow == shard)
+                .map(|(_, delay)| delay),
+        };
+        let (actor, _) = Actor::spawn(None, IndexShard, args)
+            .await
+            .map_err(|error| spawn_error("index shard", error))?;
+        shards.push(actor);
+    }
+    Ok(shards)
 }
 
 /// The running actors of one node.
@@ -51,18 +81,27 @@ impl Inkling {
     pub async fn start(config: ActorConfig, storage: NodeStorage) -> Result<Self, ActorError> {
         let commit = GroupCommit::start(storage.engine.clone());
         let catalog = CatalogStore::new(storage.engine.clone());
-
-        let mut shards = Vec::with_capacity(config.shards);
-        for shard in 0..config.shards.max(1) {
-            let args = IndexShardArgs {
-                dir: storage.index_dir.join(format!("shard-{shard}")),
-                taxonomy: storage.taxonomy.clone(),
-            };
-            let (actor, _) = Actor::spawn(None, IndexShard, args)
-                .await
-                .map_err(|error| spawn_error("index shard", error))?;
-            shards.push(actor);
-        }
+        let (model_pool, embedder) = match &config.encoder {
+            Some(pool_config) => {
+                let (pool, _) = Actor::spawn(None, ModelPool, pool_config.clone())
+                    .await
+                    .map_err(|error| spawn_error("model pool", error))?;
+                let embedder = Embedder {
+                    pool: pool.clone(),
+                    model: pool_config.model,
+                    chunk: pool_config.queue_capacity.min(pool_config.max_batch),
+                    // The first batch pays for a cold start.
+                    timeout: config.request_timeout * 6,
+                };
+                (Some(pool), Some(embedder))
+            }
+            None => (None, None),
+        };
+        let layout = ShardLayout::new(
+            config.segmentation,
+            embedder.as_ref().map(|e| e.model.as_str().to_string()),
+        );
+        let shards = spawn_shards(&config, &storage, &layout).await?;
         let (signals, _) = Actor::spawn(None, OnlineSignals, config.signals)
             .await
             .map_err(|error| spawn_error("online signals", error))?;
@@ -87,28 +126,18 @@ impl Inkling {
             shards: shards.clone(),
             shard_timeout: config.shard_timeout,
             vocabulary,
+            embedder: embedder.clone(),
         };
         let (catalog_writer, _) = Actor::spawn(None, CatalogWriter, catalog_state)
             .await
             .map_err(|error| spawn_error("catalog writer", error))?;
-        let (model_pool, intent_model) = match &config.encoder {
-            Some(pool_config) => {
-                let (pool, _) = Actor::spawn(None, ModelPool, pool_config.clone())
-                    .await
-                    .map_err(|error| spawn_error("model pool", error))?;
-                let chunk = pool_config.queue_capacity.min(pool_config.max_batch);
-                // Embedding the examples is the first batch: allow for a cold start.
-                let timeout = config.request_timeout * 6;
-                let model =
-                    IntentModel::build(pool.clone(), pool_config.model, chunk, timeout).await?;
-                (Some(pool), Some(model))
-            }
-            None => (None, None),
+        let intent_model = match embedder {
+            Some(embedder) => Some(IntentModel::build(embedder).await?),
+            None => None,
         };
         let intent = Arc::new(IntentService {
             model: intent_model,
             slots,
-            timeout: config.request_timeout,
         });
         let context = Arc::new(SessionContext {
             profiles: ProfileStore::new(storage.engine.clone()),
@@ -125,7 +154,7 @@ impl Inkling {
         let (supervisor, _) = Actor::spawn(None, SessionSupervisor, supervisor_args)
             .await
             .map_err(|error| spawn_error("session supervisor", error))?;
-        Ok(Self {
+        let node = Self {
             supervisor,
             catalog_writer,
             ranker,
@@ -135,7 +164,34 @@ impl Inkling {
             catalog,
             commit,
             config,
-        })
+        };
+        node.reindex_if_behind().await?;
+        Ok(node)
+    }
+
+    /// The index is derived from the catalog. A crash between the catalog's commit and the
+    /// index's, or an index rebuilt for new settings, leaves it behind: refill it.
+    async fn reindex_if_behind(&self) -> Result<(), ActorError> {
+        let mut indexed = 0;
+        for shard in &self.shards {
+            indexed += ask(
+                shard,
+                IndexShardMsg::Count,
+                self.config.request_timeout,
+                "index shard",
+            )
+            .await?;
+        }
+        let stored = self.catalog.len()? as u64;
+        if indexed == stored {
+            return Ok(());
+        }
+        tracing::info!(indexed, stored, "index is behind the catalog: reindexing");
+        let products = self.catalog.all()?;
+        for chunk in products.chunks(REINDEX_CHUNK) {
+            self.upsert_products(chunk.to_vec()).await?;
+        }
+        Ok(())
     }
 
     /// Applies a batch of events and returns once all of them are durable.
@@ -206,7 +262,13 @@ impl Inkling {
 
     /// Stores and indexes products; they are durable and searchable once this returns.
     pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
-        let timeout = self.config.request_timeout * 6;
+        // Embedding a large batch on a CPU takes a while: allow for it.
+        let per_product = if self.model_pool.is_some() {
+            Duration::from_millis(25)
+        } else {
+            Duration::from_millis(1)
+        };
+        let timeout = self.config.request_timeout * 6 + per_product * products.len() as u32;
         ask(
             &self.catalog_writer,
             |reply| CatalogMsg::Upsert(products, reply),

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod embedder;
 pub mod index_shard;
 pub mod inkling;
 pub mod model_pool;

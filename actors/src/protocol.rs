@@ -14,6 +14,31 @@ pub struct SearchRequest {
     pub k: usize,
     #[serde(default)]
     pub filters: Filters,
+    #[serde(default)]
+    pub mode: SearchMode,
+}
+
+/// Which retrieval a search uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 only; the encoder is not involved at all, so it is the fastest.
+    Lexical,
+    /// Embedding similarity only.
+    Vector,
+    /// Both, fused by reciprocal rank; lexical alone on a node without an encoder.
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn uses_text(self) -> bool {
+        self != Self::Vector
+    }
+
+    pub fn uses_vectors(self) -> bool {
+        self != Self::Lexical
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

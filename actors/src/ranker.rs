@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::Understanding;
-use inkling_models::{Budget, Candidate, CandidateSource, RankContext, rank};
+use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use std::collections::HashMap;
 
 use inkling_storage::{CatalogStore, Filters, IndexQuery, Profile, Retrieval, now_ms};
@@ -38,6 +39,7 @@ pub enum RankerMsg {
         SearchRequest,
         Box<Profile>,
         Option<Box<Understanding>>,
+        Option<Vec<f32>>,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
     /// Ranks recommendations from the profile alone.
@@ -81,9 +83,10 @@ impl Actor for Ranker {
         let state = state.clone();
         // Each request runs as its own task so a slow shard never stalls the mailbox.
         match message {
-            RankerMsg::Search(request, profile, understanding, reply) => {
+            RankerMsg::Search(request, profile, understanding, vector, reply) => {
                 tokio::spawn(async move {
-                    let answer = search(&state, request, &profile, understanding.map(|u| *u)).await;
+                    let understanding = understanding.map(|u| *u);
+                    let answer = search(&state, request, &profile, understanding, vector).await;
                     let _ = reply.send(Ok(answer));
                 });
             }
@@ -102,50 +105,56 @@ async fn search(
     request: SearchRequest,
     profile: &Profile,
     understanding: Option<Understanding>,
+    query_vector: Option<Vec<f32>>,
 ) -> RankedList {
     let constraints = understanding
         .as_ref()
         .map(|understanding| understanding.constraints.clone())
         .unwrap_or_default();
     let filters = effective_filters(&request.filters, &constraints);
-    let text_source = CandidateSource::Text {
-        query: request.query.clone(),
+    let mode = request.mode;
+    let lexical = async {
+        if !mode.uses_text() {
+            return (Vec::new(), Vec::new());
+        }
+        scatter(state, Retrieval::Text(request.query.clone()), &filters).await
     };
-    let text = scatter(
-        state,
-        Retrieval::Text(request.query.clone()),
-        &filters,
-        text_source,
-    );
+    let semantic = async {
+        match query_vector.filter(|_| mode.uses_vectors()) {
+            Some(vector) => scatter(state, Retrieval::Vector(vector), &filters).await,
+            None => (Vec::new(), Vec::new()),
+        }
+    };
     // A category or brand asked for in words is a candidate source of its own: the query
     // text ("有没有8000元以内的？") often says nothing else a text index could match.
     let requested = async {
         if constraints.category.is_none() && constraints.brand.is_none() {
             return (Vec::new(), Vec::new());
         }
-        let (mut candidates, missing) = scatter(
-            state,
-            Retrieval::TopRated,
-            &filters,
-            CandidateSource::Requested,
-        )
-        .await;
-        for candidate in &mut candidates {
-            candidate.retrieval_score = 1.0;
-        }
-        (candidates, missing)
+        scatter(state, Retrieval::TopRated, &filters).await
     };
-    let ((mut candidates, mut missing_shards), (text_hits, text_missing)) =
-        futures::future::join(requested, text).await;
-    candidates.extend(text_hits);
-    for missing in text_missing {
-        if !missing_shards
-            .iter()
-            .any(|known| known.shard == missing.shard)
-        {
-            missing_shards.push(missing);
-        }
-    }
+    let ((words, words_missing), (meaning, meaning_missing), (wanted, wanted_missing)) =
+        futures::future::join3(lexical, semantic, requested).await;
+    let weights = &state.config.ranking;
+    let lists = vec![
+        RankedHits {
+            hits: by_score(words),
+            matched: Matched::Words,
+            weight: 1.0,
+        },
+        RankedHits {
+            hits: by_score(meaning),
+            matched: Matched::Meaning,
+            weight: weights.semantic,
+        },
+    ];
+    let mut candidates = fuse(&request.query, lists, weights.fusion);
+    candidates.extend(wanted.into_iter().map(|mut candidate| {
+        candidate.source = CandidateSource::Requested;
+        candidate.retrieval_score = 1.0;
+        candidate
+    }));
+    let missing_shards = merge_missing([words_missing, meaning_missing, wanted_missing]);
     let context = RankContext {
         preference: constraints.preference,
         budget: constraints.price_max.map(|max| Budget {
@@ -158,6 +167,18 @@ async fn search(
     let mut list = finish(state, candidates, missing_shards, &context, request.k);
     list.understanding = understanding;
     list
+}
+
+/// Each shard that failed any of the request's scatters, once.
+fn merge_missing<const N: usize>(lists: [Vec<MissingShard>; N]) -> Vec<MissingShard> {
+    let mut merged: Vec<MissingShard> = Vec::new();
+    for missing in lists.into_iter().flatten() {
+        if !merged.iter().any(|known| known.shard == missing.shard) {
+            merged.push(missing);
+        }
+    }
+    merged.sort_by_key(|missing| missing.shard);
+    merged
 }
 
 async fn recommend(
@@ -180,7 +201,7 @@ async fn recommend(
 
     // Best-rated items are always in the pool: they are the whole answer for a newcomer and
     // a little exploration for everyone else.
-    let (mut candidates, mut missing_shards) = scatter(
+    let (mut candidates, mut missing_shards) = scatter_as(
         state,
         Retrieval::TopRated,
         &request.filters,
@@ -190,7 +211,7 @@ async fn recommend(
     let signals = signal_candidates(state, &request, profile, &categories).await;
     if !categories.is_empty() || !brands.is_empty() {
         let retrieval = Retrieval::Affinity { categories, brands };
-        let (liked, missing) = scatter(
+        let (liked, missing) = scatter_as(
             state,
             retrieval,
             &request.filters,
@@ -293,7 +314,8 @@ fn title_of(catalog: &CatalogStore, item_id: &str) -> String {
 }
 
 /// Queries every shard in parallel and keeps whatever arrives before the shard deadline.
-async fn scatter(
+/// Hits come back as candidates of `source`, their score the shard's retrieval score.
+async fn scatter_as(
     state: &RankerState,
     retrieval: Retrieval,
     filters: &Filters,
@@ -333,6 +355,15 @@ async fn scatter(
         }
     }
     (candidates, missing)
+}
+
+/// [`scatter_as`] for hits whose source the caller settles, such as search hits to fuse.
+async fn scatter(
+    state: &RankerState,
+    retrieval: Retrieval,
+    filters: &Filters,
+) -> (Vec<Candidate>, Vec<MissingShard>) {
+    scatter_as(state, retrieval, filters, CandidateSource::Requested).await
 }
 
 fn finish(

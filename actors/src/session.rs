@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use inkling_models::intent::{DialogueState, Understanding};
+use inkling_models::intent::DialogueState;
 use inkling_storage::{CatalogStore, Event, Product, Profile, ProfileConfig, ProfileStore, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -12,7 +12,7 @@ use crate::ActorError;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
 use crate::signals::{Observation, SignalsMsg};
-use crate::understanding::IntentService;
+use crate::understanding::{IntentService, ReadQuery};
 
 #[derive(RactorClusterMessage)]
 pub enum SessionMsg {
@@ -90,10 +90,11 @@ impl Actor for SessionActor {
             SessionMsg::Search(request, reply) => {
                 state.remember_query(&request.query);
                 match state.understand(&request).await {
-                    Ok(understanding) => {
+                    Ok(read) => {
                         let profile = Box::new(state.profile.clone());
-                        let understanding = Some(Box::new(understanding));
-                        let search = RankerMsg::Search(request, profile, understanding, reply);
+                        let understanding = Some(Box::new(read.understanding));
+                        let search =
+                            RankerMsg::Search(request, profile, understanding, read.vector, reply);
                         forward(&state.context.ranker, search);
                     }
                     // Overload or a dead pool: say so rather than search half-blind.
@@ -178,13 +179,16 @@ impl SessionState {
 
     /// Reads the query in the context of the conversation; a new `session_id` starts a new
     /// conversation.
-    async fn understand(&mut self, request: &SearchRequest) -> Result<Understanding, ActorError> {
+    async fn understand(&mut self, request: &SearchRequest) -> Result<ReadQuery, ActorError> {
         if self.dialogue_session != request.session_id {
             self.dialogue = DialogueState::default();
             self.dialogue_session = request.session_id.clone();
         }
         let intent = self.context.intent.clone();
-        intent.understand(&request.query, &mut self.dialogue).await
+        let use_model = request.mode.uses_vectors();
+        intent
+            .understand(&request.query, &mut self.dialogue, use_model)
+            .await
     }
 
     fn remember_query(&mut self, query: &str) {

@@ -4,18 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use inkling_models::encoder::{ModelName, TextKind};
+use crate::ActorError;
+use crate::embedder::Embedder;
+use inkling_models::encoder::TextKind;
 use inkling_models::intent::classifier::examples;
 use inkling_models::intent::{
     CatalogVocabulary, DialogueState, IntentClass, IntentClassifier, SlotExtractor, Understanding,
 };
 use inkling_storage::{Product, Taxonomy};
-use ractor::ActorRef;
-
-use crate::model_pool::{EmbedRequest, ModelPoolMsg};
-use crate::{ActorError, ask};
 
 /// The slot extractor every session reads, swapped whole when the catalog changes.
 #[derive(Clone)]
@@ -99,82 +96,58 @@ fn decrement(counts: &mut BTreeMap<String, usize>, key: &str) {
 
 /// The encoder-backed part of understanding.
 pub struct IntentModel {
-    pub pool: ActorRef<ModelPoolMsg>,
-    pub model: ModelName,
+    pub embedder: Embedder,
     pub classifier: IntentClassifier,
 }
 
 impl IntentModel {
-    /// Embeds the shipped example phrasings through the pool, in requests of at most
-    /// `chunk` texts so a small queue accepts them, and builds the classifier.
-    pub async fn build(
-        pool: ActorRef<ModelPoolMsg>,
-        model: ModelName,
-        chunk: usize,
-        timeout: Duration,
-    ) -> Result<Self, ActorError> {
+    /// Embeds the shipped example phrasings through the pool and builds the classifier.
+    pub async fn build(embedder: Embedder) -> Result<Self, ActorError> {
         let (labels, texts): (Vec<IntentClass>, Vec<String>) = examples().into_iter().unzip();
-        let mut vectors = Vec::with_capacity(texts.len());
-        for part in texts.chunks(chunk.max(1)) {
-            vectors.extend(embed(&pool, model, part.to_vec(), timeout).await?);
-        }
+        let vectors = embedder.embed(TextKind::Query, texts).await?;
         let classifier = IntentClassifier::new(labels.into_iter().zip(vectors).collect());
         Ok(Self {
-            pool,
-            model,
+            embedder,
             classifier,
         })
     }
 }
 
-async fn embed(
-    pool: &ActorRef<ModelPoolMsg>,
-    model: ModelName,
-    texts: Vec<String>,
-    timeout: Duration,
-) -> Result<Vec<Vec<f32>>, ActorError> {
-    let request = EmbedRequest {
-        model,
-        kind: TextKind::Query,
-        texts,
-    };
-    ask(
-        pool,
-        |reply| ModelPoolMsg::Embed(request, reply),
-        timeout,
-        "model pool",
-    )
-    .await?
+/// A query as understood, with its embedding when the model was asked.
+pub struct ReadQuery {
+    pub understanding: Understanding,
+    pub vector: Option<Vec<f32>>,
 }
 
 /// Understands queries; without a model it still extracts slots and tracks the dialogue.
 pub struct IntentService {
     pub model: Option<IntentModel>,
     pub slots: SharedSlotExtractor,
-    pub timeout: Duration,
 }
 
 impl IntentService {
-    /// Reads `query` in the context of `dialogue` and advances the dialogue.
+    /// Reads `query` in the context of `dialogue` and advances the dialogue. With
+    /// `use_model` off (lexical search) no encoder is involved: slots and dialogue only.
     pub async fn understand(
         &self,
         query: &str,
         dialogue: &mut DialogueState,
-    ) -> Result<Understanding, ActorError> {
+        use_model: bool,
+    ) -> Result<ReadQuery, ActorError> {
         let turn = self.slots.current().extract(query);
-        let (intent, confidence) = match &self.model {
-            Some(model) => {
-                let vector = embed(
-                    &model.pool,
-                    model.model,
-                    vec![query.to_string()],
-                    self.timeout,
-                )
-                .await?;
-                model.classifier.classify(&vector[0])
-            }
-            None => (IntentClass::Other, 0.0),
+        let model = self.model.as_ref().filter(|_| use_model);
+        let Some(model) = model else {
+            let understanding = dialogue.advance(IntentClass::Other, 0.0, turn);
+            return Ok(ReadQuery {
+                understanding,
+                vector: None,
+            });
         };
-        Ok(dialogue.advance(intent, confidence, turn))
+        let vector = model.embedder.embed_query(query).await?;
+        let (intent, confidence) = model.classifier.classify(&vector);
+        Ok(ReadQuery {
+            understanding: dialogue.advance(intent, confidence, turn),
+            vector: Some(vector),
+        })
     }
 }

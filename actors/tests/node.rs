@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inkling_actors::inkling::NodeStorage;
+use inkling_actors::model_pool::ModelPoolConfig;
+use inkling_actors::protocol::SearchMode;
 use inkling_actors::{ActorConfig, Inkling, RecommendRequest, SearchRequest};
 use inkling_storage::{Event, EventKind, Filters, KvEngine, Product, SledEngine, Taxonomy};
 
@@ -82,6 +84,7 @@ async fn search_is_personalised_by_recorded_events() {
         query: "phone".into(),
         k: 10,
         filters,
+        mode: SearchMode::default(),
     };
     let anonymous = node
         .search(search("new", Filters::default()))
@@ -223,6 +226,7 @@ async fn deleted_products_disappear_from_search() {
         query: "xiaomi".into(),
         k: 5,
         filters: Filters::default(),
+        mode: SearchMode::default(),
     };
     assert!(node.search(request).await.unwrap().items.is_empty());
 }
@@ -287,4 +291,153 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         }),
         "{reasons:?}"
     );
+}
+
+fn search_for(query: &str, mode: SearchMode) -> SearchRequest {
+    SearchRequest {
+        user_id: "searcher".into(),
+        session_id: None,
+        query: query.into(),
+        k: 10,
+        filters: Filters::default(),
+        mode,
+    }
+}
+
+#[tokio::test]
+async fn a_slow_shard_is_reported_and_never_holds_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ActorConfig {
+        shard_timeout: Duration::from_millis(200),
+        slow_shard: Some((1, Duration::from_secs(3))),
+        ..Default::default()
+    };
+    let node = start_node(dir.path(), config).await;
+    let started = std::time::Instant::now();
+    let answer = node
+        .search(search_for("apple", SearchMode::Lexical))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let missing: Vec<usize> = answer.missing_shards.iter().map(|m| m.shard).collect();
+    assert_eq!(missing, [1], "{answer:?}");
+    assert!(answer.missing_shards[0].error.contains("timed out"));
+    // The healthy shards still answered.
+    assert!(!answer.items.is_empty());
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+}
+
+fn encoder_config() -> ActorConfig {
+    let models_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.deps/models");
+    let model = inkling_models::encoder::ModelName::AllMiniLmL6V2;
+    ActorConfig {
+        encoder: Some(ModelPoolConfig::new(model, models_dir)),
+        ..Default::default()
+    }
+}
+
+/// Searches in every mode and says whether `id` was among the hits of each.
+async fn found_by_mode(node: &Inkling, query: &str, id: &str) -> Vec<(SearchMode, bool)> {
+    let mut found = Vec::new();
+    for mode in [SearchMode::Lexical, SearchMode::Vector, SearchMode::Hybrid] {
+        let answer = node.search(search_for(query, mode)).await.unwrap();
+        found.push((mode, ids(&answer).contains(&id)));
+    }
+    found
+}
+
+#[tokio::test]
+async fn catalog_writes_reach_text_and_vector_search_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), encoder_config()).await;
+    let lamp = product(
+        "desk-lamp",
+        "LED desk lamp with USB charging port",
+        "照明",
+        "Ikea",
+        199.0,
+    );
+
+    let written = std::time::Instant::now();
+    node.upsert_products(vec![lamp]).await.unwrap();
+    let everywhere = [
+        (SearchMode::Lexical, true),
+        (SearchMode::Vector, true),
+        (SearchMode::Hybrid, true),
+    ];
+    assert_eq!(
+        found_by_mode(&node, "desk lamp", "desk-lamp").await,
+        everywhere
+    );
+    assert!(
+        written.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        written.elapsed()
+    );
+
+    // A price change is visible to filters at once.
+    let mut cheaper = product(
+        "desk-lamp",
+        "LED desk lamp with USB charging port",
+        "照明",
+        "Ikea",
+        99.0,
+    );
+    cheaper.price = 99.0;
+    node.upsert_products(vec![cheaper]).await.unwrap();
+    let mut under_100 = search_for("desk lamp", SearchMode::Hybrid);
+    under_100.filters.price_max = Some(100.0);
+    let answer = node.search(under_100).await.unwrap();
+    assert_eq!(ids(&answer), ["desk-lamp"]);
+    assert_eq!(answer.items[0].product.price, 99.0);
+
+    let deleted = std::time::Instant::now();
+    assert!(node.delete_product("desk-lamp".into()).await.unwrap());
+    let nowhere = everywhere.map(|(mode, _)| (mode, false));
+    assert_eq!(
+        found_by_mode(&node, "desk lamp", "desk-lamp").await,
+        nowhere
+    );
+    assert!(
+        deleted.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        deleted.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn searches_keep_answering_during_a_bulk_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Arc::new(start_node(dir.path(), ActorConfig::default()).await);
+    let loader = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            for batch in 0..10 {
+                let products = (0..500)
+                    .map(|i| {
+                        product(
+                            &format!("bulk-{batch}-{i}"),
+                            &format!("bulk item {i}"),
+                            "杂货",
+                            "Acme",
+                            10.0,
+                        )
+                    })
+                    .collect();
+                node.upsert_products(products).await.unwrap();
+            }
+        })
+    };
+    let mut answered = 0;
+    while !loader.is_finished() {
+        let answer = node
+            .search(search_for("iphone", SearchMode::Lexical))
+            .await
+            .unwrap();
+        assert!(ids(&answer).contains(&"iphone-14"));
+        answered += 1;
+    }
+    loader.await.unwrap();
+    assert!(answered > 1, "only {answered} searches ran during the load");
+    assert_eq!(node.catalog_size().unwrap(), 5 + 5_000);
 }

@@ -21,6 +21,8 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     /// Starts `binary serve` on `data_dir` with the demo catalog and waits until it listens.
+    /// The node runs without an encoder: these tests are about durability, and embedding the
+    /// demo catalog at every start would only slow them down.
     pub fn start(binary: &Path, data_dir: &Path) -> Self {
         let mut child = Command::new(binary)
             .args([
@@ -32,8 +34,7 @@ impl NodeProcess {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .arg("--models-dir")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/models"))
+            .args(["--model", "none"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
+use inkling_actors::protocol::SearchMode;
 use inkling_models::encoder::ModelName;
+use inkling_storage::ChineseSegmentation;
 
 use crate::node::{CatalogSource, NodeOptions};
 
@@ -51,6 +53,37 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Retrieval quality and speed on BEIR/TREC-style TSV files, through a real node.
+    Search {
+        /// `id<TAB>text` documents; each becomes a product titled with its text.
+        #[arg(long)]
+        corpus: PathBuf,
+        /// `id<TAB>text` queries.
+        #[arg(long)]
+        queries: PathBuf,
+        /// `qid<TAB>0<TAB>docid<TAB>grade` judgements; the grade is the gain.
+        #[arg(long)]
+        qrels: PathBuf,
+        /// Cut-off for nDCG and MRR.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, value_enum, default_value = "hybrid")]
+        mode: ModeArg,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Also write the ranked lists to this file as a TREC run.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Weight of embedding similarity against BM25 in hybrid fusion (default: the tuned
+        /// value in docs/benchmarks.md).
+        #[arg(long)]
+        semantic_weight: Option<f64>,
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Next-item recommendation: train sessions in, P@k and MRR@k on prefix/target cases out.
     Sessions {
         /// One session a line, space-separated item ids in click order.
@@ -71,6 +104,51 @@ enum EvalCommand {
 
 async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
     match eval {
+        EvalCommand::Search {
+            corpus,
+            queries,
+            qrels,
+            k,
+            mode,
+            concurrency,
+            run,
+            semantic_weight,
+            engine,
+            json,
+        } => {
+            if k == 0 || k > crate::http::MAX_K {
+                anyhow::bail!("--k must be between 1 and {}", crate::http::MAX_K);
+            }
+            let mode = mode.into();
+            let mut actors = engine.actor_config();
+            if mode == SearchMode::Lexical {
+                // Lexical search never touches the encoder: don't embed the corpus for it.
+                actors.encoder = None;
+            } else if actors.encoder.is_none() {
+                anyhow::bail!("--mode {mode:?} needs an encoder: drop --model none");
+            }
+            if let Some(weight) = semantic_weight {
+                if !(weight.is_finite() && weight >= 0.0) {
+                    anyhow::bail!("--semantic-weight must be a non-negative number");
+                }
+                actors.ranking.semantic = weight;
+            }
+            let data = crate::eval::search::read(&corpus, &queries, &qrels)?;
+            let eval = crate::eval::search::SearchEval {
+                k,
+                mode,
+                actors,
+                concurrency: concurrency.max(1),
+                run_file: run,
+            };
+            let report = crate::eval::search::evaluate(data, eval).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                crate::eval::search::print_table(&report);
+            }
+            Ok(())
+        }
         EvalCommand::Sessions {
             train,
             test,
@@ -104,27 +182,17 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
     }
 }
 
+/// What a node's engine is built with; shared by `serve` and the evaluations.
 #[derive(clap::Args, Clone)]
-pub struct ServeArgs {
-    /// Folder for the sled database and the index shards.
-    #[arg(long, env = "INKLING_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-    #[arg(long, env = "INKLING_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Catalog loaded into an empty node: the bundled demo, none, or a JSON-lines file.
-    #[arg(long, default_value = "demo")]
-    pub catalog: CatalogArg,
-    /// A JSON-lines product file, with --catalog file.
-    #[arg(long, required_if_eq("catalog", "file"))]
-    pub catalog_file: Option<PathBuf>,
+pub struct EngineArgs {
     /// Number of index shards.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub shards: u16,
-    /// Seconds without traffic after which a session actor is passivated.
-    #[arg(long, default_value_t = 600)]
-    pub session_idle_secs: u64,
-    /// Encoder behind intent understanding: multilingual-e5-small (zh + en), all-minilm-l6-v2
-    /// (English, faster), or none (slot extraction only).
+    /// How the index segments Chinese: jieba words or character bigrams.
+    #[arg(long, value_enum, default_value = "jieba")]
+    pub segmentation: SegmentationArg,
+    /// Encoder behind intent understanding and vector search: multilingual-e5-small (zh +
+    /// en), all-minilm-l6-v2 (English, faster), or none (lexical search and slots only).
     #[arg(long, env = "INKLING_MODEL", default_value = "multilingual-e5-small")]
     pub model: ModelArg,
     /// Folder with the model files that scripts/setup.sh unpacks.
@@ -142,6 +210,78 @@ pub struct ServeArgs {
     /// Texts the model pool may hold waiting; past this, searches get 503 "overloaded".
     #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SegmentationArg {
+    Jieba,
+    Bigram,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Lexical,
+    Vector,
+    Hybrid,
+}
+
+impl From<ModeArg> for SearchMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Lexical => SearchMode::Lexical,
+            ModeArg::Vector => SearchMode::Vector,
+            ModeArg::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
+
+impl EngineArgs {
+    pub fn actor_config(&self) -> ActorConfig {
+        ActorConfig {
+            shards: usize::from(self.shards),
+            encoder: self.encoder(),
+            segmentation: match self.segmentation {
+                SegmentationArg::Jieba => ChineseSegmentation::Jieba,
+                SegmentationArg::Bigram => ChineseSegmentation::Bigram,
+            },
+            ..Default::default()
+        }
+    }
+
+    fn encoder(&self) -> Option<ModelPoolConfig> {
+        let model = match self.model {
+            ModelArg::E5 => ModelName::MultilingualE5Small,
+            ModelArg::MiniLm => ModelName::AllMiniLmL6V2,
+            ModelArg::None => return None,
+        };
+        Some(ModelPoolConfig {
+            workers: usize::from(self.model_workers),
+            max_batch: usize::from(self.max_batch),
+            max_wait: Duration::from_micros(self.max_wait_us),
+            queue_capacity: self.model_queue as usize,
+            ..ModelPoolConfig::new(model, self.models_dir.clone())
+        })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    /// Folder for the sled database and the index shards.
+    #[arg(long, env = "INKLING_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "INKLING_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Catalog loaded into an empty node: the bundled demo, none, or a JSON-lines file.
+    #[arg(long, default_value = "demo")]
+    pub catalog: CatalogArg,
+    /// A JSON-lines product file, with --catalog file.
+    #[arg(long, required_if_eq("catalog", "file"))]
+    pub catalog_file: Option<PathBuf>,
+    /// Seconds without traffic after which a session actor is passivated.
+    #[arg(long, default_value_t = 600)]
+    pub session_idle_secs: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -173,29 +313,10 @@ impl ServeArgs {
             listen: self.listen,
             catalog,
             actors: ActorConfig {
-                shards: usize::from(self.shards),
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
-                encoder: self.encoder(),
-                ..Default::default()
+                ..self.engine.actor_config()
             },
         }
-    }
-}
-
-impl ServeArgs {
-    fn encoder(&self) -> Option<ModelPoolConfig> {
-        let model = match self.model {
-            ModelArg::E5 => ModelName::MultilingualE5Small,
-            ModelArg::MiniLm => ModelName::AllMiniLmL6V2,
-            ModelArg::None => return None,
-        };
-        Some(ModelPoolConfig {
-            workers: usize::from(self.model_workers),
-            max_batch: usize::from(self.max_batch),
-            max_wait: Duration::from_micros(self.max_wait_us),
-            queue_capacity: self.model_queue as usize,
-            ..ModelPoolConfig::new(model, self.models_dir.clone())
-        })
     }
 }
 

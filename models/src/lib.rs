@@ -6,8 +6,11 @@
 //! nodes, HTTP, or how and where the data is stored.
 
 pub mod encoder;
+pub mod fusion;
 pub mod intent;
 pub mod ranking;
 pub mod signals;
 
-pub use ranking::{Budget, Candidate, CandidateSource, RankContext, RankingWeights, Scored, rank};
+pub use ranking::{
+    Budget, Candidate, CandidateSource, Matched, RankContext, RankingWeights, Scored, rank,
+};

@@ -14,8 +14,9 @@ use crate::intent::Preference;
 /// Why a product is a candidate at all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CandidateSource {
-    /// Matched the query text; `score` is the shard's BM25 score.
-    Text { query: String },
+    /// Found for a search query, by its words, its meaning or both; the score is the
+    /// fused rank score (see [`crate::fusion`]).
+    Search { query: String, matched: Matched },
     /// In a category or brand the shopper likes.
     Affinity,
     /// Among the best-rated products, for shoppers with no history.
@@ -28,6 +29,16 @@ pub enum CandidateSource {
     Popular { category: Option<String> },
     /// In past sessions much like the shopper's current one.
     Neighbours,
+}
+
+/// How a search hit relates to the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Matched {
+    /// Its text contains the query's words (BM25).
+    Words,
+    /// Its embedding is close to the query's.
+    Meaning,
+    Both,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +58,10 @@ pub struct Scored {
 #[derive(Debug, Clone, Copy)]
 pub struct RankingWeights {
     pub retrieval: f64,
+    /// How search fuses its BM25 and embedding lists.
+    pub fusion: crate::fusion::Fusion,
+    /// Weight of the embedding-similarity list against the BM25 list in search fusion.
+    pub semantic: f64,
     pub category: f64,
     pub brand: f64,
     pub price: f64,
@@ -73,6 +88,8 @@ impl Default for RankingWeights {
     fn default() -> Self {
         Self {
             retrieval: 1.0,
+            fusion: crate::fusion::Fusion::Convex,
+            semantic: 1.0,
             category: 0.3,
             brand: 0.15,
             price: 0.1,
@@ -347,14 +364,21 @@ fn score_one(
         CandidateSource::TopRated => weights.top_rated,
         CandidateSource::Popular { .. } => weights.popular,
         CandidateSource::After { .. } => weights.after,
-        CandidateSource::Text { .. }
+        CandidateSource::Search { .. }
         | CandidateSource::Affinity
         | CandidateSource::Requested
         | CandidateSource::Neighbours => 1.0,
     };
     score += weights.retrieval * source_weight * retrieval;
     match &candidate.source {
-        CandidateSource::Text { query } => reasons.push(format!("matches your search \"{query}\"")),
+        CandidateSource::Search {
+            query,
+            matched: Matched::Words | Matched::Both,
+        } => reasons.push(format!("matches your search \"{query}\"")),
+        CandidateSource::Search {
+            query,
+            matched: Matched::Meaning,
+        } => reasons.push(format!("close in meaning to your search \"{query}\"")),
         CandidateSource::TopRated => reasons.push("among the best-rated products".to_string()),
         CandidateSource::After { title } => {
             reasons.push(format!("viewed after {title} by many shoppers"))
@@ -400,7 +424,7 @@ fn score_one(
         // otherwise a recommendation should show something new.
         if !matches!(
             candidate.source,
-            CandidateSource::Text { .. } | CandidateSource::Neighbours
+            CandidateSource::Search { .. } | CandidateSource::Neighbours
         ) {
             score *= weights.recently_seen;
         }
@@ -585,8 +609,9 @@ mod tests {
         let search = Candidate {
             product: phone,
             retrieval_score: 2.0,
-            source: CandidateSource::Text {
+            source: CandidateSource::Search {
                 query: "phone".into(),
+                matched: Matched::Words,
             },
         };
         let context = RankContext::new(&profile, 0, 1000);

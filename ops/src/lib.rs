@@ -10,10 +10,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global tracing subscriber once; later calls are no-ops.
 ///
-/// The filter comes from `RUST_LOG` and defaults to `info`, so an operator can raise the level
-/// of one module without rebuilding.
+/// The filter comes from `RUST_LOG` and defaults to `info` (with hnsw_rs, which reports
+/// every graph it creates at info, held to warnings), so an operator can raise the level of
+/// one module without rebuilding.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

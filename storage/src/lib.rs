@@ -2,20 +2,24 @@
 //!
 //! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
 //! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`] and
-//! [`profile`] stores on top of it, and the tantivy-backed [`text_index`] for one shard. It
+//! [`profile`] stores on top of it, and the [`shard_index`] of one index shard (tantivy for
+//! text with bilingual [`analysis`], HNSW for vectors). It
 //! must never know about actors, messages, nodes or HTTP: callers drive it with plain
 //! function calls, so it can be tested, benchmarked and swapped on its own.
 
+pub mod analysis;
 pub mod catalog;
 pub mod engine;
 pub mod profile;
-pub mod text_index;
+pub mod shard_index;
 pub mod types;
+pub mod vector_index;
 
+pub use analysis::ChineseSegmentation;
 pub use catalog::CatalogStore;
 pub use engine::{GroupCommit, Keyspace, KvEngine, SledEngine};
 pub use profile::{Profile, ProfileConfig, ProfileStore};
-pub use text_index::{IndexHit, IndexQuery, Retrieval, TextIndex};
+pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};
 pub use types::{Event, EventKind, Filters, Product, Taxonomy};
 
 /// Errors from the storage layer. They carry enough context to be shown to an operator.

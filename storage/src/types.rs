@@ -69,6 +69,24 @@ impl Product {
     }
 
     /// The narrowest category, used in reasons and diversity.
+    /// The text a passage encoder embeds: the title, then brand and category path when the
+    /// title does not already say them.
+    pub fn passage(&self) -> String {
+        let mut passage = self.title.clone();
+        let lower = self.title.to_lowercase();
+        let extras = self
+            .brand
+            .iter()
+            .chain(self.category_path.iter().rev().take(2));
+        for extra in extras {
+            if !extra.is_empty() && !lower.contains(&extra.to_lowercase()) {
+                passage.push_str(" | ");
+                passage.push_str(extra);
+            }
+        }
+        passage
+    }
+
     pub fn leaf_category(&self) -> Option<&str> {
         self.category_path.last().map(String::as_str)
     }

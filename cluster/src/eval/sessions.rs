@@ -9,15 +9,14 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use inkling_actors::ActorConfig;
 use serde::Serialize;
 use serde_json::json;
 
+use super::{in_parallel, progress};
 use crate::node::{CatalogSource, LocalNode};
 
 pub struct SessionData {
@@ -80,17 +79,6 @@ pub struct SessionReport {
     pub recommend_p99_ms: f64,
     pub ingest_seconds: f64,
     pub total_seconds: f64,
-}
-
-fn progress(length: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(length as u64);
-    let style =
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(what.to_string());
-    bar
 }
 
 pub async fn evaluate(data: SessionData, k: usize, concurrency: usize) -> Result<SessionReport> {
@@ -170,46 +158,6 @@ fn register_items(agent: &ureq::Agent, base: &str, items: &BTreeSet<&String>) ->
     }
     bar.finish();
     Ok(())
-}
-
-/// Runs `work(index)` for every index on `concurrency` threads, each with its own agent.
-fn in_parallel<T: Send>(
-    count: usize,
-    concurrency: usize,
-    bar: &ProgressBar,
-    work: impl Fn(&ureq::Agent, usize) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
-    let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(usize, T)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..concurrency.max(1))
-            .map(|_| {
-                scope.spawn(|| {
-                    let agent = ureq::AgentBuilder::new()
-                        .timeout(Duration::from_secs(60))
-                        .build();
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= count {
-                            return Ok(done);
-                        }
-                        done.push((index, work(&agent, index)?));
-                        bar.inc(1);
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("worker thread"))
-            .collect()
-    });
-    let mut all: Vec<(usize, T)> = Vec::with_capacity(count);
-    for part in results {
-        all.extend(part?);
-    }
-    all.sort_by_key(|(index, _)| *index);
-    Ok(all.into_iter().map(|(_, value)| value).collect())
 }
 
 /// Training sessions as view events, many sessions per request; each session is a shopper.

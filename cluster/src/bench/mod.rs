@@ -1,4 +1,7 @@
-//! Benchmarks that drive a real node over HTTP on loopback and print a table.
+//! Benchmarks that drive a real node over HTTP on loopback (or, for the index at scale, the
+//! real shard indexes directly) and print a table.
+
+mod index;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         pool_queries: usize,
     },
+    /// The shard index at scale: build time, memory, disk, query latency by mode and HNSW
+    /// recall, on products recombined from real titles.
+    Index {
+        /// Catalog sizes, one table row each.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        products: Vec<usize>,
+        /// Real titles to recombine, as `id<TAB>text` lines.
+        #[arg(long, default_value = "../shared/data/homedepot/corpus.tsv")]
+        titles: PathBuf,
+        /// Real queries, as `id<TAB>text` lines.
+        #[arg(long, default_value = "../shared/data/homedepot/queries.tsv")]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        shards: usize,
+        /// Real titles embedded with the encoder and recombined.
+        #[arg(long, default_value_t = 4_000)]
+        base_titles: usize,
+        #[arg(long, default_value_t = 500)]
+        query_count: usize,
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+    },
     /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
     /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
     Gpu {
@@ -65,6 +90,29 @@ pub enum BenchCommand {
 
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
+        BenchCommand::Index {
+            products,
+            titles,
+            queries,
+            shards,
+            base_titles,
+            query_count,
+            models_dir,
+        } => {
+            if products.is_empty() || products.contains(&0) || shards == 0 {
+                bail!("--products and --shards must be positive");
+            }
+            let options = index::IndexBench {
+                sizes: products,
+                titles,
+                queries,
+                shards,
+                models_dir,
+                base_titles: base_titles.max(2),
+                query_count: query_count.max(1),
+            };
+            index::bench_index(options).await
+        }
         BenchCommand::Events {
             events,
             concurrency,
