@@ -5,8 +5,8 @@
 //!   waited `max_wait`, whichever comes first, then go to an idle worker as one batch.
 //! * **Bounded queue:** past `queue_capacity` waiting texts a request is refused at once with
 //!   [`ActorError::Overloaded`]; memory never grows with load.
-//! * **Cache:** an LRU of vectors keyed by (kind, text); a pool serves one model, so the
-//!   key is in effect (model, kind, text).
+//! * **Cache:** an LRU of query vectors keyed by (kind, text); a pool serves one model, so
+//!   the key is in effect (model, kind, text). Passages are not cached.
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -170,8 +170,12 @@ impl Actor for ModelPool {
             }
             ModelPoolMsg::FlushDue => state.flush_scheduled = false,
             ModelPoolMsg::BatchDone(worker, vectors) => {
+                // Passages are embedded once per catalog write: caching them would only
+                // evict the queries that repeat.
                 for (kind, text, vector) in vectors {
-                    state.cache.put((kind, text), vector);
+                    if kind == TextKind::Query {
+                        state.cache.put((kind, text), vector);
+                    }
                 }
                 state.idle.push(worker as usize);
             }

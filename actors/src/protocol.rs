@@ -1,6 +1,8 @@
 //! Requests and answers that travel between the gateway and the actors, possibly across
 //! nodes, so all of them are plain serialisable data.
 
+use std::sync::Arc;
+
 use inkling_models::intent::{Slots, Understanding};
 use inkling_storage::{Filters, Product};
 use serde::{Deserialize, Serialize};
@@ -53,7 +55,7 @@ pub struct RecommendRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedItem {
-    pub product: Product,
+    pub product: Arc<Product>,
     pub score: f64,
     pub reasons: Vec<String>,
 }

@@ -281,7 +281,7 @@ async fn signal_candidates(
                 SignalSource::Neighbours => CandidateSource::Neighbours,
             };
             Some(Candidate {
-                product,
+                product: product.into(),
                 retrieval_score: candidate.score,
                 source,
             })

@@ -171,6 +171,13 @@ fn bad_input_gets_a_clear_4xx() {
         (
             "POST",
             "/v1/search",
+            Some(r#"{"user_id":"u","query":"phone","k":5,"mode":"fuzzy"}"#),
+            422,
+            "unknown variant `fuzzy`",
+        ),
+        (
+            "POST",
+            "/v1/search",
             Some(
                 r#"{"user_id":"u","query":"phone","k":5,"filters":{"price_min":10,"price_max":1}}"#,
             ),
@@ -281,6 +288,7 @@ fn catalog_changes_are_searchable_when_acknowledged() {
         "id": "pixel-9", "title": "Google Pixel 9", "category_path": ["手机"], "brand": "Google",
         "price": 5999, "currency": "CNY"
     }]});
+    let written = std::time::Instant::now();
     let (status, answer) = node.send("PUT", "/v1/products", Some(&upsert.to_string()));
     assert_eq!((status, answer), (200, json!({ "upserted": 1 })));
     let search = json!({ "user_id": "u", "query": "pixel", "k": 3 });
@@ -288,10 +296,20 @@ fn catalog_changes_are_searchable_when_acknowledged() {
         titles(&node.post("/v1/search", search.clone()))[0],
         "Google Pixel 9"
     );
+    let visible_after = written.elapsed();
 
+    let deleted = std::time::Instant::now();
     let (status, _) = node.send("DELETE", "/v1/products/pixel-9", None);
     assert_eq!(status, 200);
     assert!(!titles(&node.post("/v1/search", search)).contains(&"Google Pixel 9".to_string()));
+    let gone_after = deleted.elapsed();
+    // The first search after the acknowledgement already agrees; the bound is the product's
+    // promise of visibility within a second.
+    let second = std::time::Duration::from_secs(1);
+    assert!(
+        visible_after < second && gone_after < second,
+        "{visible_after:?} {gone_after:?}"
+    );
 }
 
 /// Plays a conversation in one session; each turn is (query, expected ids in order,

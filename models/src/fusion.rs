@@ -114,7 +114,7 @@ mod tests {
 
     fn hit(id: &str) -> Candidate {
         Candidate {
-            product: Product {
+            product: std::sync::Arc::new(Product {
                 id: id.into(),
                 title: id.into(),
                 category_path: Vec::new(),
@@ -124,7 +124,7 @@ mod tests {
                 rating: None,
                 in_stock: true,
                 attributes: Default::default(),
-            },
+            }),
             retrieval_score: 0.0,
             source: CandidateSource::TopRated,
         }
@@ -147,7 +147,7 @@ mod tests {
         let fused: Vec<(String, Matched)> = fuse("q", lists, Fusion::ReciprocalRank { k: RRF_K })
             .into_iter()
             .map(|candidate| match candidate.source {
-                CandidateSource::Search { matched, .. } => (candidate.product.id, matched),
+                CandidateSource::Search { matched, .. } => (candidate.product.id.clone(), matched),
                 other => panic!("unexpected source {other:?}"),
             })
             .collect();
@@ -237,7 +237,7 @@ mod tests {
             ];
             let mut fused: Vec<(String, f64)> = fuse("q", lists, Fusion::Convex)
                 .into_iter()
-                .map(|c| (c.product.id, f64::from(c.retrieval_score)))
+                .map(|c| (c.product.id.clone(), f64::from(c.retrieval_score)))
                 .collect();
             fused.sort_by(|a, b| a.0.cmp(&b.0));
             let mut expected: Vec<(String, f64)> = expected

@@ -4,6 +4,7 @@
 //! this signal matters" and a reason is given only for signals that actually moved the score.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use inkling_storage::Product;
 use inkling_storage::profile::Profile;
@@ -43,14 +44,14 @@ pub enum Matched {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
-    pub product: Product,
+    pub product: Arc<Product>,
     pub retrieval_score: f32,
     pub source: CandidateSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
-    pub product: Product,
+    pub product: Arc<Product>,
     pub score: f64,
     pub reasons: Vec<String>,
 }
@@ -89,7 +90,7 @@ impl Default for RankingWeights {
         Self {
             retrieval: 1.0,
             fusion: crate::fusion::Fusion::Convex,
-            semantic: 1.0,
+            semantic: 0.5,
             category: 0.3,
             brand: 0.15,
             price: 0.1,
@@ -483,7 +484,7 @@ mod tests {
 
     fn candidate(product: Product, retrieval_score: f32) -> Candidate {
         Candidate {
-            product,
+            product: product.into(),
             retrieval_score,
             source: CandidateSource::Affinity,
         }
@@ -607,7 +608,7 @@ mod tests {
         let profile =
             profile_after(&[(EventKind::View, &product("other", "手机", "Xiaomi", 3500.0))]);
         let search = Candidate {
-            product: phone,
+            product: phone.into(),
             retrieval_score: 2.0,
             source: CandidateSource::Search {
                 query: "phone".into(),

@@ -62,7 +62,8 @@ struct MixedTokenizer {
     segmentation: ChineseSegmentation,
 }
 
-fn is_han(c: char) -> bool {
+/// Whether `c` is a Han (Chinese) character.
+pub fn is_han(c: char) -> bool {
     matches!(c,
         '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}'
         | '\u{20000}'..='\u{2FA1F}')

@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::columnar::Column;
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::LogMergePolicy;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query,
+    RangeQuery, TermQuery,
 };
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, NumericOptions, STORED, STRING, Schema,
@@ -45,8 +47,18 @@ const KEY_TOKENIZER: &str = "key";
 const TEXT_TOKENIZER: &str = "product_text";
 const WRITER_MEMORY_BYTES: usize = 48 * 1024 * 1024;
 /// Written next to the index; an index built with other settings is rebuilt from scratch.
+/// Shortest query term worth correcting: short ones have too many neighbours.
+const FUZZY_MIN_CHARS: usize = 4;
+/// A corrected term scores a constant; this makes it worth about one ordinary title match.
+const FUZZY_BOOST: f32 = 8.0;
+/// Neighbouring query terms may stand this many positions apart in a title (stop words
+/// removed from the query leave gaps).
+const PROXIMITY_SLOP: u32 = 1;
+const PROXIMITY_BOOST: f32 = 0.5;
+/// Small segments of one size class are merged once this many exist.
+const MERGE_AT_SEGMENTS: usize = 3;
 const LAYOUT_FILE: &str = "inkling-shard.json";
-const LAYOUT_VERSION: u32 = 2;
+const LAYOUT_VERSION: u32 = 3;
 
 /// How a shard finds candidates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,7 +85,8 @@ pub struct IndexQuery {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexHit {
-    pub product: Product,
+    /// Shared with the shard's product table: hits are read-only views, not copies.
+    pub product: Arc<Product>,
     /// Higher is better: BM25 for text, cosine similarity for vectors, the rating for
     /// top-rated, the affinity weight for affinity retrieval.
     pub score: f32,
@@ -191,7 +204,7 @@ fn build_schema() -> (Schema, Fields) {
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(TEXT_TOKENIZER)
-            .set_index_option(IndexRecordOption::WithFreqs),
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let key = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -258,6 +271,11 @@ impl ShardIndex {
                 .build(),
         );
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        // Every write commits (visibility within a second), so small segments pile up fast;
+        // searches pay per segment, so merge them early.
+        let mut merges = LogMergePolicy::default();
+        merges.set_min_num_segments(MERGE_AT_SEGMENTS);
+        writer.set_merge_policy(Box::new(merges));
         // Visibility is driven by explicit reloads after each commit, not by a file watcher.
         let reader = index
             .reader_builder()
@@ -443,13 +461,13 @@ impl ShardIndex {
 
     pub fn search(&self, query: &IndexQuery) -> Result<Vec<IndexHit>> {
         let limit = query.limit.max(1);
+        let searcher = self.reader.searcher();
         let retrieval = match &query.retrieval {
             Retrieval::Vector(vector) => return Ok(self.vector_search(vector, query, limit)),
-            Retrieval::Text(text) => self.text_query(text),
+            Retrieval::Text(text) => self.text_query(&searcher, text),
             Retrieval::Affinity { categories, brands } => self.affinity_query(categories, brands),
             Retrieval::TopRated => Box::new(AllQuery),
         };
-        let searcher = self.reader.searcher();
         let constrained = self.constrain(retrieval, &query.filters);
         let scored: Vec<(f32, DocAddress)> = match query.retrieval {
             Retrieval::TopRated => searcher
@@ -486,7 +504,7 @@ impl ShardIndex {
             // A product replaced or deleted since this searcher opened is skipped.
             if let Some(product) = table.get(slot as usize) {
                 hits.push(IndexHit {
-                    product: Product::clone(product),
+                    product: product.clone(),
                     score,
                 });
             }
@@ -529,7 +547,7 @@ impl ShardIndex {
             .into_iter()
             .filter_map(|(slot, score)| {
                 Some(IndexHit {
-                    product: Product::clone(table.get(slot)?),
+                    product: table.get(slot)?.clone(),
                     score,
                 })
             })
@@ -539,12 +557,21 @@ impl ShardIndex {
     /// Any analysed query term in any text field; BM25 adds up over terms and fields. Built
     /// by hand rather than with tantivy's query parser, which turns a word that analyses
     /// into several tokens ("手机壳", "1-gal.") into a phrase that must match exactly.
-    fn text_query(&self, text: &str) -> Box<dyn Query> {
-        let mut terms = analyze(&mut self.analyzer.clone(), text);
-        terms.sort();
-        terms.dedup();
+    ///
+    /// Two additions for what shoppers type: a term no product contains is matched within a
+    /// small edit distance in titles ("toliet" finds "toilet"), and neighbouring query terms
+    /// that also stand together in a title add a proximity bonus.
+    fn text_query(&self, searcher: &Searcher, text: &str) -> Box<dyn Query> {
+        let terms = analyze(&mut self.analyzer.clone(), text);
+        let mut unique = terms.clone();
+        unique.sort();
+        unique.dedup();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for term in &terms {
+        for term in &unique {
+            if let Some(fuzzy) = self.fuzzy_for_unknown(searcher, term) {
+                clauses.push((Occur::Should, fuzzy));
+                continue;
+            }
             for (field, boost) in self.fields.weighted_text() {
                 let query = TermQuery::new(
                     Term::from_field_text(field, term),
@@ -556,7 +583,41 @@ impl ShardIndex {
                 ));
             }
         }
+        for pair in terms.windows(2).filter(|pair| pair[0] != pair[1]) {
+            let phrase = PhraseQuery::new_with_offset_and_slop(
+                vec![
+                    (0, Term::from_field_text(self.fields.title, &pair[0])),
+                    (1, Term::from_field_text(self.fields.title, &pair[1])),
+                ],
+                PROXIMITY_SLOP,
+            );
+            let bonus = BoostQuery::new(Box::new(phrase), PROXIMITY_BOOST);
+            clauses.push((Occur::Should, Box::new(bonus)));
+        }
         Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// A title match within one or two edits, for a term that no text field holds.
+    fn fuzzy_for_unknown(&self, searcher: &Searcher, term: &str) -> Option<Box<dyn Query>> {
+        let length = term.chars().count();
+        if length < FUZZY_MIN_CHARS || term.chars().any(crate::analysis::is_han) {
+            return None;
+        }
+        let known = self.fields.weighted_text().iter().any(|(field, _)| {
+            searcher
+                .doc_freq(&Term::from_field_text(*field, term))
+                .is_ok_and(|count| count > 0)
+        });
+        if known {
+            return None;
+        }
+        let distance = if length >= 8 { 2 } else { 1 };
+        let fuzzy = FuzzyTermQuery::new(
+            Term::from_field_text(self.fields.title, term),
+            distance,
+            true,
+        );
+        Some(Box::new(BoostQuery::new(Box::new(fuzzy), FUZZY_BOOST)))
     }
 
     fn affinity_query(
@@ -709,7 +770,7 @@ mod tests {
             .search(&query)
             .unwrap()
             .into_iter()
-            .map(|hit| hit.product.id)
+            .map(|hit| hit.product.id.clone())
             .collect();
         let mut expected: Vec<String> = expected.iter().map(|id| id.to_string()).collect();
         if !ordered {

@@ -5,8 +5,9 @@
 //! rebuilt without them when the shard reopens. Inserts take `&self` and run concurrently
 //! with searches.
 //!
-//! A filter that few points pass makes graph search wander, so below
-//! [`EXACT_SCAN_LIMIT`] accepted points the search scans them exactly instead.
+//! Filters apply after the graph search, which asks for more neighbours than needed and
+//! widens until enough pass. A filter that few points pass would make that wander, so
+//! below [`EXACT_SCAN_LIMIT`] accepted points the search scans them exactly instead.
 
 use std::sync::{Arc, RwLock};
 
@@ -16,14 +17,17 @@ use hnsw_rs::prelude::Hnsw;
 /// Below this many points passing the filter, an exact scan is both faster and complete.
 pub const EXACT_SCAN_LIMIT: usize = 4_096;
 /// Graph degree and build effort: the usual HNSW defaults for sentence embeddings.
-const MAX_CONNECTIONS: usize = 24;
-const EF_CONSTRUCTION: usize = 200;
+const MAX_CONNECTIONS: usize = 16;
+const EF_CONSTRUCTION: usize = 100;
 const MAX_LAYERS: usize = 16;
 /// Search effort: candidates explored per query, at least the number asked for.
 const EF_SEARCH: usize = 128;
+/// The widest post-filtered graph search before settling for fewer hits than asked.
+const MAX_FETCH: usize = 8_192;
 
 pub struct VectorIndex {
     dimension: usize,
+    exact_scan_limit: usize,
     graph: Hnsw<'static, f32, UnitCosine>,
     /// The vector of each slot, for exact scans; `None` for slots without one.
     vectors: RwLock<Vec<Option<Arc<[f32]>>>>,
@@ -33,6 +37,7 @@ impl VectorIndex {
     pub fn new(dimension: usize, expected_points: usize) -> Self {
         Self {
             dimension,
+            exact_scan_limit: EXACT_SCAN_LIMIT,
             graph: Hnsw::new(
                 MAX_CONNECTIONS,
                 expected_points.max(1_000),
@@ -42,6 +47,12 @@ impl VectorIndex {
             ),
             vectors: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Changes when filtered searches scan instead of walking the graph.
+    pub fn with_exact_scan_limit(mut self, limit: usize) -> Self {
+        self.exact_scan_limit = limit;
+        self
     }
 
     pub fn dimension(&self) -> usize {
@@ -90,19 +101,27 @@ impl VectorIndex {
         if query.len() != self.dimension || limit == 0 {
             return Vec::new();
         }
-        let passing = self.passing(accepted);
-        if let Some(slots) = passing {
+        if let Some(slots) = self.passing(accepted) {
             return self.exact(query, limit, &slots);
         }
-        let filter = |slot: &usize| accepted(*slot);
-        let mut hits: Vec<(usize, f32)> = self
-            .graph
-            .search_filter(query, limit, EF_SEARCH.max(limit), Some(&filter))
-            .into_iter()
-            .map(|neighbour| (neighbour.d_id, 1.0 - neighbour.distance))
-            .collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-        hits
+        // Post-filtering: hnsw_rs's own filtered search gives up its early stop and walks
+        // the whole graph, so ask the graph for more than needed and filter here, widening
+        // the search while too few hits pass.
+        let mut fetch = limit * 2;
+        loop {
+            let hits: Vec<(usize, f32)> = self
+                .graph
+                .search(query, fetch, EF_SEARCH.max(fetch))
+                .into_iter()
+                .filter(|neighbour| accepted(neighbour.d_id))
+                .map(|neighbour| (neighbour.d_id, 1.0 - neighbour.distance))
+                .take(limit)
+                .collect();
+            if hits.len() == limit || fetch >= MAX_FETCH {
+                return hits;
+            }
+            fetch *= 4;
+        }
     }
 
     /// The exact answer to [`Self::search`], by scanning every accepted vector; the yardstick
@@ -129,7 +148,7 @@ impl VectorIndex {
         for (slot, vector) in vectors.iter().enumerate() {
             if vector.is_some() && accepted(slot) {
                 slots.push(slot);
-                if slots.len() > EXACT_SCAN_LIMIT {
+                if slots.len() > self.exact_scan_limit {
                     return None;
                 }
             }
@@ -195,7 +214,8 @@ mod tests {
     fn graph_search_finds_the_exact_neighbours_and_respects_filters() {
         let dimension = 16;
         let data = points(3_000, dimension);
-        let index = VectorIndex::new(dimension, data.len());
+        // A low scan limit, so that every filter but the narrowest goes through the graph.
+        let index = VectorIndex::new(dimension, data.len()).with_exact_scan_limit(100);
         index.insert_many(data.iter().cloned().enumerate().collect());
         let all = |_: usize| true;
         let even = |slot: usize| slot % 2 == 0;

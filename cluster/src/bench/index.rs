@@ -362,13 +362,13 @@ async fn recall_against_exact(
             .await?
             .into_iter()
             .take(10)
-            .map(|c| c.product.id)
+            .map(|c| c.product.id.clone())
             .collect();
         let started = Instant::now();
         let mut exact: Vec<(f32, String)> = shards
             .iter()
             .flat_map(|shard| shard.exact_vector_search(vector, 10))
-            .map(|hit| (hit.score, hit.product.id))
+            .map(|hit| (hit.score, hit.product.id.clone()))
             .collect();
         exact.sort_by(|a, b| b.0.total_cmp(&a.0));
         let exact: Vec<String> = exact.into_iter().take(10).map(|(_, id)| id).collect();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
 use inkling_actors::protocol::SearchMode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{in_parallel, progress};
@@ -24,6 +24,23 @@ use crate::node::{CatalogSource, LocalNode};
 /// Recall is measured at this depth, so every query asks for at least this many hits.
 const RECALL_DEPTH: usize = 100;
 const PRODUCTS_PER_REQUEST: usize = 1_000;
+
+/// The part of a search answer the evaluation reads; serde skips the rest unparsed.
+#[derive(Deserialize)]
+struct SearchAnswer {
+    items: Vec<AnswerItem>,
+}
+
+#[derive(Deserialize)]
+struct AnswerItem {
+    product: AnswerProduct,
+    score: f64,
+}
+
+#[derive(Deserialize)]
+struct AnswerProduct {
+    id: String,
+}
 
 pub struct SearchData {
     pub corpus: Vec<(String, String)>,
@@ -212,7 +229,7 @@ fn run(
     let answers = in_parallel(judged.len(), concurrency, &bar, |agent, index| {
         let (id, text) = judged[index];
         let asked = Instant::now();
-        let answer: serde_json::Value = agent
+        let answer: SearchAnswer = agent
             .post(&format!("{base}/v1/search"))
             .send_json(json!({
                 "user_id": format!("eval-{id}"),
@@ -223,18 +240,11 @@ fn run(
             .with_context(|| format!("search for query {id} failed"))?
             .into_json()?;
         let latency = asked.elapsed().as_secs_f64() * 1000.0;
-        let ranked: Vec<(String, f64)> = answer["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| {
-                        let id = item["product"]["id"].as_str()?;
-                        Some((id.to_string(), item["score"].as_f64().unwrap_or(0.0)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let ranked: Vec<(String, f64)> = answer
+            .items
+            .into_iter()
+            .map(|item| (item.product.id, item.score))
+            .collect();
         Ok((ranked, latency))
     })?;
     let search_seconds = searching.elapsed().as_secs_f64();
