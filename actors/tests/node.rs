@@ -221,7 +221,7 @@ async fn deleted_products_disappear_from_search() {
     assert!(node.delete_product("xiaomi-12".into()).await.unwrap());
     assert!(!node.delete_product("xiaomi-12".into()).await.unwrap());
     let request = SearchRequest {
-        user_id: "u".into(),
+        user_id: "deleting-user".into(),
         session_id: None,
         query: "xiaomi".into(),
         k: 5,
@@ -293,9 +293,11 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
     );
 }
 
-fn search_for(query: &str, mode: SearchMode) -> SearchRequest {
+/// Session actors are registered by name in ractor's process-wide registry, and tests run in
+/// parallel in one process: each test searches as its own user.
+fn search_for(user: &str, query: &str, mode: SearchMode) -> SearchRequest {
     SearchRequest {
-        user_id: "searcher".into(),
+        user_id: user.into(),
         session_id: None,
         query: query.into(),
         k: 10,
@@ -315,7 +317,7 @@ async fn a_slow_shard_is_reported_and_never_holds_the_answer() {
     let node = start_node(dir.path(), config).await;
     let started = std::time::Instant::now();
     let answer = node
-        .search(search_for("apple", SearchMode::Lexical))
+        .search(search_for("slow-shard-user", "apple", SearchMode::Lexical))
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -340,7 +342,10 @@ fn encoder_config() -> ActorConfig {
 async fn found_by_mode(node: &Inkling, query: &str, id: &str) -> Vec<(SearchMode, bool)> {
     let mut found = Vec::new();
     for mode in [SearchMode::Lexical, SearchMode::Vector, SearchMode::Hybrid] {
-        let answer = node.search(search_for(query, mode)).await.unwrap();
+        let answer = node
+            .search(search_for("catalog-writes-user", query, mode))
+            .await
+            .unwrap();
         found.push((mode, ids(&answer).contains(&id)));
     }
     found
@@ -385,7 +390,7 @@ async fn catalog_writes_reach_text_and_vector_search_within_a_second() {
     );
     cheaper.price = 99.0;
     node.upsert_products(vec![cheaper]).await.unwrap();
-    let mut under_100 = search_for("desk lamp", SearchMode::Hybrid);
+    let mut under_100 = search_for("catalog-writes-user", "desk lamp", SearchMode::Hybrid);
     under_100.filters.price_max = Some(100.0);
     let answer = node.search(under_100).await.unwrap();
     assert_eq!(ids(&answer), ["desk-lamp"]);
@@ -431,7 +436,7 @@ async fn searches_keep_answering_during_a_bulk_load() {
     let mut answered = 0;
     while !loader.is_finished() {
         let answer = node
-            .search(search_for("iphone", SearchMode::Lexical))
+            .search(search_for("bulk-load-user", "iphone", SearchMode::Lexical))
             .await
             .unwrap();
         assert!(ids(&answer).contains(&"iphone-14"));

@@ -171,20 +171,6 @@ pub async fn bench_index(options: IndexBench) -> Result<()> {
     let query_vectors = embed_all(encoder.as_ref(), &queries, TextKind::Query)?;
     drop(encoder);
 
-    let mut rows = Vec::new();
-    for &size in &options.sizes {
-        rows.push(
-            bench_size(
-                &options,
-                size,
-                &titles,
-                &title_vectors,
-                &queries,
-                &query_vectors,
-            )
-            .await?,
-        );
-    }
     println!(
         "\nShard index at scale: {} shards, products recombined from {} real titles, {} real queries, multilingual-e5-small vectors\n",
         options.shards,
@@ -195,26 +181,40 @@ pub async fn bench_index(options: IndexBench) -> Result<()> {
         "| products | build s | products/s | memory MiB | disk MiB | lexical p50/p99 ms | vector p50/p99 ms | hybrid p50/p99 ms | HNSW recall@10 | exact scan p50 ms |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for row in rows {
-        let [lexical, vector, hybrid] = row.latencies;
-        println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.3} | {:.1} |",
-            row.products,
-            row.build_seconds,
-            row.products as f64 / row.build_seconds,
-            row.memory_mib,
-            row.disk_mib,
-            lexical.0,
-            lexical.1,
-            vector.0,
-            vector.1,
-            hybrid.0,
-            hybrid.1,
-            row.recall_at_10,
-            row.exact_p50_ms
-        );
+    // Each row prints as soon as it is measured: the largest sizes take long.
+    for &size in &options.sizes {
+        let row = bench_size(
+            &options,
+            size,
+            &titles,
+            &title_vectors,
+            &queries,
+            &query_vectors,
+        )
+        .await?;
+        print_row(&row);
     }
     Ok(())
+}
+
+fn print_row(row: &Row) {
+    let [lexical, vector, hybrid] = row.latencies;
+    println!(
+        "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.3} | {:.1} |",
+        row.products,
+        row.build_seconds,
+        row.products as f64 / row.build_seconds,
+        row.memory_mib,
+        row.disk_mib,
+        lexical.0,
+        lexical.1,
+        vector.0,
+        vector.1,
+        hybrid.0,
+        hybrid.1,
+        row.recall_at_10,
+        row.exact_p50_ms
+    );
 }
 
 async fn bench_size(
