@@ -62,33 +62,30 @@ impl VectorIndex {
     /// Adds the vector of `slot`; each slot is inserted once.
     pub fn insert(&self, slot: usize, vector: Arc<[f32]>) {
         debug_assert_eq!(vector.len(), self.dimension);
-        {
-            let mut vectors = self.vectors.write().expect("vector table lock");
-            if vectors.len() <= slot {
-                vectors.resize(slot + 1, None);
-            }
-            vectors[slot] = Some(vector.clone());
-        }
+        self.remember(&[(slot, vector.clone())]);
         self.graph.insert_slice((&vector, slot));
     }
 
     /// Adds many points at once, using every core; for rebuilding on open.
     pub fn insert_many(&self, points: Vec<(usize, Arc<[f32]>)>) {
-        {
-            let mut vectors = self.vectors.write().expect("vector table lock");
-            for (slot, vector) in &points {
-                if vectors.len() <= *slot {
-                    vectors.resize(slot + 1, None);
-                }
-                vectors[*slot] = Some(vector.clone());
-            }
-        }
+        self.remember(&points);
         let owned: Vec<(Vec<f32>, usize)> = points
             .into_iter()
             .map(|(slot, vector)| (vector.to_vec(), slot))
             .collect();
         let borrowed: Vec<(&Vec<f32>, usize)> = owned.iter().map(|(v, slot)| (v, *slot)).collect();
         self.graph.parallel_insert(&borrowed);
+    }
+
+    /// Keeps each point's vector for exact scans.
+    fn remember(&self, points: &[(usize, Arc<[f32]>)]) {
+        let mut vectors = self.vectors.write().expect("vector table lock");
+        for (slot, vector) in points {
+            if vectors.len() <= *slot {
+                vectors.resize(slot + 1, None);
+            }
+            vectors[*slot] = Some(vector.clone());
+        }
     }
 
     /// The `limit` accepted slots most similar to `query`, best first, with cosine similarity.

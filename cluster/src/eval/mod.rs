@@ -61,3 +61,29 @@ pub(crate) fn in_parallel<T: Send>(
     all.sort_by_key(|(index, _)| *index);
     Ok(all.into_iter().map(|(_, value)| value).collect())
 }
+
+/// Puts `(id, title)` pairs into the node as bare, free, in-stock products through
+/// `PUT /v1/products`, `per_request` at a time, with a progress bar named `what`.
+pub(crate) fn put_bare_products(
+    agent: &ureq::Agent,
+    base: &str,
+    products: &[(&str, String)],
+    per_request: usize,
+    what: &str,
+) -> Result<()> {
+    use anyhow::Context;
+    let bar = progress(products.len(), what);
+    for chunk in products.chunks(per_request) {
+        let body: Vec<_> = chunk
+            .iter()
+            .map(|(id, title)| serde_json::json!({ "id": id, "title": title, "price": 0 }))
+            .collect();
+        agent
+            .put(&format!("{base}/v1/products"))
+            .send_json(serde_json::json!({ "products": body }))
+            .with_context(|| format!("loading {what} failed"))?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    Ok(())
+}

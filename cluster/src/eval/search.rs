@@ -18,7 +18,7 @@ use inkling_actors::protocol::SearchMode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{in_parallel, progress};
+use super::{in_parallel, progress, put_bare_products};
 use crate::node::{CatalogSource, LocalNode};
 
 /// Recall is measured at this depth, so every query asks for at least this many hits.
@@ -308,20 +308,11 @@ fn load_corpus(base: &str, corpus: &[(String, String)]) -> Result<()> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(600))
         .build();
-    let bar = progress(corpus.len(), "documents");
-    for chunk in corpus.chunks(PRODUCTS_PER_REQUEST) {
-        let products: Vec<_> = chunk
-            .iter()
-            .map(|(id, text)| json!({ "id": id, "title": text, "price": 0 }))
-            .collect();
-        agent
-            .put(&format!("{base}/v1/products"))
-            .send_json(json!({ "products": products }))
-            .context("loading the corpus failed")?;
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish();
-    Ok(())
+    let products: Vec<(&str, String)> = corpus
+        .iter()
+        .map(|(id, text)| (id.as_str(), text.clone()))
+        .collect();
+    put_bare_products(&agent, base, &products, PRODUCTS_PER_REQUEST, "documents")
 }
 
 pub fn print_table(report: &SearchReport) {

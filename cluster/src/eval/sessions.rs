@@ -16,7 +16,7 @@ use inkling_actors::ActorConfig;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{in_parallel, progress};
+use super::{in_parallel, progress, put_bare_products};
 use crate::node::{CatalogSource, LocalNode};
 
 pub struct SessionData {
@@ -143,21 +143,11 @@ fn run(
 
 /// Session data carries ids only: each item becomes a bare, in-stock product.
 fn register_items(agent: &ureq::Agent, base: &str, items: &BTreeSet<&String>) -> Result<()> {
-    let bar = progress(items.len(), "items");
-    let ids: Vec<&&String> = items.iter().collect();
-    for chunk in ids.chunks(5_000) {
-        let products: Vec<_> = chunk
-            .iter()
-            .map(|id| json!({ "id": id, "title": format!("item {id}"), "price": 0 }))
-            .collect();
-        agent
-            .put(&format!("{base}/v1/products"))
-            .send_json(json!({ "products": products }))
-            .context("registering items failed")?;
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish();
-    Ok(())
+    let products: Vec<(&str, String)> = items
+        .iter()
+        .map(|id| (id.as_str(), format!("item {id}")))
+        .collect();
+    put_bare_products(agent, base, &products, 5_000, "items")
 }
 
 /// Training sessions as view events, many sessions per request; each session is a shopper.
