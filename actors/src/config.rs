@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use inkling_models::RankingWeights;
+use inkling_models::recommend::LinearRanker;
 
 use crate::model_pool::ModelPoolConfig;
 use crate::signals::SignalsConfig;
@@ -22,6 +23,9 @@ pub struct ActorConfig {
     pub candidates_per_shard: usize,
     pub profile: ProfileConfig,
     pub ranking: RankingWeights,
+    /// The learned recommendation model (`inkling train ranker`); an untrained prior until
+    /// one is loaded.
+    pub recommender: LinearRanker,
     /// The encoder pool behind intent classification; without one, queries still get slot
     /// extraction and dialogue tracking, but no intent class.
     pub encoder: Option<ModelPoolConfig>,
@@ -43,6 +47,7 @@ impl Default for ActorConfig {
             candidates_per_shard: 100,
             profile: ProfileConfig::default(),
             ranking: RankingWeights::default(),
+            recommender: LinearRanker::default(),
             encoder: None,
             signals: SignalsConfig::default(),
             segmentation: ChineseSegmentation::default(),

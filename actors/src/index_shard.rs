@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inkling_storage::{IndexHit, IndexQuery, IndexedProduct, ShardIndex, ShardLayout, Taxonomy};
+use inkling_storage::{
+    IndexHit, IndexQuery, IndexedProduct, Product, ShardIndex, ShardLayout, Taxonomy,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
@@ -25,6 +27,12 @@ pub enum IndexShardMsg {
     /// Adds or replaces products with their embeddings; visible to searches once answered.
     #[rpc]
     Upsert(Vec<IndexedProduct>, RpcReplyPort<Result<(), ActorError>>),
+    /// The shard's live products among these ids, from memory.
+    #[rpc]
+    Lookup(Vec<String>, RpcReplyPort<Vec<Arc<Product>>>),
+    /// The embedding of one product, when the shard holds it with one.
+    #[rpc]
+    VectorOf(String, RpcReplyPort<Option<Vec<f32>>>),
     /// Counts the products the shard holds.
     #[rpc]
     Count(RpcReplyPort<u64>),
@@ -92,6 +100,12 @@ impl Actor for IndexShard {
                     };
                     let _ = reply.send(answer);
                 });
+            }
+            IndexShardMsg::Lookup(ids, reply) => {
+                let _ = reply.send(index.lookup(&ids));
+            }
+            IndexShardMsg::VectorOf(id, reply) => {
+                let _ = reply.send(index.vector_of(&id).map(|vector| vector.to_vec()));
             }
             // Writes are awaited so they apply in arrival order.
             IndexShardMsg::Count(reply) => {

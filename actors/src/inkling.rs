@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use inkling_models::baskets::AssociationRules;
+use inkling_models::segments::Segments;
 use inkling_storage::{
-    CatalogStore, Event, GroupCommit, KvEngine, Product, Profile, ProfileStore, ShardLayout,
-    Taxonomy,
+    CatalogStore, Event, GroupCommit, KvEngine, ModelStore, Product, Profile, ProfileStore,
+    ShardLayout, Taxonomy,
 };
 use ractor::{Actor, ActorRef};
 
@@ -32,6 +34,10 @@ pub struct NodeStorage {
     pub index_dir: PathBuf,
     pub taxonomy: Taxonomy,
 }
+
+/// Names of the fitted models `inkling profile build` stores and a node loads at start.
+pub const SEGMENTS_MODEL: &str = "segments";
+pub const RULES_MODEL: &str = "association-rules";
 
 /// Products per catalog write when the index is refilled from the catalog.
 const REINDEX_CHUNK: usize = 1_000;
@@ -102,13 +108,21 @@ impl Inkling {
             embedder.as_ref().map(|e| e.model.as_str().to_string()),
         );
         let shards = spawn_shards(&config, &storage, &layout).await?;
-        let (signals, _) = Actor::spawn(None, OnlineSignals, config.signals)
+        let fitted = ModelStore::new(storage.engine.clone());
+        let rules: AssociationRules = fitted.load(RULES_MODEL)?.unwrap_or_default();
+        let segments: Option<Segments> = fitted.load(SEGMENTS_MODEL)?;
+        tracing::info!(
+            rules = rules.len(),
+            segments = segments.as_ref().map_or(0, Segments::len),
+            "fitted profile models loaded"
+        );
+        let (signals, _) = Actor::spawn(None, OnlineSignals, (config.signals, rules))
             .await
             .map_err(|error| spawn_error("online signals", error))?;
         let ranker_state = RankerState {
             shards: shards.clone(),
             signals: signals.clone(),
-            catalog: catalog.clone(),
+            recommender: Arc::new(config.recommender.clone()),
             config: config.clone(),
         };
         let (ranker, _) = Actor::spawn(None, Ranker, ranker_state)
@@ -146,6 +160,7 @@ impl Inkling {
             intent,
             signals: signals.clone(),
             profile_config: config.profile,
+            segments: segments.map(Arc::new),
         });
         let supervisor_args = SupervisorArgs {
             context,

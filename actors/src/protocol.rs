@@ -1,6 +1,7 @@
 //! Requests and answers that travel between the gateway and the actors, possibly across
 //! nodes, so all of them are plain serialisable data.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inkling_models::intent::{Slots, Understanding};
@@ -51,6 +52,9 @@ pub struct RecommendRequest {
     pub k: usize,
     #[serde(default)]
     pub filters: Filters,
+    /// Return each item's model features with it, for training the ranker and debugging.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,9 @@ pub struct RankedItem {
     pub product: Arc<Product>,
     pub score: f64,
     pub reasons: Vec<String>,
+    /// The model's inputs, by feature name, when the request asked to explain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeMap<String, f32>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

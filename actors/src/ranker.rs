@@ -1,32 +1,42 @@
-//! The ranker actor: scatters a request to every index shard in parallel, gathers what
-//! arrives before the deadline, and merges the hits with the shopper's profile.
+//! The ranker actor: scatters a request to every index shard (and, for recommendations, to
+//! the online signals) in parallel, gathers what arrives before the deadline, and merges
+//! the candidates: search hits with the shopper's profile, recommendation candidates with
+//! the learned recommendation model.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use inkling_models::fusion::{RankedHits, by_score, fuse};
-use inkling_models::intent::Understanding;
+use inkling_models::intent::{Slots, Understanding};
+use inkling_models::recommend::{
+    self as recommendations, Evidence, EvidenceBoard, Feature, LinearRanker, Proposal,
+    RecommendContext,
+};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
-use std::collections::HashMap;
-
-use inkling_storage::{CatalogStore, Filters, IndexQuery, Profile, Retrieval, now_ms};
+use inkling_storage::{Filters, IndexQuery, Product, Profile, Retrieval, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::config::ActorConfig;
-use crate::index_shard::IndexShardMsg;
+use crate::index_shard::{IndexShardMsg, shard_of};
 use crate::protocol::{
     MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest, effective_filters,
 };
 use crate::session::session_key;
-use crate::signals::{SignalQuery, SignalSource, SignalsMsg};
+use crate::signals::{
+    SignalAnswer, SignalCandidate, SignalQuery, SignalSource, SignalsMsg, TRANSITION_ANCHORS,
+};
 use crate::{ActorError, ask};
 
 /// How many liked categories and brands steer recommendation retrieval.
 const AFFINITY_FANOUT: usize = 5;
-/// How many of the shopper's latest items (and liked categories) the online signals expand.
+/// How many categories the shopper asked for or likes are asked what is trending in them.
 const SIGNAL_ANCHORS: usize = 3;
+/// Below this many known followers, the newest item counts as cold and content similarity
+/// proposes candidates for it.
+const COLD_ITEM_FOLLOWERS: usize = 5;
 /// Candidates the online signals propose per anchor.
-const SIGNAL_CANDIDATES: usize = 50;
+const SIGNAL_CANDIDATES: usize = 100;
 /// Items of the current session that session-kNN compares with past sessions.
 const SESSION_ITEMS: usize = 20;
 
@@ -42,11 +52,13 @@ pub enum RankerMsg {
         Option<Vec<f32>>,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
-    /// Ranks recommendations from the profile alone.
+    /// Ranks recommendations from the profile and what the shopper stated in this
+    /// session's conversation (category, price), which they must respect.
     #[rpc]
     Recommend(
         RecommendRequest,
         Box<Profile>,
+        Option<Box<Slots>>,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
 }
@@ -56,8 +68,8 @@ pub struct Ranker;
 pub struct RankerState {
     pub shards: Vec<ActorRef<IndexShardMsg>>,
     pub signals: ActorRef<SignalsMsg>,
-    /// The node's copy of the catalog, to turn signal item ids into products.
-    pub catalog: CatalogStore,
+    /// The learned model that scores recommendations.
+    pub recommender: Arc<LinearRanker>,
     pub config: ActorConfig,
 }
 
@@ -90,9 +102,10 @@ impl Actor for Ranker {
                     let _ = reply.send(Ok(answer));
                 });
             }
-            RankerMsg::Recommend(request, profile, reply) => {
+            RankerMsg::Recommend(request, profile, stated, reply) => {
                 tokio::spawn(async move {
-                    let _ = reply.send(Ok(recommend(&state, request, &profile).await));
+                    let stated = stated.map(|slots| *slots).unwrap_or_default();
+                    let _ = reply.send(Ok(recommend(&state, request, &profile, stated).await));
                 });
             }
         }
@@ -185,69 +198,207 @@ async fn recommend(
     state: &RankerState,
     request: RecommendRequest,
     profile: &Profile,
+    stated: Slots,
 ) -> RankedList {
     let now = now_ms();
     let half_life = state.config.profile.half_life_ms;
-    let top = |affinities| -> Vec<(String, f32)> {
+    let filters = effective_filters(&request.filters, &stated);
+    let session_id = request.session_id.as_deref();
+    let session_items = latest_items(profile, Some(session_id), SESSION_ITEMS);
+    let anchors = latest_items(profile, None, TRANSITION_ANCHORS);
+    let liked = |affinities| -> Vec<(String, f32)> {
         Profile::normalised(affinities, now, half_life)
             .into_iter()
             .take(AFFINITY_FANOUT)
             .map(|(key, weight)| (key, weight as f32))
             .collect()
     };
-    let categories = top(&profile.category_affinity);
-    let brands = top(&profile.brand_affinity);
-    let context = RankContext::new(profile, now, half_life);
-
-    // Best-rated items are always in the pool: they are the whole answer for a newcomer and
-    // a little exploration for everyone else.
-    let (mut candidates, mut missing_shards) = scatter_as(
-        state,
-        Retrieval::TopRated,
-        &request.filters,
-        CandidateSource::TopRated,
-    )
-    .await;
-    let signals = signal_candidates(state, &request, profile, &categories).await;
-    if !categories.is_empty() || !brands.is_empty() {
-        let retrieval = Retrieval::Affinity { categories, brands };
-        let (liked, missing) = scatter_as(
-            state,
-            retrieval,
-            &request.filters,
-            CandidateSource::Affinity,
-        )
-        .await;
-        // Liked items first, so deduplication keeps their more telling source.
-        candidates.splice(0..0, liked);
-        missing_shards.extend(missing);
+    let categories = liked(&profile.category_affinity);
+    let brands = liked(&profile.brand_affinity);
+    // A shopper with no history yet gets the cold-start policy; the learned model
+    // describes shoppers by what they did.
+    let cold_start;
+    let model: &LinearRanker = if anchors.is_empty() {
+        cold_start = LinearRanker::cold_start();
+        &cold_start
+    } else {
+        &state.recommender
+    };
+    // A source whose features the model gives no weight is not asked at all.
+    let wanted = |feature: Feature| model.weight(feature) != 0.0;
+    // A category asked for in words leads what is trending; liked ones follow.
+    let mut trending_in: Vec<String> = Vec::new();
+    if wanted(Feature::PopularInCategory) {
+        let liked_names = categories.iter().map(|(category, _)| category);
+        for category in stated.category.iter().chain(liked_names) {
+            if trending_in.len() < SIGNAL_ANCHORS && !trending_in.contains(category) {
+                trending_in.push(category.clone());
+            }
+        }
     }
-    // What shoppers did next is the most telling source of all.
-    candidates.splice(0..0, signals);
-    finish(state, candidates, missing_shards, &context, request.k)
-}
-
-/// Candidates from the online signals: followers of the shopper's latest items and what is
-/// popular in the categories they like. A slow or failed signals actor costs only these.
-async fn signal_candidates(
-    state: &RankerState,
-    request: &RecommendRequest,
-    profile: &Profile,
-    categories: &[(String, f32)],
-) -> Vec<Candidate> {
-    let filters = &request.filters;
-    let session_id = request.session_id.as_deref();
     let query = SignalQuery {
         session_key: session_key(&profile.user_id, session_id),
-        session_items: latest_items(profile, Some(session_id), SESSION_ITEMS),
-        recent_items: latest_items(profile, None, SIGNAL_ANCHORS),
-        categories: categories
-            .iter()
-            .take(SIGNAL_ANCHORS)
-            .map(|(c, _)| c.clone())
-            .collect(),
+        session_items: session_items.clone(),
+        recent_items: anchors.clone(),
+        categories: trending_in,
+        segment: profile
+            .segment
+            .filter(|_| wanted(Feature::PopularInSegment)),
         limit: SIGNAL_CANDIDATES,
     };
+    let top_rated = async {
+        if !wanted(Feature::TopRated) {
+            return (Vec::new(), Vec::new());
+        }
+        scatter(state, Retrieval::TopRated, &filters).await
+    };
+    let liked_items = async {
+        let nothing_liked = categories.is_empty() && brands.is_empty();
+        if nothing_liked || !wanted(Feature::Liked) {
+            return (Vec::new(), Vec::new());
+        }
+        scatter(state, Retrieval::Affinity { categories, brands }, &filters).await
+    };
+    let (signals, (top_rated, top_missing), (liked_items, liked_missing)) =
+        futures::future::join3(signal_candidates(state, query), top_rated, liked_items).await;
+    let similar = match wanted(Feature::Similar) {
+        true => similar_to_newest(state, &anchors, &signals, &filters).await,
+        false => None,
+    };
+
+    let mut products: HashMap<String, Arc<Product>> = HashMap::new();
+    let mut board = EvidenceBoard::default();
+    for hit in top_rated {
+        board.entry(&hit.product.id).top_rated = hit.retrieval_score;
+        products.insert(hit.product.id.clone(), hit.product);
+    }
+    for hit in liked_items {
+        board.entry(&hit.product.id).liked = hit.retrieval_score;
+        products.insert(hit.product.id.clone(), hit.product);
+    }
+    let unknown: Vec<String> = signals
+        .candidates
+        .iter()
+        .map(|candidate| candidate.item_id.clone())
+        .chain(anchors.iter().cloned())
+        .filter(|id| !products.contains_key(id))
+        .collect();
+    for product in lookup(state, unknown).await {
+        products.insert(product.id.clone(), product);
+    }
+    if let Some((anchor, hits)) = similar {
+        let anchor_title = products.get(&anchor).map(|product| product.title.clone());
+        for hit in hits.into_iter().filter(|hit| hit.product.id != anchor) {
+            let evidence = board.entry(&hit.product.id);
+            evidence.similar = hit.retrieval_score;
+            evidence.similar_title = anchor_title.clone();
+            products.insert(hit.product.id.clone(), hit.product);
+        }
+    }
+    let title = |id: &str| products.get(id).map(|product| product.title.clone());
+    for candidate in signals.candidates {
+        record_signal(board.entry(&candidate.item_id), candidate, &title);
+    }
+    for (item_id, interest) in signals.interest {
+        board.entry(&item_id).interest = interest;
+    }
+    let proposals: Vec<Proposal> = board
+        .into_evidence()
+        .into_iter()
+        .filter_map(|(id, evidence)| {
+            let product = products.get(&id)?.clone();
+            filters
+                .accepts(&product)
+                .then_some(Proposal { product, evidence })
+        })
+        .collect();
+    let context = RecommendContext {
+        profile,
+        session_items: &session_items,
+        now_ms: now,
+        half_life_ms: half_life,
+        budget: stated.price_max.map(|max| Budget {
+            max,
+            currency: stated.currency.clone(),
+        }),
+        diversify: filters.category.is_none(),
+        max_category_share: state.config.ranking.max_category_share,
+        explain: request.explain,
+    };
+    let items = recommendations::recommend(proposals, &context, model, request.k)
+        .into_iter()
+        .map(|item| RankedItem {
+            product: item.product,
+            score: item.score,
+            reasons: item.reasons,
+            features: item.features.map(|vector| {
+                Feature::ALL
+                    .iter()
+                    .map(|feature| (feature.name().to_string(), vector[*feature as usize]))
+                    .collect()
+            }),
+        })
+        .collect();
+    RankedList {
+        items,
+        missing_shards: merge_missing([top_missing, liked_missing]),
+        understanding: None,
+    }
+}
+
+/// What a signal says about its item, as evidence for the ranking model.
+fn record_signal(
+    evidence: &mut Evidence,
+    candidate: SignalCandidate,
+    title: &impl Fn(&str) -> Option<String>,
+) {
+    let score = candidate.score;
+    match candidate.source {
+        SignalSource::Neighbours {
+            rank,
+            near_score,
+            next_score,
+        } => {
+            evidence.neighbours = score;
+            evidence.neighbours_near = near_score;
+            evidence.neighbours_next = next_score;
+            evidence.neighbours_rank = Some(rank);
+        }
+        SignalSource::After {
+            item_id,
+            steps_back,
+            count,
+        } => {
+            if steps_back == 0 {
+                evidence.after_newest_count = count;
+            }
+            if score > evidence.after.iter().copied().fold(0.0, f32::max) {
+                evidence.after_title = title(&item_id);
+            }
+            let slot = &mut evidence.after[steps_back.min(evidence.after.len() - 1)];
+            *slot = slot.max(score);
+        }
+        SignalSource::Together { item_id } => {
+            if score > evidence.together {
+                evidence.together = score;
+                evidence.together_title = title(&item_id);
+            }
+        }
+        SignalSource::Popular { category: None } => evidence.popular = score,
+        SignalSource::Popular {
+            category: Some(category),
+        } => {
+            if score > evidence.popular_in_category {
+                evidence.popular_in_category = score;
+                evidence.popular_category = Some(category);
+            }
+        }
+        SignalSource::PopularInSegment => evidence.popular_in_segment = score,
+    }
+}
+
+/// Candidates from the online signals. A slow or failed signals actor costs only these.
+async fn signal_candidates(state: &RankerState, query: SignalQuery) -> SignalAnswer {
     let asked = ask(
         &state.signals,
         |reply| SignalsMsg::Candidates(query, reply),
@@ -255,37 +406,73 @@ async fn signal_candidates(
         "online signals",
     )
     .await;
-    let found = match asked {
-        Ok(found) => found,
-        Err(error) => {
-            tracing::warn!(%error, "recommending without online signals");
-            return Vec::new();
+    asked.unwrap_or_else(|error| {
+        tracing::warn!(%error, "recommending without online signals");
+        SignalAnswer::default()
+    })
+}
+
+/// Products like the shopper's newest item by their embeddings, when that item is too new
+/// for the shoppers' behaviour to say what goes with it.
+async fn similar_to_newest(
+    state: &RankerState,
+    anchors: &[String],
+    signals: &SignalAnswer,
+    filters: &Filters,
+) -> Option<(String, Vec<Candidate>)> {
+    let newest = anchors.first()?;
+    let known_followers = signals
+        .candidates
+        .iter()
+        .filter(|c| matches!(c.source, SignalSource::After { steps_back: 0, .. }))
+        .count();
+    if known_followers >= COLD_ITEM_FOLLOWERS {
+        return None;
+    }
+    let owner = &state.shards[shard_of(newest, state.shards.len())];
+    let vector = ask(
+        owner,
+        |reply| IndexShardMsg::VectorOf(newest.clone(), reply),
+        state.config.shard_timeout,
+        "index shard",
+    )
+    .await
+    .ok()
+    .flatten()?;
+    let (hits, _) = scatter(state, Retrieval::Vector(vector), filters).await;
+    Some((newest.clone(), hits))
+}
+
+/// The products behind `ids`, asked of the shards that own them, in parallel.
+async fn lookup(state: &RankerState, ids: Vec<String>) -> Vec<Arc<Product>> {
+    let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); state.shards.len()];
+    for id in ids {
+        let shard = shard_of(&id, state.shards.len());
+        if !by_shard[shard].contains(&id) {
+            by_shard[shard].push(id);
         }
-    };
-    let mut titles: HashMap<String, String> = HashMap::new();
-    found
+    }
+    let requests = by_shard
         .into_iter()
-        .filter_map(|candidate| {
-            let product = state.catalog.get(&candidate.item_id).ok().flatten()?;
-            if !filters.accepts(&product) {
-                return None;
-            }
-            let source = match candidate.source {
-                SignalSource::After { item_id } => CandidateSource::After {
-                    title: titles
-                        .entry(item_id.clone())
-                        .or_insert_with(|| title_of(&state.catalog, &item_id))
-                        .clone(),
-                },
-                SignalSource::Popular { category } => CandidateSource::Popular { category },
-                SignalSource::Neighbours => CandidateSource::Neighbours,
-            };
-            Some(Candidate {
-                product: product.into(),
-                retrieval_score: candidate.score,
-                source,
+        .zip(&state.shards)
+        .filter(|(ids, _)| !ids.is_empty())
+        .map(|(ids, shard)| async move {
+            let found = ask(
+                shard,
+                |reply| IndexShardMsg::Lookup(ids, reply),
+                state.config.shard_timeout,
+                "index shard",
+            )
+            .await;
+            found.unwrap_or_else(|error| {
+                tracing::warn!(%error, "recommending without one shard's products");
+                Vec::new()
             })
-        })
+        });
+    futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .flatten()
         .collect()
 }
 
@@ -306,20 +493,13 @@ fn latest_items(profile: &Profile, session: Option<Option<&str>>, limit: usize) 
     items
 }
 
-fn title_of(catalog: &CatalogStore, item_id: &str) -> String {
-    match catalog.get(item_id) {
-        Ok(Some(product)) => product.title,
-        _ => item_id.to_string(),
-    }
-}
-
 /// Queries every shard in parallel and keeps whatever arrives before the shard deadline.
-/// Hits come back as candidates of `source`, their score the shard's retrieval score.
-async fn scatter_as(
+/// Hits come back as candidates whose source the caller settles, their score the shard's
+/// retrieval score.
+async fn scatter(
     state: &RankerState,
     retrieval: Retrieval,
     filters: &Filters,
-    source: CandidateSource,
 ) -> (Vec<Candidate>, Vec<MissingShard>) {
     let query = IndexQuery {
         retrieval,
@@ -346,7 +526,7 @@ async fn scatter_as(
             Ok(hits) => candidates.extend(hits.into_iter().map(|hit| Candidate {
                 product: hit.product,
                 retrieval_score: hit.score,
-                source: source.clone(),
+                source: CandidateSource::Requested,
             })),
             Err(error) => missing.push(MissingShard {
                 shard,
@@ -355,15 +535,6 @@ async fn scatter_as(
         }
     }
     (candidates, missing)
-}
-
-/// [`scatter_as`] for hits whose source the caller settles, such as search hits to fuse.
-async fn scatter(
-    state: &RankerState,
-    retrieval: Retrieval,
-    filters: &Filters,
-) -> (Vec<Candidate>, Vec<MissingShard>) {
-    scatter_as(state, retrieval, filters, CandidateSource::Requested).await
 }
 
 fn finish(
@@ -379,6 +550,7 @@ fn finish(
             product: scored.product,
             score: scored.score,
             reasons: scored.reasons,
+            features: None,
         })
         .collect();
     RankedList {

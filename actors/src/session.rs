@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use inkling_models::intent::DialogueState;
-use inkling_storage::{CatalogStore, Event, Product, Profile, ProfileConfig, ProfileStore, now_ms};
+use inkling_models::segments::{Segments, profile_vector};
+use inkling_storage::{
+    CatalogStore, Event, EventKind, Product, Profile, ProfileConfig, ProfileStore, now_ms,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
@@ -42,6 +45,8 @@ pub struct SessionContext {
     pub intent: Arc<IntentService>,
     pub signals: ActorRef<SignalsMsg>,
     pub profile_config: ProfileConfig,
+    /// Segment centroids from the last `inkling profile build`, if any.
+    pub segments: Option<Arc<Segments>>,
 }
 
 pub struct SessionActor;
@@ -104,9 +109,14 @@ impl Actor for SessionActor {
                 }
             }
             SessionMsg::Recommend(request, reply) => {
+                // What the shopper said in this session's conversation still holds.
+                let stated = (state.dialogue_session == request.session_id
+                    && !state.dialogue.constraints.is_empty())
+                .then(|| Box::new(state.dialogue.constraints.clone()));
+                let profile = Box::new(state.profile.clone());
                 forward(
                     &state.context.ranker,
-                    RankerMsg::Recommend(request, Box::new(state.profile.clone()), reply),
+                    RankerMsg::Recommend(request, profile, stated, reply),
                 );
             }
             SessionMsg::GetProfile(reply) => {
@@ -147,6 +157,7 @@ impl SessionState {
             }
             self.profile.apply(event, product.as_ref(), now, &config);
         }
+        self.assign_segment(now);
         self.context.profiles.save(&self.profile)?;
         inkling_ops::metrics::EVENTS_INGESTED.inc_by(events.len() as u64);
         if !observations.is_empty() {
@@ -154,6 +165,17 @@ impl SessionState {
             let _ = self.context.signals.cast(SignalsMsg::Observe(observations));
         }
         Ok(self.profile.event_count)
+    }
+
+    /// Places the shopper in the nearest segment of the last `inkling profile build`.
+    fn assign_segment(&mut self, now: u64) {
+        let Some(segments) = &self.context.segments else {
+            return;
+        };
+        let half_life = self.context.profile_config.half_life_ms;
+        if let Some(vector) = profile_vector(&self.profile, now, half_life) {
+            self.profile.segment = segments.assign(&vector);
+        }
     }
 
     /// The event as shared signals see it, with the item it followed in its session.
@@ -172,6 +194,9 @@ impl SessionState {
                 .last_item_in(event.session_id.as_deref())
                 .map(str::to_string),
             categories: product.map(|p| p.category_path.clone()).unwrap_or_default(),
+            segment: self.profile.segment,
+            basket: matches!(event.kind, EventKind::AddToCart | EventKind::Purchase)
+                .then(|| self.profile.basket_in(event.session_id.as_deref())),
             weight: event.kind.interest_weight(),
             at_ms: event.timestamp.unwrap_or(now),
         }

@@ -149,6 +149,7 @@ async fn recommendations_follow_the_profile_and_skip_purchases() {
         session_id: None,
         k: 3,
         filters: Filters::default(),
+        explain: false,
     };
     let cold = node.recommend(recommend("newcomer")).await.unwrap();
     assert_eq!(cold.items.len(), 3, "a newcomer still gets top-rated items");
@@ -258,6 +259,7 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         session_id: Some("new".into()),
         k: 3,
         filters: Filters::default(),
+        explain: false,
     };
     node.record_events(vec![session_event("next", "new", "xiaomi-12", true)])
         .await
@@ -445,4 +447,129 @@ async fn searches_keep_answering_during_a_bulk_load() {
     loader.await.unwrap();
     assert!(answered > 1, "only {answered} searches ran during the load");
     assert_eq!(node.catalog_size().unwrap(), 5 + 5_000);
+}
+
+fn in_session(user: &str, session: &str, kind: EventKind, item: &str) -> Event {
+    Event {
+        session_id: Some(session.into()),
+        ..event(user, kind, item)
+    }
+}
+
+fn recommend_in(user: &str, session: &str) -> RecommendRequest {
+    RecommendRequest {
+        user_id: user.into(),
+        session_id: Some(session.into()),
+        k: 5,
+        filters: Filters::default(),
+        explain: false,
+    }
+}
+
+/// What the shopper says in a session's conversation binds that session's recommendations;
+/// each case: what they said, the ids allowed, and a reason the first item must carry.
+#[tokio::test]
+async fn recommendations_respect_what_the_shopper_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), ActorConfig::default()).await;
+    // Trending overall: the iPad; trending among phones: the Xiaomi.
+    let mut events = Vec::new();
+    for shopper in 0..4 {
+        let name = format!("trend-{shopper}");
+        events.push(in_session(&name, "s", EventKind::View, "ipad-mini"));
+        events.push(in_session(&name, "s", EventKind::View, "ipad-mini"));
+        if shopper < 2 {
+            events.push(in_session(&name, "t", EventKind::View, "xiaomi-12"));
+        }
+    }
+    node.record_events(events).await.unwrap();
+
+    let cases: [(&str, &str, &[&str], &str); 3] = [
+        // A newcomer who named a category gets what is trending in it, first.
+        (
+            "我想找一款手机",
+            "phones",
+            &["xiaomi-12", "iphone-se", "iphone-14"],
+            "popular in 手机 today",
+        ),
+        // A stated budget filters and is explained.
+        (
+            "有没有8000元以内的手机？",
+            "budget",
+            &["xiaomi-12", "iphone-se", "iphone-14"],
+            "within your ¥8,000 budget",
+        ),
+        (
+            "有没有4000元以内的？",
+            "tight-budget",
+            &["xiaomi-12", "ipad-mini"],
+            "within your ¥4,000 budget",
+        ),
+    ];
+    for (said, shopper, allowed, reason) in cases {
+        let search = SearchRequest {
+            session_id: Some("chat".into()),
+            ..search_for(shopper, said, SearchMode::Lexical)
+        };
+        node.search(search).await.unwrap();
+        let list = node.recommend(recommend_in(shopper, "chat")).await.unwrap();
+        assert!(!list.items.is_empty(), "{said}: nothing recommended");
+        for item in &list.items {
+            assert!(
+                allowed.contains(&item.product.id.as_str()),
+                "{said}: {:?}",
+                ids(&list)
+            );
+        }
+        let first = &list.items[0].reasons;
+        assert!(first.iter().any(|r| r == reason), "{said}: {first:?}");
+    }
+    let phones = node
+        .recommend(recommend_in("phones", "chat"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&phones)[0], "xiaomi-12", "{:?}", phones.items);
+    // Another session of the same shopper is a new conversation: no constraint holds.
+    let elsewhere = node
+        .recommend(recommend_in("budget", "other"))
+        .await
+        .unwrap();
+    assert!(
+        ids(&elsewhere).contains(&"macbook-pro"),
+        "{:?}",
+        ids(&elsewhere)
+    );
+}
+
+#[tokio::test]
+async fn what_shoppers_cart_together_is_recommended_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), ActorConfig::default()).await;
+    let mut events = Vec::new();
+    for shopper in ["cart-a", "cart-b"] {
+        events.push(in_session(shopper, "s", EventKind::AddToCart, "iphone-14"));
+        events.push(in_session(shopper, "s", EventKind::Purchase, "macbook-pro"));
+    }
+    node.record_events(events).await.unwrap();
+    node.record_events(vec![in_session(
+        "cart-c",
+        "s",
+        EventKind::AddToCart,
+        "iphone-14",
+    )])
+    .await
+    .unwrap();
+    let list = node.recommend(recommend_in("cart-c", "s")).await.unwrap();
+    let macbook = list
+        .items
+        .iter()
+        .find(|item| item.product.id == "macbook-pro")
+        .unwrap_or_else(|| panic!("{:?}", ids(&list)));
+    assert!(
+        macbook
+            .reasons
+            .contains(&"often bought together with iPhone 14".to_string()),
+        "{:?}",
+        macbook.reasons
+    );
 }

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
+use inkling_models::baskets::RuleThresholds;
 use inkling_models::encoder::ModelName;
+use inkling_models::recommend::LinearRanker;
 use inkling_storage::ChineseSegmentation;
 
 use crate::node::{CatalogSource, NodeOptions};
@@ -38,6 +40,63 @@ enum Command {
     Eval {
         #[command(subcommand)]
         eval: EvalCommand,
+    },
+    /// Fit a model from logged data.
+    Train {
+        #[command(subcommand)]
+        train: TrainCommand,
+    },
+    /// Offline jobs over stored profiles.
+    Profile {
+        #[command(subcommand)]
+        profile: ProfileCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// The recommendation ranker, on a held-out slice of a session file; writes weights
+    /// that `serve --ranker` and `eval sessions --ranker` load.
+    Ranker {
+        /// One session a line, space-separated item ids in click order.
+        #[arg(long)]
+        train: PathBuf,
+        /// Where to write the weights (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Share of sessions, from the end of the file, held out to learn from.
+        #[arg(long, default_value_t = 0.1)]
+        held_out_share: f64,
+        /// Most held-out cases replayed.
+        #[arg(long, default_value_t = 20_000)]
+        max_cases: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Shopper segments (k-means) and association rules from a stopped node's data.
+    Build {
+        /// The node's data folder.
+        #[arg(long, env = "INKLING_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Number of segments (k).
+        #[arg(long, default_value_t = 16)]
+        segments: usize,
+        /// Most k-means iterations.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// Baskets a pair must share to become a rule.
+        #[arg(long, default_value_t = 2)]
+        min_support: u32,
+        /// Least confidence of a rule A -> B: baskets with both / baskets with A.
+        #[arg(long, default_value_t = 0.05)]
+        min_confidence: f32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -97,6 +156,9 @@ enum EvalCommand {
         /// Concurrent HTTP clients.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Ranker weights from `inkling train ranker` (default: the untrained prior).
+        #[arg(long)]
+        ranker: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -120,7 +182,7 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
                 anyhow::bail!("--k must be between 1 and {}", crate::http::MAX_K);
             }
             let mode = mode.into();
-            let mut actors = engine.actor_config();
+            let mut actors = engine.actor_config()?;
             if mode == SearchMode::Lexical {
                 // Lexical search never touches the encoder: don't embed the corpus for it.
                 actors.encoder = None;
@@ -154,13 +216,18 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
             test,
             k,
             concurrency,
+            ranker,
             json,
         } => {
             if k == 0 || k > crate::http::MAX_K {
                 anyhow::bail!("--k must be between 1 and {}", crate::http::MAX_K);
             }
+            let actors = ActorConfig {
+                recommender: load_ranker(ranker.as_deref())?,
+                ..Default::default()
+            };
             let data = crate::eval::sessions::read(&train, &test)?;
-            let report = crate::eval::sessions::evaluate(data, k, concurrency).await?;
+            let report = crate::eval::sessions::evaluate(data, k, concurrency, actors).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -179,6 +246,66 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+async fn run_train(train: TrainCommand) -> anyhow::Result<()> {
+    match train {
+        TrainCommand::Ranker {
+            train,
+            out,
+            held_out_share,
+            max_cases,
+            concurrency,
+        } => {
+            let options = crate::train::RankerTraining {
+                train,
+                out,
+                held_out_share,
+                max_cases,
+                concurrency: concurrency.max(1),
+            };
+            crate::train::train_ranker(options).await
+        }
+    }
+}
+
+fn run_profile(profile: ProfileCommand) -> anyhow::Result<()> {
+    match profile {
+        ProfileCommand::Build {
+            data_dir,
+            segments,
+            iterations,
+            min_support,
+            min_confidence,
+            json,
+        } => {
+            let options = crate::profiles::ProfileBuild {
+                data_dir,
+                segments,
+                iterations: iterations.max(1),
+                thresholds: RuleThresholds {
+                    min_support: min_support.max(1),
+                    min_confidence,
+                    ..Default::default()
+                },
+            };
+            let report = crate::profiles::build(&options)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                crate::profiles::print_table(&report);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The recommendation model at `path`, or the untrained prior without one.
+fn load_ranker(path: Option<&std::path::Path>) -> anyhow::Result<LinearRanker> {
+    match path {
+        Some(path) => Ok(LinearRanker::load(path)?),
+        None => Ok(LinearRanker::default()),
     }
 }
 
@@ -210,6 +337,10 @@ pub struct EngineArgs {
     /// Texts the model pool may hold waiting; past this, searches get 503 "overloaded".
     #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue: u32,
+    /// Recommendation ranker weights from `inkling train ranker` (default: the untrained
+    /// prior).
+    #[arg(long, env = "INKLING_RANKER")]
+    pub ranker: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,16 +367,17 @@ impl From<ModeArg> for SearchMode {
 }
 
 impl EngineArgs {
-    pub fn actor_config(&self) -> ActorConfig {
-        ActorConfig {
+    pub fn actor_config(&self) -> anyhow::Result<ActorConfig> {
+        Ok(ActorConfig {
             shards: usize::from(self.shards),
             encoder: self.encoder(),
             segmentation: match self.segmentation {
                 SegmentationArg::Jieba => ChineseSegmentation::Jieba,
                 SegmentationArg::Bigram => ChineseSegmentation::Bigram,
             },
+            recommender: load_ranker(self.ranker.as_deref())?,
             ..Default::default()
-        }
+        })
     }
 
     fn encoder(&self) -> Option<ModelPoolConfig> {
@@ -301,22 +433,22 @@ pub enum CatalogArg {
 }
 
 impl ServeArgs {
-    pub fn node_options(&self) -> NodeOptions {
+    pub fn node_options(&self) -> anyhow::Result<NodeOptions> {
         let catalog = match (self.catalog, &self.catalog_file) {
             (CatalogArg::Demo, _) => CatalogSource::Demo,
             (CatalogArg::None, _) => CatalogSource::Empty,
             (CatalogArg::File, Some(path)) => CatalogSource::File(path.clone()),
             (CatalogArg::File, None) => unreachable!("clap requires --catalog-file"),
         };
-        NodeOptions {
+        Ok(NodeOptions {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
             catalog,
             actors: ActorConfig {
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
-                ..self.engine.actor_config()
+                ..self.engine.actor_config()?
             },
-        }
+        })
     }
 }
 
@@ -332,9 +464,11 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => crate::node::run(args.node_options()).await,
+            Command::Serve(args) => crate::node::run(args.node_options()?).await,
             Command::Bench { bench } => crate::bench::run(bench).await,
             Command::Eval { eval } => run_eval(eval).await,
+            Command::Train { train } => run_train(train).await,
+            Command::Profile { profile } => run_profile(profile),
         }
     });
     match outcome {

@@ -278,6 +278,8 @@ struct ProfileView {
     recent_items: Vec<inkling_storage::profile::RecentItem>,
     recent_queries: Vec<inkling_storage::profile::RecentQuery>,
     purchased: Vec<String>,
+    /// The shopper segment from the last `inkling profile build`.
+    segment: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -312,6 +314,7 @@ impl ProfileView {
             recent_items: profile.recent_items.into(),
             recent_queries: profile.recent_queries.into(),
             purchased: profile.purchased.into_iter().collect(),
+            segment: profile.segment,
         }
     }
 }

@@ -12,3 +12,5 @@ pub mod demo;
 pub mod eval;
 pub mod http;
 pub mod node;
+pub mod profiles;
+pub mod train;

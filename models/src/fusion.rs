@@ -126,7 +126,7 @@ mod tests {
                 attributes: Default::default(),
             }),
             retrieval_score: 0.0,
-            source: CandidateSource::TopRated,
+            source: CandidateSource::Requested,
         }
     }
 

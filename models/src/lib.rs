@@ -5,10 +5,13 @@
 //! (`inkling-storage`'s products and profiles) and must never know about actors, mailboxes,
 //! nodes, HTTP, or how and where the data is stored.
 
+pub mod baskets;
 pub mod encoder;
 pub mod fusion;
 pub mod intent;
 pub mod ranking;
+pub mod recommend;
+pub mod segments;
 pub mod signals;
 
 pub use ranking::{

@@ -18,18 +18,8 @@ pub enum CandidateSource {
     /// Found for a search query, by its words, its meaning or both; the score is the
     /// fused rank score (see [`crate::fusion`]).
     Search { query: String, matched: Matched },
-    /// In a category or brand the shopper likes.
-    Affinity,
-    /// Among the best-rated products, for shoppers with no history.
-    TopRated,
     /// Satisfies the category or brand the shopper asked for in words.
     Requested,
-    /// Shoppers often went to it right after an item this shopper just looked at.
-    After { title: String },
-    /// Popular right now, in a category the shopper likes or overall.
-    Popular { category: Option<String> },
-    /// In past sessions much like the shopper's current one.
-    Neighbours,
 }
 
 /// How a search hit relates to the query.
@@ -67,17 +57,6 @@ pub struct RankingWeights {
     pub brand: f64,
     pub price: f64,
     pub rating: f64,
-    /// Retrieval weight of best-rated filler relative to items matched to the shopper.
-    pub top_rated: f64,
-    /// Retrieval weight of what is popular now: less personal than what follows the
-    /// shopper's own items.
-    pub popular: f64,
-    /// Retrieval weight of what followed the shopper's latest items, relative to what
-    /// similar sessions contained.
-    pub after: f64,
-    /// Multiplier for recommended items the shopper looked at moments ago: show them, but
-    /// after new ones.
-    pub recently_seen: f64,
     /// At most this share of the answer comes from one leaf category.
     pub max_category_share: f64,
     /// Weight of a stated preference (best value, cheapest, ...): the shopper asked for this
@@ -95,10 +74,6 @@ impl Default for RankingWeights {
             brand: 0.15,
             price: 0.1,
             rating: 0.05,
-            top_rated: 0.3,
-            popular: 0.0,
-            after: 0.0,
-            recently_seen: 0.6,
             max_category_share: 0.5,
             preference: 2.0,
         }
@@ -106,7 +81,7 @@ impl Default for RankingWeights {
 }
 
 /// What the profile says, resolved once per request.
-struct ProfileSignals<'a> {
+pub(crate) struct ProfileSignals<'a> {
     categories: HashMap<String, f64>,
     brands: HashMap<String, f64>,
     price_band: Option<(f64, f64)>,
@@ -114,7 +89,7 @@ struct ProfileSignals<'a> {
 }
 
 impl<'a> ProfileSignals<'a> {
-    fn new(profile: &'a Profile, now_ms: u64, half_life_ms: u64) -> Self {
+    pub(crate) fn new(profile: &'a Profile, now_ms: u64, half_life_ms: u64) -> Self {
         let categories = Profile::normalised(&profile.category_affinity, now_ms, half_life_ms);
         let brands = Profile::normalised(&profile.brand_affinity, now_ms, half_life_ms);
         Self {
@@ -126,7 +101,7 @@ impl<'a> ProfileSignals<'a> {
     }
 
     /// The strongest category affinity along the product's path, with its name.
-    fn category<'p>(&self, product: &'p Product) -> Option<(&'p str, f64)> {
+    pub(crate) fn category<'p>(&self, product: &'p Product) -> Option<(&'p str, f64)> {
         product
             .category_path
             .iter()
@@ -138,7 +113,7 @@ impl<'a> ProfileSignals<'a> {
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
-    fn brand(&self, product: &Product) -> Option<f64> {
+    pub(crate) fn brand(&self, product: &Product) -> Option<f64> {
         product
             .brand
             .as_ref()
@@ -146,7 +121,7 @@ impl<'a> ProfileSignals<'a> {
     }
 
     /// 1 at the centre of the shopper's usual price band, falling off in log-price.
-    fn price_fit(&self, product: &Product) -> Option<f64> {
+    pub(crate) fn price_fit(&self, product: &Product) -> Option<f64> {
         let (mean, deviation) = self.price_band?;
         let z = (product.price.max(0.01).ln() - mean) / deviation.max(0.25);
         Some((-0.5 * z * z).exp())
@@ -230,7 +205,7 @@ pub fn rank(
                 preference.apply(&mut scored, weights.preference);
             }
             if let Some(budget) = &context.budget {
-                explain_budget(&mut scored, budget);
+                explain_budget(&scored.product, &mut scored.reasons, budget);
             }
             scored
         })
@@ -243,7 +218,12 @@ pub fn rank(
         scored.truncate(k);
         return scored;
     }
-    diversify(scored, weights.max_category_share, k)
+    diversify(
+        scored,
+        |item| item.product.as_ref(),
+        weights.max_category_share,
+        k,
+    )
 }
 
 /// Turns a stated preference into a score in [0, 1] relative to the other candidates.
@@ -313,15 +293,14 @@ impl PreferenceScale {
     }
 }
 
-fn explain_budget(scored: &mut Scored, budget: &Budget) {
-    let product = &scored.product;
+pub(crate) fn explain_budget(product: &Product, reasons: &mut Vec<String>, budget: &Budget) {
     let same_currency = budget
         .currency
         .as_deref()
         .is_none_or(|c| c == product.currency);
     if same_currency && product.price <= budget.max {
         let currency = budget.currency.as_deref().unwrap_or(&product.currency);
-        scored.reasons.push(format!(
+        reasons.push(format!(
             "within your {} budget",
             money(budget.max, currency)
         ));
@@ -361,16 +340,7 @@ fn score_one(
     let mut score = 0.0;
 
     let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
-    let source_weight = match candidate.source {
-        CandidateSource::TopRated => weights.top_rated,
-        CandidateSource::Popular { .. } => weights.popular,
-        CandidateSource::After { .. } => weights.after,
-        CandidateSource::Search { .. }
-        | CandidateSource::Affinity
-        | CandidateSource::Requested
-        | CandidateSource::Neighbours => 1.0,
-    };
-    score += weights.retrieval * source_weight * retrieval;
+    score += weights.retrieval * retrieval;
     match &candidate.source {
         CandidateSource::Search {
             query,
@@ -380,18 +350,7 @@ fn score_one(
             query,
             matched: Matched::Meaning,
         } => reasons.push(format!("close in meaning to your search \"{query}\"")),
-        CandidateSource::TopRated => reasons.push("among the best-rated products".to_string()),
-        CandidateSource::After { title } => {
-            reasons.push(format!("viewed after {title} by many shoppers"))
-        }
-        CandidateSource::Popular {
-            category: Some(category),
-        } => reasons.push(format!("popular in {category} right now")),
-        CandidateSource::Popular { category: None } => reasons.push("popular right now".into()),
-        CandidateSource::Neighbours => {
-            reasons.push("shoppers with sessions like yours viewed this".into())
-        }
-        CandidateSource::Affinity | CandidateSource::Requested => {}
+        CandidateSource::Requested => {}
     }
 
     if let Some((category, affinity)) = signals.category(&product) {
@@ -416,19 +375,12 @@ fn score_one(
     }
     if let Some(rating) = product.rating {
         score += weights.rating * f64::from(rating) / 5.0;
-        if rating >= 4.0 && candidate.source != CandidateSource::TopRated {
+        if rating >= 4.0 {
             reasons.push(format!("rated {rating:.1}/5"));
         }
     }
     if signals.recently_seen(&product) {
-        // A search asked for this item again, and shoppers like this one came back to it;
-        // otherwise a recommendation should show something new.
-        if !matches!(
-            candidate.source,
-            CandidateSource::Search { .. } | CandidateSource::Neighbours
-        ) {
-            score *= weights.recently_seen;
-        }
+        // A search asked for this item again: show it, and say why it is familiar.
         reasons.push("you looked at this recently".to_string());
     }
     Scored {
@@ -440,7 +392,12 @@ fn score_one(
 
 /// Takes the best items while no leaf category exceeds its share, then fills up from the
 /// rest when diversity alone cannot fill `k`; the fill-ups rank after the diverse items.
-fn diversify(ranked: Vec<Scored>, max_share: f64, k: usize) -> Vec<Scored> {
+pub(crate) fn diversify<T>(
+    ranked: Vec<T>,
+    product_of: impl Fn(&T) -> &Product,
+    max_share: f64,
+    k: usize,
+) -> Vec<T> {
     let per_category_cap = ((k as f64 * max_share).ceil() as usize).max(1);
     let mut per_category: HashMap<String, usize> = HashMap::new();
     let (mut chosen, mut deferred) = (Vec::with_capacity(k), Vec::new());
@@ -448,7 +405,12 @@ fn diversify(ranked: Vec<Scored>, max_share: f64, k: usize) -> Vec<Scored> {
         if chosen.len() == k {
             break;
         }
-        let category = item.product.leaf_category().unwrap_or_default().to_string();
+        // Items without a category are not one category: only named ones are capped.
+        let Some(category) = product_of(&item).leaf_category() else {
+            chosen.push(item);
+            continue;
+        };
+        let category = category.to_string();
         let count = per_category.entry(category).or_default();
         if *count < per_category_cap {
             *count += 1;
@@ -486,7 +448,7 @@ mod tests {
         Candidate {
             product: product.into(),
             retrieval_score,
-            source: CandidateSource::Affinity,
+            source: CandidateSource::Requested,
         }
     }
 

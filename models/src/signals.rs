@@ -51,17 +51,25 @@ impl ItemTransitions {
         }
     }
 
-    /// The strongest followers of `item` with their share of its transitions.
-    pub fn successors(&self, item: &str, limit: usize) -> Vec<(String, f32)> {
+    /// The strongest followers of `item`, with their share of its transitions.
+    pub fn successors(&self, item: &str, limit: usize) -> Vec<Follower> {
         let Some(followers) = self.successors.peek(item) else {
             return Vec::new();
         };
         let total: f32 = followers.iter().map(|(_, count)| count).sum();
-        let mut ranked: Vec<(String, f32)> = followers
+        let mut ranked: Vec<Follower> = followers
             .iter()
-            .map(|(next, count)| (next.clone(), count / total.max(1.0)))
+            .map(|(next, count)| Follower {
+                item_id: next.clone(),
+                share: count / total.max(1.0),
+                count: *count,
+            })
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.sort_by(|a, b| {
+            b.count
+                .total_cmp(&a.count)
+                .then_with(|| a.item_id.cmp(&b.item_id))
+        });
         ranked.truncate(limit);
         ranked
     }
@@ -73,6 +81,15 @@ impl ItemTransitions {
     pub fn is_empty(&self) -> bool {
         self.successors.is_empty()
     }
+}
+
+/// An item that followed another, with how often it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Follower {
+    pub item_id: String,
+    /// Its share of all transitions out of the other item.
+    pub share: f32,
+    pub count: f32,
 }
 
 /// Session-based k-nearest neighbours in the style of V-SKNN: recent sessions are indexed by
@@ -106,8 +123,8 @@ impl Default for NeighbourLimits {
             max_session_len: 50,
             max_items: 200_000,
             per_item: 1_000,
-            sample: 500,
-            neighbours: 100,
+            sample: 1_000,
+            neighbours: 200,
         }
     }
 }
@@ -138,9 +155,47 @@ impl SessionNeighbours {
         }
     }
 
-    /// Items of the sessions most like `current` (newest item first), with scores; sessions
-    /// named `exclude` (the shopper's own) do not count.
-    pub fn recommend(&self, current: &[String], exclude: &str, limit: usize) -> Vec<(String, f32)> {
+    /// Items of the sessions most like `current` (newest item first), strongest first;
+    /// sessions named `exclude` (the shopper's own) do not count.
+    pub fn recommend(&self, current: &[String], exclude: &str, limit: usize) -> Vec<NeighbourVote> {
+        let mut votes: HashMap<&str, NeighbourVote> = HashMap::new();
+        for (key, similarity) in self.closest_sessions(current, exclude) {
+            let Some(items) = self.sessions.peek(key) else {
+                continue;
+            };
+            // Sequence-aware weighting (as in STAN): the neighbour's items near the point
+            // where it meets the shopper's newest shared item say most about what comes next.
+            let meeting = current
+                .iter()
+                .find_map(|item| items.iter().position(|known| known == item))
+                .unwrap_or(0);
+            let normalised = similarity / ((current.len() * items.len()) as f32).sqrt();
+            for (position, item) in items.iter().enumerate() {
+                let vote = votes.entry(item.as_str()).or_insert_with(|| NeighbourVote {
+                    item_id: item.clone(),
+                    ..Default::default()
+                });
+                vote.score += similarity;
+                let distance = position.abs_diff(meeting) as f32;
+                vote.near_score += normalised * (-distance / ITEM_NEIGHBOURHOOD).exp();
+                if position > meeting {
+                    vote.next_score += normalised * (-(distance - 1.0) / ITEM_NEIGHBOURHOOD).exp();
+                }
+            }
+        }
+        let mut ranked: Vec<NeighbourVote> = votes.into_values().collect();
+        ranked.sort_by(|a, b| {
+            b.near_score
+                .total_cmp(&a.near_score)
+                .then_with(|| a.item_id.cmp(&b.item_id))
+        });
+        ranked.truncate(limit);
+        ranked
+    }
+
+    /// The sessions sharing most of `current`'s items, its newest items weighing most, with
+    /// their similarity; a bounded sample of recent sessions per item is read.
+    fn closest_sessions<'a>(&'a self, current: &[String], exclude: &str) -> Vec<(&'a str, f32)> {
         let length = current.len() as f32;
         let mut similarity: HashMap<&str, f32> = HashMap::new();
         for (position, item) in current.iter().enumerate() {
@@ -158,20 +213,25 @@ impl SessionNeighbours {
         let mut neighbours: Vec<(&str, f32)> = similarity.into_iter().collect();
         neighbours.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         neighbours.truncate(self.limits.neighbours);
-        let mut scores: HashMap<&str, f32> = HashMap::new();
-        for (key, weight) in neighbours {
-            for item in self.sessions.peek(key).into_iter().flatten() {
-                *scores.entry(item.as_str()).or_default() += weight;
-            }
-        }
-        let mut ranked: Vec<(String, f32)> = scores
-            .into_iter()
-            .map(|(item, score)| (item.to_string(), score))
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        ranked.truncate(limit);
-        ranked
+        neighbours
     }
+}
+
+/// How many positions from where a neighbour meets the shopper's session an item may sit
+/// and still count about 1/e as much.
+const ITEM_NEIGHBOURHOOD: f32 = 2.0;
+
+/// What similar sessions say about one item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NeighbourVote {
+    pub item_id: String,
+    /// V-SKNN: the summed similarity of the neighbour sessions holding the item.
+    pub score: f32,
+    /// STAN: cosine-normalised similarity, each vote weighted by how close the item sits to
+    /// where the neighbour meets the shopper's newest shared item.
+    pub near_score: f32,
+    /// The same, counted only for items the neighbour went to after that point.
+    pub next_score: f32,
 }
 
 /// Time-decayed interest per item, overall and per category.
@@ -264,7 +324,7 @@ mod tests {
         let followers: Vec<String> = transitions
             .successors(item, 10)
             .into_iter()
-            .map(|(next, _)| next)
+            .map(|follower| follower.item_id)
             .collect();
         assert_eq!(followers, expected, "{sessions:?}");
     }
@@ -312,11 +372,11 @@ mod tests {
         let items: Vec<String> = neighbours
             .recommend(&current, "none", 10)
             .into_iter()
-            .map(|(item, _)| item)
+            .map(|vote| vote.item_id)
             .collect();
-        assert_eq!(items, ["a", "b", "x", "y"]);
+        assert_eq!(items, ["b", "a", "x", "y"]);
         let excluded = neighbours.recommend(&current, "s1", 10);
-        assert!(!excluded.iter().any(|(item, _)| item == "x"));
+        assert!(!excluded.iter().any(|vote| vote.item_id == "x"));
         assert!(
             neighbours
                 .recommend(&["q".to_string()], "none", 10)

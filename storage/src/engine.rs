@@ -16,6 +16,8 @@ use crate::{Result, StorageError};
 pub enum Keyspace {
     Products,
     Profiles,
+    /// Models fitted offline (segments, association rules), one record per model.
+    Models,
 }
 
 impl Keyspace {
@@ -23,6 +25,7 @@ impl Keyspace {
         match self {
             Keyspace::Products => "products",
             Keyspace::Profiles => "profiles",
+            Keyspace::Models => "models",
         }
     }
 }
@@ -47,6 +50,7 @@ pub struct SledEngine {
     db: sled::Db,
     products: sled::Tree,
     profiles: sled::Tree,
+    models: sled::Tree,
 }
 
 impl SledEngine {
@@ -56,10 +60,12 @@ impl SledEngine {
         let db = sled::Config::new().path(path).flush_every_ms(None).open()?;
         let products = db.open_tree(Keyspace::Products.tree_name())?;
         let profiles = db.open_tree(Keyspace::Profiles.tree_name())?;
+        let models = db.open_tree(Keyspace::Models.tree_name())?;
         Ok(Self {
             db,
             products,
             profiles,
+            models,
         })
     }
 
@@ -67,6 +73,7 @@ impl SledEngine {
         match keyspace {
             Keyspace::Products => &self.products,
             Keyspace::Profiles => &self.profiles,
+            Keyspace::Models => &self.models,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Durable state and the data model: products, shopper events, profiles, and the text index.
 //!
 //! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
-//! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`] and
-//! [`profile`] stores on top of it, and the [`shard_index`] of one index shard (tantivy for
+//! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`],
+//! [`profile`] and fitted-[`models`] stores on top of it, and the [`shard_index`] of one index shard (tantivy for
 //! text with bilingual [`analysis`], HNSW for vectors). It
 //! must never know about actors, messages, nodes or HTTP: callers drive it with plain
 //! function calls, so it can be tested, benchmarked and swapped on its own.
@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod catalog;
 pub mod engine;
+pub mod models;
 pub mod profile;
 pub mod shard_index;
 pub mod types;
@@ -18,6 +19,7 @@ pub mod vector_index;
 pub use analysis::ChineseSegmentation;
 pub use catalog::CatalogStore;
 pub use engine::{GroupCommit, Keyspace, KvEngine, SledEngine};
+pub use models::ModelStore;
 pub use profile::{Profile, ProfileConfig, ProfileStore};
 pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};
 pub use types::{Event, EventKind, Filters, Product, Taxonomy};

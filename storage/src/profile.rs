@@ -113,6 +113,9 @@ pub struct Profile {
     pub brand_affinity: BTreeMap<String, Decayed>,
     pub price_affinity: PriceAffinity,
     pub purchased: BTreeSet<String>,
+    /// The shopper segment (k-means over profiles) this profile was last assigned to.
+    #[serde(default)]
+    pub segment: Option<u32>,
 }
 
 impl Profile {
@@ -164,6 +167,21 @@ impl Profile {
     pub fn last_item_in(&self, session_id: Option<&str>) -> Option<&str> {
         let last = self.recent_items.back()?;
         (last.session_id.as_deref() == session_id).then_some(last.item_id.as_str())
+    }
+
+    /// The distinct items carted or bought in `session_id` so far: the session's basket.
+    pub fn basket_in(&self, session_id: Option<&str>) -> Vec<String> {
+        let mut basket: Vec<String> = Vec::new();
+        for item in &self.recent_items {
+            let in_basket = matches!(item.kind, EventKind::AddToCart | EventKind::Purchase);
+            if in_basket
+                && item.session_id.as_deref() == session_id
+                && !basket.contains(&item.item_id)
+            {
+                basket.push(item.item_id.clone());
+            }
+        }
+        basket
     }
 
     /// Records a query typed into search, which tells what the shopper wants right now.
@@ -281,6 +299,20 @@ impl ProfileStore {
                 keyspace: Keyspace::Profiles,
                 source,
             })
+    }
+
+    /// Every stored profile, for offline jobs such as `inkling profile build`.
+    pub fn all(&self) -> Result<Vec<Profile>> {
+        self.engine
+            .scan(Keyspace::Profiles)?
+            .into_iter()
+            .map(|(_, bytes)| {
+                serde_json::from_slice(&bytes).map_err(|source| StorageError::Corrupt {
+                    keyspace: Keyspace::Profiles,
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// Writes the profile; it is durable after the next [`crate::GroupCommit`] sync.

@@ -333,6 +333,25 @@ impl ShardIndex {
         table.by_id.keys().cloned().collect()
     }
 
+    /// The live products among `ids`, in the order asked; unknown ids are skipped.
+    pub fn lookup(&self, ids: &[String]) -> Vec<Arc<Product>> {
+        let table = self.table.read().expect("product table lock");
+        ids.iter()
+            .filter_map(|id| table.get(*table.by_id.get(id)?).cloned())
+            .collect()
+    }
+
+    /// The embedding of the product `id`, if the shard holds one.
+    pub fn vector_of(&self, id: &str) -> Option<Arc<[f32]>> {
+        let slot = *self
+            .table
+            .read()
+            .expect("product table lock")
+            .by_id
+            .get(id)?;
+        self.vectors.get()?.vector(slot)
+    }
+
     fn vector_index(&self, dimension: usize, expected: usize) -> Result<&VectorIndex> {
         let index = self
             .vectors

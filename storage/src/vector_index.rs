@@ -59,6 +59,12 @@ impl VectorIndex {
         self.dimension
     }
 
+    /// The vector stored for `slot`.
+    pub fn vector(&self, slot: usize) -> Option<Arc<[f32]>> {
+        let vectors = self.vectors.read().expect("vector lock");
+        vectors.get(slot)?.clone()
+    }
+
     /// Adds the vector of `slot`; each slot is inserted once.
     pub fn insert(&self, slot: usize, vector: Arc<[f32]>) {
         debug_assert_eq!(vector.len(), self.dimension);

@@ -27,19 +27,9 @@ pub struct SessionData {
 /// Reads `train` (one session a line, space-separated ids) and `test` (`prefix<TAB>target`,
 /// an optional `prefix<TAB>target` header line skipped).
 pub fn read(train: &Path, test: &Path) -> Result<SessionData> {
-    let train_text = std::fs::read_to_string(train)
-        .with_context(|| format!("cannot read {}", train.display()))?;
+    let train = read_sessions(train)?;
     let test_text =
         std::fs::read_to_string(test).with_context(|| format!("cannot read {}", test.display()))?;
-    let train = train_text
-        .lines()
-        .map(|line| {
-            line.split_whitespace()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .filter(|session| !session.is_empty())
-        .collect();
     let mut cases = Vec::new();
     for (number, line) in test_text.lines().enumerate() {
         if line.trim().is_empty() || (number == 0 && line.trim() == "prefix\ttarget") {
@@ -66,6 +56,32 @@ pub fn read(train: &Path, test: &Path) -> Result<SessionData> {
     Ok(SessionData { train, test: cases })
 }
 
+/// One session a line, space-separated item ids in click order; blank lines skipped.
+pub fn read_sessions(path: &Path) -> Result<Vec<Vec<String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|session| !session.is_empty())
+        .collect())
+}
+
+/// Every prefix of every session with the item that followed it, as the papers' test files
+/// are built: `[a, b, c]` gives `([a], b)` and `([a, b], c)`.
+pub fn prefix_cases(sessions: &[Vec<String>]) -> Vec<(Vec<String>, String)> {
+    sessions
+        .iter()
+        .flat_map(|session| {
+            (1..session.len()).map(|end| (session[..end].to_vec(), session[end].clone()))
+        })
+        .collect()
+}
+
 #[derive(Debug, Serialize)]
 pub struct SessionReport {
     pub k: usize,
@@ -81,9 +97,14 @@ pub struct SessionReport {
     pub total_seconds: f64,
 }
 
-pub async fn evaluate(data: SessionData, k: usize, concurrency: usize) -> Result<SessionReport> {
+pub async fn evaluate(
+    data: SessionData,
+    k: usize,
+    concurrency: usize,
+    actors: ActorConfig,
+) -> Result<SessionReport> {
     let started = Instant::now();
-    let node = LocalNode::start(CatalogSource::Empty, ActorConfig::default()).await?;
+    let node = LocalNode::start(CatalogSource::Empty, actors).await?;
     let base = node.base_url.clone();
     let report =
         tokio::task::spawn_blocking(move || run(&base, &data, k, concurrency, started)).await?;
@@ -142,7 +163,11 @@ fn run(
 }
 
 /// Session data carries ids only: each item becomes a bare, in-stock product.
-fn register_items(agent: &ureq::Agent, base: &str, items: &BTreeSet<&String>) -> Result<()> {
+pub(crate) fn register_items(
+    agent: &ureq::Agent,
+    base: &str,
+    items: &BTreeSet<&String>,
+) -> Result<()> {
     let products: Vec<(&str, String)> = items
         .iter()
         .map(|id| (id.as_str(), format!("item {id}")))
@@ -151,7 +176,11 @@ fn register_items(agent: &ureq::Agent, base: &str, items: &BTreeSet<&String>) ->
 }
 
 /// Training sessions as view events, many sessions per request; each session is a shopper.
-fn send_training(base: &str, sessions: &[Vec<String>], concurrency: usize) -> Result<()> {
+pub(crate) fn send_training(
+    base: &str,
+    sessions: &[Vec<String>],
+    concurrency: usize,
+) -> Result<()> {
     const SESSIONS_PER_REQUEST: usize = 100;
     let batches: Vec<&[Vec<String>]> = sessions.chunks(SESSIONS_PER_REQUEST).collect();
     let bar = progress(batches.len(), "training");
@@ -186,34 +215,55 @@ fn run_cases(
     let bar = progress(cases.len(), "cases");
     let outcomes = in_parallel(cases.len(), concurrency, &bar, |agent, index| {
         let (prefix, target) = &cases[index];
-        let name = format!("test-{index}");
-        let events: Vec<_> = prefix
-            .iter()
-            .map(|item| json!({ "user_id": name, "session_id": name, "type": "view", "item_id": item, "learn": false }))
-            .collect();
-        agent
-            .post(&format!("{base}/v1/events"))
-            .send_json(json!({ "events": events }))
-            .context("sending a test prefix failed")?;
-        let asked = Instant::now();
-        let answer: serde_json::Value = agent
-            .post(&format!("{base}/v1/recommend"))
-            .send_json(json!({ "user_id": name, "session_id": name, "k": k }))
-            .context("recommend failed")?
-            .into_json()?;
-        let latency = asked.elapsed().as_secs_f64() * 1000.0;
-        let rank = answer["items"]
-            .as_array()
-            .and_then(|items| {
-                items
-                    .iter()
-                    .position(|item| item["product"]["id"] == target.as_str())
-            })
-            .map(|position| position + 1);
-        Ok((rank, latency))
+        let shopper = format!("test-{index}");
+        let asked = replay_and_recommend(agent, base, &shopper, prefix, k, false)?;
+        Ok((rank_of(&asked.items, target), asked.latency_ms))
     })?;
     bar.finish();
     Ok(outcomes)
+}
+
+/// A recommend answer with how long it took.
+pub(crate) struct Asked {
+    pub items: Vec<serde_json::Value>,
+    pub latency_ms: f64,
+}
+
+/// Sends `prefix` as a fresh shopper's held-out session (`"learn": false`), then asks for
+/// `k` recommendations, with their model features when `explain`.
+pub(crate) fn replay_and_recommend(
+    agent: &ureq::Agent,
+    base: &str,
+    shopper: &str,
+    prefix: &[String],
+    k: usize,
+    explain: bool,
+) -> Result<Asked> {
+    let events: Vec<_> = prefix
+        .iter()
+        .map(|item| json!({ "user_id": shopper, "session_id": shopper, "type": "view", "item_id": item, "learn": false }))
+        .collect();
+    agent
+        .post(&format!("{base}/v1/events"))
+        .send_json(json!({ "events": events }))
+        .context("sending a test prefix failed")?;
+    let asked = Instant::now();
+    let answer: serde_json::Value = agent
+        .post(&format!("{base}/v1/recommend"))
+        .send_json(json!({ "user_id": shopper, "session_id": shopper, "k": k, "explain": explain }))
+        .context("recommend failed")?
+        .into_json()?;
+    let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
+    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    Ok(Asked { items, latency_ms })
+}
+
+/// The 1-based position of `target` among recommended items.
+pub(crate) fn rank_of(items: &[serde_json::Value], target: &str) -> Option<usize> {
+    items
+        .iter()
+        .position(|item| item["product"]["id"] == target)
+        .map(|position| position + 1)
 }
 
 pub fn print_table(report: &SessionReport) {
