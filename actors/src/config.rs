@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use inkling_models::RankingWeights;
-use inkling_models::recommend::LinearRanker;
+use inkling_models::recommend::RankerModel;
 
 use crate::model_pool::ModelPoolConfig;
 use crate::signals::SignalsConfig;
@@ -25,7 +25,7 @@ pub struct ActorConfig {
     pub ranking: RankingWeights,
     /// The learned recommendation model (`inkling train ranker`); an untrained prior until
     /// one is loaded.
-    pub recommender: LinearRanker,
+    pub recommender: RankerModel,
     /// The encoder pool behind intent classification; without one, queries still get slot
     /// extraction and dialogue tracking, but no intent class.
     pub encoder: Option<ModelPoolConfig>,
@@ -47,7 +47,7 @@ impl Default for ActorConfig {
             candidates_per_shard: 100,
             profile: ProfileConfig::default(),
             ranking: RankingWeights::default(),
-            recommender: LinearRanker::default(),
+            recommender: RankerModel::default(),
             encoder: None,
             signals: SignalsConfig::default(),
             segmentation: ChineseSegmentation::default(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
 use inkling_models::recommend::{
-    self as recommendations, Evidence, EvidenceBoard, Feature, LinearRanker, Proposal,
+    self as recommendations, Evidence, EvidenceBoard, Feature, Proposal, RankerModel,
     RecommendContext,
 };
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
@@ -69,7 +69,7 @@ pub struct RankerState {
     pub shards: Vec<ActorRef<IndexShardMsg>>,
     pub signals: ActorRef<SignalsMsg>,
     /// The learned model that scores recommendations.
-    pub recommender: Arc<LinearRanker>,
+    pub recommender: Arc<RankerModel>,
     pub config: ActorConfig,
 }
 
@@ -203,118 +203,25 @@ async fn recommend(
     let now = now_ms();
     let half_life = state.config.profile.half_life_ms;
     let filters = effective_filters(&request.filters, &stated);
-    let session_id = request.session_id.as_deref();
-    let session_items = latest_items(profile, Some(session_id), SESSION_ITEMS);
-    let anchors = latest_items(profile, None, TRANSITION_ANCHORS);
-    let liked = |affinities| -> Vec<(String, f32)> {
-        Profile::normalised(affinities, now, half_life)
-            .into_iter()
-            .take(AFFINITY_FANOUT)
-            .map(|(key, weight)| (key, weight as f32))
-            .collect()
-    };
-    let categories = liked(&profile.category_affinity);
-    let brands = liked(&profile.brand_affinity);
+    let shopper = Shopper::describe(profile, request.session_id.as_deref(), now, half_life);
     // A shopper with no history yet gets the cold-start policy; the learned model
     // describes shoppers by what they did.
     let cold_start;
-    let model: &LinearRanker = if anchors.is_empty() {
-        cold_start = LinearRanker::cold_start();
+    let model: &RankerModel = if shopper.anchors.is_empty() {
+        cold_start = RankerModel::cold_start();
         &cold_start
     } else {
         &state.recommender
     };
-    // A source whose features the model gives no weight is not asked at all.
-    let wanted = |feature: Feature| model.weight(feature) != 0.0;
-    // A category asked for in words leads what is trending; liked ones follow.
-    let mut trending_in: Vec<String> = Vec::new();
-    if wanted(Feature::PopularInCategory) {
-        let liked_names = categories.iter().map(|(category, _)| category);
-        for category in stated.category.iter().chain(liked_names) {
-            if trending_in.len() < SIGNAL_ANCHORS && !trending_in.contains(category) {
-                trending_in.push(category.clone());
-            }
-        }
-    }
-    let query = SignalQuery {
-        session_key: session_key(&profile.user_id, session_id),
-        session_items: session_items.clone(),
-        recent_items: anchors.clone(),
-        categories: trending_in,
-        segment: profile
-            .segment
-            .filter(|_| wanted(Feature::PopularInSegment)),
-        limit: SIGNAL_CANDIDATES,
-    };
-    let top_rated = async {
-        if !wanted(Feature::TopRated) {
-            return (Vec::new(), Vec::new());
-        }
-        scatter(state, Retrieval::TopRated, &filters).await
-    };
-    let liked_items = async {
-        let nothing_liked = categories.is_empty() && brands.is_empty();
-        if nothing_liked || !wanted(Feature::Liked) {
-            return (Vec::new(), Vec::new());
-        }
-        scatter(state, Retrieval::Affinity { categories, brands }, &filters).await
-    };
-    let (signals, (top_rated, top_missing), (liked_items, liked_missing)) =
-        futures::future::join3(signal_candidates(state, query), top_rated, liked_items).await;
-    let similar = match wanted(Feature::Similar) {
-        true => similar_to_newest(state, &anchors, &signals, &filters).await,
-        false => None,
-    };
-
-    let mut products: HashMap<String, Arc<Product>> = HashMap::new();
-    let mut board = EvidenceBoard::default();
-    for hit in top_rated {
-        board.entry(&hit.product.id).top_rated = hit.retrieval_score;
-        products.insert(hit.product.id.clone(), hit.product);
-    }
-    for hit in liked_items {
-        board.entry(&hit.product.id).liked = hit.retrieval_score;
-        products.insert(hit.product.id.clone(), hit.product);
-    }
-    let unknown: Vec<String> = signals
-        .candidates
-        .iter()
-        .map(|candidate| candidate.item_id.clone())
-        .chain(anchors.iter().cloned())
-        .filter(|id| !products.contains_key(id))
-        .collect();
-    for product in lookup(state, unknown).await {
-        products.insert(product.id.clone(), product);
-    }
-    if let Some((anchor, hits)) = similar {
-        let anchor_title = products.get(&anchor).map(|product| product.title.clone());
-        for hit in hits.into_iter().filter(|hit| hit.product.id != anchor) {
-            let evidence = board.entry(&hit.product.id);
-            evidence.similar = hit.retrieval_score;
-            evidence.similar_title = anchor_title.clone();
-            products.insert(hit.product.id.clone(), hit.product);
-        }
-    }
-    let title = |id: &str| products.get(id).map(|product| product.title.clone());
-    for candidate in signals.candidates {
-        record_signal(board.entry(&candidate.item_id), candidate, &title);
-    }
-    for (item_id, interest) in signals.interest {
-        board.entry(&item_id).interest = interest;
-    }
-    let proposals: Vec<Proposal> = board
-        .into_evidence()
-        .into_iter()
-        .filter_map(|(id, evidence)| {
-            let product = products.get(&id)?.clone();
-            filters
-                .accepts(&product)
-                .then_some(Proposal { product, evidence })
-        })
-        .collect();
+    let mut gathered = gather(state, &shopper, &stated, &filters, model).await;
+    let missing_shards = merge_missing([
+        std::mem::take(&mut gathered.top_rated.1),
+        std::mem::take(&mut gathered.liked.1),
+    ]);
+    let proposals = proposals(state, gathered, &shopper.anchors, &filters).await;
     let context = RecommendContext {
         profile,
-        session_items: &session_items,
+        session_items: &shopper.session_items,
         now_ms: now,
         half_life_ms: half_life,
         budget: stated.price_max.map(|max| Budget {
@@ -341,9 +248,170 @@ async fn recommend(
         .collect();
     RankedList {
         items,
-        missing_shards: merge_missing([top_missing, liked_missing]),
+        missing_shards,
         understanding: None,
     }
+}
+
+/// What recommendation retrieval asks about the shopper.
+struct Shopper {
+    session_key: String,
+    /// The current session's items, newest first.
+    session_items: Vec<String>,
+    /// The shopper's latest items across sessions, newest first.
+    anchors: Vec<String>,
+    categories: Vec<(String, f32)>,
+    brands: Vec<(String, f32)>,
+    segment: Option<u32>,
+}
+
+impl Shopper {
+    fn describe(profile: &Profile, session_id: Option<&str>, now: u64, half_life: u64) -> Self {
+        let liked = |affinities| -> Vec<(String, f32)> {
+            Profile::normalised(affinities, now, half_life)
+                .into_iter()
+                .take(AFFINITY_FANOUT)
+                .map(|(key, weight)| (key, weight as f32))
+                .collect()
+        };
+        Self {
+            session_key: session_key(&profile.user_id, session_id),
+            session_items: latest_items(profile, Some(session_id), SESSION_ITEMS),
+            anchors: latest_items(profile, None, TRANSITION_ANCHORS),
+            categories: liked(&profile.category_affinity),
+            brands: liked(&profile.brand_affinity),
+            segment: profile.segment,
+        }
+    }
+}
+
+type Hits = (Vec<Candidate>, Vec<MissingShard>);
+
+/// What every candidate source answered.
+struct Gathered {
+    signals: SignalAnswer,
+    top_rated: Hits,
+    liked: Hits,
+    /// Products like the shopper's newest item, with that item's id.
+    similar: Option<(String, Vec<Candidate>)>,
+}
+
+/// Asks every source the model gives weight to, in parallel; a source whose features weigh
+/// nothing is not asked at all.
+async fn gather(
+    state: &RankerState,
+    shopper: &Shopper,
+    stated: &Slots,
+    filters: &Filters,
+    model: &RankerModel,
+) -> Gathered {
+    let wanted = |feature: Feature| model.weight(feature) != 0.0;
+    // A category asked for in words leads what is trending; liked ones follow.
+    let mut trending_in: Vec<String> = Vec::new();
+    if wanted(Feature::PopularInCategory) {
+        let liked_names = shopper.categories.iter().map(|(category, _)| category);
+        for category in stated.category.iter().chain(liked_names) {
+            if trending_in.len() < SIGNAL_ANCHORS && !trending_in.contains(category) {
+                trending_in.push(category.clone());
+            }
+        }
+    }
+    let query = SignalQuery {
+        session_key: shopper.session_key.clone(),
+        session_items: shopper.session_items.clone(),
+        recent_items: shopper.anchors.clone(),
+        categories: trending_in,
+        segment: shopper
+            .segment
+            .filter(|_| wanted(Feature::PopularInSegment)),
+        limit: SIGNAL_CANDIDATES,
+    };
+    let top_rated = async {
+        if !wanted(Feature::TopRated) {
+            return Hits::default();
+        }
+        scatter(state, Retrieval::TopRated, filters).await
+    };
+    let liked = async {
+        let nothing_liked = shopper.categories.is_empty() && shopper.brands.is_empty();
+        if nothing_liked || !wanted(Feature::Liked) {
+            return Hits::default();
+        }
+        let retrieval = Retrieval::Affinity {
+            categories: shopper.categories.clone(),
+            brands: shopper.brands.clone(),
+        };
+        scatter(state, retrieval, filters).await
+    };
+    let (signals, top_rated, liked) =
+        futures::future::join3(signal_candidates(state, query), top_rated, liked).await;
+    let similar = match wanted(Feature::Similar) {
+        true => similar_to_newest(state, &shopper.anchors, &signals, filters).await,
+        false => None,
+    };
+    Gathered {
+        signals,
+        top_rated,
+        liked,
+        similar,
+    }
+}
+
+/// Folds what the sources said into one proposal per product that passes the filters.
+async fn proposals(
+    state: &RankerState,
+    gathered: Gathered,
+    anchors: &[String],
+    filters: &Filters,
+) -> Vec<Proposal> {
+    let mut products: HashMap<String, Arc<Product>> = HashMap::new();
+    let mut board = EvidenceBoard::default();
+    for hit in gathered.top_rated.0 {
+        board.entry(&hit.product.id).top_rated = hit.retrieval_score;
+        products.insert(hit.product.id.clone(), hit.product);
+    }
+    for hit in gathered.liked.0 {
+        board.entry(&hit.product.id).liked = hit.retrieval_score;
+        products.insert(hit.product.id.clone(), hit.product);
+    }
+    let signals = gathered.signals;
+    // Signals name items by id; the anchors' titles explain "viewed after ...".
+    let unknown: Vec<String> = signals
+        .candidates
+        .iter()
+        .map(|candidate| candidate.item_id.clone())
+        .chain(anchors.iter().cloned())
+        .filter(|id| !products.contains_key(id))
+        .collect();
+    for product in lookup(state, unknown).await {
+        products.insert(product.id.clone(), product);
+    }
+    if let Some((anchor, hits)) = gathered.similar {
+        let anchor_title = products.get(&anchor).map(|product| product.title.clone());
+        for hit in hits.into_iter().filter(|hit| hit.product.id != anchor) {
+            let evidence = board.entry(&hit.product.id);
+            evidence.similar = hit.retrieval_score;
+            evidence.similar_title = anchor_title.clone();
+            products.insert(hit.product.id.clone(), hit.product);
+        }
+    }
+    let title = |id: &str| products.get(id).map(|product| product.title.clone());
+    for candidate in signals.candidates {
+        record_signal(board.entry(&candidate.item_id), candidate, &title);
+    }
+    for (item_id, interest) in signals.interest {
+        board.entry(&item_id).interest = interest;
+    }
+    board
+        .into_evidence()
+        .into_iter()
+        .filter_map(|(id, evidence)| {
+            let product = products.get(&id)?.clone();
+            filters
+                .accepts(&product)
+                .then_some(Proposal { product, evidence })
+        })
+        .collect()
 }
 
 /// What a signal says about its item, as evidence for the ranking model.

@@ -11,7 +11,7 @@ use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
 use inkling_models::baskets::RuleThresholds;
 use inkling_models::encoder::ModelName;
-use inkling_models::recommend::LinearRanker;
+use inkling_models::recommend::{RankerModel, TrainOptions};
 use inkling_storage::ChineseSegmentation;
 
 use crate::node::{CatalogSource, NodeOptions};
@@ -65,11 +65,17 @@ enum TrainCommand {
         #[arg(long)]
         out: PathBuf,
         /// Share of sessions, from the end of the file, held out to learn from.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = 0.2)]
         held_out_share: f64,
         /// Most held-out cases replayed.
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 40_000)]
         max_cases: usize,
+        /// Hidden units of the interaction layer on top of the linear model; 0 for linear.
+        #[arg(long, default_value_t = 32)]
+        interaction_units: usize,
+        /// Passes of the optimiser over the cases.
+        #[arg(long, default_value_t = 300)]
+        epochs: usize,
         /// Concurrent HTTP clients.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -256,6 +262,8 @@ async fn run_train(train: TrainCommand) -> anyhow::Result<()> {
             out,
             held_out_share,
             max_cases,
+            interaction_units,
+            epochs,
             concurrency,
         } => {
             let options = crate::train::RankerTraining {
@@ -263,6 +271,11 @@ async fn run_train(train: TrainCommand) -> anyhow::Result<()> {
                 out,
                 held_out_share,
                 max_cases,
+                fitting: TrainOptions {
+                    interaction_units,
+                    epochs: epochs.max(1),
+                    ..Default::default()
+                },
                 concurrency: concurrency.max(1),
             };
             crate::train::train_ranker(options).await
@@ -302,10 +315,10 @@ fn run_profile(profile: ProfileCommand) -> anyhow::Result<()> {
 }
 
 /// The recommendation model at `path`, or the untrained prior without one.
-fn load_ranker(path: Option<&std::path::Path>) -> anyhow::Result<LinearRanker> {
+fn load_ranker(path: Option<&std::path::Path>) -> anyhow::Result<RankerModel> {
     match path {
-        Some(path) => Ok(LinearRanker::load(path)?),
-        None => Ok(LinearRanker::default()),
+        Some(path) => Ok(RankerModel::load(path)?),
+        None => Ok(RankerModel::default()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
 use inkling_models::recommend::{
-    CaseMetrics, FEATURES, Feature, FeatureVector, LinearRanker, TrainOptions, TrainingCase,
+    CaseMetrics, FEATURES, Feature, FeatureVector, RankerModel, TrainOptions, TrainingCase,
     complete_with_prior, measure, train,
 };
 use serde_json::json;
@@ -33,6 +33,7 @@ pub struct RankerTraining {
     pub held_out_share: f64,
     /// Most held-out cases replayed; spread evenly over all of them.
     pub max_cases: usize,
+    pub fitting: TrainOptions,
     pub concurrency: usize,
 }
 
@@ -83,20 +84,27 @@ pub async fn train_ranker(options: RankerTraining) -> Result<()> {
         .partition(|(index, _)| index % CHECK_EVERY != 0);
     let fit: Vec<TrainingCase> = fit.into_iter().map(|(_, case)| case).collect();
     let check: Vec<TrainingCase> = check.into_iter().map(|(_, case)| case).collect();
-    let train_options = TrainOptions::default();
-    let mut weights = train(&fit, &train_options)?;
-    let unobserved = complete_with_prior(&mut weights, &fit);
-    let prior = measure(&check, &LinearRanker::default().vector(), train_options.k);
-    let fitted = measure(&check, &weights, train_options.k);
-    let proposed = measure(&check, &weights, CANDIDATES);
+    let options_used = options.fitting;
+    let k = options_used.k;
+    let linear_options = TrainOptions {
+        interaction_units: 0,
+        ..options_used
+    };
+    let mut linear = train(&fit, &linear_options)?;
+    complete_with_prior(&mut linear, &fit);
+    let mut model = train(&fit, &options_used)?;
+    let unobserved = complete_with_prior(&mut model, &fit);
+    let prior = measure(&check, &RankerModel::default(), k);
+    let linear_only = measure(&check, &linear, k);
+    let fitted = measure(&check, &model, k);
+    let proposed = measure(&check, &model, CANDIDATES);
     print_report(
-        &weights,
+        &model.vector(),
         &unobserved,
-        [prior, fitted, proposed],
-        train_options.k,
+        [prior, linear_only, fitted, proposed],
+        k,
     );
 
-    let mut model = LinearRanker::from_vector(&weights);
     model.provenance = BTreeMap::from([
         (
             "trained_on".into(),
@@ -110,6 +118,7 @@ pub async fn train_ranker(options: RankerTraining) -> Result<()> {
         ("fit_cases".into(), json!(fit.len())),
         ("check_cases".into(), json!(check.len())),
         ("check_prior".into(), json!(prior)),
+        ("check_linear_only".into(), json!(linear_only)),
         ("check_fitted".into(), json!(fitted)),
         ("check_target_proposed".into(), json!(proposed.hit_rate)),
         (
@@ -162,12 +171,12 @@ fn features_of(item: &serde_json::Value) -> Result<FeatureVector> {
     Ok(vector)
 }
 
-/// The weights, and on the check cases: the prior's and the fitted weights' HR and MRR, and
-/// how often the target was among the proposed candidates at all.
+/// The linear weights, and on the check cases: the HR and MRR of the prior, of the linear
+/// part alone and of the fitted model, and how often the target was among the candidates.
 fn print_report(
     weights: &FeatureVector,
     unobserved: &[Feature],
-    [prior, fitted, proposed]: [CaseMetrics; 3],
+    [prior, linear, fitted, proposed]: [CaseMetrics; 4],
     k: usize,
 ) {
     println!("| feature | weight |");
@@ -190,7 +199,12 @@ fn print_report(
         prior.cases
     );
     println!("|---|---:|---:|");
-    for (name, metrics) in [("untrained prior", prior), ("fitted", fitted)] {
+    let rows = [
+        ("untrained prior", prior),
+        ("fitted, linear only", linear),
+        ("fitted, with interactions", fitted),
+    ];
+    for (name, metrics) in rows {
         println!(
             "| {name} | {:.2} | {:.2} |",
             metrics.hit_rate * 100.0,
@@ -199,7 +213,7 @@ fn print_report(
     }
 }
 
-fn write_model(path: &Path, model: &LinearRanker) -> Result<()> {
+fn write_model(path: &Path, model: &RankerModel) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;

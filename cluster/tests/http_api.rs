@@ -279,6 +279,13 @@ fn events_shape_profile_and_recommendations() {
         reasons.iter().any(|reason| reason.contains("browsing")),
         "{reasons:?}"
     );
+    assert!(answer["items"][0].get("features").is_none());
+    let explained = node.post(
+        "/v1/recommend",
+        json!({ "user_id": "shopper", "k": 10, "explain": true }),
+    );
+    let features = &explained["items"][0]["features"];
+    assert!(features["category_affinity"].is_number(), "{explained}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The models that turn candidates into a ranked, explained answer.
 //!
-//! `inkling-models` owns scoring: how text relevance, a shopper's profile and product quality
-//! combine into one score, and the human-readable reasons behind it. It works on plain data
+//! `inkling-models` owns the learning and the scoring: the encoders and query understanding,
+//! the online recommendation signals, segments and association rules, how search hits and
+//! recommendation candidates become one score (hand-set for search, learned for
+//! recommendations), and the human-readable reasons behind it. It works on plain data
 //! (`inkling-storage`'s products and profiles) and must never know about actors, mailboxes,
 //! nodes, HTTP, or how and where the data is stored.
 

@@ -152,11 +152,14 @@ pub struct Evidence {
     pub interest: f32,
 }
 
-/// A linear scorer over [`Feature`]s, stored by feature name so a file outlives a change in
-/// column order.
+/// The recommendation model: linear weights over [`Feature`]s, stored by feature name so a
+/// file outlives a change in column order, optionally with learned [`Interactions`] on top
+/// (wide and deep).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinearRanker {
+pub struct RankerModel {
     pub weights: BTreeMap<String, f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactions: Option<Interactions>,
     /// Where the weights came from: the training file, the cases and the validation
     /// figures, or "prior" for the untrained default.
     #[serde(default)]
@@ -175,12 +178,67 @@ pub enum RankerModelError {
     },
     #[error("ranker weights {path}: weight of `{feature}` is not finite")]
     NotFinite { path: String, feature: String },
+    #[error("ranker weights {path}: {problem}; retrain with `inkling train ranker`")]
+    BadInteractions { path: String, problem: String },
 }
 
-impl Default for LinearRanker {
+/// A small ReLU layer whose output adds to the linear score, so the model can learn how
+/// features combine (a strong transition matters less for an item seen moments ago, ...).
+/// Reasons come from the linear part alone, which a person can read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interactions {
+    /// The feature names in the column order the layer was trained with.
+    pub features: Vec<String>,
+    /// One row of weights over the features per hidden unit.
+    pub hidden: Vec<Vec<f32>>,
+    pub bias: Vec<f32>,
+    /// The weight of each hidden unit in the score.
+    pub output: Vec<f32>,
+}
+
+impl Interactions {
+    pub fn score(&self, features: &FeatureVector) -> f32 {
+        self.hidden
+            .iter()
+            .zip(&self.bias)
+            .zip(&self.output)
+            .map(|((row, bias), output)| {
+                let activation: f32 = row.iter().zip(features).map(|(w, x)| w * x).sum();
+                output * (activation + bias).max(0.0)
+            })
+            .sum()
+    }
+
+    /// Why the layer cannot be used with this build's features, if it cannot.
+    fn problem(&self) -> Option<String> {
+        let names: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+        if self.features != names {
+            return Some("interactions were trained on another feature set".into());
+        }
+        let units = self.hidden.len();
+        if self.bias.len() != units || self.output.len() != units {
+            return Some("interaction layer sizes disagree".into());
+        }
+        let values = self
+            .hidden
+            .iter()
+            .flatten()
+            .chain(&self.bias)
+            .chain(&self.output);
+        if self.hidden.iter().any(|row| row.len() != FEATURES) {
+            return Some("an interaction row has the wrong width".into());
+        }
+        values
+            .into_iter()
+            .any(|value| !value.is_finite())
+            .then(|| "an interaction weight is not finite".into())
+    }
+}
+
+impl Default for RankerModel {
     /// An untrained prior, used until `inkling train ranker` has fitted weights: every
     /// behavioural signal counts, what followed the shopper's own items most. Best-rated
-    /// filler is for newcomers only (see [`LinearRanker::cold_start`]).
+    /// filler is for newcomers only (see [`RankerModel::cold_start`]).
     fn default() -> Self {
         let prior = [
             (Feature::Neighbours, 0.4),
@@ -214,15 +272,26 @@ fn vector_of(entries: &[(Feature, f32)]) -> FeatureVector {
     vector
 }
 
-impl LinearRanker {
+impl RankerModel {
     pub fn from_vector(weights: &FeatureVector) -> Self {
         Self {
             weights: Feature::ALL
                 .iter()
                 .map(|feature| (feature.name().to_string(), weights[feature.index()]))
                 .collect(),
+            interactions: None,
             provenance: BTreeMap::new(),
         }
+    }
+
+    /// The score of one candidate: the linear part plus the learned interactions.
+    pub fn score(&self, weights: &FeatureVector, features: &FeatureVector) -> f32 {
+        let linear: f32 = weights.iter().zip(features).map(|(w, x)| w * x).sum();
+        linear
+            + self
+                .interactions
+                .as_ref()
+                .map_or(0.0, |i| i.score(features))
     }
 
     /// Reads weights written by `inkling train ranker`; features it does not name weigh 0.
@@ -234,6 +303,12 @@ impl LinearRanker {
         };
         let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
         let ranker: Self = serde_json::from_str(&text).map_err(|e| read_error(e.to_string()))?;
+        if let Some(problem) = ranker.interactions.as_ref().and_then(Interactions::problem) {
+            return Err(RankerModelError::BadInteractions {
+                path: shown,
+                problem,
+            });
+        }
         for (feature, weight) in &ranker.weights {
             if !Feature::ALL.iter().any(|known| known.name() == feature) {
                 let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
@@ -279,10 +354,11 @@ impl LinearRanker {
 }
 
 /// Gives every feature that never took a value in `cases` its prior weight, scaled to the
-/// size of the learned weights: training cannot tell what such a feature is worth (session
-/// logs without categories say nothing of category affinity), and zero would switch it off
-/// for catalogs that have it. Returns the features so completed.
-pub fn complete_with_prior(weights: &mut FeatureVector, cases: &[TrainingCase]) -> Vec<Feature> {
+/// size of the learned weights, and no part in the interactions: training cannot tell what
+/// such a feature is worth (session logs without categories say nothing of category
+/// affinity), and zero would switch it off for catalogs that have it. Returns the features
+/// so completed.
+pub fn complete_with_prior(model: &mut RankerModel, cases: &[TrainingCase]) -> Vec<Feature> {
     let observed: Vec<bool> = Feature::ALL
         .iter()
         .map(|feature| {
@@ -292,21 +368,31 @@ pub fn complete_with_prior(weights: &mut FeatureVector, cases: &[TrainingCase]) 
                 .any(|candidate| candidate[feature.index()] != 0.0)
         })
         .collect();
-    let prior = LinearRanker::default().vector();
+    let prior = RankerModel::default().vector();
+    let mut weights = model.vector();
     let magnitude = |vector: &FeatureVector| -> f32 {
         (0..FEATURES)
             .filter(|index| observed[*index])
             .map(|index| vector[index].abs())
             .sum()
     };
-    let scale = magnitude(weights) / magnitude(&prior).max(f32::EPSILON);
+    let scale = magnitude(&weights) / magnitude(&prior).max(f32::EPSILON);
     let mut completed = Vec::new();
     for (index, feature) in Feature::ALL.iter().enumerate() {
-        if !observed[index] {
-            weights[index] = prior[index] * scale;
-            completed.push(*feature);
+        if observed[index] {
+            continue;
         }
+        weights[index] = prior[index] * scale;
+        for row in model
+            .interactions
+            .iter_mut()
+            .flat_map(|i| i.hidden.iter_mut())
+        {
+            row[index] = 0.0;
+        }
+        completed.push(*feature);
     }
+    model.weights = RankerModel::from_vector(&weights).weights;
     completed
 }
 
@@ -347,7 +433,7 @@ pub struct Recommendation {
 pub fn recommend(
     proposals: Vec<Proposal>,
     context: &RecommendContext,
-    model: &LinearRanker,
+    model: &RankerModel,
     k: usize,
 ) -> Vec<Recommendation> {
     let signals = ProfileSignals::new(context.profile, context.now_ms, context.half_life_ms);
@@ -364,7 +450,7 @@ pub fn recommend(
             let features = features(&proposal, &scale, &signals, context.session_items);
             let contributions: FeatureVector =
                 std::array::from_fn(|index| weights[index] * features[index]);
-            let score: f32 = contributions.iter().sum();
+            let score = model.score(&weights, &features);
             let mut reasons = reasons(&proposal, &contributions, &signals);
             if let Some(budget) = &context.budget {
                 explain_budget(&proposal.product, &mut reasons, budget);
@@ -585,6 +671,8 @@ pub struct TrainOptions {
     pub l2: f64,
     /// Cut-off of the hit rate and MRR reported after fitting.
     pub k: usize,
+    /// Hidden units of the interaction layer; 0 fits the linear part alone.
+    pub interaction_units: usize,
     pub seed: i64,
 }
 
@@ -595,6 +683,7 @@ impl Default for TrainOptions {
             learning_rate: 0.05,
             l2: 1e-4,
             k: 20,
+            interaction_units: 32,
             seed: 7,
         }
     }
@@ -609,13 +698,12 @@ pub struct CaseMetrics {
     pub mrr: f64,
 }
 
-pub fn measure(cases: &[TrainingCase], weights: &FeatureVector, k: usize) -> CaseMetrics {
+pub fn measure(cases: &[TrainingCase], model: &RankerModel, k: usize) -> CaseMetrics {
+    let weights = model.vector();
     let (mut hits, mut reciprocal) = (0usize, 0.0);
     for case in cases {
         let Some(target) = case.target else { continue };
-        let score = |features: &FeatureVector| -> f32 {
-            features.iter().zip(weights).map(|(x, w)| x * w).sum()
-        };
+        let score = |features: &FeatureVector| model.score(&weights, features);
         let target_score = score(&case.candidates[target]);
         // Ties count against the target, so a constant model earns nothing.
         let rank = 1 + case
@@ -645,56 +733,101 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
 }
 
-/// Fits linear weights by listwise softmax cross-entropy (the target should be the most
-/// likely next item among its case's candidates), with Adam in libtorch.
-pub fn train(cases: &[TrainingCase], options: &TrainOptions) -> Result<FeatureVector, TrainError> {
+/// Fits the model by listwise softmax cross-entropy (the target should be the most likely
+/// next item among its case's candidates), with Adam in libtorch.
+pub fn train(cases: &[TrainingCase], options: &TrainOptions) -> Result<RankerModel, TrainError> {
     use tch::nn::OptimizerConfig;
-    use tch::{Device, Kind, Tensor, nn};
+    use tch::{Device, Kind, nn};
 
-    let learnable: Vec<&TrainingCase> = cases
-        .iter()
-        .filter(|case| case.target.is_some() && case.candidates.len() > 1)
-        .collect();
-    if learnable.is_empty() {
-        return Err(TrainError::NothingToLearn);
-    }
+    let batch = CaseBatch::of(cases)?;
     tch::manual_seed(options.seed);
-    let width = learnable
-        .iter()
-        .map(|case| case.candidates.len())
-        .max()
-        .unwrap_or(1);
-    let mut features = vec![0f32; learnable.len() * width * FEATURES];
-    let mut padding = vec![f32::NEG_INFINITY; learnable.len() * width];
-    let mut targets = Vec::with_capacity(learnable.len());
-    for (row, case) in learnable.iter().enumerate() {
-        for (column, candidate) in case.candidates.iter().enumerate() {
-            let start = (row * width + column) * FEATURES;
-            features[start..start + FEATURES].copy_from_slice(candidate);
-            padding[row * width + column] = 0.0;
-        }
-        targets.push(case.target.unwrap_or(0) as i64);
-    }
-    let rows = learnable.len() as i64;
-    let features = Tensor::from_slice(&features).view([rows, width as i64, FEATURES as i64]);
-    let padding = Tensor::from_slice(&padding).view([rows, width as i64]);
-    let targets = Tensor::from_slice(&targets);
-
     let store = nn::VarStore::new(Device::Cpu);
-    let weights = store
-        .root()
-        .var("weights", &[FEATURES as i64, 1], nn::Init::Const(0.0));
+    let root = store.root();
+    let features = FEATURES as i64;
+    let units = options.interaction_units as i64;
+    let weights = root.var("weights", &[features, 1], nn::Init::Const(0.0));
+    let hidden = root.var(
+        "hidden",
+        &[features, units],
+        nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.1,
+        },
+    );
+    let bias = root.var("bias", &[units], nn::Init::Const(0.0));
+    let output = root.var("output", &[units, 1], nn::Init::Const(0.0));
     let mut optimiser = nn::Adam::default().build(&store, options.learning_rate)?;
     for _ in 0..options.epochs {
-        let logits = features.matmul(&weights).squeeze_dim(-1) + &padding;
-        let loss = logits.log_softmax(-1, Kind::Float).nll_loss(&targets)
-            + options.l2 * weights.pow_tensor_scalar(2).sum(Kind::Float);
+        let mut logits = batch.features.matmul(&weights);
+        if units > 0 {
+            logits += (batch.features.matmul(&hidden) + &bias)
+                .relu()
+                .matmul(&output);
+        }
+        let logits = logits.squeeze_dim(-1) + &batch.padding;
+        let penalty = weights.pow_tensor_scalar(2).sum(Kind::Float)
+            + hidden.pow_tensor_scalar(2).sum(Kind::Float)
+            + output.pow_tensor_scalar(2).sum(Kind::Float);
+        let loss =
+            logits.log_softmax(-1, Kind::Float).nll_loss(&batch.targets) + options.l2 * penalty;
         optimiser.backward_step(&loss);
     }
-    let fitted: Vec<f32> = Vec::<f32>::try_from(weights.detach().flatten(0, -1))?;
+    let linear: Vec<f32> = Vec::<f32>::try_from(weights.detach().flatten(0, -1))?;
     let mut vector = [0.0; FEATURES];
-    vector.copy_from_slice(&fitted);
-    Ok(vector)
+    vector.copy_from_slice(&linear);
+    let mut model = RankerModel::from_vector(&vector);
+    if units > 0 {
+        model.interactions = Some(Interactions {
+            features: Feature::ALL.iter().map(|f| f.name().to_string()).collect(),
+            hidden: Vec::<Vec<f32>>::try_from(hidden.detach().transpose(0, 1).contiguous())?,
+            bias: Vec::<f32>::try_from(bias.detach())?,
+            output: Vec::<f32>::try_from(output.detach().flatten(0, -1))?,
+        });
+    }
+    Ok(model)
+}
+
+/// The learnable cases as padded tensors: features `[cases, width, FEATURES]`, a padding
+/// mask of `-inf` for missing candidates, and the target positions.
+struct CaseBatch {
+    features: tch::Tensor,
+    padding: tch::Tensor,
+    targets: tch::Tensor,
+}
+
+impl CaseBatch {
+    fn of(cases: &[TrainingCase]) -> Result<Self, TrainError> {
+        use tch::Tensor;
+        let learnable: Vec<(&TrainingCase, usize)> = cases
+            .iter()
+            .filter(|case| case.candidates.len() > 1)
+            .filter_map(|case| Some((case, case.target?)))
+            .collect();
+        if learnable.is_empty() {
+            return Err(TrainError::NothingToLearn);
+        }
+        let width = learnable
+            .iter()
+            .map(|(case, _)| case.candidates.len())
+            .max()
+            .unwrap_or(1);
+        let mut features = vec![0f32; learnable.len() * width * FEATURES];
+        let mut padding = vec![f32::NEG_INFINITY; learnable.len() * width];
+        for (row, (case, _)) in learnable.iter().enumerate() {
+            for (column, candidate) in case.candidates.iter().enumerate() {
+                let start = (row * width + column) * FEATURES;
+                features[start..start + FEATURES].copy_from_slice(candidate);
+                padding[row * width + column] = 0.0;
+            }
+        }
+        let targets: Vec<i64> = learnable.iter().map(|(_, target)| *target as i64).collect();
+        let rows = learnable.len() as i64;
+        Ok(Self {
+            features: Tensor::from_slice(&features).view([rows, width as i64, FEATURES as i64]),
+            padding: Tensor::from_slice(&padding).view([rows, width as i64]),
+            targets: Tensor::from_slice(&targets),
+        })
+    }
 }
 
 /// Folds a source's answer into per-item evidence, keeping the first-seen order.
@@ -788,7 +921,7 @@ mod tests {
                 evidence,
             })
             .collect();
-        let model = LinearRanker::from_vector(&vector_of(weights));
+        let model = RankerModel::from_vector(&vector_of(weights));
         let ranked = recommend(proposals, &context(&profile, &session), &model, 10);
         let got: Vec<(&str, &str)> = ranked
             .iter()
@@ -859,11 +992,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("inkling-ranker-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ranker.json");
-        let model = LinearRanker::default();
+        let model = RankerModel::default();
         std::fs::write(&path, serde_json::to_string(&model).unwrap()).unwrap();
-        assert_eq!(LinearRanker::load(&path).unwrap(), model);
+        assert_eq!(RankerModel::load(&path).unwrap(), model);
         std::fs::write(&path, r#"{"weights": {"shoe_size": 1.0}}"#).unwrap();
-        let error = LinearRanker::load(&path).unwrap_err().to_string();
+        let error = RankerModel::load(&path).unwrap_err().to_string();
         assert!(error.contains("unknown feature `shoe_size`"), "{error}");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -886,10 +1019,17 @@ mod tests {
                 }
             })
             .collect();
-        let weights = train(&cases, &TrainOptions::default()).unwrap();
-        assert!(weights[Feature::AfterNewest.index()] > weights[Feature::Neighbours.index()]);
-        assert_eq!(measure(&cases, &weights, 1).hit_rate, 1.0);
-        assert_eq!(measure(&cases, &[0.0; FEATURES], 1).hit_rate, 0.0);
+        let linear = TrainOptions {
+            interaction_units: 0,
+            ..Default::default()
+        };
+        let model = train(&cases, &linear).unwrap();
+        assert!(model.weight(Feature::AfterNewest) > model.weight(Feature::Neighbours));
+        assert_eq!(measure(&cases, &model, 1).hit_rate, 1.0);
+        let untrained = RankerModel::from_vector(&[0.0; FEATURES]);
+        assert_eq!(measure(&cases, &untrained, 1).hit_rate, 0.0);
+        let deep = train(&cases, &TrainOptions::default()).unwrap();
+        assert_eq!(measure(&cases, &deep, 1).hit_rate, 1.0);
         let nothing = [TrainingCase {
             candidates: vec![other_vector()],
             target: None,

@@ -1,10 +1,13 @@
 //! Online recommendation signals learned from the event stream as it arrives, with no batch
-//! retraining: what follows what within sessions, and what is popular now.
+//! retraining: what follows what within sessions, which past sessions are like the current
+//! one, and what is popular now.
 //!
-//! Both keep their memory bounded by configurable caps and evict the least useful state.
+//! All keep their memory bounded by configurable caps and evict the least useful state.
 //! Costs: [`ItemTransitions::observe`] is O(max successors) per event and
 //! [`ItemTransitions::successors`] O(max successors log max successors) per item asked;
-//! [`Popularity::observe`] is amortised O(1) per event and [`Popularity::top`]
+//! [`SessionNeighbours::observe`] is O(1) amortised per event and
+//! [`SessionNeighbours::recommend`] O(session items × sample + neighbours × session length)
+//! per request; [`Popularity::observe`] is amortised O(1) per event and [`Popularity::top`]
 //! O(cap log cap) per request.
 
 use std::collections::HashMap;

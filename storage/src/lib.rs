@@ -2,10 +2,10 @@
 //!
 //! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
 //! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`],
-//! [`profile`] and fitted-[`models`] stores on top of it, and the [`shard_index`] of one index shard (tantivy for
-//! text with bilingual [`analysis`], HNSW for vectors). It
-//! must never know about actors, messages, nodes or HTTP: callers drive it with plain
-//! function calls, so it can be tested, benchmarked and swapped on its own.
+//! [`profile`] and fitted-[`models`] stores on top of it, and the [`shard_index`] of one
+//! index shard (tantivy for text with bilingual [`analysis`], HNSW for vectors). It must
+//! never know about actors, messages, nodes or HTTP: callers drive it with plain function
+//! calls, so it can be tested, benchmarked and swapped on its own.
 
 pub mod analysis;
 pub mod catalog;
