@@ -514,11 +514,9 @@ async fn similar_to_newest(
 /// The products behind `ids`, asked of the shards that own them, in parallel.
 async fn lookup(state: &RankerState, ids: Vec<String>) -> Vec<Arc<Product>> {
     let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); state.shards.len()];
-    for id in ids {
-        let shard = shard_of(&id, state.shards.len());
-        if !by_shard[shard].contains(&id) {
-            by_shard[shard].push(id);
-        }
+    let unique: std::collections::HashSet<String> = ids.into_iter().collect();
+    for id in unique {
+        by_shard[shard_of(&id, state.shards.len())].push(id);
     }
     let requests = by_shard
         .into_iter()

@@ -573,3 +573,34 @@ async fn what_shoppers_cart_together_is_recommended_together() {
         macbook.reasons
     );
 }
+
+#[tokio::test]
+async fn a_cold_item_brings_products_with_similar_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), encoder_config()).await;
+    // Nobody has gone anywhere after the iPhone SE: only its embedding can say what is like it.
+    node.record_events(vec![in_session(
+        "cold-item",
+        "s",
+        EventKind::View,
+        "iphone-se",
+    )])
+    .await
+    .unwrap();
+    let list = node
+        .recommend(recommend_in("cold-item", "s"))
+        .await
+        .unwrap();
+    let iphone = list
+        .items
+        .iter()
+        .find(|item| item.product.id == "iphone-14")
+        .unwrap_or_else(|| panic!("{:?}", ids(&list)));
+    assert!(
+        iphone
+            .reasons
+            .contains(&"similar to iPhone SE, which you viewed".to_string()),
+        "{:?}",
+        iphone.reasons
+    );
+}

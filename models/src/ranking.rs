@@ -214,16 +214,8 @@ pub fn rank(
     // A product proposed by several sources keeps its best-scoring proposal.
     let mut seen = std::collections::HashSet::new();
     scored.retain(|item| seen.insert(item.product.id.clone()));
-    if !context.diversify {
-        scored.truncate(k);
-        return scored;
-    }
-    diversify(
-        scored,
-        |item| item.product.as_ref(),
-        weights.max_category_share,
-        k,
-    )
+    let max_share = context.diversify.then_some(weights.max_category_share);
+    diversify(scored, |item| item.product.as_ref(), max_share, k)
 }
 
 /// Turns a stated preference into a score in [0, 1] relative to the other candidates.
@@ -390,14 +382,19 @@ fn score_one(
     }
 }
 
-/// Takes the best items while no leaf category exceeds its share, then fills up from the
-/// rest when diversity alone cannot fill `k`; the fill-ups rank after the diverse items.
+/// The best `k` items. With `max_share`, it takes the best items while no leaf category
+/// exceeds that share, then fills up from the rest when diversity alone cannot fill `k`;
+/// the fill-ups rank after the diverse items.
 pub(crate) fn diversify<T>(
-    ranked: Vec<T>,
+    mut ranked: Vec<T>,
     product_of: impl Fn(&T) -> &Product,
-    max_share: f64,
+    max_share: Option<f64>,
     k: usize,
 ) -> Vec<T> {
+    let Some(max_share) = max_share else {
+        ranked.truncate(k);
+        return ranked;
+    };
     let per_category_cap = ((k as f64 * max_share).ceil() as usize).max(1);
     let mut per_category: HashMap<String, usize> = HashMap::new();
     let (mut chosen, mut deferred) = (Vec::with_capacity(k), Vec::new());

@@ -468,16 +468,8 @@ pub fn recommend(
             .total_cmp(&a.score)
             .then_with(|| a.product.id.cmp(&b.product.id))
     });
-    if !context.diversify {
-        scored.truncate(k);
-        return scored;
-    }
-    diversify(
-        scored,
-        |item| item.product.as_ref(),
-        context.max_category_share,
-        k,
-    )
+    let max_share = context.diversify.then_some(context.max_category_share);
+    diversify(scored, |item| item.product.as_ref(), max_share, k)
 }
 
 /// The largest raw score of each relative source among the candidates.
