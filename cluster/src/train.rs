@@ -84,22 +84,31 @@ pub async fn train_ranker(options: RankerTraining) -> Result<()> {
         .partition(|(index, _)| index % CHECK_EVERY != 0);
     let fit: Vec<TrainingCase> = fit.into_iter().map(|(_, case)| case).collect();
     let check: Vec<TrainingCase> = check.into_iter().map(|(_, case)| case).collect();
-    let options_used = options.fitting;
-    let k = options_used.k;
+    let k = options.fitting.k;
     let linear_options = TrainOptions {
         interaction_units: 0,
-        ..options_used
+        ..options.fitting
     };
     let mut linear = train(&fit, &linear_options)?;
-    complete_with_prior(&mut linear, &fit);
-    let mut model = train(&fit, &options_used)?;
-    let unobserved = complete_with_prior(&mut model, &fit);
+    let unobserved = complete_with_prior(&mut linear, &fit);
     let prior = measure(&check, &RankerModel::default(), k);
     let linear_only = measure(&check, &linear, k);
-    let fitted = measure(&check, &model, k);
+    let mut with_interactions = None;
+    if options.fitting.interaction_units > 0 {
+        let mut deep = train(&fit, &options.fitting)?;
+        complete_with_prior(&mut deep, &fit);
+        let metrics = measure(&check, &deep, k);
+        with_interactions = Some((deep, metrics));
+    }
+    // The interactions are kept only if they rank the check cases better: on little data
+    // they overfit.
+    let (mut model, fitted) = match with_interactions {
+        Some((deep, metrics)) if better(metrics, linear_only) => (deep, metrics),
+        _ => (linear, linear_only),
+    };
     let proposed = measure(&check, &model, CANDIDATES);
     print_report(
-        &model.vector(),
+        &model,
         &unobserved,
         [prior, linear_only, fitted, proposed],
         k,
@@ -127,6 +136,11 @@ pub async fn train_ranker(options: RankerTraining) -> Result<()> {
         ),
     ]);
     write_model(&options.out, &model)
+}
+
+/// Whether `a` ranks better than `b`: more hits at k, then a higher MRR.
+fn better(a: CaseMetrics, b: CaseMetrics) -> bool {
+    (a.hit_rate, a.mrr) > (b.hit_rate, b.mrr)
 }
 
 /// At most `limit` cases, taken at an even stride so every part of the file is represented.
@@ -171,14 +185,15 @@ fn features_of(item: &serde_json::Value) -> Result<FeatureVector> {
     Ok(vector)
 }
 
-/// The linear weights, and on the check cases: the HR and MRR of the prior, of the linear
-/// part alone and of the fitted model, and how often the target was among the candidates.
+/// The chosen model's linear weights, and on the check cases: the HR and MRR of the prior,
+/// of the linear model and of the chosen one, and how often the target was a candidate.
 fn print_report(
-    weights: &FeatureVector,
+    model: &RankerModel,
     unobserved: &[Feature],
-    [prior, linear, fitted, proposed]: [CaseMetrics; 4],
+    [prior, linear, chosen, proposed]: [CaseMetrics; 4],
     k: usize,
 ) {
+    let weights = model.vector();
     println!("| feature | weight |");
     println!("|---|---:|");
     for (index, feature) in Feature::ALL.iter().enumerate() {
@@ -194,15 +209,19 @@ fn print_report(
         "target among the {CANDIDATES} candidates: {:.2}%",
         proposed.hit_rate * 100.0
     );
+    let chosen_name = match &model.interactions {
+        Some(layer) => format!("chosen: linear + {} interaction units", layer.output.len()),
+        None => "chosen: linear".to_string(),
+    };
     println!(
         "| held-out check ({} cases) | HR@{k} (%) | MRR@{k} (%) |",
         prior.cases
     );
     println!("|---|---:|---:|");
     let rows = [
-        ("untrained prior", prior),
-        ("fitted, linear only", linear),
-        ("fitted, with interactions", fitted),
+        ("untrained prior".to_string(), prior),
+        ("linear".to_string(), linear),
+        (chosen_name, chosen),
     ];
     for (name, metrics) in rows {
         println!(
