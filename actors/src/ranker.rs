@@ -9,8 +9,7 @@ use std::sync::Arc;
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
 use inkling_models::recommend::{
-    self as recommendations, Evidence, EvidenceBoard, Feature, Proposal, RankerModel,
-    RecommendContext,
+    self as recommendations, Evidence, Feature, Proposal, RankerModel, RecommendContext,
 };
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use inkling_storage::{Filters, IndexQuery, Product, Profile, Retrieval, now_ms};
@@ -31,7 +30,7 @@ use crate::{ActorError, ask};
 /// How many liked categories and brands steer recommendation retrieval.
 const AFFINITY_FANOUT: usize = 5;
 /// How many categories the shopper asked for or likes are asked what is trending in them.
-const SIGNAL_ANCHORS: usize = 3;
+const TRENDING_CATEGORIES: usize = 3;
 /// Below this many known followers, the newest item counts as cold and content similarity
 /// proposes candidates for it.
 const COLD_ITEM_FOLLOWERS: usize = 5;
@@ -311,7 +310,7 @@ async fn gather(
     if wanted(Feature::PopularInCategory) {
         let liked_names = shopper.categories.iter().map(|(category, _)| category);
         for category in stated.category.iter().chain(liked_names) {
-            if trending_in.len() < SIGNAL_ANCHORS && !trending_in.contains(category) {
+            if trending_in.len() < TRENDING_CATEGORIES && !trending_in.contains(category) {
                 trending_in.push(category.clone());
             }
         }
@@ -365,13 +364,13 @@ async fn proposals(
     filters: &Filters,
 ) -> Vec<Proposal> {
     let mut products: HashMap<String, Arc<Product>> = HashMap::new();
-    let mut board = EvidenceBoard::default();
+    let mut board: HashMap<String, Evidence> = HashMap::new();
     for hit in gathered.top_rated.0 {
-        board.entry(&hit.product.id).top_rated = hit.retrieval_score;
+        board.entry(hit.product.id.clone()).or_default().top_rated = hit.retrieval_score;
         products.insert(hit.product.id.clone(), hit.product);
     }
     for hit in gathered.liked.0 {
-        board.entry(&hit.product.id).liked = hit.retrieval_score;
+        board.entry(hit.product.id.clone()).or_default().liked = hit.retrieval_score;
         products.insert(hit.product.id.clone(), hit.product);
     }
     let signals = gathered.signals;
@@ -389,7 +388,7 @@ async fn proposals(
     if let Some((anchor, hits)) = gathered.similar {
         let anchor_title = products.get(&anchor).map(|product| product.title.clone());
         for hit in hits.into_iter().filter(|hit| hit.product.id != anchor) {
-            let evidence = board.entry(&hit.product.id);
+            let evidence = board.entry(hit.product.id.clone()).or_default();
             evidence.similar = hit.retrieval_score;
             evidence.similar_title = anchor_title.clone();
             products.insert(hit.product.id.clone(), hit.product);
@@ -397,13 +396,13 @@ async fn proposals(
     }
     let title = |id: &str| products.get(id).map(|product| product.title.clone());
     for candidate in signals.candidates {
-        record_signal(board.entry(&candidate.item_id), candidate, &title);
+        let evidence = board.entry(candidate.item_id.clone()).or_default();
+        record_signal(evidence, candidate, &title);
     }
     for (item_id, interest) in signals.interest {
-        board.entry(&item_id).interest = interest;
+        board.entry(item_id).or_default().interest = interest;
     }
     board
-        .into_evidence()
         .into_iter()
         .filter_map(|(id, evidence)| {
             let product = products.get(&id)?.clone();

@@ -10,7 +10,7 @@
 //! A node loads both when it starts. sled allows one process per database, so the node must
 //! be stopped while this runs.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use inkling_actors::inkling::{RULES_MODEL, SEGMENTS_MODEL};
 use inkling_models::baskets::{RuleThresholds, mine_rules};
 use inkling_models::segments::{Segments, profile_vector};
 use inkling_storage::{
-    EventKind, KvEngine, ModelStore, Profile, ProfileConfig, ProfileStore, SledEngine, now_ms,
+    KvEngine, ModelStore, Profile, ProfileConfig, ProfileStore, SledEngine, now_ms,
 };
 use serde::Serialize;
 
@@ -75,8 +75,8 @@ pub fn build(options: &ProfileBuild) -> Result<BuildReport> {
     };
     let baskets = baskets_of(&profiles);
     let rules = mine_rules(baskets.iter().map(Vec::as_slice), &options.thresholds);
+    // Each model save syncs, which also makes the profiles' new segments durable.
     models.save(RULES_MODEL, &rules)?;
-    engine.sync()?;
     Ok(BuildReport {
         profiles: profiles.len(),
         segmented: segment_sizes.iter().sum(),
@@ -118,17 +118,15 @@ fn fit_segments(
 fn baskets_of(profiles: &[Profile]) -> Vec<Vec<String>> {
     let mut baskets = Vec::new();
     for profile in profiles {
-        let mut by_session: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
-        for item in &profile.recent_items {
-            if !matches!(item.kind, EventKind::AddToCart | EventKind::Purchase) {
-                continue;
-            }
-            let basket = by_session.entry(item.session_id.as_deref()).or_default();
-            if !basket.contains(&item.item_id) {
-                basket.push(item.item_id.clone());
-            }
-        }
-        baskets.extend(by_session.into_values());
+        let sessions: BTreeSet<Option<&str>> = profile
+            .recent_items
+            .iter()
+            .map(|item| item.session_id.as_deref())
+            .collect();
+        let filled = sessions
+            .into_iter()
+            .map(|session| profile.basket_in(session));
+        baskets.extend(filled.filter(|basket| !basket.is_empty()));
     }
     baskets
 }

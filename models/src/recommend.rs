@@ -8,7 +8,7 @@
 //! most of an item's score become its reasons, so a reason is never given for a signal that
 //! did not move the ranking.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inkling_storage::Product;
@@ -819,34 +819,6 @@ impl CaseBatch {
             padding: Tensor::from_slice(&padding).view([rows, width as i64]),
             targets: Tensor::from_slice(&targets),
         })
-    }
-}
-
-/// Folds a source's answer into per-item evidence, keeping the first-seen order.
-#[derive(Default)]
-pub struct EvidenceBoard {
-    order: Vec<String>,
-    by_item: HashMap<String, Evidence>,
-}
-
-impl EvidenceBoard {
-    pub fn entry(&mut self, item_id: &str) -> &mut Evidence {
-        if !self.by_item.contains_key(item_id) {
-            self.order.push(item_id.to_string());
-        }
-        self.by_item.entry(item_id.to_string()).or_default()
-    }
-
-    pub fn item_ids(&self) -> &[String] {
-        &self.order
-    }
-
-    /// The evidence, item by item, in first-seen order.
-    pub fn into_evidence(mut self) -> Vec<(String, Evidence)> {
-        self.order
-            .into_iter()
-            .filter_map(|id| self.by_item.remove(&id).map(|evidence| (id, evidence)))
-            .collect()
     }
 }
 
