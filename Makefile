@@ -11,13 +11,16 @@ setup:
 run: setup
 	cargo run --release --bin inkling -- serve
 
+# Tests build the actors' fail-points (fault injection); `make run` and release builds never do.
+TEST_FEATURES := --features inkling-actors/failpoints
+
 ## Run the whole test suite.
 test: setup
-	cargo test --workspace
+	cargo test --workspace $(TEST_FEATURES)
 
 lint: setup
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 ## Events/s through POST /v1/events with durable acknowledgements.
 bench: setup

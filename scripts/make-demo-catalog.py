@@ -4,7 +4,7 @@
 Takes a deterministic sample of about 2,000 products, spread over the top categories in
 proportion to their size (every category with at least one product keeps one), and writes
 it as JSON lines in Inkling's product format. Re-run it to regenerate
-cluster/demo/flipkart-sample.jsonl; the output is byte-identical for the same input.
+cluster/node/demo/flipkart-sample.jsonl; the output is byte-identical for the same input.
 """
 import csv
 import json
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT.parent / "shared" / "data" / "flipkart-20k" / "flipkart_products_20k.csv"
-TARGET = ROOT / "cluster" / "demo" / "flipkart-sample.jsonl"
+TARGET = ROOT / "cluster" / "node" / "demo" / "flipkart-sample.jsonl"
 SAMPLE_SIZE = 2000
 
 

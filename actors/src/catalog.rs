@@ -1,39 +1,73 @@
 //! The catalog actor: the single writer of products. It embeds them (when the node has an
-//! encoder), stores them durably, then routes each with its embedding to its index shard, so
-//! the catalog and the index agree on what exists.
+//! encoder), stores them durably in the catalog (the source of truth), then routes each with
+//! its embedding to the shard that owns it.
+//!
+//! The shards are derived data, and [`CatalogMsg::Reconcile`] makes them agree with the
+//! catalog exactly: it compares ids and content versions, re-indexes what is stale or
+//! missing and deletes what the catalog no longer holds or another shard owns. The node runs
+//! it at start (a crash between the catalog's commit and a shard's, a changed shard count)
+//! and after a shard restarts. Reconciliation goes through this actor's mailbox, so it never
+//! races a write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
+use inkling_domain::Product;
 use inkling_models::encoder::TextKind;
-use inkling_storage::{CatalogStore, GroupCommit, IndexedProduct, Product};
+use inkling_storage::shard_index::product_version;
+use inkling_storage::{CatalogStore, GroupCommit, IndexedProduct};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
+use serde::{Deserialize, Serialize};
 
+use crate::config::ActorConfig;
 use crate::embedder::Embedder;
-use crate::index_shard::{IndexShardMsg, shard_of};
+use crate::index_shard::IndexShardMsg;
+use crate::placement::ShardPlacement;
 use crate::understanding::VocabularyTracker;
-use crate::{ActorError, ask};
+use crate::{ActorError, ask, fail_point};
+
+/// Products per shard write when reconciliation re-indexes.
+const REINDEX_CHUNK: usize = 1_000;
 
 #[derive(RactorClusterMessage)]
 pub enum CatalogMsg {
     /// Stores and indexes products; answers with how many were written.
     #[rpc]
     Upsert(Vec<Product>, RpcReplyPort<Result<usize, ActorError>>),
-    /// Removes a product; answers whether it existed.
+    /// Removes a product; answers whether the catalog or its shard held it.
     #[rpc]
     Delete(String, RpcReplyPort<Result<bool, ActorError>>),
+    /// Makes the given shards (all when `None`) agree with the catalog.
+    #[rpc]
+    Reconcile(
+        Option<Vec<usize>>,
+        RpcReplyPort<Result<ReconcileReport, ActorError>>,
+    ),
 }
 
+/// What one reconciliation found and fixed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    pub shards_checked: usize,
+    /// Products missing from their shard, or there in an older version.
+    pub reindexed: usize,
+    /// Products in a shard that the catalog no longer holds, or that another shard owns.
+    pub removed: usize,
+}
+
+#[derive(Clone)]
 pub struct CatalogWriter;
 
 pub struct CatalogState {
     pub store: CatalogStore,
     pub commit: GroupCommit,
-    pub shards: Vec<ActorRef<IndexShardMsg>>,
-    pub shard_timeout: Duration,
-    /// Keeps the slot extractor's catalog vocabulary in step with every write.
-    pub vocabulary: VocabularyTracker,
+    pub shards: Arc<dyn ShardPlacement>,
+    pub config: ActorConfig,
+    /// Keeps the slot extractor's catalog vocabulary in step with every write; moved into
+    /// blocking tasks while it rebuilds.
+    pub vocabulary: Option<VocabularyTracker>,
     /// Embeds products for vector search; `None` on a node without an encoder.
     pub embedder: Option<Embedder>,
 }
@@ -57,77 +91,232 @@ impl Actor for CatalogWriter {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        fail_point!("catalog-handle");
         match message {
             CatalogMsg::Upsert(products, reply) => {
-                let _ = reply.send(upsert(state, products).await);
+                let _ = reply.send(state.upsert(products).await);
             }
             CatalogMsg::Delete(id, reply) => {
-                let _ = reply.send(delete(state, id).await);
+                let _ = reply.send(state.delete(id).await);
+            }
+            CatalogMsg::Reconcile(shards, reply) => {
+                let outcome = state.reconcile(shards).await;
+                if let Err(error) = &outcome {
+                    tracing::error!(%error, "reconciling the index with the catalog failed");
+                }
+                let _ = reply.send(outcome);
             }
         }
         Ok(())
     }
 }
 
-async fn upsert(state: &mut CatalogState, products: Vec<Product>) -> Result<usize, ActorError> {
-    let count = products.len();
-    // Embedding comes first: if the encoder is overloaded, nothing has been written yet.
-    let vectors = match &state.embedder {
-        Some(embedder) => {
-            let passages = products.iter().map(Product::passage).collect();
-            embedder
-                .embed(TextKind::Passage, passages)
-                .await?
-                .into_iter()
-                .map(Some)
-                .collect()
-        }
-        None => vec![None; count],
-    };
-    for product in &products {
-        if let Some(previous) = state.store.get(&product.id)? {
-            state.vocabulary.remove(&previous);
-        }
-        state.store.put(product)?;
-        state.vocabulary.add(product);
+/// Runs blocking storage work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
+) -> Result<T, ActorError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
+}
+
+impl CatalogState {
+    async fn upsert(&mut self, products: Vec<Product>) -> Result<usize, ActorError> {
+        let count = products.len();
+        // Embedding comes first: if the encoder is overloaded, nothing has been written yet.
+        let vectors = self.embed(&products).await?;
+        let products = self.store_products(products).await?;
+        self.commit.wait_durable().await?;
+        fail_point!("catalog-upsert-after-commit", |_| Err(injected_crash()));
+        let indexed = products
+            .into_iter()
+            .zip(vectors)
+            .map(|(product, vector)| IndexedProduct { product, vector })
+            .collect();
+        self.index(indexed).await?;
+        Ok(count)
     }
-    state.vocabulary.publish();
-    state.commit.wait_durable().await?;
-    let mut by_shard: BTreeMap<usize, Vec<IndexedProduct>> = BTreeMap::new();
-    for (product, vector) in products.into_iter().zip(vectors) {
-        by_shard
-            .entry(shard_of(&product.id, state.shards.len()))
-            .or_default()
-            .push(IndexedProduct { product, vector });
+
+    async fn embed(&self, products: &[Product]) -> Result<Vec<Option<Vec<f32>>>, ActorError> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(vec![None; products.len()]);
+        };
+        let passages = products.iter().map(Product::passage).collect();
+        let vectors = embedder.embed(TextKind::Passage, passages).await?;
+        Ok(vectors.into_iter().map(Some).collect())
     }
-    // Indexing a large batch takes far longer than a query, so the deadline scales with it.
-    let timeout = state.shard_timeout * 20 + Duration::from_millis(count as u64);
-    for (shard, batch) in by_shard {
+
+    /// Writes the products to the catalog and the vocabulary, off the async workers.
+    async fn store_products(&mut self, products: Vec<Product>) -> Result<Vec<Product>, ActorError> {
+        let store = self.store.clone();
+        let mut vocabulary = self.take_vocabulary()?;
+        let (vocabulary, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = (|| {
+                for product in &products {
+                    if let Some(previous) = store.get(&product.id)? {
+                        vocabulary.remove(&previous);
+                    }
+                    store.put(product)?;
+                    vocabulary.add(product);
+                }
+                vocabulary.publish();
+                Ok::<_, ActorError>(())
+            })();
+            (vocabulary, outcome.map(|()| products))
+        })
+        .await
+        .map_err(|error| ActorError::Unavailable(format!("catalog write failed: {error}")))?;
+        self.vocabulary = Some(vocabulary);
+        outcome
+    }
+
+    fn take_vocabulary(&mut self) -> Result<VocabularyTracker, ActorError> {
+        self.vocabulary
+            .take()
+            .ok_or_else(|| ActorError::Unavailable("catalog vocabulary is missing".into()))
+    }
+
+    /// Sends each product to the shard that owns it, all shards at once.
+    async fn index(&self, products: Vec<IndexedProduct>) -> Result<(), ActorError> {
+        let mut by_shard: BTreeMap<usize, Vec<IndexedProduct>> = BTreeMap::new();
+        for indexed in products {
+            let shard = self.shards.shard_of(&indexed.product.id);
+            by_shard.entry(shard).or_default().push(indexed);
+        }
+        let writes = by_shard
+            .into_iter()
+            .map(|(shard, batch)| self.write_shard(shard, batch));
+        for outcome in futures::future::join_all(writes).await {
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// One shard write. A shard that fails is restarted by its supervisor and reconciled
+    /// from the catalog, where the write is already durable; the caller sees the error and
+    /// may retry, which converges on the same state.
+    async fn write_shard(
+        &self,
+        shard: usize,
+        batch: Vec<IndexedProduct>,
+    ) -> Result<(), ActorError> {
+        let timeout = self.config.index_write_timeout(batch.len());
         ask(
-            &state.shards[shard],
+            &self.shards.shard(shard)?,
             |reply| IndexShardMsg::Upsert(batch, reply),
             timeout,
             &format!("index shard {shard}"),
         )
-        .await??;
+        .await?
     }
-    Ok(count)
+
+    async fn delete(&mut self, id: String) -> Result<bool, ActorError> {
+        let store = self.store.clone();
+        let mut vocabulary = self.take_vocabulary()?;
+        let key = id.clone();
+        let (vocabulary, previous) = tokio::task::spawn_blocking(move || {
+            let previous = store.delete(&key).map_err(ActorError::from);
+            if let Ok(Some(product)) = &previous {
+                vocabulary.remove(product);
+                vocabulary.publish();
+            }
+            (vocabulary, previous)
+        })
+        .await
+        .map_err(|error| ActorError::Unavailable(format!("catalog delete failed: {error}")))?;
+        self.vocabulary = Some(vocabulary);
+        let in_catalog = previous?.is_some();
+        self.commit.wait_durable().await?;
+        fail_point!("catalog-delete-after-commit", |_| Err(injected_crash()));
+        // Asked even when the catalog no longer has it: a delete whose shard write failed
+        // earlier is finished by the retry.
+        let shard = self.shards.shard_of(&id);
+        let removed = ask(
+            &self.shards.shard(shard)?,
+            |reply| IndexShardMsg::Delete(vec![id], reply),
+            self.config.index_write_timeout(1),
+            &format!("index shard {shard}"),
+        )
+        .await??;
+        Ok(in_catalog || removed > 0)
+    }
+
+    async fn reconcile(&self, shards: Option<Vec<usize>>) -> Result<ReconcileReport, ActorError> {
+        let shards = shards.unwrap_or_else(|| (0..self.shards.shard_count()).collect());
+        let store = self.store.clone();
+        let catalog = blocking(move || Ok(store.all()?)).await?;
+        let mut owned: HashMap<usize, Vec<Product>> = HashMap::new();
+        for product in catalog {
+            owned
+                .entry(self.shards.shard_of(&product.id))
+                .or_default()
+                .push(product);
+        }
+        let mut report = ReconcileReport::default();
+        for shard in shards {
+            let expected = owned.remove(&shard).unwrap_or_default();
+            self.reconcile_shard(shard, expected, &mut report).await?;
+        }
+        if report.reindexed + report.removed > 0 {
+            tracing::info!(?report, "index reconciled with the catalog");
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_shard(
+        &self,
+        shard: usize,
+        expected: Vec<Product>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ActorError> {
+        let actor = self.shards.shard(shard)?;
+        let timeout = self.config.request_timeout;
+        let mut indexed = ask(&actor, IndexShardMsg::Versions, timeout, "index shard").await?;
+        let stale: Vec<Product> = expected
+            .into_iter()
+            .filter(|product| indexed.remove(&product.id) != Some(product_version(product)))
+            .collect();
+        // What is left in `indexed` is in the shard but not the catalog's for this shard.
+        let orphans: Vec<String> = indexed.into_keys().collect();
+        report.shards_checked += 1;
+        report.reindexed += stale.len();
+        report.removed += orphans.len();
+        if !orphans.is_empty() {
+            let timeout = self.config.index_write_timeout(orphans.len());
+            ask(
+                &actor,
+                |reply| IndexShardMsg::Delete(orphans, reply),
+                timeout,
+                "index shard",
+            )
+            .await??;
+        }
+        for chunk in stale.chunks(REINDEX_CHUNK) {
+            let vectors = self.embed(chunk).await?;
+            let batch = chunk
+                .iter()
+                .cloned()
+                .zip(vectors)
+                .map(|(product, vector)| IndexedProduct { product, vector })
+                .collect();
+            self.write_shard(shard, batch).await?;
+        }
+        Ok(())
+    }
 }
 
-async fn delete(state: &mut CatalogState, id: String) -> Result<bool, ActorError> {
-    let Some(previous) = state.store.delete(&id)? else {
-        return Ok(false);
+/// Deadline for a whole catalog write of `products` products, as the façade waits for it.
+pub fn catalog_write_timeout(config: &ActorConfig, products: usize, embedding: bool) -> Duration {
+    let embedding = if embedding {
+        config.passage_embed_timeout(products)
+    } else {
+        Duration::ZERO
     };
-    state.vocabulary.remove(&previous);
-    state.vocabulary.publish();
-    state.commit.wait_durable().await?;
-    let shard = shard_of(&id, state.shards.len());
-    ask(
-        &state.shards[shard],
-        |reply| IndexShardMsg::Delete(vec![id], reply),
-        state.shard_timeout * 20,
-        &format!("index shard {shard}"),
-    )
-    .await??;
-    Ok(true)
+    config.request_timeout + embedding + config.index_write_timeout(products)
+}
+
+/// What an armed fail-point between the catalog's commit and the index's reports.
+#[cfg(feature = "failpoints")]
+fn injected_crash() -> ActorError {
+    ActorError::Unavailable("fail-point: stopped between the catalog and index commits".into())
 }

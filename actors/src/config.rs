@@ -6,8 +6,10 @@ use inkling_models::RankingWeights;
 use inkling_models::recommend::RankerModel;
 
 use crate::model_pool::ModelPoolConfig;
+use crate::node_supervisor::RestartBudget;
 use crate::signals::SignalsConfig;
-use inkling_storage::{ChineseSegmentation, ProfileConfig};
+use inkling_domain::ProfileConfig;
+use inkling_storage::ChineseSegmentation;
 
 #[derive(Debug, Clone)]
 pub struct ActorConfig {
@@ -15,8 +17,12 @@ pub struct ActorConfig {
     pub shards: usize,
     /// A session actor with no traffic for this long is stopped; its profile stays in storage.
     pub session_idle_timeout: Duration,
-    /// Deadline for one request to a session, the ranker or the catalog.
+    /// Deadline for one interactive request (events, search, recommend, profile) as the
+    /// gateway waits for it; every deadline inside it is shorter (see
+    /// [`ActorConfig::check_deadlines`]).
     pub request_timeout: Duration,
+    /// Deadline for embedding one query inside a search.
+    pub query_embed_timeout: Duration,
     /// Deadline for one shard's answer; a late shard is reported, never waited for.
     pub shard_timeout: Duration,
     /// Candidates each shard returns per request, before ranking.
@@ -32,9 +38,8 @@ pub struct ActorConfig {
     pub signals: SignalsConfig,
     /// How the index segments Chinese text.
     pub segmentation: ChineseSegmentation,
-    /// Fault injection for tests and chaos runs: this shard answers searches only after the
-    /// delay, as an overloaded or partitioned shard would.
-    pub slow_shard: Option<(usize, Duration)>,
+    /// How often a long-lived actor may fail before it is left down.
+    pub restart_budget: RestartBudget,
 }
 
 impl Default for ActorConfig {
@@ -43,6 +48,7 @@ impl Default for ActorConfig {
             shards: 4,
             session_idle_timeout: Duration::from_secs(600),
             request_timeout: Duration::from_secs(5),
+            query_embed_timeout: Duration::from_secs(2),
             shard_timeout: Duration::from_millis(500),
             candidates_per_shard: 100,
             profile: ProfileConfig::default(),
@@ -51,7 +57,85 @@ impl Default for ActorConfig {
             encoder: None,
             signals: SignalsConfig::default(),
             segmentation: ChineseSegmentation::default(),
-            slow_shard: None,
+            restart_budget: RestartBudget::default(),
+        }
+    }
+}
+
+/// A passage batch's first request may pay for the encoder's cold start.
+const EMBED_COLD_START: Duration = Duration::from_secs(10);
+/// Time budgeted per passage embedded on a CPU.
+const EMBED_PER_PASSAGE: Duration = Duration::from_millis(25);
+/// Time budgeted per product written to a shard.
+const INDEX_PER_PRODUCT: Duration = Duration::from_millis(1);
+/// Time the gateway's side of a request needs beyond its inner calls: routing to the
+/// session, the session's own work, serialising the answer.
+const REQUEST_MARGIN: Duration = Duration::from_millis(500);
+
+impl ActorConfig {
+    /// Deadline for embedding `passages` passages in one request to the model pool.
+    pub fn passage_embed_timeout(&self, passages: usize) -> Duration {
+        EMBED_COLD_START + EMBED_PER_PASSAGE * passages as u32
+    }
+
+    /// Deadline for one shard to apply a write of `products` products.
+    pub fn index_write_timeout(&self, products: usize) -> Duration {
+        self.shard_timeout * 20 + INDEX_PER_PRODUCT * products as u32
+    }
+
+    /// The longest chain of waits inside one interactive request: a search embeds its query,
+    /// then asks the shards; a recommendation asks the signals and the shards, then looks
+    /// products up in the shards.
+    fn longest_inner_wait(&self) -> Duration {
+        let search = self.query_embed_timeout + self.shard_timeout;
+        let recommend = self.shard_timeout * 3;
+        search.max(recommend)
+    }
+
+    /// Every inner deadline must be shorter than the outer one that waits on it, or an outer
+    /// timeout fires while the inner call could still answer, and a retry piles on top.
+    pub fn check_deadlines(&self) -> Result<(), String> {
+        let inner = self.longest_inner_wait() + REQUEST_MARGIN;
+        if inner >= self.request_timeout {
+            return Err(format!(
+                "request timeout {:?} must exceed the inner deadlines it waits on ({:?}: query \
+                 embedding {:?}, shard {:?}, margin {:?})",
+                self.request_timeout,
+                inner,
+                self.query_embed_timeout,
+                self.shard_timeout,
+                REQUEST_MARGIN
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_nest() {
+        let ms = Duration::from_millis;
+        let cases = [
+            (ms(5_000), ms(2_000), ms(500), true),
+            (ms(2_000), ms(2_000), ms(500), false),
+            (ms(1_000), ms(100), ms(500), false),
+            (ms(3_000), ms(1_000), ms(500), true),
+        ];
+        for (request, query, shard, ok) in cases {
+            let config = ActorConfig {
+                request_timeout: request,
+                query_embed_timeout: query,
+                shard_timeout: shard,
+                ..Default::default()
+            };
+            assert_eq!(
+                config.check_deadlines().is_ok(),
+                ok,
+                "{request:?} {query:?} {shard:?}"
+            );
         }
     }
 }

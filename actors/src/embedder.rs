@@ -1,22 +1,24 @@
 //! [`Embedder`]: the model pool as seen by its clients, with the model it serves, request
-//! sizes that fit its queue, and a deadline.
+//! sizes that fit its queue, and deadlines for queries and for passages.
 
 use std::time::Duration;
 
 use inkling_models::encoder::{ModelName, TextKind};
-use ractor::ActorRef;
 
+use crate::ActorError;
 use crate::model_pool::{EmbedRequest, ModelPoolMsg};
-use crate::{ActorError, ask};
+use crate::slot::ActorSlot;
 
 #[derive(Clone)]
 pub struct Embedder {
-    pub pool: ActorRef<ModelPoolMsg>,
+    pub pool: ActorSlot<ModelPoolMsg>,
     pub model: ModelName,
     /// Most texts per request, so that a request always fits the pool's queue.
     pub chunk: usize,
-    /// Deadline for one request of at most `chunk` texts.
-    pub timeout: Duration,
+    /// Deadline for one query inside an interactive request.
+    pub query_timeout: Duration,
+    /// Deadline for one request of at most `chunk` passages.
+    pub passage_timeout: Duration,
 }
 
 impl Embedder {
@@ -27,6 +29,10 @@ impl Embedder {
         kind: TextKind,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ActorError> {
+        let timeout = match kind {
+            TextKind::Query => self.query_timeout,
+            TextKind::Passage => self.passage_timeout,
+        };
         let mut vectors = Vec::with_capacity(texts.len());
         for part in texts.chunks(self.chunk.max(1)) {
             let request = EmbedRequest {
@@ -34,13 +40,10 @@ impl Embedder {
                 kind,
                 texts: part.to_vec(),
             };
-            let answer = ask(
-                &self.pool,
-                |reply| ModelPoolMsg::Embed(request, reply),
-                self.timeout,
-                "model pool",
-            )
-            .await??;
+            let answer = self
+                .pool
+                .ask(|reply| ModelPoolMsg::Embed(request, reply), timeout)
+                .await??;
             vectors.extend(answer);
         }
         Ok(vectors)

@@ -1,23 +1,16 @@
 //! An index shard actor: owns one shard index (tantivy text + HNSW vectors) and answers
 //! queries against it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use inkling_storage::{
-    IndexHit, IndexQuery, IndexedProduct, Product, ShardIndex, ShardLayout, Taxonomy,
-};
+use inkling_domain::{Product, Taxonomy};
+use inkling_storage::{IndexHit, IndexQuery, IndexedProduct, ShardIndex, ShardLayout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
-use crate::ActorError;
-
-/// Stable placement of a product on a shard: the same id maps to the same shard on every
-/// node and every release, because the hash function is fixed (xxh3), not std's.
-pub fn shard_of(product_id: &str, shards: usize) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(product_id.as_bytes()) % shards.max(1) as u64) as usize
-}
+use crate::{ActorError, fail_point};
 
 #[derive(RactorClusterMessage)]
 pub enum IndexShardMsg {
@@ -33,27 +26,31 @@ pub enum IndexShardMsg {
     /// The embedding of one product, when the shard holds it with one.
     #[rpc]
     VectorOf(String, RpcReplyPort<Option<Vec<f32>>>),
-    /// Counts the products the shard holds.
+    /// Every product the shard holds, by id, with the version of its content; what the
+    /// catalog reconciles the shard against.
     #[rpc]
-    Count(RpcReplyPort<u64>),
-    /// Removes products by id; invisible to searches once answered.
+    Versions(RpcReplyPort<HashMap<String, u64>>),
+    /// Removes products by id; invisible to searches once answered. Answers how many of
+    /// them the shard held.
     #[rpc]
-    Delete(Vec<String>, RpcReplyPort<Result<(), ActorError>>),
+    Delete(Vec<String>, RpcReplyPort<Result<usize, ActorError>>),
 }
 
+#[derive(Clone)]
 pub struct IndexShard;
 
+#[derive(Clone)]
 pub struct IndexShardArgs {
+    /// The shard's number, for fault injection and logs.
+    pub shard: usize,
     pub dir: PathBuf,
     pub taxonomy: Taxonomy,
     pub layout: ShardLayout,
-    /// Fault injection: every search waits this long first.
-    pub search_delay: Option<Duration>,
 }
 
 pub struct ShardState {
+    shard: usize,
     index: Arc<ShardIndex>,
-    search_delay: Option<Duration>,
 }
 
 impl Actor for IndexShard {
@@ -66,13 +63,14 @@ impl Actor for IndexShard {
         _myself: ActorRef<Self::Msg>,
         args: IndexShardArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let shard = args.shard;
         let index = tokio::task::spawn_blocking(move || {
             ShardIndex::open(&args.dir, args.taxonomy, &args.layout)
         })
         .await??;
         Ok(ShardState {
+            shard,
             index: Arc::new(index),
-            search_delay: args.search_delay,
         })
     }
 
@@ -82,16 +80,18 @@ impl Actor for IndexShard {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        fail_point!("index-shard-handle");
         let index = state.index.clone();
         match message {
             IndexShardMsg::Search(query, reply) => {
-                let delay = state.search_delay;
+                let shard = state.shard;
                 // Not awaited: the mailbox moves on while the search runs on a blocking thread.
                 tokio::spawn(async move {
-                    if let Some(delay) = delay {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let answer = tokio::task::spawn_blocking(move || index.search(&query)).await;
+                    let answer = tokio::task::spawn_blocking(move || {
+                        fail_point!(format!("index-shard-{shard}-search"));
+                        index.search(&query)
+                    })
+                    .await;
                     let answer = match answer {
                         Ok(found) => found.map_err(ActorError::from),
                         Err(error) => {
@@ -107,10 +107,10 @@ impl Actor for IndexShard {
             IndexShardMsg::VectorOf(id, reply) => {
                 let _ = reply.send(index.vector_of(&id).map(|vector| vector.to_vec()));
             }
-            // Writes are awaited so they apply in arrival order.
-            IndexShardMsg::Count(reply) => {
-                let _ = reply.send(index.num_docs());
+            IndexShardMsg::Versions(reply) => {
+                let _ = reply.send(index.versions());
             }
+            // Writes are awaited so they apply in arrival order.
             IndexShardMsg::Upsert(products, reply) => {
                 let outcome = tokio::task::spawn_blocking(move || index.upsert(products)).await?;
                 let _ = reply.send(outcome.map_err(ActorError::from));

@@ -1,29 +1,34 @@
-//! [`Inkling`]: starts the actors of one node and offers their services as async methods
-//! with timeouts, which is all the gateway needs to know.
+//! [`Inkling`]: starts the actors of one node under the node supervisor and offers their
+//! services as async methods with timeouts, which is all the gateway needs to know.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use inkling_domain::{Event, Product, Profile, Taxonomy};
 use inkling_models::baskets::AssociationRules;
 use inkling_models::segments::Segments;
-use inkling_storage::{
-    CatalogStore, Event, GroupCommit, KvEngine, ModelStore, Product, Profile, ProfileStore,
-    ShardLayout, Taxonomy,
-};
+use inkling_storage::{CatalogStore, GroupCommit, KvEngine, ModelStore, ProfileStore, ShardLayout};
 use ractor::{Actor, ActorRef};
+use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CatalogMsg, CatalogState, CatalogWriter};
+use crate::catalog::{
+    CatalogMsg, CatalogState, CatalogWriter, ReconcileReport, catalog_write_timeout,
+};
 use crate::config::ActorConfig;
 use crate::embedder::Embedder;
 use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
 use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
+use crate::node_supervisor::{ChildSpec, NodeSupervisor, NodeSupervisorMsg, supervise};
+use crate::placement::{LocalShards, ShardPlacement};
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::{Ranker, RankerMsg, RankerState};
 use crate::session::SessionContext;
+use crate::session_supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::signals::{OnlineSignals, SignalsMsg};
-use crate::supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::slot::ActorSlot;
 use crate::understanding::{IntentModel, IntentService, SharedSlotExtractor, VocabularyTracker};
 use crate::{ActorError, ask};
 
@@ -39,41 +44,20 @@ pub struct NodeStorage {
 pub const SEGMENTS_MODEL: &str = "segments";
 pub const RULES_MODEL: &str = "association-rules";
 
-/// Products per catalog write when the index is refilled from the catalog.
-const REINDEX_CHUNK: usize = 1_000;
+/// Written beside the shard folders: how many shards the index was split into.
+const SHARD_COUNT_FILE: &str = "shards.json";
 
-async fn spawn_shards(
-    config: &ActorConfig,
-    storage: &NodeStorage,
-    layout: &ShardLayout,
-) -> Result<Vec<ActorRef<IndexShardMsg>>, ActorError> {
-    let mut shards = Vec::with_capacity(config.shards);
-    for shard in 0..config.shards.max(1) {
-        let args = IndexShardArgs {
-            dir: storage.index_dir.join(format!("shard-{shard}")),
-            taxonomy: storage.taxonomy.clone(),
-            layout: layout.clone(),
-            search_delay: config
-                .slow_shard
-                .filter(|(slow, _)| *slow == shard)
-                .map(|(_, delay)| delay),
-        };
-        let (actor, _) = Actor::spawn(None, IndexShard, args)
-            .await
-            .map_err(|error| spawn_error("index shard", error))?;
-        shards.push(actor);
-    }
-    Ok(shards)
+#[derive(Debug, Serialize, Deserialize)]
+struct ShardCount {
+    shards: usize,
 }
 
 /// The running actors of one node.
 pub struct Inkling {
-    supervisor: ActorRef<SupervisorMsg>,
-    catalog_writer: ActorRef<CatalogMsg>,
-    ranker: ActorRef<RankerMsg>,
-    signals: ActorRef<SignalsMsg>,
-    shards: Vec<ActorRef<IndexShardMsg>>,
-    model_pool: Option<ActorRef<ModelPoolMsg>>,
+    root: ActorRef<NodeSupervisorMsg>,
+    sessions: ActorSlot<SupervisorMsg>,
+    catalog_writer: ActorSlot<CatalogMsg>,
+    model_pool: Option<ActorSlot<ModelPoolMsg>>,
     catalog: CatalogStore,
     commit: GroupCommit,
     config: ActorConfig,
@@ -83,130 +67,41 @@ fn spawn_error(what: &str, error: impl std::fmt::Display) -> ActorError {
     ActorError::Unavailable(format!("could not start {what}: {error}"))
 }
 
+/// Runs blocking storage work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
+) -> Result<T, ActorError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
+}
+
+/// Arguments that are the same for every incarnation.
+fn same<T: Clone + Send + Sync + 'static>(
+    value: T,
+) -> Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<T, ActorError>> + Send + Sync> {
+    Arc::new(move || {
+        let value = value.clone();
+        async move { Ok(value) }.boxed()
+    })
+}
+
 impl Inkling {
     pub async fn start(config: ActorConfig, storage: NodeStorage) -> Result<Self, ActorError> {
-        let commit = GroupCommit::start(storage.engine.clone());
-        let catalog = CatalogStore::new(storage.engine.clone());
-        let (model_pool, embedder) = match &config.encoder {
-            Some(pool_config) => {
-                let (pool, _) = Actor::spawn(None, ModelPool, pool_config.clone())
-                    .await
-                    .map_err(|error| spawn_error("model pool", error))?;
-                let embedder = Embedder {
-                    pool: pool.clone(),
-                    model: pool_config.model,
-                    chunk: pool_config.queue_capacity.min(pool_config.max_batch),
-                    // The first batch pays for a cold start.
-                    timeout: config.request_timeout * 6,
-                };
-                (Some(pool), Some(embedder))
-            }
-            None => (None, None),
-        };
-        let layout = ShardLayout::new(
-            config.segmentation,
-            embedder.as_ref().map(|e| e.model.as_str().to_string()),
-        );
-        let shards = spawn_shards(&config, &storage, &layout).await?;
-        let fitted = ModelStore::new(storage.engine.clone());
-        let rules: AssociationRules = fitted.load(RULES_MODEL)?.unwrap_or_default();
-        let segments: Option<Segments> = fitted.load(SEGMENTS_MODEL)?;
-        tracing::info!(
-            rules = rules.len(),
-            segments = segments.as_ref().map_or(0, Segments::len),
-            "fitted profile models loaded"
-        );
-        let (signals, _) = Actor::spawn(None, OnlineSignals, (config.signals, rules))
+        config.check_deadlines().map_err(ActorError::Unavailable)?;
+        let (root, _) = Actor::spawn(None, NodeSupervisor, config.restart_budget)
             .await
-            .map_err(|error| spawn_error("online signals", error))?;
-        let ranker_state = RankerState {
-            shards: shards.clone(),
-            signals: signals.clone(),
-            recommender: Arc::new(config.recommender.clone()),
+            .map_err(|error| spawn_error("node supervisor", error))?;
+        let node = NodeBuilder {
+            root: root.clone(),
             config: config.clone(),
+            storage,
         };
-        let (ranker, _) = Actor::spawn(None, Ranker, ranker_state)
-            .await
-            .map_err(|error| spawn_error("ranker", error))?;
-        let slots = SharedSlotExtractor::default();
-        let mut vocabulary = VocabularyTracker::new(storage.taxonomy.clone(), slots.clone());
-        for product in catalog.all()? {
-            vocabulary.add(&product);
+        let started = node.start_children().await;
+        if started.is_err() {
+            let _ = stop_root(&root, config.request_timeout).await;
         }
-        vocabulary.publish();
-        let catalog_state = CatalogState {
-            store: catalog.clone(),
-            commit: commit.clone(),
-            shards: shards.clone(),
-            shard_timeout: config.shard_timeout,
-            vocabulary,
-            embedder: embedder.clone(),
-        };
-        let (catalog_writer, _) = Actor::spawn(None, CatalogWriter, catalog_state)
-            .await
-            .map_err(|error| spawn_error("catalog writer", error))?;
-        let intent_model = match embedder {
-            Some(embedder) => Some(IntentModel::build(embedder).await?),
-            None => None,
-        };
-        let intent = Arc::new(IntentService {
-            model: intent_model,
-            slots,
-        });
-        let context = Arc::new(SessionContext {
-            profiles: ProfileStore::new(storage.engine.clone()),
-            catalog: catalog.clone(),
-            ranker: ranker.clone(),
-            intent,
-            signals: signals.clone(),
-            profile_config: config.profile,
-            segments: segments.map(Arc::new),
-        });
-        let supervisor_args = SupervisorArgs {
-            context,
-            idle_timeout: config.session_idle_timeout,
-        };
-        let (supervisor, _) = Actor::spawn(None, SessionSupervisor, supervisor_args)
-            .await
-            .map_err(|error| spawn_error("session supervisor", error))?;
-        let node = Self {
-            supervisor,
-            catalog_writer,
-            ranker,
-            signals,
-            shards,
-            model_pool,
-            catalog,
-            commit,
-            config,
-        };
-        node.reindex_if_behind().await?;
-        Ok(node)
-    }
-
-    /// The index is derived from the catalog. A crash between the catalog's commit and the
-    /// index's, or an index rebuilt for new settings, leaves it behind: refill it.
-    async fn reindex_if_behind(&self) -> Result<(), ActorError> {
-        let mut indexed = 0;
-        for shard in &self.shards {
-            indexed += ask(
-                shard,
-                IndexShardMsg::Count,
-                self.config.request_timeout,
-                "index shard",
-            )
-            .await?;
-        }
-        let stored = self.catalog.len()? as u64;
-        if indexed == stored {
-            return Ok(());
-        }
-        tracing::info!(indexed, stored, "index is behind the catalog: reindexing");
-        let products = self.catalog.all()?;
-        for chunk in products.chunks(REINDEX_CHUNK) {
-            self.upsert_products(chunk.to_vec()).await?;
-        }
-        Ok(())
+        started
     }
 
     /// Applies a batch of events and returns once all of them are durable.
@@ -219,9 +114,10 @@ impl Inkling {
                 .or_default()
                 .push(event);
         }
+        let sessions = self.sessions.get()?;
         let calls = by_user.into_iter().map(|(user, events)| {
             ask(
-                &self.supervisor,
+                &sessions,
                 |reply| SupervisorMsg::RecordEvents(user, events, reply),
                 self.config.request_timeout,
                 "session",
@@ -236,84 +132,69 @@ impl Inkling {
     }
 
     pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
-        ask(
-            &self.supervisor,
-            |reply| SupervisorMsg::Search(request, reply),
-            self.config.request_timeout,
-            "search",
-        )
-        .await?
+        self.sessions
+            .ask(
+                |reply| SupervisorMsg::Search(request, reply),
+                self.config.request_timeout,
+            )
+            .await?
     }
 
     pub async fn recommend(&self, request: RecommendRequest) -> Result<RankedList, ActorError> {
-        ask(
-            &self.supervisor,
-            |reply| SupervisorMsg::Recommend(request, reply),
-            self.config.request_timeout,
-            "recommend",
-        )
-        .await?
+        self.sessions
+            .ask(
+                |reply| SupervisorMsg::Recommend(request, reply),
+                self.config.request_timeout,
+            )
+            .await?
     }
 
     pub async fn profile(&self, user_id: String) -> Result<Profile, ActorError> {
-        ask(
-            &self.supervisor,
-            |reply| SupervisorMsg::GetProfile(user_id, reply),
-            self.config.request_timeout,
-            "session",
-        )
-        .await
+        self.sessions
+            .ask(
+                |reply| SupervisorMsg::GetProfile(user_id, reply),
+                self.config.request_timeout,
+            )
+            .await
     }
 
     pub async fn active_sessions(&self) -> Result<u64, ActorError> {
-        ask(
-            &self.supervisor,
-            SupervisorMsg::ActiveSessions,
-            self.config.request_timeout,
-            "session supervisor",
-        )
-        .await
+        self.sessions
+            .ask(SupervisorMsg::ActiveSessions, self.config.request_timeout)
+            .await
     }
 
     /// Stores and indexes products; they are durable and searchable once this returns.
     pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
-        // Embedding a large batch on a CPU takes a while: allow for it.
-        let per_product = if self.model_pool.is_some() {
-            Duration::from_millis(25)
-        } else {
-            Duration::from_millis(1)
-        };
-        let timeout = self.config.request_timeout * 6 + per_product * products.len() as u32;
-        ask(
-            &self.catalog_writer,
-            |reply| CatalogMsg::Upsert(products, reply),
-            timeout,
-            "catalog writer",
-        )
-        .await?
+        let timeout =
+            catalog_write_timeout(&self.config, products.len(), self.model_pool.is_some());
+        self.catalog_writer
+            .ask(|reply| CatalogMsg::Upsert(products, reply), timeout)
+            .await?
     }
 
     pub async fn delete_product(&self, id: String) -> Result<bool, ActorError> {
-        ask(
-            &self.catalog_writer,
-            |reply| CatalogMsg::Delete(id, reply),
-            self.config.request_timeout,
-            "catalog writer",
-        )
-        .await?
+        let timeout = catalog_write_timeout(&self.config, 1, false);
+        self.catalog_writer
+            .ask(|reply| CatalogMsg::Delete(id, reply), timeout)
+            .await?
+    }
+
+    /// Makes every shard agree with the catalog; see [`CatalogMsg::Reconcile`].
+    pub async fn reconcile(&self) -> Result<ReconcileReport, ActorError> {
+        let products = self.catalog_size().await?;
+        let timeout = catalog_write_timeout(&self.config, products, self.model_pool.is_some());
+        self.catalog_writer
+            .ask(|reply| CatalogMsg::Reconcile(None, reply), timeout)
+            .await?
     }
 
     /// Queue and cache figures of the model pool, when the node runs one.
     pub async fn model_pool_stats(&self) -> Option<Result<PoolStats, ActorError>> {
         let pool = self.model_pool.as_ref()?;
         Some(
-            ask(
-                pool,
-                ModelPoolMsg::Stats,
-                self.config.request_timeout,
-                "model pool",
-            )
-            .await,
+            pool.ask(ModelPoolMsg::Stats, self.config.request_timeout)
+                .await,
         )
     }
 
@@ -321,23 +202,361 @@ impl Inkling {
         self.config.profile.half_life_ms
     }
 
-    pub fn catalog_size(&self) -> Result<usize, ActorError> {
-        Ok(self.catalog.len()?)
+    /// Counting scans the catalog (sled keeps no count), so it runs on a blocking thread.
+    pub async fn catalog_size(&self) -> Result<usize, ActorError> {
+        let catalog = self.catalog.clone();
+        blocking(move || Ok(catalog.len()?)).await
     }
 
     /// Stops every actor of the node and waits until they are gone, so their handles on
     /// storage are released; durable state stays on disk.
     pub async fn shutdown(&self) {
-        let timeout = Some(self.config.request_timeout);
-        let _ = self.supervisor.stop_and_wait(None, timeout).await;
-        let _ = self.catalog_writer.stop_and_wait(None, timeout).await;
-        let _ = self.ranker.stop_and_wait(None, timeout).await;
-        let _ = self.signals.stop_and_wait(None, timeout).await;
-        for shard in &self.shards {
-            let _ = shard.stop_and_wait(None, timeout).await;
-        }
-        if let Some(pool) = &self.model_pool {
-            let _ = pool.stop_and_wait(None, timeout).await;
+        if let Err(error) = stop_root(&self.root, self.config.request_timeout).await {
+            tracing::warn!(%error, "node did not stop cleanly");
         }
     }
+}
+
+/// Stops the supervisor's children, newest first, then the supervisor itself.
+async fn stop_root(
+    root: &ActorRef<NodeSupervisorMsg>,
+    timeout: Duration,
+) -> Result<(), ActorError> {
+    let children = ask(
+        root,
+        |reply| NodeSupervisorMsg::StopChildren(timeout, reply),
+        timeout * 8,
+        "node supervisor",
+    )
+    .await;
+    let _ = root.stop_and_wait(None, Some(timeout)).await;
+    children
+}
+
+/// Starts a node's children under its supervisor, in dependency order.
+struct NodeBuilder {
+    root: ActorRef<NodeSupervisorMsg>,
+    config: ActorConfig,
+    storage: NodeStorage,
+}
+
+impl NodeBuilder {
+    async fn start_children(self) -> Result<Inkling, ActorError> {
+        let config = &self.config;
+        let engine = self.storage.engine.clone();
+        let commit = GroupCommit::start(engine.clone());
+        let catalog = CatalogStore::new(engine.clone());
+        let start_timeout = config.passage_embed_timeout(0) * 3;
+        let (model_pool, embedder) = self.start_model_pool(start_timeout).await?;
+        let layout = ShardLayout::new(
+            config.segmentation,
+            embedder.as_ref().map(|e| e.model.as_str().to_string()),
+        );
+        let catalog_writer: ActorSlot<CatalogMsg> = ActorSlot::empty("catalog writer");
+        let resharded = self.prepare_index_folder()?;
+        let shards = self
+            .start_shards(&layout, &catalog_writer, start_timeout)
+            .await?;
+        let signals = self.start_signals(start_timeout).await?;
+        let ranker_state = RankerState {
+            shards: shards.clone(),
+            signals: signals.clone(),
+            recommender: Arc::new(config.recommender.clone()),
+            config: config.clone(),
+        };
+        let ranker_spec = ChildSpec {
+            kind: "ranker",
+            slot: ActorSlot::empty("ranker"),
+            handler: Ranker,
+            arguments: same(Arc::new(ranker_state)),
+            after_restart: None,
+        };
+        let ranker = supervise(&self.root, ranker_spec, start_timeout).await?;
+        let slots = SharedSlotExtractor::default();
+        self.start_catalog_writer(
+            &catalog_writer,
+            &catalog,
+            &commit,
+            &shards,
+            &embedder,
+            &slots,
+        )
+        .await?;
+        let intent = self.intent_service(embedder, slots).await?;
+        let sessions = self
+            .start_sessions(&catalog, ranker, signals, intent, start_timeout)
+            .await?;
+        let node = Inkling {
+            root: self.root.clone(),
+            sessions,
+            catalog_writer,
+            model_pool,
+            catalog,
+            commit,
+            config: self.config.clone(),
+        };
+        node.reconcile().await?;
+        if let Some(count) = resharded {
+            self.record_shard_count(count)?;
+        }
+        Ok(node)
+    }
+
+    async fn start_model_pool(
+        &self,
+        timeout: Duration,
+    ) -> Result<(Option<ActorSlot<ModelPoolMsg>>, Option<Embedder>), ActorError> {
+        let Some(pool_config) = &self.config.encoder else {
+            return Ok((None, None));
+        };
+        let spec = ChildSpec {
+            kind: "model_pool",
+            slot: ActorSlot::empty("model pool"),
+            handler: ModelPool,
+            arguments: same(pool_config.clone()),
+            after_restart: None,
+        };
+        let pool = supervise(&self.root, spec, timeout).await?;
+        let chunk = pool_config.queue_capacity.min(pool_config.max_batch);
+        let embedder = Embedder {
+            pool: pool.clone(),
+            model: pool_config.model,
+            chunk,
+            query_timeout: self.config.query_embed_timeout,
+            passage_timeout: self.config.passage_embed_timeout(chunk),
+        };
+        Ok((Some(pool), Some(embedder)))
+    }
+
+    /// Checks the shard count the index was built with. Shard folders beyond the new count
+    /// are removed; reconciliation then moves every product to the shard that owns it now.
+    /// Answers the count to record once that is done, if it changed.
+    fn prepare_index_folder(&self) -> Result<Option<usize>, ActorError> {
+        let dir = &self.storage.index_dir;
+        let wanted = self.config.shards.max(1);
+        let recorded = read_shard_count(dir);
+        if recorded == Some(wanted) {
+            return Ok(None);
+        }
+        if let Some(previous) = recorded {
+            tracing::warn!(
+                previous,
+                wanted,
+                "shard count changed: re-sharding the index"
+            );
+        }
+        for (shard, folder) in shard_folders(dir) {
+            if shard < wanted {
+                continue;
+            }
+            std::fs::remove_dir_all(&folder).map_err(|error| {
+                ActorError::Storage(format!("cannot remove {}: {error}", folder.display()))
+            })?;
+        }
+        Ok(Some(wanted))
+    }
+
+    fn record_shard_count(&self, shards: usize) -> Result<(), ActorError> {
+        let dir = &self.storage.index_dir;
+        let path = dir.join(SHARD_COUNT_FILE);
+        let json = serde_json::to_vec(&ShardCount { shards }).expect("counts serialise");
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, json))
+            .map_err(|error| {
+                ActorError::Storage(format!("cannot write {}: {error}", path.display()))
+            })
+    }
+
+    async fn start_shards(
+        &self,
+        layout: &ShardLayout,
+        catalog_writer: &ActorSlot<CatalogMsg>,
+        timeout: Duration,
+    ) -> Result<Arc<dyn ShardPlacement>, ActorError> {
+        let mut slots = Vec::new();
+        for shard in 0..self.config.shards.max(1) {
+            let args = IndexShardArgs {
+                shard,
+                dir: shard_folder(&self.storage.index_dir, shard),
+                taxonomy: self.storage.taxonomy.clone(),
+                layout: layout.clone(),
+            };
+            // A restarted shard may have missed writes, or crashed between two commits:
+            // the catalog brings it up to date, in its mailbox's order.
+            let writer = catalog_writer.clone();
+            let reconcile = move || {
+                let message = CatalogMsg::Reconcile(Some(vec![shard]), forget_reply());
+                if let Err(error) = writer.cast(message) {
+                    tracing::error!(%error, shard, "cannot reconcile restarted shard");
+                }
+            };
+            let spec = ChildSpec {
+                kind: "index_shard",
+                slot: ActorSlot::<IndexShardMsg>::empty(format!("index shard {shard}")),
+                handler: IndexShard,
+                arguments: same(args),
+                after_restart: Some(Arc::new(reconcile)),
+            };
+            slots.push(supervise(&self.root, spec, timeout).await?);
+        }
+        Ok(Arc::new(LocalShards::new(slots)))
+    }
+
+    /// The online signals start empty on every incarnation and relearn from traffic; only
+    /// the rules fitted offline are read back from storage.
+    async fn start_signals(&self, timeout: Duration) -> Result<ActorSlot<SignalsMsg>, ActorError> {
+        let models = ModelStore::new(self.storage.engine.clone());
+        let signals_config = self.config.signals;
+        let arguments = Arc::new(move || {
+            let models = models.clone();
+            async move {
+                let rules: AssociationRules =
+                    blocking(move || Ok(models.load(RULES_MODEL)?.unwrap_or_default())).await?;
+                tracing::info!(rules = rules.len(), "association rules loaded");
+                Ok((signals_config, rules))
+            }
+            .boxed()
+        });
+        let spec = ChildSpec {
+            kind: "signals",
+            slot: ActorSlot::empty("online signals"),
+            handler: OnlineSignals,
+            arguments,
+            after_restart: None,
+        };
+        supervise(&self.root, spec, timeout).await
+    }
+
+    /// Each incarnation of the catalog writer rebuilds the vocabulary from the catalog.
+    async fn start_catalog_writer(
+        &self,
+        slot: &ActorSlot<CatalogMsg>,
+        catalog: &CatalogStore,
+        commit: &GroupCommit,
+        shards: &Arc<dyn ShardPlacement>,
+        embedder: &Option<Embedder>,
+        slots: &SharedSlotExtractor,
+    ) -> Result<(), ActorError> {
+        let (catalog, commit, shards) = (catalog.clone(), commit.clone(), shards.clone());
+        let (embedder, slots) = (embedder.clone(), slots.clone());
+        let (taxonomy, config) = (self.storage.taxonomy.clone(), self.config.clone());
+        let arguments = Arc::new(move || {
+            let (store, commit, shards) = (catalog.clone(), commit.clone(), shards.clone());
+            let (embedder, slots) = (embedder.clone(), slots.clone());
+            let (taxonomy, config) = (taxonomy.clone(), config.clone());
+            async move {
+                let products = store.clone();
+                let vocabulary = blocking(move || {
+                    let mut vocabulary = VocabularyTracker::new(taxonomy, slots);
+                    for product in products.all()? {
+                        vocabulary.add(&product);
+                    }
+                    vocabulary.publish();
+                    Ok(vocabulary)
+                })
+                .await?;
+                Ok(CatalogState {
+                    store,
+                    commit,
+                    shards,
+                    config,
+                    vocabulary: Some(vocabulary),
+                    embedder,
+                })
+            }
+            .boxed()
+        });
+        let spec = ChildSpec {
+            kind: "catalog_writer",
+            slot: slot.clone(),
+            handler: CatalogWriter,
+            arguments,
+            after_restart: None,
+        };
+        let timeout = catalog_write_timeout(&self.config, 0, false) * 4;
+        supervise(&self.root, spec, timeout).await.map(|_| ())
+    }
+
+    async fn intent_service(
+        &self,
+        embedder: Option<Embedder>,
+        slots: SharedSlotExtractor,
+    ) -> Result<Arc<IntentService>, ActorError> {
+        let model = match embedder {
+            Some(embedder) => Some(IntentModel::build(embedder).await?),
+            None => None,
+        };
+        Ok(Arc::new(IntentService { model, slots }))
+    }
+
+    async fn start_sessions(
+        &self,
+        catalog: &CatalogStore,
+        ranker: ActorSlot<RankerMsg>,
+        signals: ActorSlot<SignalsMsg>,
+        intent: Arc<IntentService>,
+        timeout: Duration,
+    ) -> Result<ActorSlot<SupervisorMsg>, ActorError> {
+        let models = ModelStore::new(self.storage.engine.clone());
+        let segments: Option<Segments> = blocking(move || Ok(models.load(SEGMENTS_MODEL)?)).await?;
+        tracing::info!(
+            segments = segments.as_ref().map_or(0, Segments::len),
+            "shopper segments loaded"
+        );
+        let context = Arc::new(SessionContext {
+            profiles: ProfileStore::new(self.storage.engine.clone()),
+            catalog: catalog.clone(),
+            ranker,
+            intent,
+            signals,
+            profile_config: self.config.profile,
+            segments: segments.map(Arc::new),
+        });
+        let args = SupervisorArgs {
+            context,
+            idle_timeout: self.config.session_idle_timeout,
+        };
+        let spec = ChildSpec {
+            kind: "session_supervisor",
+            slot: ActorSlot::empty("session supervisor"),
+            handler: SessionSupervisor,
+            arguments: same(args),
+            after_restart: None,
+        };
+        supervise(&self.root, spec, timeout).await
+    }
+}
+
+fn shard_folder(index_dir: &Path, shard: usize) -> PathBuf {
+    index_dir.join(format!("shard-{shard}"))
+}
+
+/// The shard folders present under `index_dir`, with their numbers.
+fn shard_folders(index_dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(index_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let shard = name.to_str()?.strip_prefix("shard-")?.parse().ok()?;
+            Some((shard, entry.path()))
+        })
+        .collect()
+}
+
+/// The shard count recorded with the index; `None` for an index without a record (a new
+/// one, or one from before the count was recorded).
+fn read_shard_count(index_dir: &Path) -> Option<usize> {
+    let bytes = std::fs::read(index_dir.join(SHARD_COUNT_FILE)).ok()?;
+    serde_json::from_slice::<ShardCount>(&bytes)
+        .ok()
+        .map(|count| count.shards)
+}
+
+/// A reply port nobody waits on, for requests whose answer only matters to the logs.
+fn forget_reply<T: Send + 'static>() -> ractor::RpcReplyPort<T> {
+    let (port, _) = tokio::sync::oneshot::channel();
+    port.into()
 }

@@ -1,5 +1,6 @@
 //! The actors that serve shoppers: sessions, their supervisor, the catalog writer, index
-//! shards and the ranker, plus [`Inkling`], the façade that wires them together.
+//! shards, the ranker, the online signals and the model pool, all supervised by the node
+//! supervisor, plus [`Inkling`], the façade that wires them together.
 //!
 //! `inkling-actors` owns concurrency, supervision and message flow. Every actor has one
 //! message enum; those that may cross nodes derive `RactorClusterMessage`, so the cluster
@@ -12,12 +13,36 @@ pub mod embedder;
 pub mod index_shard;
 pub mod inkling;
 pub mod model_pool;
+pub mod node_supervisor;
+pub mod placement;
 pub mod protocol;
 pub mod ranker;
 pub mod session;
+pub mod session_supervisor;
 pub mod signals;
-pub mod supervisor;
+pub mod slot;
 pub mod understanding;
+
+/// A fail-point, as TiKV uses them: inert unless the crate is built with the `failpoints`
+/// feature and a test arms it with `fail::cfg(name, action)`. Production builds compile it
+/// to nothing.
+#[macro_export]
+macro_rules! fail_point {
+    ($name:expr) => {{
+        #[cfg(feature = "failpoints")]
+        ::fail::fail_point!(&$name);
+        #[cfg(not(feature = "failpoints"))]
+        let _ = || $name;
+    }};
+    // With an early return: armed with `return`, the enclosing function returns `$early`'s
+    // value, as if the step after the fail-point had failed.
+    ($name:expr, $early:expr) => {{
+        #[cfg(feature = "failpoints")]
+        ::fail::fail_point!(&$name, $early);
+        #[cfg(not(feature = "failpoints"))]
+        let _ = || $name;
+    }};
+}
 
 use std::time::Duration;
 

@@ -7,19 +7,26 @@
 //!   [`ActorError::Overloaded`]; memory never grows with load.
 //! * **Cache:** an LRU of query vectors keyed by (kind, text); a pool serves one model, so
 //!   the key is in effect (model, kind, text). Passages are not cached.
+//! * **Supervision:** the pool supervises its workers. A panic while encoding costs only
+//!   that batch (the worker catches it and keeps its encoder); a worker that dies anyway is
+//!   replaced by a new one that loads the encoder again, while requests wait in the queue.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
 use lru::LruCache;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::{RactorClusterMessage, RactorMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::ActorError;
+use crate::{ActorError, fail_point};
+
+/// Wait before trying again to start a worker whose encoder failed to load.
+const WORKER_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ModelPoolConfig {
@@ -77,6 +84,8 @@ pub enum ModelPoolMsg {
     FlushDue,
     /// A worker finished a batch: it is idle again, and its vectors can be cached.
     BatchDone(u64, Vec<(TextKind, String, Vec<f32>)>),
+    /// Tries again to start the worker with this index.
+    RestartWorker(u64),
 }
 
 /// One request waiting in the queue, with the vectors the cache already had.
@@ -103,11 +112,14 @@ pub enum ModelWorkerMsg {
     Run(Vec<Pending>),
 }
 
+#[derive(Clone)]
 pub struct ModelPool;
 
 pub struct ModelPoolState {
     config: ModelPoolConfig,
-    workers: Vec<ActorRef<ModelWorkerMsg>>,
+    /// `None` while a worker is being replaced.
+    workers: Vec<Option<ActorRef<ModelWorkerMsg>>>,
+    worker_of: HashMap<ActorId, usize>,
     idle: Vec<usize>,
     queue: VecDeque<Pending>,
     queued_texts: usize,
@@ -126,33 +138,23 @@ impl Actor for ModelPool {
         myself: ActorRef<Self::Msg>,
         config: ModelPoolConfig,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let mut workers = Vec::with_capacity(config.workers);
-        for index in 0..config.workers.max(1) {
-            let (model, dir) = (config.model, config.models_dir.clone());
-            let loaded = tokio::task::spawn_blocking(move || {
-                encoder::load(model, &dir, encoder::default_device())
-            })
-            .await??;
-            let args = WorkerArgs {
-                index: index as u64,
-                encoder: loaded,
-                pool: myself.clone(),
-            };
-            let (worker, _) =
-                Actor::spawn_linked(None, ModelWorker, args, myself.get_cell()).await?;
-            workers.push(worker);
-        }
+        let count = config.workers.max(1);
         let cache_capacity = NonZeroUsize::new(config.cache_capacity.max(1)).expect("non-zero");
-        Ok(ModelPoolState {
-            idle: (0..workers.len()).collect(),
-            workers,
+        let mut state = ModelPoolState {
+            idle: Vec::new(),
+            workers: vec![None; count],
+            worker_of: HashMap::new(),
             queue: VecDeque::new(),
             queued_texts: 0,
             cache: LruCache::new(cache_capacity),
             flush_scheduled: false,
             stats: PoolStats::default(),
             config,
-        })
+        };
+        for index in 0..count {
+            state.start_worker(&myself, index).await?;
+        }
+        Ok(state)
     }
 
     async fn handle(
@@ -161,6 +163,7 @@ impl Actor for ModelPool {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        fail_point!("model-pool-handle");
         match message {
             ModelPoolMsg::Embed(request, reply) => state.enqueue(request, reply),
             ModelPoolMsg::Stats(reply) => {
@@ -179,13 +182,77 @@ impl Actor for ModelPool {
                 }
                 state.idle.push(worker as usize);
             }
+            ModelPoolMsg::RestartWorker(index) => {
+                state.replace_worker(&myself, index as usize).await
+            }
         }
+        state.dispatch(&myself);
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".into()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(index) = state.worker_of.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        // Its batch's callers already got an error (their reply ports died with it).
+        tracing::warn!(worker = index, failure, "model worker died; replacing it");
+        state.workers[index] = None;
+        state.idle.retain(|idle| *idle != index);
+        inkling_ops::metrics::ACTOR_RESTARTS
+            .with_label_values(&["model_worker"])
+            .inc();
+        state.replace_worker(&myself, index).await;
         state.dispatch(&myself);
         Ok(())
     }
 }
 
 impl ModelPoolState {
+    /// Starts worker `index`, which loads its own encoder, and marks it idle.
+    async fn start_worker(
+        &mut self,
+        myself: &ActorRef<ModelPoolMsg>,
+        index: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = WorkerArgs {
+            index: index as u64,
+            model: self.config.model,
+            models_dir: self.config.models_dir.clone(),
+            pool: myself.clone(),
+        };
+        let (worker, _) = Actor::spawn_linked(None, ModelWorker, args, myself.get_cell()).await?;
+        self.worker_of.insert(worker.get_id(), index);
+        self.workers[index] = Some(worker);
+        self.idle.push(index);
+        Ok(())
+    }
+
+    /// Replaces a dead worker; requests keep queueing meanwhile, and a failed start is
+    /// tried again later rather than failing the pool.
+    async fn replace_worker(&mut self, myself: &ActorRef<ModelPoolMsg>, index: usize) {
+        if self.workers.get(index).is_none_or(Option::is_some) {
+            return;
+        }
+        if let Err(error) = self.start_worker(myself, index).await {
+            tracing::error!(%error, worker = index, "could not restart model worker; retrying");
+            myself.send_after(WORKER_RETRY, move || {
+                ModelPoolMsg::RestartWorker(index as u64)
+            });
+        }
+    }
+
     fn enqueue(
         &mut self,
         request: EmbedRequest,
@@ -246,10 +313,13 @@ impl ModelPoolState {
             let Some(worker) = self.idle.pop() else {
                 return;
             };
+            let Some(actor) = self.workers[worker].clone() else {
+                continue;
+            };
             let batch = self.take_batch();
             self.stats.batches += 1;
             self.stats.texts_encoded += batch.iter().map(Pending::missing).sum::<usize>() as u64;
-            if let Err(error) = self.workers[worker].send_message(ModelWorkerMsg::Run(batch)) {
+            if let Err(error) = actor.send_message(ModelWorkerMsg::Run(batch)) {
                 tracing::error!(%error, worker, "model worker is gone");
             }
         }
@@ -287,7 +357,8 @@ struct ModelWorker;
 
 struct WorkerArgs {
     index: u64,
-    encoder: Box<dyn TextEncoder>,
+    model: ModelName,
+    models_dir: PathBuf,
     pool: ActorRef<ModelPoolMsg>,
 }
 
@@ -308,9 +379,14 @@ impl Actor for ModelWorker {
         _myself: ActorRef<Self::Msg>,
         args: WorkerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let (model, dir) = (args.model, args.models_dir);
+        let encoder = tokio::task::spawn_blocking(move || {
+            encoder::load(model, &dir, encoder::default_device())
+        })
+        .await??;
         Ok(WorkerState {
             index: args.index,
-            encoder: Some(args.encoder),
+            encoder: Some(encoder),
             pool: args.pool,
         })
     }
@@ -321,6 +397,7 @@ impl Actor for ModelWorker {
         ModelWorkerMsg::Run(batch): Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        fail_point!("model-worker-handle");
         let encoder = state
             .encoder
             .take()
@@ -338,7 +415,14 @@ impl Actor for ModelWorker {
             })
             .collect();
         let (encoder, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = encoder.encode(&texts, kind);
+            // A panic inside tch fails this batch only: inference does not change the
+            // weights, so the encoder is still sound and the worker keeps it.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                encoder
+                    .encode(&texts, kind)
+                    .map_err(|error| error.to_string())
+            }))
+            .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())));
             (encoder, outcome.map(|vectors| (texts, vectors)))
         })
         .await?;
@@ -384,4 +468,14 @@ fn answer(
         let _ = pending.reply.send(Ok(filled));
     }
     fresh
+}
+
+/// The text of a caught panic, for the error its batch's callers receive.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("panicked: {text}")
 }

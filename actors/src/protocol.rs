@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use inkling_domain::{Filters, Product};
 use inkling_models::intent::{Slots, Understanding};
-use inkling_storage::{Filters, Product};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,10 @@ pub struct RankedList {
     pub items: Vec<RankedItem>,
     /// Shards that failed or missed their deadline; the answer was built without them.
     pub missing_shards: Vec<MissingShard>,
+    /// How many shards the catalog is split into, so callers can tell what share of the
+    /// catalog the answer covers without knowing how shards are numbered or placed.
+    #[serde(default)]
+    pub shard_count: usize,
     /// What the query was understood to ask, for searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<Understanding>,

@@ -6,25 +6,28 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use inkling_domain::{Filters, Product, Profile, now_ms};
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
 use inkling_models::recommend::{
     self as recommendations, Evidence, Feature, Proposal, RankerModel, RecommendContext,
 };
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
-use inkling_storage::{Filters, IndexQuery, Product, Profile, Retrieval, now_ms};
+use inkling_storage::{IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::config::ActorConfig;
-use crate::index_shard::{IndexShardMsg, shard_of};
+use crate::index_shard::IndexShardMsg;
+use crate::placement::ShardPlacement;
 use crate::protocol::{
     MissingShard, RankedItem, RankedList, RecommendRequest, SearchRequest, effective_filters,
 };
-use crate::session::session_key;
 use crate::signals::{
     SignalAnswer, SignalCandidate, SignalQuery, SignalSource, SignalsMsg, TRANSITION_ANCHORS,
+    session_key,
 };
+use crate::slot::ActorSlot;
 use crate::{ActorError, ask};
 
 /// How many liked categories and brands steer recommendation retrieval.
@@ -62,11 +65,12 @@ pub enum RankerMsg {
     ),
 }
 
+#[derive(Clone)]
 pub struct Ranker;
 
 pub struct RankerState {
-    pub shards: Vec<ActorRef<IndexShardMsg>>,
-    pub signals: ActorRef<SignalsMsg>,
+    pub shards: Arc<dyn ShardPlacement>,
+    pub signals: ActorSlot<SignalsMsg>,
     /// The learned model that scores recommendations.
     pub recommender: Arc<RankerModel>,
     pub config: ActorConfig,
@@ -75,14 +79,14 @@ pub struct RankerState {
 impl Actor for Ranker {
     type Msg = RankerMsg;
     type State = Arc<RankerState>;
-    type Arguments = RankerState;
+    type Arguments = Arc<RankerState>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        state: RankerState,
+        state: Arc<RankerState>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(Arc::new(state))
+        Ok(state)
     }
 
     async fn handle(
@@ -91,6 +95,7 @@ impl Actor for Ranker {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        crate::fail_point!("ranker-handle");
         let state = state.clone();
         // Each request runs as its own task so a slow shard never stalls the mailbox.
         match message {
@@ -248,6 +253,7 @@ async fn recommend(
     RankedList {
         items,
         missing_shards,
+        shard_count: state.shards.shard_count(),
         understanding: None,
     }
 }
@@ -466,13 +472,13 @@ fn record_signal(
 
 /// Candidates from the online signals. A slow or failed signals actor costs only these.
 async fn signal_candidates(state: &RankerState, query: SignalQuery) -> SignalAnswer {
-    let asked = ask(
-        &state.signals,
-        |reply| SignalsMsg::Candidates(query, reply),
-        state.config.shard_timeout,
-        "online signals",
-    )
-    .await;
+    let asked = state
+        .signals
+        .ask(
+            |reply| SignalsMsg::Candidates(query, reply),
+            state.config.shard_timeout,
+        )
+        .await;
     asked.unwrap_or_else(|error| {
         tracing::warn!(%error, "recommending without online signals");
         SignalAnswer::default()
@@ -496,9 +502,9 @@ async fn similar_to_newest(
     if known_followers >= COLD_ITEM_FOLLOWERS {
         return None;
     }
-    let owner = &state.shards[shard_of(newest, state.shards.len())];
+    let (_, owner) = state.shards.owner(newest);
     let vector = ask(
-        owner,
+        &owner.ok()?,
         |reply| IndexShardMsg::VectorOf(newest.clone(), reply),
         state.config.shard_timeout,
         "index shard",
@@ -512,23 +518,28 @@ async fn similar_to_newest(
 
 /// The products behind `ids`, asked of the shards that own them, in parallel.
 async fn lookup(state: &RankerState, ids: Vec<String>) -> Vec<Arc<Product>> {
-    let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); state.shards.len()];
+    let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); state.shards.shard_count()];
     let unique: std::collections::HashSet<String> = ids.into_iter().collect();
     for id in unique {
-        by_shard[shard_of(&id, state.shards.len())].push(id);
+        by_shard[state.shards.shard_of(&id)].push(id);
     }
     let requests = by_shard
         .into_iter()
-        .zip(&state.shards)
-        .filter(|(ids, _)| !ids.is_empty())
-        .map(|(ids, shard)| async move {
-            let found = ask(
-                shard,
-                |reply| IndexShardMsg::Lookup(ids, reply),
-                state.config.shard_timeout,
-                "index shard",
-            )
-            .await;
+        .enumerate()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(shard, ids)| async move {
+            let found = match state.shards.shard(shard) {
+                Ok(actor) => {
+                    ask(
+                        &actor,
+                        |reply| IndexShardMsg::Lookup(ids, reply),
+                        state.config.shard_timeout,
+                        "index shard",
+                    )
+                    .await
+                }
+                Err(error) => Err(error),
+            };
             found.unwrap_or_else(|error| {
                 tracing::warn!(%error, "recommending without one shard's products");
                 Vec::new()
@@ -571,11 +582,15 @@ async fn scatter(
         filters: filters.clone(),
         limit: state.config.candidates_per_shard,
     };
-    let requests = state.shards.iter().enumerate().map(|(shard, actor)| {
+    let requests = (0..state.shards.shard_count()).map(|shard| {
         let query = query.clone();
         async move {
+            let actor = match state.shards.shard(shard) {
+                Ok(actor) => actor,
+                Err(error) => return (shard, Err(error)),
+            };
             let answer = ask(
-                actor,
+                &actor,
                 |reply| IndexShardMsg::Search(query, reply),
                 state.config.shard_timeout,
                 &format!("index shard {shard}"),
@@ -621,6 +636,7 @@ fn finish(
     RankedList {
         items,
         missing_shards,
+        shard_count: state.shards.shard_count(),
         understanding: None,
     }
 }

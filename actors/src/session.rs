@@ -3,19 +3,19 @@
 
 use std::sync::Arc;
 
+use inkling_domain::{Event, EventKind, Product, Profile, ProfileConfig, now_ms};
 use inkling_models::intent::DialogueState;
 use inkling_models::segments::{Segments, profile_vector};
-use inkling_storage::{
-    CatalogStore, Event, EventKind, Product, Profile, ProfileConfig, ProfileStore, now_ms,
-};
+use inkling_storage::{CatalogStore, ProfileStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
-use crate::ActorError;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
-use crate::signals::{Observation, SignalsMsg};
+use crate::signals::{Observation, SignalsMsg, session_key};
+use crate::slot::ActorSlot;
 use crate::understanding::{IntentService, ReadQuery};
+use crate::{ActorError, fail_point};
 
 #[derive(RactorClusterMessage)]
 pub enum SessionMsg {
@@ -41,9 +41,9 @@ pub enum SessionMsg {
 pub struct SessionContext {
     pub profiles: ProfileStore,
     pub catalog: CatalogStore,
-    pub ranker: ActorRef<RankerMsg>,
+    pub ranker: ActorSlot<RankerMsg>,
     pub intent: Arc<IntentService>,
-    pub signals: ActorRef<SignalsMsg>,
+    pub signals: ActorSlot<SignalsMsg>,
     pub profile_config: ProfileConfig,
     /// Segment centroids from the last `inkling profile build`, if any.
     pub segments: Option<Arc<Segments>>,
@@ -52,6 +52,7 @@ pub struct SessionContext {
 pub struct SessionActor;
 
 pub struct SessionState {
+    /// Moved into a blocking task while events are applied and stored, and back after.
     profile: Profile,
     context: Arc<SessionContext>,
     /// The conversation in progress, and the client session it belongs to: a new
@@ -70,10 +71,13 @@ impl Actor for SessionActor {
         _myself: ActorRef<Self::Msg>,
         (user_id, context): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let profile = context
-            .profiles
-            .load(&user_id)?
-            .unwrap_or_else(|| Profile::new(user_id));
+        let profiles = context.profiles.clone();
+        let profile = tokio::task::spawn_blocking(move || {
+            profiles
+                .load(&user_id)
+                .map(|loaded| loaded.unwrap_or_else(|| Profile::new(user_id)))
+        })
+        .await??;
         Ok(SessionState {
             profile,
             context,
@@ -88,12 +92,16 @@ impl Actor for SessionActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        fail_point!("session-handle");
         match message {
             SessionMsg::RecordEvents(events, reply) => {
-                let _ = reply.send(state.record(&events));
+                // A failed blocking task took the profile with it: fail the actor, so its
+                // supervisor restarts it from the stored profile.
+                let outcome = state.record(events).await?;
+                let _ = reply.send(outcome);
             }
             SessionMsg::Search(request, reply) => {
-                state.remember_query(&request.query);
+                state.remember_query(&request.query).await;
                 match state.understand(&request).await {
                     Ok(read) => {
                         let profile = Box::new(state.profile.clone());
@@ -127,25 +135,76 @@ impl Actor for SessionActor {
     }
 }
 
-/// Names one shopper's session for the shared signals.
-pub fn session_key(user_id: &str, session_id: Option<&str>) -> String {
-    format!("{user_id}/{}", session_id.unwrap_or_default())
-}
-
 /// Hands a request on; the reply port travels with it, so the session never waits.
-fn forward(ranker: &ActorRef<RankerMsg>, message: RankerMsg) {
-    if let Err(error) = ranker.send_message(message) {
+fn forward(ranker: &ActorSlot<RankerMsg>, message: RankerMsg) {
+    if let Err(error) = ranker.cast(message) {
         // The reply port is dropped with the message, so the caller sees "dropped the request".
         tracing::warn!(%error, "ranker is not running");
     }
 }
 
 impl SessionState {
+    /// Applies and stores the events on a blocking thread: catalog reads and the profile
+    /// write are sled calls, which must not stall the async workers.
+    async fn record(
+        &mut self,
+        events: Vec<Event>,
+    ) -> Result<Result<u64, ActorError>, tokio::task::JoinError> {
+        let mut session = SessionWrite {
+            profile: std::mem::take(&mut self.profile),
+            context: self.context.clone(),
+        };
+        let (session, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = session.record(&events);
+            (session, outcome)
+        })
+        .await?;
+        self.profile = session.profile;
+        Ok(outcome)
+    }
+
+    /// Reads the query in the context of the conversation; a new `session_id` starts a new
+    /// conversation.
+    async fn understand(&mut self, request: &SearchRequest) -> Result<ReadQuery, ActorError> {
+        if self.dialogue_session != request.session_id {
+            self.dialogue = DialogueState::default();
+            self.dialogue_session = request.session_id.clone();
+        }
+        let intent = self.context.intent.clone();
+        let use_model = request.mode.uses_vectors();
+        intent
+            .understand(&request.query, &mut self.dialogue, use_model)
+            .await
+    }
+
+    async fn remember_query(&mut self, query: &str) {
+        let config = self.context.profile_config;
+        self.profile.remember_query(query, now_ms(), &config);
+        // Queries are context, not acknowledged writes: a later sync makes them durable.
+        let (profiles, profile) = (self.context.profiles.clone(), self.profile.clone());
+        let saved = tokio::task::spawn_blocking(move || profiles.save(&profile)).await;
+        if let Ok(Err(error)) = saved {
+            tracing::warn!(%error, user = %self.profile.user_id, "could not store query");
+        }
+    }
+}
+
+/// A session's profile on its way through a blocking write.
+struct SessionWrite {
+    profile: Profile,
+    context: Arc<SessionContext>,
+}
+
+impl SessionWrite {
     fn record(&mut self, events: &[Event]) -> Result<u64, ActorError> {
         let now = now_ms();
         let config = self.context.profile_config;
         let mut observations = Vec::new();
         for event in events {
+            // A client retry of a batch whose answer was lost: acknowledged, not re-applied.
+            if self.profile.has_applied(event) {
+                continue;
+            }
             let product = match &event.item_id {
                 Some(item_id) => self.context.catalog.get(item_id)?,
                 None => None,
@@ -199,29 +258,6 @@ impl SessionState {
                 .then(|| self.profile.basket_in(event.session_id.as_deref())),
             weight: event.kind.interest_weight(),
             at_ms: event.timestamp.unwrap_or(now),
-        }
-    }
-
-    /// Reads the query in the context of the conversation; a new `session_id` starts a new
-    /// conversation.
-    async fn understand(&mut self, request: &SearchRequest) -> Result<ReadQuery, ActorError> {
-        if self.dialogue_session != request.session_id {
-            self.dialogue = DialogueState::default();
-            self.dialogue_session = request.session_id.clone();
-        }
-        let intent = self.context.intent.clone();
-        let use_model = request.mode.uses_vectors();
-        intent
-            .understand(&request.query, &mut self.dialogue, use_model)
-            .await
-    }
-
-    fn remember_query(&mut self, query: &str) {
-        let config = self.context.profile_config;
-        self.profile.remember_query(query, now_ms(), &config);
-        // Queries are context, not acknowledged writes: a later sync makes them durable.
-        if let Err(error) = self.context.profiles.save(&self.profile) {
-            tracing::warn!(%error, user = %self.profile.user_id, "could not store query");
         }
     }
 }

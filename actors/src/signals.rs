@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
+
+use inkling_domain::now_ms;
 use inkling_models::baskets::{AssociationRules, BasketCounter};
 use inkling_models::signals::{ItemTransitions, NeighbourLimits, Popularity, SessionNeighbours};
-use inkling_storage::now_ms;
 use lru::LruCache;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -45,6 +47,11 @@ impl Default for SignalsConfig {
             min_basket_support: 2,
         }
     }
+}
+
+/// Names one shopper's session for the shared signals: the unit session-kNN compares.
+pub fn session_key(user_id: &str, session_id: Option<&str>) -> String {
+    format!("{user_id}/{}", session_id.unwrap_or_default())
 }
 
 /// One event as the shared signals learn from it.
@@ -126,6 +133,7 @@ pub enum SignalsMsg {
     Candidates(SignalQuery, RpcReplyPort<SignalAnswer>),
 }
 
+#[derive(Clone)]
 pub struct OnlineSignals;
 
 pub struct SignalsState {
@@ -178,9 +186,10 @@ impl Actor for OnlineSignals {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        crate::fail_point!("signals-handle");
         match message {
             SignalsMsg::Observe(observations) => {
-                let mut signals = state.write().expect("signals lock");
+                let mut signals = state.write();
                 for observation in observations {
                     signals.learn(&observation);
                 }
@@ -189,7 +198,7 @@ impl Actor for OnlineSignals {
                 let state = state.clone();
                 // Not awaited: queries run side by side while the mailbox moves on.
                 tokio::spawn(async move {
-                    let answer = state.read().expect("signals lock").answer(&query);
+                    let answer = state.read().answer(&query);
                     let _ = reply.send(answer);
                 });
             }

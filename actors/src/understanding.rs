@@ -3,35 +3,37 @@
 //! changes.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::ActorError;
 use crate::embedder::Embedder;
+use inkling_domain::{Product, Taxonomy};
 use inkling_models::encoder::TextKind;
 use inkling_models::intent::classifier::examples;
 use inkling_models::intent::{
     CatalogVocabulary, DialogueState, IntentClass, IntentClassifier, SlotExtractor, Understanding,
 };
-use inkling_storage::{Product, Taxonomy};
 
 /// The slot extractor every session reads, swapped whole when the catalog changes.
 #[derive(Clone)]
-pub struct SharedSlotExtractor(Arc<RwLock<Arc<SlotExtractor>>>);
+pub struct SharedSlotExtractor(Arc<ArcSwap<SlotExtractor>>);
 
 impl Default for SharedSlotExtractor {
     fn default() -> Self {
         let empty = SlotExtractor::new(&CatalogVocabulary::default());
-        Self(Arc::new(RwLock::new(Arc::new(empty))))
+        Self(Arc::new(ArcSwap::from_pointee(empty)))
     }
 }
 
 impl SharedSlotExtractor {
     pub fn current(&self) -> Arc<SlotExtractor> {
-        self.0.read().expect("slot extractor lock").clone()
+        self.0.load_full()
     }
 
     fn replace(&self, extractor: SlotExtractor) {
-        *self.0.write().expect("slot extractor lock") = Arc::new(extractor);
+        self.0.store(Arc::new(extractor));
     }
 }
 
@@ -104,7 +106,12 @@ impl IntentModel {
     /// Embeds the shipped example phrasings through the pool and builds the classifier.
     pub async fn build(embedder: Embedder) -> Result<Self, ActorError> {
         let (labels, texts): (Vec<IntentClass>, Vec<String>) = examples().into_iter().unzip();
-        let vectors = embedder.embed(TextKind::Query, texts).await?;
+        // Many texts at once, on a cold encoder: a batch job's deadline, not a query's.
+        let warm_up = Embedder {
+            query_timeout: embedder.passage_timeout,
+            ..embedder.clone()
+        };
+        let vectors = warm_up.embed(TextKind::Query, texts).await?;
         let classifier = IntentClassifier::new(labels.into_iter().zip(vectors).collect());
         Ok(Self {
             embedder,

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::ranking::{Candidate, CandidateSource, Matched};
+use crate::candidate::{Candidate, CandidateSource, Matched};
 
 /// The rank constant of the original paper; it flattens the head of each list, so one list's
 /// first hit cannot outvote agreement between lists.
@@ -110,7 +110,7 @@ pub fn by_score(mut hits: Vec<Candidate>) -> Vec<Candidate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inkling_storage::Product;
+    use inkling_domain::Product;
 
     fn hit(id: &str) -> Candidate {
         Candidate {

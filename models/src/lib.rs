@@ -4,10 +4,11 @@
 //! the online recommendation signals, segments and association rules, how search hits and
 //! recommendation candidates become one score (hand-set for search, learned for
 //! recommendations), and the human-readable reasons behind it. It works on plain data
-//! (`inkling-storage`'s products and profiles) and must never know about actors, mailboxes,
+//! (`inkling-domain`'s products and profiles) and must never know about actors, mailboxes,
 //! nodes, HTTP, or how and where the data is stored.
 
 pub mod baskets;
+mod candidate;
 pub mod encoder;
 pub mod fusion;
 pub mod intent;
@@ -16,6 +17,5 @@ pub mod recommend;
 pub mod segments;
 pub mod signals;
 
-pub use ranking::{
-    Budget, Candidate, CandidateSource, Matched, RankContext, RankingWeights, Scored, rank,
-};
+pub use candidate::{Candidate, CandidateSource, Matched};
+pub use ranking::{Budget, RankContext, RankingWeights, Scored, rank};

@@ -6,38 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use inkling_storage::Product;
-use inkling_storage::profile::Profile;
+use inkling_domain::Product;
+use inkling_domain::Profile;
 use serde::{Deserialize, Serialize};
 
+pub use crate::candidate::{Candidate, CandidateSource, Matched};
 use crate::intent::Preference;
-
-/// Why a product is a candidate at all.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum CandidateSource {
-    /// Found for a search query, by its words, its meaning or both; the score is the
-    /// fused rank score (see [`crate::fusion`]).
-    Search { query: String, matched: Matched },
-    /// Satisfies the category or brand the shopper asked for in words.
-    Requested,
-}
-
-/// How a search hit relates to the query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Matched {
-    /// Its text contains the query's words (BM25).
-    Words,
-    /// Its embedding is close to the query's.
-    Meaning,
-    Both,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub product: Arc<Product>,
-    pub retrieval_score: f32,
-    pub source: CandidateSource,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
@@ -424,8 +398,8 @@ pub(crate) fn diversify<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inkling_storage::profile::ProfileConfig;
-    use inkling_storage::{Event, EventKind};
+    use inkling_domain::ProfileConfig;
+    use inkling_domain::{Event, EventKind};
 
     fn product(id: &str, category: &str, brand: &str, price: f64) -> Product {
         Product {
@@ -460,6 +434,7 @@ mod tests {
                 query: None,
                 timestamp: Some(0),
                 learn: true,
+                event_id: None,
             };
             profile.apply(&event, Some(product), 0, &ProfileConfig::default());
         }

@@ -13,7 +13,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use inkling_storage::profile::Profile;
+use inkling_domain::Profile;
 
 /// Length of a [`profile_vector`].
 pub const PROFILE_DIMS: usize = 64;
@@ -323,7 +323,7 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use std::collections::BTreeMap;
 
-    use inkling_storage::profile::{Decayed, PriceAffinity};
+    use inkling_domain::{Decayed, PriceAffinity};
 
     use super::*;
 

@@ -15,7 +15,7 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use inkling_storage::profile::Decayed;
+use inkling_domain::Decayed;
 
 /// For each item, the items shoppers went to next, with counts; least recently seen items
 /// are evicted past `max_items`, and each item keeps its `max_successors` strongest followers.

@@ -92,11 +92,29 @@ pub static ACTIVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
-pub static SESSION_RESTARTS: LazyLock<IntCounter> = LazyLock::new(|| {
+/// Restarts by actor kind (`session`, `index_shard`, `ranker`, `model_worker`, ...).
+pub static ACTOR_RESTARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
-        IntCounter::new(
-            "inkling_session_restarts_total",
-            "Session actors restarted after a failure",
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_actor_restarts_total",
+                "Actors restarted by their supervisor after a failure, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Actors left down because they failed more often than their restart budget allows.
+pub static ACTOR_GIVE_UPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_actor_restart_budget_exhausted_total",
+                "Actors left down after exhausting their restart budget, by kind",
+            ),
+            &["kind"],
         )
         .expect("valid metric"),
     )

@@ -5,6 +5,11 @@
 //! by jieba (search mode, so "智能手机" also yields "手机") or into overlapping character
 //! bigrams. The analyzer then lowercases, drops English stop words and applies Porter
 //! stemming, which leave Han tokens untouched.
+//!
+//! A second analyzer, [`han_grams_analyzer`], turns only the Han text into single characters
+//! and neighbouring pairs. Short, misspelt or unusually segmented Chinese queries ("薯愿" for
+//! a brand jieba splits differently, a dropped character, a model-number fragment) still
+//! share characters and pairs with the titles they mean, where whole words would not match.
 
 use std::sync::LazyLock;
 
@@ -47,6 +52,12 @@ pub fn product_text_analyzer(segmentation: ChineseSegmentation) -> TextAnalyzer 
         .build()
 }
 
+/// The analyzer of the Han n-gram field: every Han character and every pair of neighbouring
+/// Han characters; Latin words and digits yield nothing (the word fields hold them).
+pub fn han_grams_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(HanGramTokenizer).build()
+}
+
 /// The terms `text` is indexed (or searched) as, in order, duplicates kept.
 pub fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     let mut stream = analyzer.token_stream(text);
@@ -86,33 +97,71 @@ fn run_of(c: char) -> Run {
     }
 }
 
+/// The maximal runs of one kind in `text`, as byte ranges.
+fn runs(text: &str) -> Vec<(Run, usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
+        let run = run_of(c);
+        let next_is_same = chars.peek().is_some_and(|&(_, next)| run_of(next) == run);
+        if next_is_same {
+            continue;
+        }
+        let end = offset + c.len_utf8();
+        runs.push((run, start, end));
+        start = end;
+    }
+    runs
+}
+
 impl Tokenizer for MixedTokenizer {
     type TokenStream<'a> = BufferedTokens;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> BufferedTokens {
         let mut tokens = Vec::new();
-        let mut start = 0;
-        let mut chars = text.char_indices().peekable();
-        while let Some((offset, c)) = chars.next() {
-            let run = run_of(c);
-            let next_is_same = chars.peek().is_some_and(|&(_, next)| run_of(next) == run);
-            if next_is_same {
-                continue;
-            }
-            let end = offset + c.len_utf8();
+        for (run, start, end) in runs(text) {
             match run {
                 Run::Word => push(&mut tokens, text, start, end),
                 Run::Han => self.segment(&mut tokens, text, start, end),
                 Run::Separator => {}
             }
-            start = end;
         }
-        BufferedTokens {
-            tokens,
-            next: 0,
-            empty: Token::default(),
-        }
+        BufferedTokens::new(tokens)
     }
+}
+
+#[derive(Clone)]
+struct HanGramTokenizer;
+
+impl Tokenizer for HanGramTokenizer {
+    type TokenStream<'a> = BufferedTokens;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> BufferedTokens {
+        let mut tokens = Vec::new();
+        for (run, start, end) in runs(text) {
+            if run != Run::Han {
+                continue;
+            }
+            let bounds = char_bounds(text, start, end);
+            for single in bounds.windows(2) {
+                push(&mut tokens, text, single[0], single[1]);
+            }
+            for pair in bounds.windows(3) {
+                push(&mut tokens, text, pair[0], pair[2]);
+            }
+        }
+        BufferedTokens::new(tokens)
+    }
+}
+
+/// The byte offsets of every character boundary in `text[start..end]`, both ends included.
+fn char_bounds(text: &str, start: usize, end: usize) -> Vec<usize> {
+    text[start..end]
+        .char_indices()
+        .map(|(offset, _)| start + offset)
+        .chain([end])
+        .collect()
 }
 
 impl MixedTokenizer {
@@ -125,11 +174,7 @@ impl MixedTokenizer {
                 }
             }
             ChineseSegmentation::Bigram => {
-                let bounds: Vec<usize> = run
-                    .char_indices()
-                    .map(|(offset, _)| start + offset)
-                    .chain([end])
-                    .collect();
+                let bounds = char_bounds(text, start, end);
                 if bounds.len() == 2 {
                     push(tokens, text, bounds[0], bounds[1]);
                 }
@@ -155,6 +200,16 @@ struct BufferedTokens {
     tokens: Vec<Token>,
     next: usize,
     empty: Token,
+}
+
+impl BufferedTokens {
+    fn new(tokens: Vec<Token>) -> Self {
+        Self {
+            tokens,
+            next: 0,
+            empty: Token::default(),
+        }
+    }
 }
 
 impl TokenStream for BufferedTokens {
@@ -202,6 +257,19 @@ mod tests {
         ];
         for (segmentation, text, expected) in cases {
             check(*segmentation, text, expected);
+        }
+    }
+
+    #[test]
+    fn han_grams_cases() {
+        let cases: &[(&str, &[&str])] = &[
+            ("手机壳", &["手", "机", "壳", "手机", "机壳"]),
+            ("iPhone 手机", &["手", "机", "手机"]),
+            ("壳 a 套", &["壳", "套"]),
+            ("Running Shoes 2024", &[]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(analyze(&mut han_grams_analyzer(), text), *expected, "{text:?}");
         }
     }
 }

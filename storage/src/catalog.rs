@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::engine::{Keyspace, KvEngine};
-use crate::types::Product;
+use inkling_domain::Product;
 use crate::{Result, StorageError};
 
 #[derive(Clone)]

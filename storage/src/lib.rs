@@ -1,4 +1,4 @@
-//! Durable state and the data model: products, shopper events, profiles, and the text index.
+//! Durable state: the key-value engine, the catalog and profile stores, and the text index.
 //!
 //! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
 //! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`],
@@ -13,16 +13,15 @@ pub mod engine;
 pub mod models;
 pub mod profile;
 pub mod shard_index;
-pub mod types;
 pub mod vector_index;
 
 pub use analysis::ChineseSegmentation;
 pub use catalog::CatalogStore;
 pub use engine::{GroupCommit, Keyspace, KvEngine, SledEngine};
 pub use models::ModelStore;
-pub use profile::{Profile, ProfileConfig, ProfileStore};
+pub use profile::ProfileStore;
 pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};
-pub use types::{Event, EventKind, Filters, Product, Taxonomy};
+
 
 /// Errors from the storage layer. They carry enough context to be shown to an operator.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +43,3 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-/// Milliseconds since the Unix epoch, the one clock every stored timestamp uses.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as u64)
-        .unwrap_or(0)
-}

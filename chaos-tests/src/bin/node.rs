@@ -2,5 +2,5 @@
 //! processes through `CARGO_BIN_EXE_inkling-node` without relying on build order.
 
 fn main() -> std::process::ExitCode {
-    inkling_cluster::cli::main()
+    inkling_cli::main()
 }

@@ -1,0 +1,267 @@
+//! The session supervisor: routes each shopper's requests to their session actor, starting
+//! it on first use, restarting it when it fails, and passivating it when idle.
+//!
+//! Passivation drains the old actor before a new one may load the profile, so two actors
+//! never hold the same shopper's profile at once: requests that arrive meanwhile wait here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inkling_domain::{Event, Profile};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::RactorClusterMessage;
+
+use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
+use crate::session::{SessionActor, SessionContext, SessionMsg};
+use crate::{ActorError, fail_point};
+
+#[derive(RactorClusterMessage)]
+pub enum SupervisorMsg {
+    #[rpc]
+    RecordEvents(String, Vec<Event>, RpcReplyPort<Result<u64, ActorError>>),
+    #[rpc]
+    Search(SearchRequest, RpcReplyPort<Result<RankedList, ActorError>>),
+    #[rpc]
+    Recommend(
+        RecommendRequest,
+        RpcReplyPort<Result<RankedList, ActorError>>,
+    ),
+    #[rpc]
+    GetProfile(String, RpcReplyPort<Profile>),
+    #[rpc]
+    ActiveSessions(RpcReplyPort<u64>),
+    /// Timer tick: stop sessions idle for longer than the idle timeout.
+    PassivateIdle,
+}
+
+#[derive(Clone)]
+pub struct SessionSupervisor;
+
+#[derive(Clone)]
+pub struct SupervisorArgs {
+    pub context: Arc<SessionContext>,
+    pub idle_timeout: Duration,
+}
+
+struct LiveSession {
+    actor: ActorRef<SessionMsg>,
+    last_active: Instant,
+}
+
+pub struct SupervisorState {
+    context: Arc<SessionContext>,
+    idle_timeout: Duration,
+    live: HashMap<String, LiveSession>,
+    user_of: HashMap<ActorId, String>,
+    /// Users whose old actor is draining, with the requests that arrived meanwhile.
+    draining: HashMap<String, Vec<SessionMsg>>,
+}
+
+impl Actor for SessionSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let tick = (args.idle_timeout / 2).max(Duration::from_millis(50));
+        myself.send_interval(tick, || SupervisorMsg::PassivateIdle);
+        Ok(SupervisorState {
+            context: args.context,
+            idle_timeout: args.idle_timeout,
+            live: HashMap::new(),
+            user_of: HashMap::new(),
+            draining: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        fail_point!("session-supervisor-handle");
+        match message {
+            SupervisorMsg::RecordEvents(user, events, reply) => {
+                state
+                    .route(&myself, user, SessionMsg::RecordEvents(events, reply))
+                    .await
+            }
+            SupervisorMsg::Search(request, reply) => {
+                let user = request.user_id.clone();
+                state
+                    .route(&myself, user, SessionMsg::Search(request, reply))
+                    .await
+            }
+            SupervisorMsg::Recommend(request, reply) => {
+                let user = request.user_id.clone();
+                state
+                    .route(&myself, user, SessionMsg::Recommend(request, reply))
+                    .await
+            }
+            SupervisorMsg::GetProfile(user, reply) => {
+                state
+                    .route(&myself, user, SessionMsg::GetProfile(reply))
+                    .await
+            }
+            SupervisorMsg::ActiveSessions(reply) => {
+                let _ = reply.send(state.live.len() as u64);
+            }
+            SupervisorMsg::PassivateIdle => state.passivate_idle(),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.on_session_ended(&myself, cell.get_id(), None).await
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                state
+                    .on_session_ended(&myself, cell.get_id(), Some(error.to_string()))
+                    .await
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    async fn route(&mut self, myself: &ActorRef<SupervisorMsg>, user: String, message: SessionMsg) {
+        if let Some(waiting) = self.draining.get_mut(&user) {
+            waiting.push(message);
+            return;
+        }
+        let mut message = message;
+        // Two tries: the live actor may have died a moment ago, before we heard of it.
+        for _ in 0..2 {
+            let actor = match self.live.get_mut(&user) {
+                Some(session) => {
+                    session.last_active = Instant::now();
+                    session.actor.clone()
+                }
+                None => match self.spawn(myself, &user).await {
+                    Some(actor) => actor,
+                    None => return,
+                },
+            };
+            match actor.send_message(message) {
+                Ok(()) => return,
+                Err(ractor::MessagingErr::SendErr(returned)) => {
+                    self.forget(&actor.get_id());
+                    message = returned;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        user: &str,
+    ) -> Option<ActorRef<SessionMsg>> {
+        let args = (user.to_string(), self.context.clone());
+        let name = format!("session/{user}");
+        match Actor::spawn_linked(Some(name), SessionActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.user_of.insert(actor.get_id(), user.to_string());
+                self.live.insert(
+                    user.to_string(),
+                    LiveSession {
+                        actor: actor.clone(),
+                        last_active: Instant::now(),
+                    },
+                );
+                inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
+                Some(actor)
+            }
+            Err(error) => {
+                // The request's reply port is dropped, so its caller gets a clear error.
+                tracing::error!(%error, user, "could not start session");
+                None
+            }
+        }
+    }
+
+    fn passivate_idle(&mut self) {
+        let idle: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, session)| session.last_active.elapsed() >= self.idle_timeout)
+            .map(|(user, _)| user.clone())
+            .collect();
+        for user in idle {
+            let Some(session) = self.live.remove(&user) else {
+                continue;
+            };
+            // Drain, not stop: requests already in the mailbox are still answered.
+            if session.actor.drain().is_ok() {
+                self.draining.insert(user, Vec::new());
+            }
+        }
+        inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
+    }
+
+    /// Forgets a session actor that ended; returns its user if we still tracked it.
+    fn forget(&mut self, actor: &ActorId) -> Option<String> {
+        let user = self.user_of.remove(actor)?;
+        if self
+            .live
+            .get(&user)
+            .is_some_and(|session| session.actor.get_id() == *actor)
+        {
+            self.live.remove(&user);
+        }
+        inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
+        Some(user)
+    }
+
+    async fn on_session_ended(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        actor: ActorId,
+        failure: Option<String>,
+    ) {
+        let was_live = self.user_of.get(&actor).is_some_and(|user| {
+            self.live
+                .get(user)
+                .is_some_and(|session| session.actor.get_id() == actor)
+        });
+        let Some(user) = self.forget(&actor) else {
+            return;
+        };
+        if let Some(waiting) = self.draining.remove(&user) {
+            for message in waiting {
+                self.route(myself, user.clone(), message).await;
+            }
+            return;
+        }
+        if !was_live {
+            return;
+        }
+        // A live session ended without being asked to: restart it so the shopper's next
+        // request finds a warm actor with the last durable profile.
+        tracing::warn!(
+            user,
+            failure = failure.as_deref().unwrap_or("stopped"),
+            "restarting session"
+        );
+        inkling_ops::metrics::ACTOR_RESTARTS
+            .with_label_values(&["session"])
+            .inc();
+        self.spawn(myself, &user).await;
+    }
+}

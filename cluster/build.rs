@@ -1,1 +1,0 @@
-include!("../scripts/torch-link.rs");

@@ -1,0 +1,237 @@
+//! The HTTP gateway: API v1 on axum. Handlers validate, hand the request to the actors, and
+//! map the answer; every error leaves as a JSON body `{"error": {"code", "message"}}`.
+//!
+//! `inkling-gateway` owns the public API boundary: its request and answer types ([`api`]),
+//! their limits ([`limits`]), the conversions to and from the actor protocol ([`convert`])
+//! and the error codes ([`error`]). It must never hold business logic, open storage, or know
+//! where an actor runs: it talks to the `Inkling` façade and nothing else.
+
+pub mod api;
+pub mod convert;
+pub mod error;
+pub mod limits;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use inkling_actors::Inkling;
+use inkling_domain::now_ms;
+
+use crate::api::{
+    DeleteAnswer, EventBatch, EventsAnswer, HealthView, ModelPoolView, ProductBatch, ProfileView,
+    RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
+};
+pub use crate::error::ApiError;
+pub use crate::limits::{MAX_BATCH, MAX_K};
+use crate::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
+
+pub fn router(inkling: Arc<Inkling>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/products", put(upsert_products))
+        .route("/v1/products/{id}", delete(delete_product))
+        .route("/v1/events", post(record_events))
+        .route("/v1/search", post(search))
+        .route("/v1/recommend", post(recommend))
+        .route("/v1/users/{id}/profile", get(profile))
+        .route_layer(middleware::from_fn(reject_query_parameters));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(inkling)
+}
+
+/// `Json` whose rejections are [`ApiError`]s, so malformed bodies get the same JSON errors.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+struct ApiJson<T>(T);
+
+/// `Path` whose rejections are [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+struct ApiPath<T>(T);
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// No v1 route takes query parameters: one is a client mistake, not something to ignore.
+async fn reject_query_parameters(request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query().filter(|query| !query.is_empty()) {
+        let name: String = query
+            .split(['&', '='])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_ID_BYTES)
+            .collect();
+        return ApiError::invalid(format!(
+            "unknown query parameter `{name}`: this route takes none"
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &inkling_ops::metrics::HTTP_REQUESTS;
+    metrics
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    inkling_ops::metrics::HTTP_LATENCY
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn health(State(inkling): State<Arc<Inkling>>) -> ApiResult<HealthView> {
+    let model_pool = match inkling.model_pool_stats().await {
+        Some(stats) => Some(ModelPoolView::from(stats?)),
+        None => None,
+    };
+    Ok(Json(HealthView {
+        status: "ok".to_string(),
+        products: inkling.catalog_size().await?,
+        active_sessions: inkling.active_sessions().await?,
+        model_pool,
+    }))
+}
+
+async fn metrics() -> String {
+    inkling_ops::metrics::render()
+}
+
+async fn upsert_products(
+    State(inkling): State<Arc<Inkling>>,
+    ApiJson(batch): ApiJson<ProductBatch>,
+) -> ApiResult<UpsertAnswer> {
+    let products = batch.into_products().map_err(ApiError::invalid)?;
+    let upserted = inkling.upsert_products(products).await?;
+    Ok(Json(UpsertAnswer { upserted }))
+}
+
+async fn delete_product(
+    State(inkling): State<Arc<Inkling>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<DeleteAnswer> {
+    limits::required("id", &id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
+    if !inkling.delete_product(id.clone()).await? {
+        return Err(ApiError::not_found(format!("no product with id {id:?}")));
+    }
+    Ok(Json(DeleteAnswer { deleted: id }))
+}
+
+async fn record_events(
+    State(inkling): State<Arc<Inkling>>,
+    ApiJson(batch): ApiJson<EventBatch>,
+) -> ApiResult<EventsAnswer> {
+    let events = batch.into_events().map_err(ApiError::invalid)?;
+    // Answered only after the group commit has made every event of the batch durable.
+    let accepted = inkling.record_events(events).await?;
+    Ok(Json(EventsAnswer {
+        accepted,
+        durable: true,
+    }))
+}
+
+async fn search(
+    State(inkling): State<Arc<Inkling>>,
+    ApiJson(body): ApiJson<SearchBody>,
+) -> ApiResult<RankedAnswer> {
+    let started = Instant::now();
+    let request = body.into_request().map_err(ApiError::invalid)?;
+    let list = inkling.search(request).await?;
+    Ok(Json(RankedAnswer::new(list, elapsed_ms(started))))
+}
+
+async fn recommend(
+    State(inkling): State<Arc<Inkling>>,
+    ApiJson(body): ApiJson<RecommendBody>,
+) -> ApiResult<RankedAnswer> {
+    let started = Instant::now();
+    let request = body.into_request().map_err(ApiError::invalid)?;
+    let list = inkling.recommend(request).await?;
+    Ok(Json(RankedAnswer::new(list, elapsed_ms(started))))
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+async fn profile(
+    State(inkling): State<Arc<Inkling>>,
+    ApiPath(user_id): ApiPath<String>,
+) -> ApiResult<ProfileView> {
+    limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
+    let profile = inkling.profile(user_id.clone()).await?;
+    if profile.event_count == 0 && profile.recent_queries.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no profile for user {user_id:?} yet: send events first"
+        )));
+    }
+    Ok(Json(ProfileView::new(
+        profile,
+        inkling.profile_half_life_ms(),
+        now_ms(),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unknown fields are refused at every depth of every request type.
+    #[test]
+    fn every_request_type_rejects_unknown_fields() {
+        fn refuses<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str, field: &str) {
+            let error = serde_json::from_str::<T>(json).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("unknown field `{field}`")),
+                "{json}: {error}"
+            );
+        }
+        let product = r#"{"id":"p","title":"t","price":1"#;
+        refuses::<ProductBatch>(&format!(r#"{{"products":[{product}}}],"x":1}}"#), "x");
+        refuses::<ProductBatch>(
+            &format!(r#"{{"products":[{product},"colour":1}}]}}"#),
+            "colour",
+        );
+        let event = r#"{"user_id":"u","type":"view","item_id":"i""#;
+        refuses::<EventBatch>(&format!(r#"{{"events":[{event}}}],"x":1}}"#), "x");
+        refuses::<EventBatch>(
+            &format!(r#"{{"events":[{event},"sesion_id":"s"}}]}}"#),
+            "sesion_id",
+        );
+        refuses::<SearchBody>(r#"{"user_id":"u","query":"q","k":1,"filter":{}}"#, "filter");
+        refuses::<SearchBody>(
+            r#"{"user_id":"u","query":"q","k":1,"filters":{"colour":"red"}}"#,
+            "colour",
+        );
+        refuses::<RecommendBody>(r#"{"user_id":"u","k":1,"explian":true}"#, "explian");
+        refuses::<RecommendBody>(
+            r#"{"user_id":"u","k":1,"filters":{"colour":"red"}}"#,
+            "colour",
+        );
+    }
+}

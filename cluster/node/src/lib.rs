@@ -1,0 +1,203 @@
+//! One node's life cycle: open storage, start the actors, load the initial catalog, serve
+//! the HTTP gateway, and shut everything down so the data folder can be reopened at once.
+//!
+//! `inkling-node` owns process-level wiring: data folders, listeners, signals and the bundled
+//! [`demo`] catalog. It must never hold business logic (that is the actors') nor HTTP
+//! handling (that is `inkling-gateway`'s); it only connects them.
+
+pub mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use inkling_actors::inkling::NodeStorage;
+use inkling_actors::{ActorConfig, Inkling};
+use inkling_domain::Product;
+use inkling_storage::{CatalogStore, KvEngine, SledEngine};
+use tokio::net::TcpListener;
+
+/// How long a stopping node waits for its actors to let go of storage.
+const STORAGE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Which catalog a fresh node starts with.
+#[derive(Debug, Clone)]
+pub enum CatalogSource {
+    /// The bundled demo catalog.
+    Demo,
+    /// Products as JSON lines from a file.
+    File(PathBuf),
+    /// Nothing: products arrive through the API.
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub catalog: CatalogSource,
+    pub actors: ActorConfig,
+}
+
+/// A node whose actors run and whose storage is open, ready to serve.
+pub struct Node {
+    pub inkling: Arc<Inkling>,
+    engine: Arc<dyn KvEngine>,
+}
+
+impl Node {
+    pub async fn start(options: &NodeOptions) -> Result<Self> {
+        if let Some(encoder) = &options.actors.encoder
+            && !encoder.models_dir.is_dir()
+        {
+            anyhow::bail!(
+                "model files not found in {}: run scripts/setup.sh, pass --models-dir, or --model none",
+                encoder.models_dir.display()
+            );
+        }
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("cannot create data folder {}", options.data_dir.display()))?;
+        let sled_dir = options.data_dir.join("sled");
+        let engine: Arc<dyn KvEngine> = Arc::new(
+            SledEngine::open(&sled_dir)
+                .with_context(|| format!("cannot open sled database in {}", sled_dir.display()))?,
+        );
+        let storage = NodeStorage {
+            engine: engine.clone(),
+            index_dir: options.data_dir.join("index"),
+            taxonomy: crate::demo::taxonomy(),
+        };
+        let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
+        let node = Self { inkling, engine };
+        node.load_catalog(&options.catalog).await?;
+        Ok(node)
+    }
+
+    /// Loads the initial catalog into an empty node; a node with products keeps its own.
+    async fn load_catalog(&self, source: &CatalogSource) -> Result<()> {
+        if !CatalogStore::new(self.engine.clone()).is_empty()? {
+            return Ok(());
+        }
+        let products: Vec<Product> = match source {
+            CatalogSource::Empty => return Ok(()),
+            CatalogSource::Demo => crate::demo::catalog(),
+            CatalogSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read catalog {}", path.display()))?;
+                crate::demo::parse_products(&path.display().to_string(), &text)
+                    .map_err(anyhow::Error::msg)?
+            }
+        };
+        let count = products.len();
+        for chunk in products.chunks(inkling_gateway::MAX_BATCH) {
+            self.inkling.upsert_products(chunk.to_vec()).await?;
+        }
+        tracing::info!(count, "loaded initial catalog");
+        Ok(())
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the actors.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let app = inkling_gateway::router(self.inkling.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.stop().await
+    }
+
+    /// Stops the actors and waits until every handle on storage is released, so the data
+    /// folder can be reopened (sled locks it to one owner) as soon as this returns.
+    pub async fn stop(self) -> Result<()> {
+        let Node { inkling, engine } = self;
+        inkling.shutdown().await;
+        drop(inkling);
+        let deadline = std::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
+        // Actors drop their state, and tasks they spawned finish, just after they stop.
+        while Arc::strong_count(&engine) > 1 {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "storage is still in use by {} handles after the node stopped",
+                    Arc::strong_count(&engine) - 1
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        engine.sync()?;
+        Ok(())
+    }
+}
+
+/// A node on a temporary data folder serving HTTP on a loopback port, for benchmarks and
+/// evaluations that must drive the real path.
+pub struct LocalNode {
+    pub base_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<()>>,
+    _folder: tempfile::TempDir,
+}
+
+impl LocalNode {
+    pub async fn start(catalog: CatalogSource, actors: ActorConfig) -> Result<Self> {
+        let folder = tempfile::tempdir().context("cannot create a temporary data folder")?;
+        let options = NodeOptions {
+            data_dir: folder.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            catalog,
+            actors,
+        };
+        let node = Node::start(&options).await?;
+        let listener = TcpListener::bind(options.listen).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(node.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base_url,
+            stop,
+            server,
+            _folder: folder,
+        })
+    }
+
+    /// Shuts the node down and waits for it; its folder is removed.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
+/// Runs a node until Ctrl-C or SIGTERM.
+pub async fn run(options: NodeOptions) -> Result<()> {
+    let node = Node::start(&options).await?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    // Scripts and tests read this line to learn the port when listening on port 0.
+    println!("inkling listening on http://{address}");
+    node.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

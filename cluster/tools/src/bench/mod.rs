@@ -1,0 +1,489 @@
+//! Benchmarks that drive a real node over HTTP on loopback (or, for the index at scale, the
+//! real shard indexes directly) and print a table.
+
+mod index;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use inkling_actors::model_pool::{EmbedRequest, ModelPool, ModelPoolConfig, ModelPoolMsg};
+use inkling_actors::{ActorConfig, ask};
+use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
+use serde_json::json;
+
+use inkling_node::{CatalogSource, LocalNode};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Events/s through `POST /v1/events`, each request answered only once durable.
+    Events {
+        /// Events sent per batch size.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Events per request; one table row each.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        batch_sizes: Vec<usize>,
+        /// Distinct shoppers the events are spread over.
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+    },
+    /// Encoder texts/s by batch size on CPU, query latency through the model pool, and
+    /// Python sentence-transformers on the same texts for a side-by-side ratio.
+    Encoders {
+        /// Product titles from the demo catalog to encode per batch size.
+        #[arg(long, default_value_t = 512)]
+        texts: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+        batch_sizes: Vec<usize>,
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+        /// A Python with sentence-transformers (scripts/reference-venv.sh prints one); the
+        /// Python column is left empty without it.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Sequential single-query requests through the pool for the latency row.
+        #[arg(long, default_value_t = 200)]
+        pool_queries: usize,
+    },
+    /// The shard index at scale: build time, memory, disk, query latency by mode and HNSW
+    /// recall, on products recombined from real titles.
+    Index {
+        /// Catalog sizes, one table row each.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        products: Vec<usize>,
+        /// Real titles to recombine, as `id<TAB>text` lines.
+        #[arg(long, default_value = "../shared/data/homedepot/corpus.tsv")]
+        titles: PathBuf,
+        /// Real queries, as `id<TAB>text` lines.
+        #[arg(long, default_value = "../shared/data/homedepot/queries.tsv")]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        shards: usize,
+        /// Real titles embedded with the encoder and recombined.
+        #[arg(long, default_value_t = 4_000)]
+        base_titles: usize,
+        #[arg(long, default_value_t = 500)]
+        query_count: usize,
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+    },
+    /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
+    /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
+    Gpu {
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+        #[arg(long, default_value_t = 0.999)]
+        min_cosine: f32,
+        #[arg(long, default_value_t = 2048)]
+        texts: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64,256")]
+        batch_sizes: Vec<usize>,
+    },
+}
+
+pub async fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Index {
+            products,
+            titles,
+            queries,
+            shards,
+            base_titles,
+            query_count,
+            models_dir,
+        } => {
+            if products.is_empty() || products.contains(&0) || shards == 0 {
+                bail!("--products and --shards must be positive");
+            }
+            let options = index::IndexBench {
+                sizes: products,
+                titles,
+                queries,
+                shards,
+                models_dir,
+                base_titles: base_titles.max(2),
+                query_count: query_count.max(1),
+            };
+            index::bench_index(options).await
+        }
+        BenchCommand::Events {
+            events,
+            concurrency,
+            batch_sizes,
+            users,
+        } => bench_events(events, concurrency, &batch_sizes, users).await,
+        BenchCommand::Encoders {
+            texts,
+            batch_sizes,
+            models_dir,
+            python,
+            pool_queries,
+        } => {
+            let options = EncoderBench {
+                texts,
+                batch_sizes,
+                models_dir,
+                python,
+                pool_queries,
+            };
+            bench_encoders(options).await
+        }
+        BenchCommand::Gpu {
+            models_dir,
+            min_cosine,
+            texts,
+            batch_sizes,
+        } => bench_gpu(&models_dir, min_cosine, texts, &batch_sizes),
+    }
+}
+
+fn bench_gpu(
+    models_dir: &Path,
+    min_cosine: f32,
+    count: usize,
+    batch_sizes: &[usize],
+) -> Result<()> {
+    if !tch::Cuda::is_available() {
+        bail!("tch sees no CUDA device: build against a CUDA libtorch (scripts/gpu-check.sh does)");
+    }
+    let gpu = tch::Device::Cuda(0);
+    let texts = bench_texts(count);
+    let sample = &texts[..texts.len().min(256)];
+    println!("CUDA devices: {}\n", tch::Cuda::device_count());
+    println!("| model | texts | min cosine GPU vs CPU | mean cosine |\n|---|---:|---:|---:|");
+    let mut failures = Vec::new();
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let cpu =
+            encoder::load(model, models_dir, tch::Device::Cpu)?.encode(sample, TextKind::Query)?;
+        let on_gpu = encoder::load(model, models_dir, gpu)?.encode(sample, TextKind::Query)?;
+        let similarities: Vec<f32> = cpu
+            .iter()
+            .zip(&on_gpu)
+            .map(|(a, b)| encoder::cosine(a, b))
+            .collect();
+        let worst = similarities.iter().copied().fold(1.0f32, f32::min);
+        let mean = similarities.iter().sum::<f32>() / similarities.len() as f32;
+        println!(
+            "| {} | {} | {worst:.5} | {mean:.5} |",
+            model.as_str(),
+            sample.len()
+        );
+        if worst < min_cosine {
+            failures.push(format!("{}: {worst:.5} < {min_cosine}", model.as_str()));
+        }
+    }
+    println!("\n| model | batch | GPU texts/s |\n|---|---:|---:|");
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let loaded = encoder::load(model, models_dir, gpu)?;
+        loaded.encode(sample, TextKind::Passage)?;
+        for &batch in batch_sizes {
+            let rate = throughput(loaded.as_ref(), &texts, batch.max(1))?;
+            println!("| {} | {batch} | {rate:.0} |", model.as_str());
+        }
+    }
+    if !failures.is_empty() {
+        bail!("GPU/CPU parity below {min_cosine}: {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+struct EncoderBench {
+    texts: usize,
+    batch_sizes: Vec<usize>,
+    models_dir: PathBuf,
+    python: Option<PathBuf>,
+    pool_queries: usize,
+}
+
+/// Real product titles, shortest first, as sentence-transformers orders a batch run.
+fn bench_texts(count: usize) -> Vec<String> {
+    let catalog = inkling_node::demo::catalog();
+    let step = (catalog.len() / count.max(1)).max(1);
+    let mut texts: Vec<String> = catalog
+        .into_iter()
+        .step_by(step)
+        .take(count)
+        .map(|product| product.title)
+        .collect();
+    texts.sort_by_key(|text| text.chars().count());
+    texts
+}
+
+/// Texts per second encoding `texts` in batches of `batch`: the best of three runs, so a
+/// noisy neighbour on a small machine does not decide the figure.
+fn throughput(encoder: &dyn TextEncoder, texts: &[String], batch: usize) -> Result<f64> {
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let started = Instant::now();
+        for chunk in texts.chunks(batch) {
+            encoder.encode(chunk, TextKind::Passage)?;
+        }
+        best = best.max(texts.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Runs the Python side; returns texts/s by batch size, or why it could not.
+fn python_throughput(
+    python: &Path,
+    minilm_dir: &Path,
+    texts: &[String],
+    batch_sizes: &[usize],
+) -> Result<HashMap<String, f64>> {
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), texts.join("\n"))?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/bench_minilm.py");
+    let sizes: Vec<String> = batch_sizes.iter().map(usize::to_string).collect();
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .arg(minilm_dir)
+        .arg(file.path())
+        .arg(sizes.join(","))
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "python benchmark failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+async fn bench_encoders(options: EncoderBench) -> Result<()> {
+    if options.batch_sizes.contains(&0) || options.texts == 0 {
+        bail!("--texts and every batch size must be at least 1");
+    }
+    let texts = bench_texts(options.texts);
+    let device = encoder::default_device();
+    println!(
+        "Encoders on {device:?}, {} threads, {} product titles from the demo catalog\n",
+        tch::get_num_threads(),
+        texts.len()
+    );
+    println!("| model | batch | Inkling texts/s | Python texts/s | Inkling / Python |");
+    println!("|---|---:|---:|---:|---:|");
+    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
+        let loaded = encoder::load(model, &options.models_dir, device)?;
+        loaded.encode(&texts[..texts.len().min(32)], TextKind::Passage)?;
+        let python = match (&options.python, model) {
+            (Some(python), ModelName::AllMiniLmL6V2) => {
+                let dir = options.models_dir.join("all-minilm-l6-v2");
+                Some(python_throughput(
+                    python,
+                    &dir,
+                    &texts,
+                    &options.batch_sizes,
+                )?)
+            }
+            _ => None,
+        };
+        for &batch in &options.batch_sizes {
+            let ours = throughput(loaded.as_ref(), &texts, batch)?;
+            let theirs = python
+                .as_ref()
+                .and_then(|figures| figures.get(&batch.to_string()).copied());
+            let (theirs_text, ratio) = match theirs {
+                Some(theirs) => (format!("{theirs:.0}"), format!("{:.2}", ours / theirs)),
+                None => ("—".to_string(), "—".to_string()),
+            };
+            println!(
+                "| {} | {batch} | {ours:.0} | {theirs_text} | {ratio} |",
+                model.as_str()
+            );
+        }
+    }
+    pool_latency(&options).await
+}
+
+/// One query at a time through the pool actor, each a cache miss, as a session sends them.
+async fn pool_latency(options: &EncoderBench) -> Result<()> {
+    let config = ModelPoolConfig::new(ModelName::MultilingualE5Small, options.models_dir.clone());
+    let (max_batch, max_wait) = (config.max_batch, config.max_wait);
+    let (pool, _) = ractor::Actor::spawn(None, ModelPool, config).await?;
+    let mut latencies = Vec::with_capacity(options.pool_queries);
+    for index in 0..options.pool_queries + 10 {
+        let request = EmbedRequest {
+            model: ModelName::MultilingualE5Small,
+            kind: TextKind::Query,
+            texts: vec![format!(
+                "有没有{}元以内的手机？ query {index}",
+                1000 + index
+            )],
+        };
+        let started = Instant::now();
+        ask(
+            &pool,
+            |reply| ModelPoolMsg::Embed(request, reply),
+            Duration::from_secs(30),
+            "model pool",
+        )
+        .await??;
+        // The first few warm the allocator and the code paths.
+        if index >= 10 {
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    pool.stop(None);
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "\nOne query through the model pool (multilingual-e5-small, max batch {max_batch}, max wait {max_wait:?}), {} sequential cache misses:\n",
+        latencies.len()
+    );
+    println!("| p50 ms | p99 ms |\n|---:|---:|");
+    println!(
+        "| {:.2} | {:.2} |",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    Ok(())
+}
+
+struct Row {
+    batch: usize,
+    requests: usize,
+    failures: usize,
+    seconds: f64,
+    syncs: u64,
+    latencies_ms: Vec<f64>,
+}
+
+async fn bench_events(
+    events: usize,
+    concurrency: usize,
+    batch_sizes: &[usize],
+    users: usize,
+) -> Result<()> {
+    if events == 0 || concurrency == 0 || users == 0 || batch_sizes.contains(&0) {
+        bail!("--events, --concurrency, --users and every batch size must be at least 1");
+    }
+    let node = LocalNode::start(CatalogSource::Demo, ActorConfig::default()).await?;
+    let base = node.base_url.clone();
+    let items: Arc<Vec<String>> = Arc::new(
+        inkling_node::demo::catalog()
+            .into_iter()
+            .map(|product| product.id)
+            .collect(),
+    );
+
+    let mut rows = Vec::new();
+    for &batch in batch_sizes {
+        let base = base.clone();
+        let items = items.clone();
+        let row = tokio::task::spawn_blocking(move || {
+            load_events(&base, &items, events, concurrency, batch, users)
+        })
+        .await??;
+        rows.push(row);
+    }
+    node.stop().await?;
+
+    println!(
+        "POST /v1/events, durable acks (group commit), {concurrency} clients, {users} users, loopback HTTP\n"
+    );
+    println!(
+        "| events/request | requests | failed | events/s | requests/s | p50 ms | p99 ms | events per fsync |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let sent = row.requests * row.batch;
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} |",
+            row.batch,
+            row.requests,
+            row.failures,
+            sent as f64 / row.seconds,
+            row.requests as f64 / row.seconds,
+            percentile(&row.latencies_ms, 0.50),
+            percentile(&row.latencies_ms, 0.99),
+            sent as f64 / row.syncs.max(1) as f64,
+        );
+    }
+    Ok(())
+}
+
+fn load_events(
+    base: &str,
+    items: &[String],
+    events: usize,
+    concurrency: usize,
+    batch: usize,
+    users: usize,
+) -> Result<Row> {
+    let requests = events.div_ceil(batch);
+    let syncs_before = inkling_ops::metrics::STORAGE_SYNC_SECONDS.get_sample_count();
+    let started = Instant::now();
+    let per_client: Vec<(Vec<f64>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|client| {
+                scope.spawn(move || {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(30))
+                        .build();
+                    let url = format!("{base}/v1/events");
+                    let mut latencies = Vec::new();
+                    let mut failures = 0;
+                    for request in (client..requests).step_by(concurrency) {
+                        let body = event_batch(items, request, batch, users);
+                        let sent = Instant::now();
+                        match agent.post(&url).send_json(body) {
+                            Ok(_) => latencies.push(sent.elapsed().as_secs_f64() * 1000.0),
+                            Err(_) => failures += 1,
+                        }
+                    }
+                    (latencies, failures)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("client thread"))
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let syncs = inkling_ops::metrics::STORAGE_SYNC_SECONDS.get_sample_count() - syncs_before;
+    let mut latencies_ms: Vec<f64> = per_client
+        .iter()
+        .flat_map(|(latencies, _)| latencies.clone())
+        .collect();
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(Row {
+        batch,
+        requests,
+        failures: per_client.iter().map(|(_, failures)| failures).sum(),
+        seconds,
+        syncs,
+        latencies_ms,
+    })
+}
+
+/// A deterministic batch: request `n` spreads its events over users and catalog items.
+fn event_batch(items: &[String], request: usize, batch: usize, users: usize) -> serde_json::Value {
+    const KINDS: [&str; 4] = ["view", "view", "click", "add_to_cart"];
+    let events: Vec<_> = (0..batch)
+        .map(|offset| {
+            let n = request * batch + offset;
+            json!({
+                "user_id": format!("bench-user-{}", n % users),
+                "type": KINDS[n % KINDS.len()],
+                "item_id": items[(n * 7919) % items.len()],
+            })
+        })
+        .collect();
+    json!({ "events": events })
+}
+
+pub(crate) fn percentile(sorted: &[f64], quantile: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() - 1) as f64 * quantile).round() as usize;
+    sorted[rank]
+}

@@ -1,0 +1,286 @@
+//! `inkling eval sessions`: next-item recommendation on session data, through the real path.
+//!
+//! A real node starts on a temporary data folder. Every item is registered as a bare product
+//! (session data sets carry ids only), every training session is sent as view events through
+//! `POST /v1/events`, and each test case then gets a fresh shopper whose prefix is sent with
+//! `"learn": false` (so nothing is learned from test data) before `POST /v1/recommend` asks
+//! for k items. P@k (= HR@k) and MRR@k follow the SR-GNN papers' protocol; no case is
+//! filtered.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use inkling_actors::ActorConfig;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{in_parallel, progress, put_bare_products};
+use inkling_node::{CatalogSource, LocalNode};
+
+pub struct SessionData {
+    pub train: Vec<Vec<String>>,
+    pub test: Vec<(Vec<String>, String)>,
+}
+
+/// Reads `train` (one session a line, space-separated ids) and `test` (`prefix<TAB>target`,
+/// an optional `prefix<TAB>target` header line skipped).
+pub fn read(train: &Path, test: &Path) -> Result<SessionData> {
+    let train = read_sessions(train)?;
+    let test_text =
+        std::fs::read_to_string(test).with_context(|| format!("cannot read {}", test.display()))?;
+    let mut cases = Vec::new();
+    for (number, line) in test_text.lines().enumerate() {
+        if line.trim().is_empty() || (number == 0 && line.trim() == "prefix\ttarget") {
+            continue;
+        }
+        let Some((prefix, target)) = line.split_once('\t') else {
+            bail!(
+                "{} line {}: expected `prefix<TAB>target`",
+                test.display(),
+                number + 1
+            );
+        };
+        let prefix: Vec<String> = prefix.split_whitespace().map(String::from).collect();
+        let target = target.trim();
+        if prefix.is_empty() || target.is_empty() {
+            bail!(
+                "{} line {}: empty prefix or target",
+                test.display(),
+                number + 1
+            );
+        }
+        cases.push((prefix, target.to_string()));
+    }
+    Ok(SessionData { train, test: cases })
+}
+
+/// One session a line, space-separated item ids in click order; blank lines skipped.
+pub fn read_sessions(path: &Path) -> Result<Vec<Vec<String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|session| !session.is_empty())
+        .collect())
+}
+
+/// Every prefix of every session with the item that followed it, as the papers' test files
+/// are built: `[a, b, c]` gives `([a], b)` and `([a, b], c)`.
+pub fn prefix_cases(sessions: &[Vec<String>]) -> Vec<(Vec<String>, String)> {
+    sessions
+        .iter()
+        .flat_map(|session| {
+            (1..session.len()).map(|end| (session[..end].to_vec(), session[end].clone()))
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionReport {
+    pub k: usize,
+    pub cases: usize,
+    pub train_sessions: usize,
+    pub items: usize,
+    pub precision_at_k: f64,
+    pub mrr_at_k: f64,
+    pub cases_per_second: f64,
+    pub recommend_p50_ms: f64,
+    pub recommend_p99_ms: f64,
+    pub ingest_seconds: f64,
+    pub total_seconds: f64,
+}
+
+pub async fn evaluate(
+    data: SessionData,
+    k: usize,
+    concurrency: usize,
+    actors: ActorConfig,
+) -> Result<SessionReport> {
+    let started = Instant::now();
+    let node = LocalNode::start(CatalogSource::Empty, actors).await?;
+    let base = node.base_url.clone();
+    let report =
+        tokio::task::spawn_blocking(move || run(&base, &data, k, concurrency, started)).await?;
+    node.stop().await?;
+    report
+}
+
+fn run(
+    base: &str,
+    data: &SessionData,
+    k: usize,
+    concurrency: usize,
+    started: Instant,
+) -> Result<SessionReport> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let items: BTreeSet<&String> = data
+        .train
+        .iter()
+        .flatten()
+        .chain(
+            data.test
+                .iter()
+                .flat_map(|(prefix, target)| prefix.iter().chain([target])),
+        )
+        .collect();
+    register_items(&agent, base, &items)?;
+    send_training(base, &data.train, concurrency)?;
+    let ingest_seconds = started.elapsed().as_secs_f64();
+    let testing = Instant::now();
+    let outcomes = run_cases(base, &data.test, k, concurrency)?;
+    let test_seconds = testing.elapsed().as_secs_f64();
+
+    let mut latencies: Vec<f64> = outcomes.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort_by(f64::total_cmp);
+    let cases = outcomes.len();
+    let hits = outcomes.iter().filter(|(rank, _)| rank.is_some()).count();
+    let reciprocal: f64 = outcomes
+        .iter()
+        .filter_map(|(rank, _)| rank.map(|r| 1.0 / r as f64))
+        .sum();
+    Ok(SessionReport {
+        k,
+        cases,
+        train_sessions: data.train.len(),
+        items: items.len(),
+        precision_at_k: hits as f64 / cases.max(1) as f64,
+        mrr_at_k: reciprocal / cases.max(1) as f64,
+        cases_per_second: cases as f64 / test_seconds,
+        recommend_p50_ms: crate::bench::percentile(&latencies, 0.50),
+        recommend_p99_ms: crate::bench::percentile(&latencies, 0.99),
+        ingest_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Session data carries ids only: each item becomes a bare, in-stock product.
+pub(crate) fn register_items(
+    agent: &ureq::Agent,
+    base: &str,
+    items: &BTreeSet<&String>,
+) -> Result<()> {
+    let products: Vec<(&str, String)> = items
+        .iter()
+        .map(|id| (id.as_str(), format!("item {id}")))
+        .collect();
+    put_bare_products(agent, base, &products, 5_000, "items")
+}
+
+/// Training sessions as view events, many sessions per request; each session is a shopper.
+pub(crate) fn send_training(
+    base: &str,
+    sessions: &[Vec<String>],
+    concurrency: usize,
+) -> Result<()> {
+    const SESSIONS_PER_REQUEST: usize = 100;
+    let batches: Vec<&[Vec<String>]> = sessions.chunks(SESSIONS_PER_REQUEST).collect();
+    let bar = progress(batches.len(), "training");
+    in_parallel(batches.len(), concurrency, &bar, |agent, index| {
+        let first = index * SESSIONS_PER_REQUEST;
+        let events: Vec<_> = batches[index]
+            .iter()
+            .enumerate()
+            .flat_map(|(offset, session)| {
+                let name = format!("train-{}", first + offset);
+                session.iter().map(move |item| json!({ "user_id": name, "session_id": name, "type": "view", "item_id": item }))
+            })
+            .collect();
+        agent
+            .post(&format!("{base}/v1/events"))
+            .send_json(json!({ "events": events }))
+            .context("sending training events failed")?;
+        Ok(())
+    })?;
+    bar.finish();
+    Ok(())
+}
+
+/// Each case: a fresh shopper replays the prefix without learning, then asks for k items.
+/// Returns the target's rank (1-based) when recommended, and the recommend latency in ms.
+fn run_cases(
+    base: &str,
+    cases: &[(Vec<String>, String)],
+    k: usize,
+    concurrency: usize,
+) -> Result<Vec<(Option<usize>, f64)>> {
+    let bar = progress(cases.len(), "cases");
+    let outcomes = in_parallel(cases.len(), concurrency, &bar, |agent, index| {
+        let (prefix, target) = &cases[index];
+        let shopper = format!("test-{index}");
+        let asked = replay_and_recommend(agent, base, &shopper, prefix, k, false)?;
+        Ok((rank_of(&asked.items, target), asked.latency_ms))
+    })?;
+    bar.finish();
+    Ok(outcomes)
+}
+
+/// A recommend answer with how long it took.
+pub(crate) struct Asked {
+    pub items: Vec<serde_json::Value>,
+    pub latency_ms: f64,
+}
+
+/// Sends `prefix` as a fresh shopper's held-out session (`"learn": false`), then asks for
+/// `k` recommendations, with their model features when `explain`.
+pub(crate) fn replay_and_recommend(
+    agent: &ureq::Agent,
+    base: &str,
+    shopper: &str,
+    prefix: &[String],
+    k: usize,
+    explain: bool,
+) -> Result<Asked> {
+    let events: Vec<_> = prefix
+        .iter()
+        .map(|item| json!({ "user_id": shopper, "session_id": shopper, "type": "view", "item_id": item, "learn": false }))
+        .collect();
+    agent
+        .post(&format!("{base}/v1/events"))
+        .send_json(json!({ "events": events }))
+        .context("sending a test prefix failed")?;
+    let asked = Instant::now();
+    let answer: serde_json::Value = agent
+        .post(&format!("{base}/v1/recommend"))
+        .send_json(json!({ "user_id": shopper, "session_id": shopper, "k": k, "explain": explain }))
+        .context("recommend failed")?
+        .into_json()?;
+    let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
+    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    Ok(Asked { items, latency_ms })
+}
+
+/// The 1-based position of `target` among recommended items.
+pub(crate) fn rank_of(items: &[serde_json::Value], target: &str) -> Option<usize> {
+    items
+        .iter()
+        .position(|item| item["product"]["id"] == target)
+        .map(|position| position + 1)
+}
+
+pub fn print_table(report: &SessionReport) {
+    let k = report.k;
+    println!(
+        "| cases | P@{k} (%) | MRR@{k} (%) | cases/s | recommend p50 ms | p99 ms | ingest s | total s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} |",
+        report.cases,
+        report.precision_at_k * 100.0,
+        report.mrr_at_k * 100.0,
+        report.cases_per_second,
+        report.recommend_p50_ms,
+        report.recommend_p99_ms,
+        report.ingest_seconds,
+        report.total_seconds
+    );
+}

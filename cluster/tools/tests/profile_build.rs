@@ -1,0 +1,124 @@
+//! `inkling profile build` on a real node's sled files: segments and association rules are
+//! fitted offline, stored, and used by the node after a restart.
+
+use inkling_actors::ActorConfig;
+use inkling_node::{CatalogSource, Node, NodeOptions};
+use inkling_tools::profiles::{ProfileBuild, build};
+use inkling_models::baskets::RuleThresholds;
+use serde_json::{Value, json};
+
+/// Starts a node on `data`, runs `work` against its HTTP base URL, then stops it cleanly.
+fn with_node<T>(data: &std::path::Path, work: impl FnOnce(&str) -> T) -> T {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let options = NodeOptions {
+        data_dir: data.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        catalog: CatalogSource::Demo,
+        actors: ActorConfig::default(),
+    };
+    let (base_url, stop, server) = runtime.block_on(async {
+        let node = Node::start(&options).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(node.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        (format!("http://{address}"), stop, server)
+    });
+    let outcome = work(&base_url);
+    stop.send(()).unwrap();
+    runtime.block_on(server).unwrap().unwrap();
+    outcome
+}
+
+fn post(base: &str, path: &str, body: Value) -> Value {
+    ureq::post(&format!("{base}{path}"))
+        .send_json(body)
+        .unwrap()
+        .into_json()
+        .unwrap()
+}
+
+fn basket(user: &str, items: &[&str]) -> Vec<Value> {
+    items
+        .iter()
+        .map(|item| json!({ "user_id": user, "session_id": "s", "type": "add_to_cart", "item_id": item }))
+        .collect()
+}
+
+#[test]
+fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
+    let data = tempfile::tempdir().unwrap();
+    with_node(data.path(), |base| {
+        let mut events = Vec::new();
+        for shopper in ["phone-a", "phone-b", "phone-c"] {
+            events.extend(basket(shopper, &["iphone-14", "ipad-mini"]));
+        }
+        for shopper in ["laptop-a", "laptop-b"] {
+            events.extend(basket(shopper, &["macbook-pro"]));
+        }
+        post(base, "/v1/events", json!({ "events": events }));
+    });
+
+    let options = ProfileBuild {
+        data_dir: data.path().to_path_buf(),
+        segments: 2,
+        iterations: 20,
+        thresholds: RuleThresholds::default(),
+    };
+    let report = build(&options).unwrap();
+    assert_eq!(report.profiles, 5);
+    assert_eq!(report.segmented, 5);
+    assert_eq!(report.segment_sizes.len(), 2);
+    assert_eq!(report.baskets, 5);
+    // iPhone 14 -> iPad Mini and back, each with support 3.
+    assert_eq!(report.rules, 2);
+
+    with_node(data.path(), |base| {
+        let profile = |user: &str| -> Value {
+            ureq::get(&format!("{base}/v1/users/{user}/profile"))
+                .call()
+                .unwrap()
+                .into_json()
+                .unwrap()
+        };
+        assert_eq!(profile("phone-a")["segment"], profile("phone-b")["segment"]);
+        assert_ne!(
+            profile("phone-a")["segment"],
+            profile("laptop-a")["segment"]
+        );
+
+        // The restarted node has learned nothing online: the mined rules alone bring this.
+        post(
+            base,
+            "/v1/events",
+            json!({ "events": basket("newcomer", &["iphone-14"]) }),
+        );
+        let answer = post(
+            base,
+            "/v1/recommend",
+            json!({ "user_id": "newcomer", "session_id": "s", "k": 3 }),
+        );
+        let ipad = answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["product"]["id"] == "ipad-mini")
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(
+            ipad["reasons"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("often bought together with iPhone 14")),
+            "{ipad}"
+        );
+    });
+
+    let missing = ProfileBuild {
+        data_dir: data.path().join("nowhere"),
+        ..options
+    };
+    let error = build(&missing).unwrap_err().to_string();
+    assert!(error.contains("holds no node data"), "{error}");
+}

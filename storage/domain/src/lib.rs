@@ -1,0 +1,21 @@
+//! The domain model every layer shares: products, shopper events, search filters, the
+//! category taxonomy, and the shopper profile that events fold into.
+//!
+//! `inkling-domain` owns plain data and the rules that belong to it (validation, how an
+//! event changes a profile). It must never know how or where anything is stored, indexed,
+//! served or placed: it depends on serde alone, so `models` can use a `Product` without
+//! pulling in tantivy, sled or jieba.
+
+pub mod profile;
+pub mod types;
+
+pub use profile::{Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery};
+pub use types::{Event, EventKind, Filters, Product, Taxonomy};
+
+/// Milliseconds since the Unix epoch, the one clock every stored timestamp uses.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,379 @@
+//! The data model shared by every layer: products, shopper events, search filters and the
+//! category taxonomy. Validation lives beside each type so every entry point rejects the same
+//! bad input with the same message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// Longest id, title or query accepted; longer input is almost certainly a client bug.
+pub const MAX_TEXT_LEN: usize = 1024;
+
+/// One sellable item of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub id: String,
+    pub title: String,
+    /// From the broadest category to the narrowest, e.g. `["Electronics", "Mobiles"]`.
+    #[serde(default)]
+    pub category_path: Vec<String>,
+    #[serde(default)]
+    pub brand: Option<String>,
+    pub price: f64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Average shopper rating from 0 to 5, when there is one.
+    #[serde(default)]
+    pub rating: Option<f32>,
+    #[serde(default = "default_in_stock")]
+    pub in_stock: bool,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn default_currency() -> String {
+    "USD".to_string()
+}
+
+fn default_in_stock() -> bool {
+    true
+}
+
+impl Product {
+    /// Checks the invariants the index and the ranker rely on.
+    pub fn validate(&self) -> Result<(), String> {
+        check_field("id", &self.id)?;
+        check_field("title", &self.title)?;
+        if !self.price.is_finite() || self.price < 0.0 {
+            return Err(format!(
+                "product {}: price must be a finite number >= 0, got {}",
+                self.id, self.price
+            ));
+        }
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(format!(
+                "product {}: currency must be a 3-letter ISO code such as CNY, got {:?}",
+                self.id, self.currency
+            ));
+        }
+        if let Some(rating) = self.rating
+            && !(0.0..=5.0).contains(&rating)
+        {
+            return Err(format!(
+                "product {}: rating must be between 0 and 5, got {rating}",
+                self.id
+            ));
+        }
+        Ok(())
+    }
+
+    /// The narrowest category, used in reasons and diversity.
+    /// The text a passage encoder embeds: the title, then brand and category path when the
+    /// title does not already say them.
+    pub fn passage(&self) -> String {
+        let mut passage = self.title.clone();
+        let lower = self.title.to_lowercase();
+        let extras = self
+            .brand
+            .iter()
+            .chain(self.category_path.iter().rev().take(2));
+        for extra in extras {
+            if !extra.is_empty() && !lower.contains(&extra.to_lowercase()) {
+                passage.push_str(" | ");
+                passage.push_str(extra);
+            }
+        }
+        passage
+    }
+
+    pub fn leaf_category(&self) -> Option<&str> {
+        self.category_path.last().map(String::as_str)
+    }
+}
+
+/// What a shopper did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    View,
+    Click,
+    AddToCart,
+    Purchase,
+    Search,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::View => "view",
+            EventKind::Click => "click",
+            EventKind::AddToCart => "add_to_cart",
+            EventKind::Purchase => "purchase",
+            EventKind::Search => "search",
+        }
+    }
+
+    /// How strongly the event says "I want this": buying outweighs looking.
+    pub fn interest_weight(self) -> f64 {
+        match self {
+            EventKind::View => 1.0,
+            EventKind::Click => 2.0,
+            EventKind::AddToCart => 4.0,
+            EventKind::Purchase => 6.0,
+            EventKind::Search => 0.0,
+        }
+    }
+}
+
+/// One shopper event as received from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub user_id: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Milliseconds since the Unix epoch; the server's clock when absent.
+    #[serde(default)]
+    pub timestamp: Option<u64>,
+    /// Whether shared signals (what follows what, popularity) learn from this event. With
+    /// `false` it updates only the shopper's own profile: for replaying held-out data.
+    #[serde(default = "default_learn")]
+    pub learn: bool,
+    /// The client's idempotency key: an event whose key the shopper's profile has seen
+    /// already is acknowledged again but not applied twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+fn default_learn() -> bool {
+    true
+}
+
+impl Event {
+    pub fn validate(&self) -> Result<(), String> {
+        check_field("user_id", &self.user_id)?;
+        if let Some(session_id) = &self.session_id {
+            check_field("session_id", session_id)?;
+        }
+        if let Some(event_id) = &self.event_id {
+            check_field("event_id", event_id)?;
+        }
+        match self.kind {
+            EventKind::Search => match &self.query {
+                Some(query) => check_field("query", query),
+                None => Err("a search event needs a `query`".to_string()),
+            },
+            _ => match &self.item_id {
+                Some(item_id) => check_field("item_id", item_id),
+                None => Err(format!(
+                    "a `{}` event needs an `item_id`",
+                    self.kind.as_str()
+                )),
+            },
+        }
+    }
+}
+
+/// Hard constraints a result must satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    /// Matches any level of the category path, case-insensitively.
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub price_min: Option<f64>,
+    #[serde(default)]
+    pub price_max: Option<f64>,
+}
+
+impl Filters {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, bound) in [("price_min", self.price_min), ("price_max", self.price_max)] {
+            if let Some(value) = bound
+                && (!value.is_finite() || value < 0.0)
+            {
+                return Err(format!("filters.{name} must be a finite number >= 0"));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.price_min, self.price_max)
+            && min > max
+        {
+            return Err(format!(
+                "filters.price_min ({min}) is greater than filters.price_max ({max})"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn accepts(&self, product: &Product) -> bool {
+        let category_ok = self.category.as_deref().is_none_or(|wanted| {
+            product
+                .category_path
+                .iter()
+                .any(|level| level.eq_ignore_ascii_case(wanted))
+        });
+        let brand_ok = self.brand.as_deref().is_none_or(|wanted| {
+            product
+                .brand
+                .as_deref()
+                .is_some_and(|brand| brand.eq_ignore_ascii_case(wanted))
+        });
+        category_ok
+            && brand_ok
+            && self.price_min.is_none_or(|min| product.price >= min)
+            && self.price_max.is_none_or(|max| product.price <= max)
+    }
+}
+
+/// Other names for catalog categories, such as English names for `手机`.
+///
+/// The index adds them to a product's category text, so a query in either language finds
+/// the category. It is catalog data, shipped with the demo catalog and replaceable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Taxonomy {
+    pub aliases: HashMap<String, Vec<String>>,
+}
+
+impl Taxonomy {
+    pub fn aliases_of(&self, category: &str) -> &[String] {
+        self.aliases.get(category).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// Ids and texts share one rule: present, and short enough to be a real value.
+fn check_field(name: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("`{name}` must not be empty"));
+    }
+    if value.len() > MAX_TEXT_LEN {
+        return Err(format!("`{name}` is longer than {MAX_TEXT_LEN} bytes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `json` as an event and checks validation yields `expected` (`Ok` or an error
+    /// containing the given text).
+    fn check_event(json: &str, expected: Result<(), &str>) {
+        let event: Event = serde_json::from_str(json).expect("test input parses");
+        match (event.validate(), expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(actual), Err(fragment)) => assert!(
+                actual.contains(fragment),
+                "{json}: error {actual:?} lacks {fragment:?}"
+            ),
+            (actual, expected) => panic!("{json}: got {actual:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn event_validation() {
+        let cases: &[(&str, Result<(), &str>)] = &[
+            (r#"{"user_id":"u","type":"view","item_id":"p1"}"#, Ok(())),
+            (r#"{"user_id":"u","type":"search","query":"phone"}"#, Ok(())),
+            (
+                r#"{"user_id":"","type":"view","item_id":"p1"}"#,
+                Err("user_id"),
+            ),
+            (
+                r#"{"user_id":"u","type":"view"}"#,
+                Err("needs an `item_id`"),
+            ),
+            (
+                r#"{"user_id":"u","type":"add_to_cart"}"#,
+                Err("`add_to_cart` event needs"),
+            ),
+            (r#"{"user_id":"u","type":"search"}"#, Err("needs a `query`")),
+            (
+                r#"{"user_id":"u","type":"search","query":"  "}"#,
+                Err("query"),
+            ),
+        ];
+        for (json, expected) in cases {
+            check_event(json, *expected);
+        }
+    }
+
+    #[test]
+    fn filters_accept_matching_products_only() {
+        let phone = Product {
+            id: "p".into(),
+            title: "iPhone 14".into(),
+            category_path: vec!["Electronics".into(), "手机".into()],
+            brand: Some("Apple".into()),
+            price: 8000.0,
+            currency: "CNY".into(),
+            rating: None,
+            in_stock: true,
+            attributes: BTreeMap::new(),
+        };
+        let cases = [
+            (Filters::default(), true),
+            (
+                Filters {
+                    category: Some("手机".into()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Filters {
+                    category: Some("electronics".into()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Filters {
+                    category: Some("电脑".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Filters {
+                    brand: Some("apple".into()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Filters {
+                    price_max: Some(8000.0),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Filters {
+                    price_max: Some(7999.0),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Filters {
+                    price_min: Some(8001.0),
+                    ..Default::default()
+                },
+                false,
+            ),
+        ];
+        for (filters, expected) in cases {
+            assert_eq!(filters.accepts(&phone), expected, "{filters:?}");
+        }
+    }
+}
