@@ -73,12 +73,7 @@ struct MixedTokenizer {
     segmentation: ChineseSegmentation,
 }
 
-/// Whether `c` is a Han (Chinese) character.
-pub fn is_han(c: char) -> bool {
-    matches!(c,
-        '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}'
-        | '\u{20000}'..='\u{2FA1F}')
-}
+pub use inkling_domain::is_han;
 
 #[derive(PartialEq)]
 enum Run {

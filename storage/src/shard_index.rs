@@ -11,12 +11,18 @@
 //! and the vector index before its document is committed, and an old version leaves the
 //! table (becomes dead) before its deletion is committed, so both kinds of search agree as
 //! soon as a write returns.
+//!
+//! Slot numbers only grow, but a dead slot costs nothing: the table and the vector index
+//! hold live slots only, and the HNSW graph, which cannot forget a point, is rebuilt in the
+//! background once dead points pass a share of it (see [`crate::vector_index`]). Repeated
+//! updates of the same products therefore keep memory proportional to the live catalog.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::columnar::Column;
@@ -36,15 +42,18 @@ use tantivy::{
     Term,
 };
 
-use crate::analysis::{ChineseSegmentation, analyze, product_text_analyzer};
-use crate::types::{Filters, Product, Taxonomy};
-use crate::vector_index::VectorIndex;
+use crate::analysis::{ChineseSegmentation, analyze, han_grams_analyzer, product_text_analyzer};
+use crate::vector_index::{RebuildPolicy, VectorIndex};
 use crate::{Result, StorageError};
+use inkling_domain::{Filters, Product, Taxonomy};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Tokenizer for exact, case-insensitive keys such as category and brand filters.
 const KEY_TOKENIZER: &str = "key";
 /// Bilingual product text: see [`crate::analysis`].
 const TEXT_TOKENIZER: &str = "product_text";
+/// Han characters and character pairs: see [`crate::analysis::han_grams_analyzer`].
+const HAN_GRAMS_TOKENIZER: &str = "han_grams";
 const WRITER_MEMORY_BYTES: usize = 48 * 1024 * 1024;
 /// Written next to the index; an index built with other settings is rebuilt from scratch.
 /// Shortest query term worth correcting: short ones have too many neighbours.
@@ -55,10 +64,13 @@ const FUZZY_BOOST: f32 = 8.0;
 /// removed from the query leave gaps).
 const PROXIMITY_SLOP: u32 = 1;
 const PROXIMITY_BOOST: f32 = 0.5;
+/// Weight of the Han character and pair field against the word fields: 2 scored best on
+/// both Chinese evaluation sets among 0.5, 1, 2, 4 and 8 (docs/benchmarks.md).
+const HAN_GRAMS_BOOST: f32 = 2.0;
 /// Small segments of one size class are merged once this many exist.
 const MERGE_AT_SEGMENTS: usize = 3;
 const LAYOUT_FILE: &str = "inkling-shard.json";
-const LAYOUT_VERSION: u32 = 3;
+const LAYOUT_VERSION: u32 = 4;
 
 /// How a shard finds candidates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +137,8 @@ struct Fields {
     brand: Field,
     category: Field,
     attributes: Field,
+    /// The Han text of title, brand and category as characters and character pairs.
+    han_grams: Field,
     category_key: Field,
     brand_key: Field,
     price: Field,
@@ -146,46 +160,106 @@ impl Fields {
     }
 }
 
-/// The live products, by slot.
+/// A stable fingerprint of a product's content: equal products have equal versions on every
+/// node and release (xxh3 of the product's JSON, whose maps are ordered), so the catalog and
+/// a shard can be compared id by id without shipping products.
+pub fn product_version(product: &Product) -> u64 {
+    xxh3_64(&serde_json::to_vec(product).expect("products always serialise"))
+}
+
+/// What one shard holds, in memory and in its graph.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStats {
+    /// Products that searches can return.
+    pub live_products: usize,
+    /// Entries in the in-memory product table: the live products plus any version staged by
+    /// a write in progress. Dead slots have none.
+    pub product_slots: usize,
+    /// Live products with a vector.
+    pub live_vectors: usize,
+    /// Points in the current HNSW graph, live or dead.
+    pub graph_points: usize,
+    /// Graph points of replaced or deleted products, until the next rebuild drops them.
+    pub dead_graph_points: usize,
+    /// Background (or [`ShardIndex::compact`]) graph rebuilds since the shard opened.
+    pub rebuilds_completed: u64,
+    pub rebuilding: bool,
+    /// One past the highest slot ever handed out. Slots are never reused, so this only
+    /// grows, but it costs no memory.
+    pub slot_high_water: u64,
+}
+
+/// One product version in the table.
+struct Entry {
+    product: Arc<Product>,
+    /// [`product_version`] of the product, kept so reconciliation need not serialise it.
+    version: u64,
+}
+
+/// The live products by slot, plus versions staged by a write in progress. Sparse, so
+/// retired slots take no memory however high slot numbers climb.
 #[derive(Default)]
 struct ProductTable {
-    slots: Vec<Option<Arc<Product>>>,
+    slots: HashMap<usize, Entry>,
     by_id: HashMap<String, usize>,
+    /// One past the highest slot handed out.
+    next_slot: usize,
 }
 
 impl ProductTable {
     fn get(&self, slot: usize) -> Option<&Arc<Product>> {
-        self.slots.get(slot)?.as_ref()
+        Some(&self.slots.get(&slot)?.product)
     }
 
     /// Makes `slot` resolvable; the product's id still names its previous slot, if any.
-    fn stage(&mut self, slot: usize, product: Arc<Product>) {
-        if self.slots.len() <= slot {
-            self.slots.resize(slot + 1, None);
-        }
-        self.slots[slot] = Some(product);
+    fn stage(&mut self, slot: usize, product: Arc<Product>, version: u64) {
+        self.next_slot = self.next_slot.max(slot + 1);
+        self.slots.insert(slot, Entry { product, version });
     }
 
-    /// Makes the staged `slot` the product's one version, retiring the previous one.
-    fn publish(&mut self, slot: usize, id: &str) {
-        if let Some(previous) = self.by_id.insert(id.to_string(), slot)
-            && previous != slot
-        {
-            self.slots[previous] = None;
-        }
+    /// Drops a staged slot whose write failed; it was never published.
+    fn unstage(&mut self, slot: usize) {
+        self.slots.remove(&slot);
     }
 
-    fn put(&mut self, slot: usize, product: Arc<Product>) {
+    /// Makes the staged `slot` the product's one version and returns the slot it retires.
+    fn publish(&mut self, slot: usize, id: &str) -> Option<usize> {
+        let previous = self.by_id.insert(id.to_string(), slot)?;
+        if previous == slot {
+            return None;
+        }
+        self.slots.remove(&previous);
+        Some(previous)
+    }
+
+    /// Stages and publishes at once; returns the retired slot.
+    fn put(&mut self, slot: usize, product: Arc<Product>) -> Option<usize> {
         let id = product.id.clone();
-        self.stage(slot, product);
-        self.publish(slot, &id);
+        let version = product_version(&product);
+        self.stage(slot, product, version);
+        self.publish(slot, &id)
     }
 
-    fn remove(&mut self, id: &str) {
-        if let Some(slot) = self.by_id.remove(id) {
-            self.slots[slot] = None;
-        }
+    /// Retires the product's slot, if it has one, and returns it.
+    fn remove(&mut self, id: &str) -> Option<usize> {
+        let slot = self.by_id.remove(id)?;
+        self.slots.remove(&slot);
+        Some(slot)
     }
+
+    fn versions(&self) -> HashMap<String, u64> {
+        self.by_id
+            .iter()
+            .filter_map(|(id, slot)| Some((id.clone(), self.slots.get(slot)?.version)))
+            .collect()
+    }
+}
+
+/// A product read back from its document.
+struct StoredDocument {
+    slot: usize,
+    product: Product,
+    vector: Option<Arc<[f32]>>,
 }
 
 pub struct ShardIndex {
@@ -197,6 +271,8 @@ pub struct ShardIndex {
     table: RwLock<ProductTable>,
     /// Created with the first vector, which fixes the dimension.
     vectors: OnceLock<VectorIndex>,
+    /// Given to the vector index when the first vector creates it.
+    rebuild_policy: Mutex<RebuildPolicy>,
 }
 
 fn build_schema() -> (Schema, Fields) {
@@ -211,6 +287,11 @@ fn build_schema() -> (Schema, Fields) {
             .set_tokenizer(KEY_TOKENIZER)
             .set_index_option(IndexRecordOption::Basic),
     );
+    let han_grams = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(HAN_GRAMS_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
     let number = NumericOptions::default().set_indexed().set_fast();
     let fields = Fields {
         id: builder.add_text_field("id", STRING | STORED),
@@ -219,6 +300,7 @@ fn build_schema() -> (Schema, Fields) {
         brand: builder.add_text_field("brand", text.clone()),
         category: builder.add_text_field("category", text.clone()),
         attributes: builder.add_text_field("attributes", text),
+        han_grams: builder.add_text_field("han_grams", han_grams),
         category_key: builder.add_text_field("category_key", key.clone()),
         brand_key: builder.add_text_field("brand_key", key),
         price: builder.add_f64_field("price", number.clone()),
@@ -264,6 +346,9 @@ impl ShardIndex {
         index
             .tokenizers()
             .register(TEXT_TOKENIZER, analyzer.clone());
+        index
+            .tokenizers()
+            .register(HAN_GRAMS_TOKENIZER, han_grams_analyzer());
         index.tokenizers().register(
             KEY_TOKENIZER,
             TextAnalyzer::builder(RawTokenizer::default())
@@ -289,6 +374,7 @@ impl ShardIndex {
             analyzer,
             table: RwLock::new(ProductTable::default()),
             vectors: OnceLock::new(),
+            rebuild_policy: Mutex::new(RebuildPolicy::default()),
         };
         shard.load()?;
         Ok(shard)
@@ -298,28 +384,33 @@ impl ShardIndex {
     fn load(&self) -> Result<()> {
         let searcher = self.reader.searcher();
         let addresses = searcher.search(&AllQuery, &DocSetCollector)?;
-        let mut table = ProductTable::default();
-        let mut points = Vec::new();
+        let mut documents = Vec::with_capacity(addresses.len());
         for address in addresses {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let slot = doc
-                .get_first(self.fields.slot)
-                .and_then(|value| value.as_u64())
-                .ok_or_else(|| StorageError::Other("indexed product lacks its slot".into()))?
-                as usize;
-            table.put(slot, Arc::new(self.stored_product(&doc)?));
-            if let Some(bytes) = doc
-                .get_first(self.fields.vector)
-                .and_then(|value| value.as_bytes())
-            {
-                points.push((slot, vector_from_bytes(bytes)));
+            documents.push(self.stored_document(&searcher.doc(address)?)?);
+        }
+        // Oldest first, so that should a product have two documents, the newer one wins and
+        // the older one's vector never enters the graph.
+        documents.sort_by_key(|document| document.slot);
+        let mut table = ProductTable::default();
+        let mut points = HashMap::new();
+        for StoredDocument {
+            slot,
+            product,
+            vector,
+        } in documents
+        {
+            if let Some(retired) = table.put(slot, Arc::new(product)) {
+                points.remove(&retired);
+            }
+            if let Some(vector) = vector {
+                points.insert(slot, vector);
             }
         }
-        if let Some((_, first)) = points.first() {
+        if let Some(first) = points.values().next() {
             let vectors = self.vector_index(first.len(), points.len())?;
-            vectors.insert_many(points);
+            vectors.insert_many(points.into_iter().collect());
         }
-        *self.table.write().expect("product table lock") = table;
+        *self.table.write() = table;
         Ok(())
     }
 
@@ -329,13 +420,18 @@ impl ShardIndex {
 
     /// The ids of every product in the shard.
     pub fn product_ids(&self) -> Vec<String> {
-        let table = self.table.read().expect("product table lock");
-        table.by_id.keys().cloned().collect()
+        self.table.read().by_id.keys().cloned().collect()
+    }
+
+    /// Every product in the shard with the [`product_version`] of the copy it holds, for
+    /// comparing the shard with the catalog id by id.
+    pub fn versions(&self) -> HashMap<String, u64> {
+        self.table.read().versions()
     }
 
     /// The live products among `ids`, in the order asked; unknown ids are skipped.
     pub fn lookup(&self, ids: &[String]) -> Vec<Arc<Product>> {
-        let table = self.table.read().expect("product table lock");
+        let table = self.table.read();
         ids.iter()
             .filter_map(|id| table.get(*table.by_id.get(id)?).cloned())
             .collect()
@@ -343,19 +439,60 @@ impl ShardIndex {
 
     /// The embedding of the product `id`, if the shard holds one.
     pub fn vector_of(&self, id: &str) -> Option<Arc<[f32]>> {
-        let slot = *self
-            .table
-            .read()
-            .expect("product table lock")
-            .by_id
-            .get(id)?;
+        let slot = *self.table.read().by_id.get(id)?;
         self.vectors.get()?.vector(slot)
     }
 
-    fn vector_index(&self, dimension: usize, expected: usize) -> Result<&VectorIndex> {
-        let index = self
+    /// Counts of live and dead entries, for monitoring and benchmarks.
+    pub fn stats(&self) -> ShardStats {
+        let (live_products, product_slots, slot_high_water) = {
+            let table = self.table.read();
+            (table.by_id.len(), table.slots.len(), table.next_slot as u64)
+        };
+        let vectors = self
             .vectors
-            .get_or_init(|| VectorIndex::new(dimension, expected));
+            .get()
+            .map(VectorIndex::stats)
+            .unwrap_or_default();
+        ShardStats {
+            live_products,
+            product_slots,
+            live_vectors: vectors.live,
+            graph_points: vectors.graph_points,
+            dead_graph_points: vectors.dead,
+            rebuilds_completed: vectors.rebuilds,
+            rebuilding: vectors.rebuilding,
+            slot_high_water,
+        }
+    }
+
+    /// Changes when dead graph points trigger a background rebuild (by default, past a
+    /// quarter of the graph and at least a thousand points).
+    pub fn set_rebuild_policy(&self, policy: RebuildPolicy) {
+        *self.rebuild_policy.lock() = policy;
+        if let Some(vectors) = self.vectors.get() {
+            vectors.set_rebuild_policy(policy);
+        }
+    }
+
+    /// Blocks until no graph rebuild is running. Writes start any rebuild they make due
+    /// before they return, so after this the graph is as compact as the policy asks.
+    pub fn wait_for_maintenance(&self) {
+        if let Some(vectors) = self.vectors.get() {
+            vectors.wait_for_maintenance();
+        }
+    }
+
+    /// Rebuilds the graph now, on the calling thread, if it holds any dead point; returns
+    /// whether it did. Searches and writes go on meanwhile.
+    pub fn compact(&self) -> bool {
+        self.vectors.get().is_some_and(VectorIndex::compact)
+    }
+
+    fn vector_index(&self, dimension: usize, expected: usize) -> Result<&VectorIndex> {
+        let index = self.vectors.get_or_init(|| {
+            VectorIndex::new(dimension, expected).with_rebuild_policy(*self.rebuild_policy.lock())
+        });
         if index.dimension() != dimension {
             return Err(StorageError::Other(format!(
                 "vector has {dimension} dimensions, the shard's vectors have {}",
@@ -365,33 +502,84 @@ impl ShardIndex {
         Ok(index)
     }
 
-    /// Adds or replaces products and makes them searchable before returning.
+    /// Adds or replaces products and makes them searchable before returning. A failed write
+    /// leaves neither its documents nor its staged versions behind.
     pub fn upsert(&self, products: Vec<IndexedProduct>) -> Result<()> {
         self.check_dimensions(&products)?;
-        let mut writer = self.writer.lock().expect("index writer lock");
+        let mut writer = self.writer.lock();
         let mut staged = Vec::with_capacity(products.len());
+        let written = self
+            .stage(&mut writer, products, &mut staged)
+            .and_then(|()| self.commit(&mut writer));
+        if let Err(error) = written {
+            self.abandon(&mut writer, &staged);
+            return Err(error);
+        }
+        // Only now does the old version leave, so a product is never missing in between
+        // (for a moment a vector search may see both versions; callers dedupe by id).
+        let retired: Vec<usize> = {
+            let mut table = self.table.write();
+            staged
+                .iter()
+                .filter_map(|(slot, id)| table.publish(*slot, id))
+                .collect()
+        };
+        self.forget_vectors(&retired);
+        Ok(())
+    }
+
+    /// Gives each product a new slot, resolvable at once, and queues its document; `staged`
+    /// lists the (slot, id) pairs staged so far, even when a later product fails.
+    fn stage(
+        &self,
+        writer: &mut IndexWriter,
+        products: Vec<IndexedProduct>,
+        staged: &mut Vec<(usize, String)>,
+    ) -> Result<()> {
         for (slot, IndexedProduct { product, vector }) in (self.next_slot()..).zip(products) {
-            let product = Arc::new(product);
+            // One serialisation serves the stored copy and the version.
+            let json = serde_json::to_string(&product).expect("products always serialise");
+            let document = self.document(&product, slot, vector.as_deref(), &json);
+            let id = product.id.clone();
+            self.table
+                .write()
+                .stage(slot, Arc::new(product), xxh3_64(json.as_bytes()));
+            staged.push((slot, id.clone()));
             if let Some(vector) = &vector {
                 let vectors = self.vector_index(vector.len(), 1_000)?;
                 vectors.insert(slot, vector.as_slice().into());
             }
-            writer.delete_term(Term::from_field_text(self.fields.id, &product.id));
-            writer.add_document(self.document(&product, slot, vector.as_deref()))?;
-            self.table
-                .write()
-                .expect("product table lock")
-                .stage(slot, product.clone());
-            staged.push((slot, product));
-        }
-        self.commit(&mut writer)?;
-        // Only now does the old version leave, so a product is never missing in between
-        // (for a moment a vector search may see both versions; callers dedupe by id).
-        let mut table = self.table.write().expect("product table lock");
-        for (slot, product) in staged {
-            table.publish(slot, &product.id);
+            writer.delete_term(Term::from_field_text(self.fields.id, &id));
+            writer.add_document(document)?;
         }
         Ok(())
+    }
+
+    /// Undoes a failed upsert: the writer drops its uncommitted documents (so a later commit
+    /// cannot write them behind the table's back) and the staged slots leave memory.
+    fn abandon(&self, writer: &mut IndexWriter, staged: &[(usize, String)]) {
+        if let Err(error) = writer.rollback() {
+            tracing::warn!(%error, "cannot roll back a failed shard write");
+        }
+        let slots: Vec<usize> = staged.iter().map(|(slot, _)| *slot).collect();
+        {
+            let mut table = self.table.write();
+            for slot in &slots {
+                table.unstage(*slot);
+            }
+        }
+        self.forget_vectors(&slots);
+    }
+
+    /// Drops the vectors of retired slots; the vector index rebuilds its graph when enough
+    /// of it is dead.
+    fn forget_vectors(&self, slots: &[usize]) {
+        if slots.is_empty() {
+            return;
+        }
+        if let Some(vectors) = self.vectors.get() {
+            vectors.remove(slots);
+        }
     }
 
     /// Refuses a batch whose vectors disagree with each other or with the shard's, before
@@ -411,23 +599,24 @@ impl ShardIndex {
         self.vector_index(first, products.len()).map(|_| ())
     }
 
-    /// Removes products by id and makes the removal visible before returning.
-    pub fn delete(&self, ids: &[String]) -> Result<()> {
-        let mut writer = self.writer.lock().expect("index writer lock");
-        {
-            let mut table = self.table.write().expect("product table lock");
-            for id in ids {
-                table.remove(id);
-            }
-        }
+    /// Removes products by id and makes the removal visible before returning. Returns how
+    /// many of `ids` the shard held (each counted once).
+    pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        let mut writer = self.writer.lock();
+        let removed: Vec<usize> = {
+            let mut table = self.table.write();
+            ids.iter().filter_map(|id| table.remove(id)).collect()
+        };
+        self.forget_vectors(&removed);
         for id in ids {
             writer.delete_term(Term::from_field_text(self.fields.id, id));
         }
-        self.commit(&mut writer)
+        self.commit(&mut writer)?;
+        Ok(removed.len())
     }
 
     fn next_slot(&self) -> usize {
-        self.table.read().expect("product table lock").slots.len()
+        self.table.read().next_slot
     }
 
     fn commit(&self, writer: &mut IndexWriter) -> Result<()> {
@@ -436,18 +625,28 @@ impl ShardIndex {
         Ok(())
     }
 
-    fn document(&self, product: &Product, slot: usize, vector: Option<&[f32]>) -> TantivyDocument {
+    /// The document of `product`, whose serialised form is `json`.
+    fn document(
+        &self,
+        product: &Product,
+        slot: usize,
+        vector: Option<&[f32]>,
+        json: &str,
+    ) -> TantivyDocument {
         let fields = &self.fields;
         let mut doc = TantivyDocument::default();
         doc.add_text(fields.id, &product.id);
         doc.add_u64(fields.slot, slot as u64);
         doc.add_text(fields.title, &product.title);
+        doc.add_text(fields.han_grams, &product.title);
         if let Some(brand) = &product.brand {
             doc.add_text(fields.brand, brand);
             doc.add_text(fields.brand_key, brand);
+            doc.add_text(fields.han_grams, brand);
         }
         for level in &product.category_path {
             doc.add_text(fields.category, level);
+            doc.add_text(fields.han_grams, level);
             doc.add_text(fields.category_key, level);
             for alias in self.taxonomy.aliases_of(level) {
                 doc.add_text(fields.category, alias);
@@ -459,14 +658,27 @@ impl ShardIndex {
         doc.add_f64(fields.price, product.price);
         doc.add_f64(fields.rating, f64::from(product.rating.unwrap_or(0.0)));
         doc.add_u64(fields.in_stock, u64::from(product.in_stock));
-        doc.add_text(
-            fields.stored,
-            serde_json::to_string(product).expect("products always serialise"),
-        );
+        doc.add_text(fields.stored, json);
         if let Some(vector) = vector {
             doc.add_bytes(fields.vector, &vector_to_bytes(vector));
         }
         doc
+    }
+
+    fn stored_document(&self, doc: &TantivyDocument) -> Result<StoredDocument> {
+        let slot = doc
+            .get_first(self.fields.slot)
+            .and_then(|value| value.as_u64())
+            .ok_or_else(|| StorageError::Other("indexed product lacks its slot".into()))?;
+        let vector = doc
+            .get_first(self.fields.vector)
+            .and_then(|value| value.as_bytes())
+            .map(vector_from_bytes);
+        Ok(StoredDocument {
+            slot: slot as usize,
+            product: self.stored_product(doc)?,
+            vector,
+        })
     }
 
     fn stored_product(&self, doc: &TantivyDocument) -> Result<Product> {
@@ -505,7 +717,7 @@ impl ShardIndex {
     /// Turns document hits into products through the slot column and the product table.
     fn hits(&self, searcher: &Searcher, scored: Vec<(f32, DocAddress)>) -> Result<Vec<IndexHit>> {
         let mut columns: HashMap<u32, Column<u64>> = HashMap::new();
-        let table = self.table.read().expect("product table lock");
+        let table = self.table.read();
         let mut hits = Vec::with_capacity(scored.len());
         for (score, address) in scored {
             let column = match columns.entry(address.segment_ord) {
@@ -520,15 +732,31 @@ impl ShardIndex {
             let Some(slot) = column.first(address.doc_id) else {
                 continue;
             };
-            // A product replaced or deleted since this searcher opened is skipped.
-            if let Some(product) = table.get(slot as usize) {
-                hits.push(IndexHit {
-                    product: product.clone(),
-                    score,
-                });
-            }
+            let product = match table.get(slot as usize) {
+                Some(product) => product.clone(),
+                // Replaced since this searcher opened (a write committed and retired the
+                // slot meanwhile): the current version stands in, so a search racing an
+                // update still finds the product. A deleted product has none and is skipped.
+                None => match self.current_version(searcher, &table, address) {
+                    Some(product) => product,
+                    None => continue,
+                },
+            };
+            hits.push(IndexHit { product, score });
         }
         Ok(hits)
+    }
+
+    /// The live version of the product whose (retired) document is at `address`.
+    fn current_version(
+        &self,
+        searcher: &Searcher,
+        table: &ProductTable,
+        address: DocAddress,
+    ) -> Option<Arc<Product>> {
+        let doc: TantivyDocument = searcher.doc(address).ok()?;
+        let id = doc.get_first(self.fields.id)?.as_str()?;
+        table.get(*table.by_id.get(id)?).cloned()
     }
 
     fn vector_search(&self, vector: &[f32], query: &IndexQuery, limit: usize) -> Vec<IndexHit> {
@@ -551,7 +779,7 @@ impl ShardIndex {
         let Some(vectors) = self.vectors.get() else {
             return Vec::new();
         };
-        let table = self.table.read().expect("product table lock");
+        let table = self.table.read();
         let accepted = |slot: usize| {
             table
                 .get(slot)
@@ -601,6 +829,19 @@ impl ShardIndex {
                     Box::new(BoostQuery::new(Box::new(query), boost)),
                 ));
             }
+        }
+        let mut grams = analyze(&mut han_grams_analyzer(), text);
+        grams.sort();
+        grams.dedup();
+        for gram in &grams {
+            let query = TermQuery::new(
+                Term::from_field_text(self.fields.han_grams, gram),
+                IndexRecordOption::WithFreqs,
+            );
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(query), HAN_GRAMS_BOOST)),
+            ));
         }
         for pair in terms.windows(2).filter(|pair| pair[0] != pair[1]) {
             let phrase = PhraseQuery::new_with_offset_and_slop(
@@ -723,6 +964,8 @@ fn vector_from_bytes(bytes: &[u8]) -> Arc<[f32]> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
 
     fn product(id: &str, title: &str, category: &str, brand: &str, price: f64) -> Product {
@@ -954,5 +1197,259 @@ mod tests {
         drop(reopened);
         let rebuilt = ShardIndex::open(dir.path(), Taxonomy::default(), &other).unwrap();
         assert_eq!(rebuilt.num_docs(), 0);
+    }
+
+    /// A deterministic, well-spread unit vector for product `number`.
+    fn spread_vector(number: usize) -> Vec<f32> {
+        let mut state = number as u64 ^ 0x9E37_79B9_7F4A_7C15;
+        let values: Vec<f32> = (0..8)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+        values.iter().map(|v| v / norm).collect()
+    }
+
+    /// Product `number` as of update round `round`: only the price changes between rounds,
+    /// as with a price feed, so the vector stays the same.
+    fn priced(number: usize, round: usize) -> IndexedProduct {
+        let title = format!("widget {number}");
+        let mut product = product(&format!("p{number}"), &title, "配件", "Acme", 10.0);
+        product.price += round as f64;
+        IndexedProduct {
+            product,
+            vector: Some(spread_vector(number)),
+        }
+    }
+
+    /// An empty shard whose vector searches always walk the graph (no exact scan for small
+    /// candidate sets), so the tests exercise the graph rather than the scan.
+    fn graph_shard(dir: &Path, policy: RebuildPolicy) -> ShardIndex {
+        let index = ShardIndex::open(dir, Taxonomy::default(), &layout()).unwrap();
+        let vectors = VectorIndex::new(8, 1_000)
+            .with_exact_scan_limit(0)
+            .with_rebuild_policy(policy);
+        assert!(index.vectors.set(vectors).is_ok(), "the shard starts empty");
+        index
+    }
+
+    /// Updates every one of `count` products to `round`, `batch` per write.
+    fn update_all(index: &ShardIndex, count: usize, round: usize, batch: usize) {
+        let numbers: Vec<usize> = (0..count).collect();
+        for chunk in numbers.chunks(batch) {
+            let products = chunk.iter().map(|&number| priced(number, round)).collect();
+            index.upsert(products).unwrap();
+        }
+    }
+
+    fn vector_ids(hits: Vec<IndexHit>) -> Vec<String> {
+        hits.into_iter().map(|hit| hit.product.id.clone()).collect()
+    }
+
+    #[test]
+    fn repeated_updates_keep_memory_bounded_and_recall_high() {
+        let policy = RebuildPolicy {
+            dead_share: 0.25,
+            min_dead: 50,
+        };
+        // (products, update rounds, products per write)
+        let cases = [(200, 8, 50), (120, 5, 120)];
+        for (count, rounds, batch) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let index = graph_shard(dir.path(), policy);
+            for round in 0..=rounds {
+                update_all(&index, count, round, batch);
+                index.wait_for_maintenance();
+                let stats = index.stats();
+                let case = format!("{count} products, round {round}: {stats:?}");
+                assert_eq!(stats.live_products, count, "{case}");
+                assert_eq!(stats.product_slots, count, "{case}");
+                assert_eq!(stats.live_vectors, count, "{case}");
+                assert_eq!(
+                    stats.slot_high_water,
+                    (count * (round + 1)) as u64,
+                    "{case}"
+                );
+                assert_eq!(
+                    stats.graph_points,
+                    count + stats.dead_graph_points,
+                    "{case}"
+                );
+                // No due rebuild is left pending: dead points are under the minimum or
+                // under a quarter of the graph.
+                assert!(
+                    stats.dead_graph_points < policy.min_dead
+                        || stats.graph_points * 3 <= count * 4,
+                    "{case}"
+                );
+            }
+            assert!(index.stats().rebuilds_completed >= 1);
+            let lookup = index.lookup(&["p0".to_string()]);
+            assert_eq!(lookup[0].price, 10.0 + rounds as f64);
+            // The graph still finds what an exact scan finds.
+            let (mut found, mut total) = (0, 0);
+            for number in (0..count).step_by(count / 20) {
+                let vector = spread_vector(number + 7_000);
+                let exact = vector_ids(index.exact_vector_search(&vector, 10));
+                let query = query(Retrieval::Vector(vector), Filters::default());
+                let graph = vector_ids(index.search(&query).unwrap());
+                total += exact.len();
+                found += exact.iter().filter(|id| graph.contains(id)).count();
+            }
+            assert!(found * 100 >= total * 95, "recall@10 {found}/{total}");
+            index.compact();
+            let stats = index.stats();
+            assert_eq!((stats.graph_points, stats.dead_graph_points), (count, 0));
+        }
+    }
+
+    #[test]
+    fn text_hits_from_a_searcher_older_than_a_write_resolve_to_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = demo_index(dir.path());
+        // A text search that took its searcher just before two writes landed.
+        let searcher = index.reader.searcher();
+        let words = index.constrain(index.text_query(&searcher, "phone"), &Filters::default());
+        let scored = searcher
+            .search(&words, &TopDocs::with_limit(10).order_by_score())
+            .unwrap();
+        let mut cheaper = (*index.lookup(&["xiaomi12".to_string()])[0]).clone();
+        cheaper.price = 1999.0;
+        index.upsert(vec![indexed(cheaper)]).unwrap();
+        index.delete(&["iphonese".to_string()]).unwrap();
+        let mut found: Vec<(String, f64)> = index
+            .hits(&searcher, scored)
+            .unwrap()
+            .into_iter()
+            .map(|hit| (hit.product.id.clone(), hit.product.price))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        // The replaced product comes back as its new version, the deleted one not at all.
+        let expected = [("iphone14", 8000.0), ("xiaomi12", 1999.0)];
+        let expected: Vec<(String, f64)> = expected
+            .iter()
+            .map(|(id, price)| (id.to_string(), *price))
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn versions_follow_the_stored_product() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = demo_index(dir.path());
+        let versions = index.versions();
+        assert_eq!(versions.len(), 6);
+        for product in index.lookup(&index.product_ids()) {
+            assert_eq!(versions[&product.id], product_version(&product));
+        }
+        type Change = fn(&mut Product);
+        // (why, change to iphone14, whether its version changes)
+        let cases: [(&str, Change, bool); 4] = [
+            ("the same content again", |_| {}, false),
+            ("a new price", |product| product.price = 7999.0, true),
+            ("out of stock", |product| product.in_stock = false, true),
+            (
+                "a new attribute",
+                |product| {
+                    product.attributes.insert("colour".into(), "red".into());
+                },
+                true,
+            ),
+        ];
+        let id = "iphone14".to_string();
+        for (why, change, changes) in cases {
+            let before = index.versions()[&id];
+            let mut product = (*index.lookup(std::slice::from_ref(&id))[0]).clone();
+            change(&mut product);
+            index.upsert(vec![indexed(product.clone())]).unwrap();
+            let after = index.versions()[&id];
+            assert_eq!(after != before, changes, "{why}");
+            assert_eq!(after, product_version(&product), "{why}");
+        }
+        // Versions and slot numbering survive a reopen; slots are never reused.
+        let versions = index.versions();
+        let high_water = index.stats().slot_high_water;
+        drop(index);
+        let reopened = ShardIndex::open(dir.path(), Taxonomy::default(), &layout()).unwrap();
+        assert_eq!(reopened.versions(), versions);
+        assert_eq!(reopened.stats().slot_high_water, high_water);
+        reopened
+            .upsert(vec![indexed(product(
+                "watch", "Watch", "手表", "Apple", 1.0,
+            ))])
+            .unwrap();
+        assert_eq!(reopened.stats().slot_high_water, high_water + 1);
+    }
+
+    #[test]
+    fn delete_counts_the_products_the_shard_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = demo_index(dir.path());
+        // (ids to delete, how many the shard held), in order on one shard
+        let cases: [(&[&str], usize); 4] = [
+            (&["macbook", "ipadmini"], 2),
+            (&["macbook", "unknown"], 0),
+            (&["case", "case"], 1),
+            (&[], 0),
+        ];
+        for (ids, held) in cases {
+            let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            assert_eq!(index.delete(&ids).unwrap(), held, "{ids:?}");
+        }
+        let stats = index.stats();
+        assert_eq!(index.num_docs(), 3);
+        assert_eq!(
+            (stats.live_products, stats.product_slots, stats.live_vectors),
+            (3, 3, 3)
+        );
+        assert_eq!(stats.dead_graph_points, 3);
+    }
+
+    #[test]
+    fn searches_keep_answering_while_updates_rebuild_the_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = RebuildPolicy {
+            dead_share: 0.25,
+            min_dead: 30,
+        };
+        let index = graph_shard(dir.path(), policy);
+        let count = 150;
+        update_all(&index, count, 0, count);
+        let writing = AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let searchers: Vec<_> = (0..2)
+                .map(|searcher| {
+                    let (index, writing) = (&index, &writing);
+                    scope.spawn(move || {
+                        let mut searches = 0;
+                        while writing.load(Ordering::Acquire) {
+                            let vector = spread_vector(searches * 2 + searcher);
+                            let near = query(Retrieval::Vector(vector), Filters::default());
+                            assert_eq!(index.search(&near).unwrap().len(), 10);
+                            let words = query(text("widget"), Filters::default());
+                            assert!(!index.search(&words).unwrap().is_empty());
+                            searches += 1;
+                        }
+                        searches
+                    })
+                })
+                .collect();
+            for round in 1..=6 {
+                update_all(&index, count, round, 25);
+            }
+            writing.store(false, Ordering::Release);
+            for searcher in searchers {
+                assert!(searcher.join().unwrap() > 0);
+            }
+        });
+        index.wait_for_maintenance();
+        let stats = index.stats();
+        assert!(stats.rebuilds_completed >= 1, "{stats:?}");
+        assert_eq!(stats.live_products, count);
+        assert_eq!(stats.graph_points, count + stats.dead_graph_points);
     }
 }

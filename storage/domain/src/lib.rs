@@ -12,6 +12,14 @@ pub mod types;
 pub use profile::{Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery};
 pub use types::{Event, EventKind, Filters, Product, Taxonomy};
 
+/// Whether `c` is a Han (Chinese) character: text analysis and per-language tuning both
+/// tell Chinese text by it.
+pub fn is_han(c: char) -> bool {
+    matches!(c,
+        '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{2FA1F}')
+}
+
 /// Milliseconds since the Unix epoch, the one clock every stored timestamp uses.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -2,6 +2,7 @@
 //! real shard indexes directly) and print a table.
 
 mod index;
+mod updates;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,9 @@ pub enum BenchCommand {
         #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
         models_dir: PathBuf,
     },
+    /// Repeated price updates of the same products: memory, slots, dead HNSW points and
+    /// recall@10 as the shard compacts and rebuilds its graph, beside a fresh build.
+    Updates(updates::UpdatesArgs),
     /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
     /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
     Gpu {
@@ -141,6 +145,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             texts,
             batch_sizes,
         } => bench_gpu(&models_dir, min_cosine, texts, &batch_sizes),
+        BenchCommand::Updates(args) => updates::run(args),
     }
 }
 
