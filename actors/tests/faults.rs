@@ -228,7 +228,10 @@ async fn every_actor_kind_is_restarted_after_a_panic_and_the_node_serves_again()
         let took = recovery_after_panic(&node, fail_point, kind, probe).await;
         println!("{kind:<20} serving again {took:?} after its panic was armed");
         // The promise: a panic costs the requests in flight and at most a second of service.
-        assert!(took < Duration::from_secs(1), "{kind}: {took:?} to serve again");
+        assert!(
+            took < Duration::from_secs(1),
+            "{kind}: {took:?} to serve again"
+        );
     }
     stop_node(node, dir.path()).await;
     scenario.teardown();

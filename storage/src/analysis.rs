@@ -264,7 +264,11 @@ mod tests {
             ("Running Shoes 2024", &[]),
         ];
         for (text, expected) in cases {
-            assert_eq!(analyze(&mut han_grams_analyzer(), text), *expected, "{text:?}");
+            assert_eq!(
+                analyze(&mut han_grams_analyzer(), text),
+                *expected,
+                "{text:?}"
+            );
         }
     }
 }

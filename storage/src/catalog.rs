@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::engine::{Keyspace, KvEngine};
-use inkling_domain::Product;
 use crate::{Result, StorageError};
+use inkling_domain::Product;
 
 #[derive(Clone)]
 pub struct CatalogStore {

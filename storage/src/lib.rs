@@ -22,7 +22,6 @@ pub use models::ModelStore;
 pub use profile::ProfileStore;
 pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};
 
-
 /// Errors from the storage layer. They carry enough context to be shown to an operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -42,4 +41,3 @@ pub enum StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
-

@@ -51,4 +51,3 @@ impl ProfileStore {
             .put(Keyspace::Profiles, profile.user_id.as_bytes(), &bytes)
     }
 }
-

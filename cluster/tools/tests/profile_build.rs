@@ -2,9 +2,9 @@
 //! fitted offline, stored, and used by the node after a restart.
 
 use inkling_actors::ActorConfig;
+use inkling_models::baskets::RuleThresholds;
 use inkling_node::{CatalogSource, Node, NodeOptions};
 use inkling_tools::profiles::{ProfileBuild, build};
-use inkling_models::baskets::RuleThresholds;
 use serde_json::{Value, json};
 
 /// Starts a node on `data`, runs `work` against its HTTP base URL, then stops it cleanly.

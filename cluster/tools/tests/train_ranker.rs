@@ -2,8 +2,8 @@
 //! prefixes are replayed through HTTP, and the fitted weights must rank better than the
 //! untrained prior on cases they were not fitted on.
 
-use inkling_tools::train::{RankerTraining, train_ranker};
 use inkling_models::recommend::{Feature, RankerModel, TrainOptions};
+use inkling_tools::train::{RankerTraining, train_ranker};
 
 /// Shoppers walk a ring of items, mostly one step at a time and now and then skipping one,
 /// so "what followed this item" predicts the next item and popularity does not.
