@@ -1,5 +1,7 @@
 //! The actors of one node working together on real sled files and real tantivy indexes.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,32 +9,10 @@ use inkling_actors::inkling::NodeStorage;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
 use inkling_actors::{ActorConfig, Inkling, RecommendRequest, SearchRequest};
-use inkling_domain::{Event, EventKind, Filters, Product, Taxonomy};
+use inkling_domain::{Event, EventKind, Filters, Taxonomy};
 use inkling_storage::{KvEngine, SledEngine};
 
-fn product(id: &str, title: &str, category: &str, brand: &str, price: f64) -> Product {
-    Product {
-        id: id.into(),
-        title: title.into(),
-        category_path: vec![category.into()],
-        brand: Some(brand.into()),
-        price,
-        currency: "CNY".into(),
-        rating: Some(4.5),
-        in_stock: true,
-        attributes: Default::default(),
-    }
-}
-
-fn classic_catalog() -> Vec<Product> {
-    vec![
-        product("iphone-14", "iPhone 14", "手机", "Apple", 8000.0),
-        product("iphone-se", "iPhone SE", "手机", "Apple", 4500.0),
-        product("xiaomi-12", "Xiaomi 12", "手机", "Xiaomi", 3500.0),
-        product("macbook-pro", "Macbook Pro", "电脑", "Apple", 15000.0),
-        product("ipad-mini", "iPad Mini", "平板", "Apple", 3000.0),
-    ]
-}
+use common::{classic_catalog, product};
 
 async fn start_node(dir: &std::path::Path, config: ActorConfig) -> Inkling {
     let engine: Arc<dyn KvEngine> = Arc::new(SledEngine::open(&dir.join("sled")).unwrap());

@@ -403,15 +403,8 @@ mod tests {
 
     fn product(id: &str, category: &str, brand: &str, price: f64) -> Product {
         Product {
-            id: id.into(),
-            title: id.into(),
-            category_path: vec![category.into()],
             brand: Some(brand.into()),
-            price,
-            currency: "CNY".into(),
-            rating: None,
-            in_stock: true,
-            attributes: Default::default(),
+            ..inkling_domain::testing::product(id, category, price)
         }
     }
 

@@ -970,15 +970,10 @@ mod tests {
 
     fn product(id: &str, title: &str, category: &str, brand: &str, price: f64) -> Product {
         Product {
-            id: id.into(),
             title: title.into(),
-            category_path: vec![category.into()],
             brand: Some(brand.into()),
-            price,
-            currency: "CNY".into(),
             rating: Some(4.0),
-            in_stock: true,
-            attributes: Default::default(),
+            ..inkling_domain::testing::product(id, category, price)
         }
     }
 

@@ -161,15 +161,8 @@ mod tests {
 
     fn product(id: &str, category: &str) -> Arc<Product> {
         Arc::new(Product {
-            id: id.into(),
             title: format!("title of {id}"),
-            category_path: vec![category.into()],
-            brand: None,
-            price: 100.0,
-            currency: "CNY".into(),
-            rating: None,
-            in_stock: true,
-            attributes: Default::default(),
+            ..inkling_domain::testing::product(id, category, 100.0)
         })
     }
 

@@ -7,6 +7,8 @@
 //! pulling in tantivy, sled or jieba.
 
 pub mod profile;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod types;
 
 pub use profile::{Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery};
