@@ -115,7 +115,7 @@ impl Actor for CatalogWriter {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
 ) -> Result<T, ActorError> {
-    tokio::task::spawn_blocking(work)
+    crate::storage_task(work)
         .await
         .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
 }
@@ -150,7 +150,7 @@ impl CatalogState {
     async fn store_products(&mut self, products: Vec<Product>) -> Result<Vec<Product>, ActorError> {
         let store = self.store.clone();
         let mut vocabulary = self.take_vocabulary()?;
-        let (vocabulary, outcome) = tokio::task::spawn_blocking(move || {
+        let (vocabulary, outcome) = crate::storage_task(move || {
             let outcome = (|| {
                 for product in &products {
                     if let Some(previous) = store.get(&product.id)? {
@@ -214,7 +214,7 @@ impl CatalogState {
         let store = self.store.clone();
         let mut vocabulary = self.take_vocabulary()?;
         let key = id.clone();
-        let (vocabulary, previous) = tokio::task::spawn_blocking(move || {
+        let (vocabulary, previous) = crate::storage_task(move || {
             let previous = store.delete(&key).map_err(ActorError::from);
             if let Ok(Some(product)) = &previous {
                 vocabulary.remove(product);

@@ -71,7 +71,7 @@ fn spawn_error(what: &str, error: impl std::fmt::Display) -> ActorError {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
 ) -> Result<T, ActorError> {
-    tokio::task::spawn_blocking(work)
+    crate::storage_task(work)
         .await
         .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
 }

@@ -74,6 +74,24 @@ impl From<inkling_storage::StorageError> for ActorError {
     }
 }
 
+/// Runs blocking storage work (a profile load, catalog scans and writes, the vocabulary
+/// rebuild) on tokio's blocking pool, at most as many tasks at once as the machine has
+/// cores: unbounded, concurrent tasks only contend for sled and the CPU.
+pub async fn storage_task<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    static PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    });
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _permit = PERMITS
+        .acquire()
+        .await
+        .expect("storage permits are never closed");
+    tokio::task::spawn_blocking(work).await
+}
+
 /// Sends a request built by `build` and waits at most `timeout` for the answer.
 ///
 /// `what` names the callee in errors, so a timeout says which actor was slow.

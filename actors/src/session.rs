@@ -72,7 +72,7 @@ impl Actor for SessionActor {
         (user_id, context): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let profiles = context.profiles.clone();
-        let profile = tokio::task::spawn_blocking(move || {
+        let profile = crate::storage_task(move || {
             profiles
                 .load(&user_id)
                 .map(|loaded| loaded.unwrap_or_else(|| Profile::new(user_id)))
@@ -95,13 +95,10 @@ impl Actor for SessionActor {
         fail_point!("session-handle");
         match message {
             SessionMsg::RecordEvents(events, reply) => {
-                // A failed blocking task took the profile with it: fail the actor, so its
-                // supervisor restarts it from the stored profile.
-                let outcome = state.record(events).await?;
-                let _ = reply.send(outcome);
+                let _ = reply.send(state.record(events));
             }
             SessionMsg::Search(request, reply) => {
-                state.remember_query(&request.query).await;
+                state.remember_query(&request.query);
                 match state.understand(&request).await {
                     Ok(read) => {
                         let profile = Box::new(state.profile.clone());
@@ -144,23 +141,18 @@ fn forward(ranker: &ActorSlot<RankerMsg>, message: RankerMsg) {
 }
 
 impl SessionState {
-    /// Applies and stores the events on a blocking thread: catalog reads and the profile
-    /// write are sled calls, which must not stall the async workers.
-    async fn record(
-        &mut self,
-        events: Vec<Event>,
-    ) -> Result<Result<u64, ActorError>, tokio::task::JoinError> {
+    /// Applies and stores the events in the actor's own task, unlike the other storage work
+    /// of a node: a profile write is an in-memory sled insert (its disk write happens in the
+    /// group-commit thread), and a hop to a blocking thread per write cost two thirds of the
+    /// event rate (docs/benchmarks.md).
+    fn record(&mut self, events: Vec<Event>) -> Result<u64, ActorError> {
         let mut session = SessionWrite {
             profile: std::mem::take(&mut self.profile),
             context: self.context.clone(),
         };
-        let (session, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = session.record(&events);
-            (session, outcome)
-        })
-        .await?;
+        let outcome = session.record(&events);
         self.profile = session.profile;
-        Ok(outcome)
+        outcome
     }
 
     /// Reads the query in the context of the conversation; a new `session_id` starts a new
@@ -177,19 +169,17 @@ impl SessionState {
             .await
     }
 
-    async fn remember_query(&mut self, query: &str) {
+    fn remember_query(&mut self, query: &str) {
         let config = self.context.profile_config;
         self.profile.remember_query(query, now_ms(), &config);
         // Queries are context, not acknowledged writes: a later sync makes them durable.
-        let (profiles, profile) = (self.context.profiles.clone(), self.profile.clone());
-        let saved = tokio::task::spawn_blocking(move || profiles.save(&profile)).await;
-        if let Ok(Err(error)) = saved {
+        if let Err(error) = self.context.profiles.save(&self.profile) {
             tracing::warn!(%error, user = %self.profile.user_id, "could not store query");
         }
     }
 }
 
-/// A session's profile on its way through a blocking write.
+/// A session's profile while events are applied to it.
 struct SessionWrite {
     profile: Profile,
     context: Arc<SessionContext>,
