@@ -95,7 +95,7 @@ impl Actor for SessionActor {
         fail_point!("session-handle");
         match message {
             SessionMsg::RecordEvents(events, reply) => {
-                let _ = reply.send(state.record(events));
+                let _ = reply.send(state.record(&events));
             }
             SessionMsg::Search(request, reply) => {
                 state.remember_query(&request.query);
@@ -141,20 +141,6 @@ fn forward(ranker: &ActorSlot<RankerMsg>, message: RankerMsg) {
 }
 
 impl SessionState {
-    /// Applies and stores the events in the actor's own task, unlike the other storage work
-    /// of a node: a profile write is an in-memory sled insert (its disk write happens in the
-    /// group-commit thread), and a hop to a blocking thread per write cost two thirds of the
-    /// event rate (docs/benchmarks.md).
-    fn record(&mut self, events: Vec<Event>) -> Result<u64, ActorError> {
-        let mut session = SessionWrite {
-            profile: std::mem::take(&mut self.profile),
-            context: self.context.clone(),
-        };
-        let outcome = session.record(&events);
-        self.profile = session.profile;
-        outcome
-    }
-
     /// Reads the query in the context of the conversation; a new `session_id` starts a new
     /// conversation.
     async fn understand(&mut self, request: &SearchRequest) -> Result<ReadQuery, ActorError> {
@@ -179,13 +165,11 @@ impl SessionState {
     }
 }
 
-/// A session's profile while events are applied to it.
-struct SessionWrite {
-    profile: Profile,
-    context: Arc<SessionContext>,
-}
-
-impl SessionWrite {
+impl SessionState {
+    /// Applies and stores the events in the actor's own task, unlike the other storage work
+    /// of a node: a profile write is an in-memory sled insert (its disk write happens in the
+    /// group-commit thread), and a hop to a blocking thread per write cost two thirds of the
+    /// event rate (docs/benchmarks.md).
     fn record(&mut self, events: &[Event]) -> Result<u64, ActorError> {
         let now = now_ms();
         let config = self.context.profile_config;
