@@ -26,7 +26,7 @@ use crate::embedder::Embedder;
 use crate::index_shard::IndexShardMsg;
 use crate::placement::ShardPlacement;
 use crate::understanding::VocabularyTracker;
-use crate::{ActorError, ask, fail_point};
+use crate::{ActorError, ask, blocking, fail_point};
 
 /// Products per shard write when reconciliation re-indexes.
 const REINDEX_CHUNK: usize = 1_000;
@@ -109,15 +109,6 @@ impl Actor for CatalogWriter {
         }
         Ok(())
     }
-}
-
-/// Runs blocking storage work off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
-) -> Result<T, ActorError> {
-    crate::storage_task(work)
-        .await
-        .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
 }
 
 impl CatalogState {

@@ -30,7 +30,7 @@ use crate::session_supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg
 use crate::signals::{OnlineSignals, SignalsMsg};
 use crate::slot::ActorSlot;
 use crate::understanding::{IntentModel, IntentService, SharedSlotExtractor, VocabularyTracker};
-use crate::{ActorError, ask};
+use crate::{ActorError, ask, blocking};
 
 /// Where a node keeps its durable state.
 pub struct NodeStorage {
@@ -65,15 +65,6 @@ pub struct Inkling {
 
 fn spawn_error(what: &str, error: impl std::fmt::Display) -> ActorError {
     ActorError::Unavailable(format!("could not start {what}: {error}"))
-}
-
-/// Runs blocking storage work off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
-) -> Result<T, ActorError> {
-    crate::storage_task(work)
-        .await
-        .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
 }
 
 /// Arguments that are the same for every incarnation.

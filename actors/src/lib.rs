@@ -92,6 +92,15 @@ pub async fn storage_task<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await
 }
 
+/// [`storage_task`] for work that reports an [`ActorError`], with a failed task as one too.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
+) -> Result<T, ActorError> {
+    storage_task(work)
+        .await
+        .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
+}
+
 /// Sends a request built by `build` and waits at most `timeout` for the answer.
 ///
 /// `what` names the callee in errors, so a timeout says which actor was slow.

@@ -21,6 +21,7 @@ use inkling_storage::{
     ChineseSegmentation, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout,
 };
 
+use super::SplitMix;
 use super::percentile;
 
 pub struct IndexBench {
@@ -31,23 +32,6 @@ pub struct IndexBench {
     pub models_dir: PathBuf,
     pub base_titles: usize,
     pub query_count: usize,
-}
-
-/// A tiny deterministic generator, so every run builds the same catalog.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
 }
 
 fn read_texts(path: &PathBuf, limit: usize) -> Result<Vec<String>> {

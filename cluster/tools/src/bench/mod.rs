@@ -492,3 +492,31 @@ pub(crate) fn percentile(sorted: &[f64], quantile: f64) -> f64 {
     let rank = ((sorted.len() - 1) as f64 * quantile).round() as usize;
     sorted[rank]
 }
+
+/// A tiny deterministic generator (SplitMix64), so every run builds the same data.
+pub(crate) struct SplitMix(pub(crate) u64);
+
+impl SplitMix {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+
+    /// Uniform in (0, 1].
+    pub(crate) fn uniform(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 + 1.0) / (1u64 << 24) as f32
+    }
+
+    /// Standard normal, by Box-Muller.
+    pub(crate) fn gaussian(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}

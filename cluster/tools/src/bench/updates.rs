@@ -14,6 +14,7 @@
 //! centres, with as many dimensions as multilingual-e5-small's. Queries are drawn the same
 //! way. A price update keeps a product's vector, as it would with a real encoder.
 
+use super::SplitMix;
 use std::path::Path;
 use std::time::Instant;
 
@@ -383,32 +384,4 @@ impl VectorSpace {
 fn unit(values: Vec<f32>) -> Vec<f32> {
     let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
     values.into_iter().map(|v| v / norm).collect()
-}
-
-/// A tiny deterministic generator (SplitMix64).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-
-    /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 + 1.0) / (1u64 << 24) as f32
-    }
-
-    /// Standard normal, by Box-Muller.
-    fn gaussian(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
 }
