@@ -23,10 +23,11 @@ use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
 use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
 use crate::node_supervisor::{ChildSpec, NodeSupervisor, NodeSupervisorMsg, supervise};
 use crate::placement::{LocalShards, ShardPlacement};
+use crate::profile_writer::ProfileWriter;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::{Ranker, RankerMsg, RankerState};
 use crate::session::SessionContext;
-use crate::session_supervisor::{SessionSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::session_supervisor::{SessionFilter, SessionSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::signals::{OnlineSignals, SignalsMsg};
 use crate::slot::ActorSlot;
 use crate::understanding::{IntentModel, IntentService, SharedSlotExtractor, VocabularyTracker};
@@ -56,6 +57,7 @@ struct ShardCount {
 pub struct Inkling {
     root: ActorRef<NodeSupervisorMsg>,
     sessions: ActorSlot<SupervisorMsg>,
+    profile_writer: Arc<ProfileWriter>,
     catalog_writer: ActorSlot<CatalogMsg>,
     model_pool: Option<ActorSlot<ModelPoolMsg>>,
     catalog: CatalogStore,
@@ -95,7 +97,15 @@ impl Inkling {
         started
     }
 
-    /// Applies a batch of events and returns once all of them are durable.
+    /// Folds committed events into profiles; the cluster layer's state machine calls it on
+    /// every replica, in log order.
+    pub fn profile_writer(&self) -> Arc<ProfileWriter> {
+        self.profile_writer.clone()
+    }
+
+    /// Applies a batch of events on this node alone and returns once all of them are
+    /// durable: the path for tests of the actors. A node in a cluster (even of one) records
+    /// events through its replicated log, whose state machine calls [`Self::profile_writer`].
     pub async fn record_events(&self, events: Vec<Event>) -> Result<usize, ActorError> {
         let count = events.len();
         let mut by_user: BTreeMap<String, Vec<Event>> = BTreeMap::new();
@@ -105,21 +115,25 @@ impl Inkling {
                 .or_default()
                 .push(event);
         }
-        let sessions = self.sessions.get()?;
-        let calls = by_user.into_iter().map(|(user, events)| {
-            ask(
-                &sessions,
-                |reply| SupervisorMsg::RecordEvents(user, events, reply),
-                self.config.request_timeout,
-                "session",
-            )
-        });
-        for outcome in futures::future::join_all(calls).await {
-            outcome??;
+        let now = inkling_domain::now_ms();
+        for (user, events) in by_user {
+            self.profile_writer.apply(&user, &events, now)?;
         }
         // One shared sync for everything written so far: the group commit.
         self.commit.wait_durable().await?;
         Ok(count)
+    }
+
+    /// Stops the sessions of users for whom `elsewhere` holds: their partition is now led by
+    /// another node.
+    pub fn stop_sessions_where(&self, elsewhere: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        let filter = SessionFilter(Arc::new(elsewhere));
+        let _ = self.sessions.cast(SupervisorMsg::StopSessionsWhere(filter));
+    }
+
+    /// The group commit every durable write of this node shares.
+    pub fn group_commit(&self) -> GroupCommit {
+        self.commit.clone()
     }
 
     pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
@@ -274,12 +288,13 @@ impl NodeBuilder {
         )
         .await?;
         let intent = self.intent_service(embedder, slots).await?;
-        let sessions = self
+        let (sessions, profile_writer) = self
             .start_sessions(&catalog, ranker, signals, intent, start_timeout)
             .await?;
         let node = Inkling {
             root: self.root.clone(),
             sessions,
+            profile_writer: Arc::new(profile_writer),
             catalog_writer,
             model_pool,
             catalog,
@@ -487,7 +502,7 @@ impl NodeBuilder {
         signals: ActorSlot<SignalsMsg>,
         intent: Arc<IntentService>,
         timeout: Duration,
-    ) -> Result<ActorSlot<SupervisorMsg>, ActorError> {
+    ) -> Result<(ActorSlot<SupervisorMsg>, ProfileWriter), ActorError> {
         let models = ModelStore::new(self.storage.engine.clone());
         let segments: Option<Segments> = blocking(move || Ok(models.load(SEGMENTS_MODEL)?)).await?;
         tracing::info!(
@@ -504,7 +519,7 @@ impl NodeBuilder {
             segments: segments.map(Arc::new),
         });
         let args = SupervisorArgs {
-            context,
+            context: context.clone(),
             idle_timeout: self.config.session_idle_timeout,
         };
         let spec = ChildSpec {
@@ -514,7 +529,9 @@ impl NodeBuilder {
             arguments: same(args),
             after_restart: None,
         };
-        supervise(&self.root, spec, timeout).await
+        let sessions = supervise(&self.root, spec, timeout).await?;
+        let writer = ProfileWriter::new(context, sessions.clone());
+        Ok((sessions, writer))
     }
 }
 

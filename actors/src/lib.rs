@@ -15,6 +15,7 @@ pub mod inkling;
 pub mod model_pool;
 pub mod node_supervisor;
 pub mod placement;
+pub mod profile_writer;
 pub mod protocol;
 pub mod ranker;
 pub mod session;

@@ -1,28 +1,30 @@
-//! The session actor: one per active shopper. It owns the shopper's profile while active,
-//! loading it from storage when it starts and writing it back on every event.
+//! The session actor: one per active shopper. It holds the shopper's profile while active,
+//! loading it from storage when it starts; committed events reach it from the
+//! [`crate::profile_writer::ProfileWriter`], and it keeps the conversation.
 
 use std::sync::Arc;
 
-use inkling_domain::{Event, EventKind, Product, Profile, ProfileConfig, now_ms};
+use inkling_domain::{Profile, ProfileConfig, now_ms};
 use inkling_models::intent::DialogueState;
-use inkling_models::segments::{Segments, profile_vector};
+use inkling_models::segments::Segments;
 use inkling_storage::{CatalogStore, ProfileStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
-use crate::signals::{Observation, SignalsMsg, session_key};
+use crate::signals::SignalsMsg;
 use crate::slot::ActorSlot;
 use crate::understanding::{IntentService, ReadQuery};
 use crate::{ActorError, fail_point};
 
 #[derive(RactorClusterMessage)]
 pub enum SessionMsg {
-    /// Applies events to the profile and stores it; answers with the profile's event count.
-    /// The write is durable only after the caller's group commit.
-    #[rpc]
-    RecordEvents(Vec<Event>, RpcReplyPort<Result<u64, ActorError>>),
+    /// The profile after committed events were folded in by the [`ProfileWriter`]; the
+    /// session keeps its own recent queries, which are context, not replicated writes.
+    ///
+    /// [`ProfileWriter`]: crate::profile_writer::ProfileWriter
+    ProfileChanged(Box<Profile>),
     /// Understands the query in the context of the dialogue so far, then searches; the
     /// ranker answers the caller directly.
     #[rpc]
@@ -52,7 +54,6 @@ pub struct SessionContext {
 pub struct SessionActor;
 
 pub struct SessionState {
-    /// Moved into a blocking task while events are applied and stored, and back after.
     profile: Profile,
     context: Arc<SessionContext>,
     /// The conversation in progress, and the client session it belongs to: a new
@@ -94,9 +95,7 @@ impl Actor for SessionActor {
     ) -> Result<(), ActorProcessingErr> {
         fail_point!("session-handle");
         match message {
-            SessionMsg::RecordEvents(events, reply) => {
-                let _ = reply.send(state.record(&events));
-            }
+            SessionMsg::ProfileChanged(profile) => state.replace_profile(*profile),
             SessionMsg::Search(request, reply) => {
                 state.remember_query(&request.query);
                 match state.understand(&request).await {
@@ -155,83 +154,17 @@ impl SessionState {
             .await
     }
 
+    /// Queries live in the session only: the stored profile changes through committed
+    /// events alone, so a session never overwrites what the replicated log wrote.
     fn remember_query(&mut self, query: &str) {
         let config = self.context.profile_config;
         self.profile.remember_query(query, now_ms(), &config);
-        // Queries are context, not acknowledged writes: a later sync makes them durable.
-        if let Err(error) = self.context.profiles.save(&self.profile) {
-            tracing::warn!(%error, user = %self.profile.user_id, "could not store query");
-        }
-    }
-}
-
-impl SessionState {
-    /// Applies and stores the events in the actor's own task, unlike the other storage work
-    /// of a node: a profile write is an in-memory sled insert (its disk write happens in the
-    /// group-commit thread), and a hop to a blocking thread per write cost two thirds of the
-    /// event rate (docs/benchmarks.md).
-    fn record(&mut self, events: &[Event]) -> Result<u64, ActorError> {
-        let now = now_ms();
-        let config = self.context.profile_config;
-        let mut observations = Vec::new();
-        for event in events {
-            // A client retry of a batch whose answer was lost: acknowledged, not re-applied.
-            if self.profile.has_applied(event) {
-                continue;
-            }
-            let product = match &event.item_id {
-                Some(item_id) => self.context.catalog.get(item_id)?,
-                None => None,
-            };
-            if event.learn
-                && let Some(item_id) = &event.item_id
-            {
-                observations.push(self.observation(event, item_id, product.as_ref(), now));
-            }
-            self.profile.apply(event, product.as_ref(), now, &config);
-        }
-        self.assign_segment(now);
-        self.context.profiles.save(&self.profile)?;
-        inkling_ops::metrics::EVENTS_INGESTED.inc_by(events.len() as u64);
-        if !observations.is_empty() {
-            // Shared signals learn in the background; the shopper does not wait for them.
-            let _ = self.context.signals.cast(SignalsMsg::Observe(observations));
-        }
-        Ok(self.profile.event_count)
     }
 
-    /// Places the shopper in the nearest segment of the last `inkling profile build`.
-    fn assign_segment(&mut self, now: u64) {
-        let Some(segments) = &self.context.segments else {
-            return;
-        };
-        let half_life = self.context.profile_config.half_life_ms;
-        if let Some(vector) = profile_vector(&self.profile, now, half_life) {
-            self.profile.segment = segments.assign(&vector);
-        }
-    }
-
-    /// The event as shared signals see it, with the item it followed in its session.
-    fn observation(
-        &self,
-        event: &Event,
-        item_id: &str,
-        product: Option<&Product>,
-        now: u64,
-    ) -> Observation {
-        Observation {
-            session_key: session_key(&self.profile.user_id, event.session_id.as_deref()),
-            item_id: item_id.to_string(),
-            previous_item: self
-                .profile
-                .last_item_in(event.session_id.as_deref())
-                .map(str::to_string),
-            categories: product.map(|p| p.category_path.clone()).unwrap_or_default(),
-            segment: self.profile.segment,
-            basket: matches!(event.kind, EventKind::AddToCart | EventKind::Purchase)
-                .then(|| self.profile.basket_in(event.session_id.as_deref())),
-            weight: event.kind.interest_weight(),
-            at_ms: event.timestamp.unwrap_or(now),
-        }
+    /// Takes the profile committed events produced, keeping this session's queries. Events
+    /// are applied in log order, so an older profile never arrives after a newer one.
+    fn replace_profile(&mut self, mut profile: Profile) {
+        profile.recent_queries = std::mem::take(&mut self.profile.recent_queries);
+        self.profile = profile;
     }
 }

@@ -8,32 +8,40 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inkling_domain::{Event, Profile};
+use inkling_domain::Profile;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::RactorMessage;
 
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::session::{SessionActor, SessionContext, SessionMsg};
 use crate::{ActorError, fail_point};
 
-#[derive(RactorClusterMessage)]
+/// Local to its node: the cluster layer reaches sessions through the gateway of the node
+/// that leads the user's partition.
+#[derive(RactorMessage)]
 pub enum SupervisorMsg {
-    #[rpc]
-    RecordEvents(String, Vec<Event>, RpcReplyPort<Result<u64, ActorError>>),
-    #[rpc]
     Search(SearchRequest, RpcReplyPort<Result<RankedList, ActorError>>),
-    #[rpc]
     Recommend(
         RecommendRequest,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
-    #[rpc]
     GetProfile(String, RpcReplyPort<Profile>),
-    #[rpc]
     ActiveSessions(RpcReplyPort<u64>),
+    /// Committed events changed this profile: the user's live session, if any, takes it.
+    /// A user without a session gets none started.
+    ProfileChanged(Box<Profile>),
+    /// Stops the user's session (the user was erased).
+    StopSession(String),
+    /// Stops the sessions of users `owned_here` no longer accepts (this node stopped
+    /// leading their partition), so no two nodes hold an active session for one user.
+    StopSessionsWhere(SessionFilter),
     /// Timer tick: stop sessions idle for longer than the idle timeout.
     PassivateIdle,
 }
+
+/// Which users' sessions to stop.
+#[derive(Clone)]
+pub struct SessionFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
 
 #[derive(Clone)]
 pub struct SessionSupervisor;
@@ -87,11 +95,6 @@ impl Actor for SessionSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         fail_point!("session-supervisor-handle");
         match message {
-            SupervisorMsg::RecordEvents(user, events, reply) => {
-                state
-                    .route(&myself, user, SessionMsg::RecordEvents(events, reply))
-                    .await
-            }
             SupervisorMsg::Search(request, reply) => {
                 let user = request.user_id.clone();
                 state
@@ -112,6 +115,9 @@ impl Actor for SessionSupervisor {
             SupervisorMsg::ActiveSessions(reply) => {
                 let _ = reply.send(state.live.len() as u64);
             }
+            SupervisorMsg::ProfileChanged(profile) => state.deliver(profile),
+            SupervisorMsg::StopSession(user) => state.stop_where(|candidate| candidate == user),
+            SupervisorMsg::StopSessionsWhere(filter) => state.stop_where(|user| filter.0(user)),
             SupervisorMsg::PassivateIdle => state.passivate_idle(),
         }
         Ok(())
@@ -194,6 +200,31 @@ impl SupervisorState {
                 None
             }
         }
+    }
+
+    /// Hands a committed profile to the user's live session; the next session to start
+    /// loads it from storage anyway.
+    fn deliver(&mut self, profile: Box<Profile>) {
+        if let Some(session) = self.live.get(&profile.user_id) {
+            let _ = session.actor.cast(SessionMsg::ProfileChanged(profile));
+        }
+    }
+
+    /// Stops matching sessions at once; their queued requests are dropped, so callers get an
+    /// error and retry where the user now lives.
+    fn stop_where(&mut self, matches: impl Fn(&str) -> bool) {
+        let stopping: Vec<String> = self
+            .live
+            .keys()
+            .filter(|user| matches(user))
+            .cloned()
+            .collect();
+        for user in stopping {
+            if let Some(session) = self.live.remove(&user) {
+                session.actor.stop(Some("no longer owned here".to_string()));
+            }
+        }
+        inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
     }
 
     fn passivate_idle(&mut self) {

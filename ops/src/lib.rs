@@ -14,8 +14,9 @@ use tracing_subscriber::EnvFilter;
 /// every graph it creates at info, held to warnings), so an operator can raise the level of
 /// one module without rebuilding.
 pub fn init_logging() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,hnsw_rs=warn,openraft=warn,openraft::replication=off,chitchat=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -18,6 +18,10 @@ pub enum Keyspace {
     Profiles,
     /// Models fitted offline (segments, association rules), one record per model.
     Models,
+    /// Entries of replicated logs, keyed by log and position (the cluster layer's raft logs).
+    ReplicatedLog,
+    /// Small records that go with the replicated logs: votes, applied positions, snapshots.
+    ReplicationState,
 }
 
 impl Keyspace {
@@ -26,6 +30,8 @@ impl Keyspace {
             Keyspace::Products => "products",
             Keyspace::Profiles => "profiles",
             Keyspace::Models => "models",
+            Keyspace::ReplicatedLog => "replicated_log",
+            Keyspace::ReplicationState => "replication_state",
         }
     }
 }
@@ -41,9 +47,23 @@ pub trait KvEngine: Send + Sync + 'static {
     fn len(&self, keyspace: Keyspace) -> Result<usize>;
     /// Every (key, value) pair of the keyspace, in key order.
     fn scan(&self, keyspace: Keyspace) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// The (key, value) pairs with `start <= key < end`, in key order.
+    fn scan_range(&self, keyspace: Keyspace, start: &[u8], end: &[u8]) -> Result<KeyValues>;
+    /// The pair with the greatest key in `start <= key < end`.
+    fn last_in_range(
+        &self,
+        keyspace: Keyspace,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// Removes every key in `start <= key < end`.
+    fn delete_range(&self, keyspace: Keyspace, start: &[u8], end: &[u8]) -> Result<()>;
     /// Makes every write that returned before this call durable.
     fn sync(&self) -> Result<()>;
 }
+
+/// Key-value pairs in key order.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// [`KvEngine`] on sled: one tree per keyspace in one database folder.
 pub struct SledEngine {
@@ -51,6 +71,8 @@ pub struct SledEngine {
     products: sled::Tree,
     profiles: sled::Tree,
     models: sled::Tree,
+    replicated_log: sled::Tree,
+    replication_state: sled::Tree,
 }
 
 impl SledEngine {
@@ -61,11 +83,15 @@ impl SledEngine {
         let products = db.open_tree(Keyspace::Products.tree_name())?;
         let profiles = db.open_tree(Keyspace::Profiles.tree_name())?;
         let models = db.open_tree(Keyspace::Models.tree_name())?;
+        let replicated_log = db.open_tree(Keyspace::ReplicatedLog.tree_name())?;
+        let replication_state = db.open_tree(Keyspace::ReplicationState.tree_name())?;
         Ok(Self {
             db,
             products,
             profiles,
             models,
+            replicated_log,
+            replication_state,
         })
     }
 
@@ -74,6 +100,8 @@ impl SledEngine {
             Keyspace::Products => &self.products,
             Keyspace::Profiles => &self.profiles,
             Keyspace::Models => &self.models,
+            Keyspace::ReplicatedLog => &self.replicated_log,
+            Keyspace::ReplicationState => &self.replication_state,
         }
     }
 }
@@ -105,6 +133,40 @@ impl KvEngine for SledEngine {
                 Ok((key.to_vec(), value.to_vec()))
             })
             .collect()
+    }
+
+    fn scan_range(&self, keyspace: Keyspace, start: &[u8], end: &[u8]) -> Result<KeyValues> {
+        self.tree(keyspace)
+            .range(start..end)
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    fn last_in_range(
+        &self,
+        keyspace: Keyspace,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let last = self
+            .tree(keyspace)
+            .range(start..end)
+            .next_back()
+            .transpose()?;
+        Ok(last.map(|(key, value)| (key.to_vec(), value.to_vec())))
+    }
+
+    fn delete_range(&self, keyspace: Keyspace, start: &[u8], end: &[u8]) -> Result<()> {
+        let tree = self.tree(keyspace);
+        let mut batch = sled::Batch::default();
+        for key in tree.range(start..end).keys() {
+            batch.remove(key?);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {

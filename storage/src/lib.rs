@@ -17,7 +17,7 @@ pub mod vector_index;
 
 pub use analysis::ChineseSegmentation;
 pub use catalog::CatalogStore;
-pub use engine::{GroupCommit, Keyspace, KvEngine, SledEngine};
+pub use engine::{GroupCommit, KeyValues, Keyspace, KvEngine, SledEngine};
 pub use models::ModelStore;
 pub use profile::ProfileStore;
 pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};

@@ -44,6 +44,11 @@ impl ProfileStore {
             .collect()
     }
 
+    /// Erases the user's profile; durable after the next [`crate::GroupCommit`] sync.
+    pub fn delete(&self, user_id: &str) -> Result<()> {
+        self.engine.delete(Keyspace::Profiles, user_id.as_bytes())
+    }
+
     /// Writes the profile; it is durable after the next [`crate::GroupCommit`] sync.
     pub fn save(&self, profile: &Profile) -> Result<()> {
         let bytes = serde_json::to_vec(profile).expect("profiles always serialise");

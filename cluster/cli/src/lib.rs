@@ -17,7 +17,8 @@ use inkling_models::encoder::ModelName;
 use inkling_models::recommend::{RankerModel, TrainOptions};
 use inkling_storage::ChineseSegmentation;
 
-use inkling_node::{CatalogSource, NodeOptions};
+use inkling_cluster::InitialMember;
+use inkling_node::{CatalogSource, ClusterOptions, NodeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -430,7 +431,42 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 600)]
     pub session_idle_secs: u64,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// Where the node stands in a cluster; without these flags it is a cluster of one.
+#[derive(clap::Args, Clone)]
+pub struct ClusterArgs {
+    /// This node's name, stable across restarts: its raft groups know it by this name.
+    #[arg(long, env = "INKLING_NODE_NAME", default_value = "node-1")]
+    pub node_name: String,
+    /// The nodes the user partitions are first placed on, this one included, as
+    /// NAME=ADDR,... (ADDR is the node's --listen address). Only read when the node's data
+    /// folder holds no raft state yet.
+    #[arg(long, env = "INKLING_INITIAL_MEMBERS", value_delimiter = ',', value_parser = parse_member)]
+    pub initial_members: Vec<InitialMember>,
+    /// Gossip addresses (the --listen address of running nodes) to join through; the other
+    /// initial members by default.
+    #[arg(long, env = "INKLING_SEEDS", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+}
+
+fn parse_member(text: &str) -> Result<InitialMember, String> {
+    let (name, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=ADDR"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}` has an empty node name"));
+    }
+    let addr = addr
+        .parse()
+        .map_err(|error| format!("`{addr}` is not an address like 127.0.0.2:7280: {error}"))?;
+    Ok(InitialMember {
+        name: name.to_string(),
+        addr,
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -457,6 +493,18 @@ impl ServeArgs {
             (CatalogArg::File, Some(path)) => CatalogSource::File(path.clone()),
             (CatalogArg::File, None) => unreachable!("clap requires --catalog-file"),
         };
+        if !self.cluster.initial_members.is_empty()
+            && !self
+                .cluster
+                .initial_members
+                .iter()
+                .any(|member| member.name == self.cluster.node_name)
+        {
+            anyhow::bail!(
+                "--initial-members must include this node (--node-name {})",
+                self.cluster.node_name
+            );
+        }
         Ok(NodeOptions {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
@@ -464,6 +512,12 @@ impl ServeArgs {
             actors: ActorConfig {
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
                 ..self.engine.actor_config()?
+            },
+            cluster: ClusterOptions {
+                node_name: self.cluster.node_name.clone(),
+                seeds: self.cluster.seeds.clone(),
+                initial_members: self.cluster.initial_members.clone(),
+                ..ClusterOptions::default()
             },
         })
     }

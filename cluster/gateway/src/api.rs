@@ -277,6 +277,13 @@ pub struct DeleteAnswer {
     pub deleted: String,
 }
 
+/// `DELETE /v1/users/{id}` answer: given once the erasure is committed on a quorum of the
+/// user's partition; every replica applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasedAnswer {
+    pub erased: String,
+}
+
 /// `POST /v1/events` answer: given only once every event of the batch is durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventsAnswer {

@@ -4,7 +4,8 @@
 //! `inkling-gateway` owns the public API boundary: its request and answer types ([`api`]),
 //! their limits ([`limits`]), the conversions to and from the actor protocol ([`convert`])
 //! and the error codes ([`error`]). It must never hold business logic, open storage, or know
-//! where an actor runs: it talks to the `Inkling` façade and nothing else.
+//! where an actor runs: it talks to the `Cluster` façade, which routes each shopper's
+//! requests to the node that leads the shopper's partition.
 
 pub mod api;
 pub mod convert;
@@ -20,18 +21,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use inkling_actors::Inkling;
+use inkling_cluster::Cluster;
 use inkling_domain::now_ms;
 
 use crate::api::{
-    DeleteAnswer, EventBatch, EventsAnswer, HealthView, ModelPoolView, ProductBatch, ProfileView,
-    RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
+    DeleteAnswer, ErasedAnswer, EventBatch, EventsAnswer, HealthView, ModelPoolView, ProductBatch,
+    ProfileView, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
 };
 pub use crate::error::ApiError;
 pub use crate::limits::{MAX_BATCH, MAX_K};
 use crate::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
 
-pub fn router(inkling: Arc<Inkling>) -> Router {
+pub fn router(cluster: Arc<Cluster>) -> Router {
     let v1 = Router::new()
         .route("/v1/products", put(upsert_products))
         .route("/v1/products/{id}", delete(delete_product))
@@ -39,6 +40,7 @@ pub fn router(inkling: Arc<Inkling>) -> Router {
         .route("/v1/search", post(search))
         .route("/v1/recommend", post(recommend))
         .route("/v1/users/{id}/profile", get(profile))
+        .route("/v1/users/{id}", delete(erase_user))
         .route_layer(middleware::from_fn(reject_query_parameters));
     Router::new()
         .route("/healthz", get(health))
@@ -54,7 +56,7 @@ pub fn router(inkling: Arc<Inkling>) -> Router {
         })
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(inkling)
+        .with_state(cluster)
 }
 
 /// `Json` whose rejections are [`ApiError`]s, so malformed bodies get the same JSON errors.
@@ -105,7 +107,8 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-async fn health(State(inkling): State<Arc<Inkling>>) -> ApiResult<HealthView> {
+async fn health(State(cluster): State<Arc<Cluster>>) -> ApiResult<HealthView> {
+    let inkling = cluster.local();
     let model_pool = match inkling.model_pool_stats().await {
         Some(stats) => Some(ModelPoolView::from(stats?)),
         None => None,
@@ -123,32 +126,32 @@ async fn metrics() -> String {
 }
 
 async fn upsert_products(
-    State(inkling): State<Arc<Inkling>>,
+    State(cluster): State<Arc<Cluster>>,
     ApiJson(batch): ApiJson<ProductBatch>,
 ) -> ApiResult<UpsertAnswer> {
     let products = batch.into_products().map_err(ApiError::invalid)?;
-    let upserted = inkling.upsert_products(products).await?;
+    let upserted = cluster.local().upsert_products(products).await?;
     Ok(Json(UpsertAnswer { upserted }))
 }
 
 async fn delete_product(
-    State(inkling): State<Arc<Inkling>>,
+    State(cluster): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<DeleteAnswer> {
     limits::required("id", &id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
-    if !inkling.delete_product(id.clone()).await? {
+    if !cluster.local().delete_product(id.clone()).await? {
         return Err(ApiError::not_found(format!("no product with id {id:?}")));
     }
     Ok(Json(DeleteAnswer { deleted: id }))
 }
 
 async fn record_events(
-    State(inkling): State<Arc<Inkling>>,
+    State(cluster): State<Arc<Cluster>>,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> ApiResult<EventsAnswer> {
     let events = batch.into_events().map_err(ApiError::invalid)?;
-    // Answered only after the group commit has made every event of the batch durable.
-    let accepted = inkling.record_events(events).await?;
+    // Answered only after a quorum of each partition's voters has synced the events.
+    let accepted = cluster.record_events(events).await?;
     Ok(Json(EventsAnswer {
         accepted,
         durable: true,
@@ -156,22 +159,22 @@ async fn record_events(
 }
 
 async fn search(
-    State(inkling): State<Arc<Inkling>>,
+    State(cluster): State<Arc<Cluster>>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<RankedAnswer> {
     let started = Instant::now();
     let request = body.into_request().map_err(ApiError::invalid)?;
-    let list = inkling.search(request).await?;
+    let list = cluster.search(request).await?;
     Ok(Json(RankedAnswer::new(list, elapsed_ms(started))))
 }
 
 async fn recommend(
-    State(inkling): State<Arc<Inkling>>,
+    State(cluster): State<Arc<Cluster>>,
     ApiJson(body): ApiJson<RecommendBody>,
 ) -> ApiResult<RankedAnswer> {
     let started = Instant::now();
     let request = body.into_request().map_err(ApiError::invalid)?;
-    let list = inkling.recommend(request).await?;
+    let list = cluster.recommend(request).await?;
     Ok(Json(RankedAnswer::new(list, elapsed_ms(started))))
 }
 
@@ -180,11 +183,11 @@ fn elapsed_ms(started: Instant) -> f64 {
 }
 
 async fn profile(
-    State(inkling): State<Arc<Inkling>>,
+    State(cluster): State<Arc<Cluster>>,
     ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<ProfileView> {
     limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
-    let profile = inkling.profile(user_id.clone()).await?;
+    let profile = cluster.profile(user_id.clone()).await?;
     if profile.event_count == 0 && profile.recent_queries.is_empty() {
         return Err(ApiError::not_found(format!(
             "no profile for user {user_id:?} yet: send events first"
@@ -192,9 +195,19 @@ async fn profile(
     }
     Ok(Json(ProfileView::new(
         profile,
-        inkling.profile_half_life_ms(),
+        cluster.local().profile_half_life_ms(),
         now_ms(),
     )))
+}
+
+/// Erases everything stored about the user on every replica: the profile and the session.
+async fn erase_user(
+    State(cluster): State<Arc<Cluster>>,
+    ApiPath(user_id): ApiPath<String>,
+) -> ApiResult<ErasedAnswer> {
+    limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
+    cluster.erase_user(user_id.clone()).await?;
+    Ok(Json(ErasedAnswer { erased: user_id }))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 
 pub mod demo;
 
+pub use inkling_cluster::InitialMember;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use inkling_actors::inkling::NodeStorage;
 use inkling_actors::{ActorConfig, Inkling};
+use inkling_cluster::{Cluster, ClusterConfig};
 use inkling_domain::Product;
 use inkling_storage::{CatalogStore, KvEngine, SledEngine};
 use tokio::net::TcpListener;
@@ -38,16 +41,89 @@ pub struct NodeOptions {
     pub listen: SocketAddr,
     pub catalog: CatalogSource,
     pub actors: ActorConfig,
+    pub cluster: ClusterOptions,
 }
 
-/// A node whose actors run and whose storage is open, ready to serve.
+/// This node's place in a cluster. The default is a cluster of one.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Stable across restarts: the raft groups know the node by it.
+    pub node_name: String,
+    /// Gossip addresses to join through; the other initial members when empty.
+    pub seeds: Vec<String>,
+    /// Every node the partitions are first placed on, by name and address; just this node
+    /// (at its listening address) when empty.
+    pub initial_members: Vec<InitialMember>,
+    pub roles: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            node_name: "node-1".to_string(),
+            seeds: Vec::new(),
+            initial_members: Vec::new(),
+            roles: "gateway,sessions,models,index".to_string(),
+        }
+    }
+}
+
+impl NodeOptions {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr, catalog: CatalogSource) -> Self {
+        Self {
+            data_dir,
+            listen,
+            catalog,
+            actors: ActorConfig::default(),
+            cluster: ClusterOptions::default(),
+        }
+    }
+
+    fn cluster_config(&self, addr: SocketAddr) -> ClusterConfig {
+        let options = &self.cluster;
+        let initial_members = if options.initial_members.is_empty() {
+            vec![InitialMember {
+                name: options.node_name.clone(),
+                addr,
+            }]
+        } else {
+            options.initial_members.clone()
+        };
+        let seeds = if options.seeds.is_empty() {
+            initial_members
+                .iter()
+                .filter(|member| member.name != options.node_name)
+                .map(|member| member.addr.to_string())
+                .collect()
+        } else {
+            options.seeds.clone()
+        };
+        ClusterConfig {
+            node_name: options.node_name.clone(),
+            addr,
+            seeds,
+            initial_members,
+            roles: options.roles.clone(),
+            request_timeout: self.actors.request_timeout,
+        }
+    }
+}
+
+/// A node whose actors run, whose storage is open and whose listener is bound, ready to
+/// serve.
 pub struct Node {
-    pub inkling: Arc<Inkling>,
+    pub cluster: Arc<Cluster>,
+    listener: TcpListener,
     engine: Arc<dyn KvEngine>,
 }
 
 impl Node {
+    /// Binds the listener first: the cluster needs the address peers will reach.
     pub async fn start(options: &NodeOptions) -> Result<Self> {
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.listen))?;
+        let addr = listener.local_addr()?;
         if let Some(encoder) = &options.actors.encoder
             && !encoder.models_dir.is_dir()
         {
@@ -69,68 +145,89 @@ impl Node {
             taxonomy: crate::demo::taxonomy(),
         };
         let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
-        let node = Self { inkling, engine };
-        node.load_catalog(&options.catalog).await?;
-        Ok(node)
+        load_catalog(&inkling, &engine, &options.catalog).await?;
+        let cluster = Cluster::start(options.cluster_config(addr), inkling, engine.clone()).await?;
+        Ok(Self {
+            cluster,
+            listener,
+            engine,
+        })
     }
 
-    /// Loads the initial catalog into an empty node; a node with products keeps its own.
-    async fn load_catalog(&self, source: &CatalogSource) -> Result<()> {
-        if !CatalogStore::new(self.engine.clone()).is_empty()? {
-            return Ok(());
-        }
-        let products: Vec<Product> = match source {
-            CatalogSource::Empty => return Ok(()),
-            CatalogSource::Demo => crate::demo::catalog(),
-            CatalogSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read catalog {}", path.display()))?;
-                crate::demo::parse_products(&path.display().to_string(), &text)
-                    .map_err(anyhow::Error::msg)?
-            }
-        };
-        let count = products.len();
-        for chunk in products.chunks(inkling_gateway::MAX_BATCH) {
-            self.inkling.upsert_products(chunk.to_vec()).await?;
-        }
-        tracing::info!(count, "loaded initial catalog");
-        Ok(())
+    /// The address the node serves HTTP on.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the actors.
+    /// Serves HTTP until `shutdown` resolves, then stops the cluster and the actors.
     pub async fn serve(
         self,
-        listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let app = inkling_gateway::router(self.inkling.clone());
+        let Node {
+            cluster,
+            listener,
+            engine,
+        } = self;
+        let app = inkling_gateway::router(cluster.clone())
+            .merge(inkling_cluster::internal_api::router(cluster.clone()));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
-        self.stop().await
+        stop(cluster, engine).await
     }
+}
 
-    /// Stops the actors and waits until every handle on storage is released, so the data
-    /// folder can be reopened (sled locks it to one owner) as soon as this returns.
-    pub async fn stop(self) -> Result<()> {
-        let Node { inkling, engine } = self;
-        inkling.shutdown().await;
-        drop(inkling);
-        let deadline = std::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
-        // Actors drop their state, and tasks they spawned finish, just after they stop.
-        while Arc::strong_count(&engine) > 1 {
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!(
-                    "storage is still in use by {} handles after the node stopped",
-                    Arc::strong_count(&engine) - 1
-                );
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        engine.sync()?;
-        Ok(())
+/// Loads the initial catalog into an empty node; a node with products keeps its own.
+async fn load_catalog(
+    inkling: &Inkling,
+    engine: &Arc<dyn KvEngine>,
+    source: &CatalogSource,
+) -> Result<()> {
+    if !CatalogStore::new(engine.clone()).is_empty()? {
+        return Ok(());
     }
+    let products: Vec<Product> = match source {
+        CatalogSource::Empty => return Ok(()),
+        CatalogSource::Demo => crate::demo::catalog(),
+        CatalogSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read catalog {}", path.display()))?;
+            crate::demo::parse_products(&path.display().to_string(), &text)
+                .map_err(anyhow::Error::msg)?
+        }
+    };
+    let count = products.len();
+    for chunk in products.chunks(inkling_gateway::MAX_BATCH) {
+        inkling.upsert_products(chunk.to_vec()).await?;
+    }
+    tracing::info!(count, "loaded initial catalog");
+    Ok(())
+}
+
+/// Stops the raft groups, gossip and actors, and waits until every handle on storage is
+/// released, so the data folder can be reopened (sled locks it to one owner) as soon as
+/// this returns.
+async fn stop(cluster: Arc<Cluster>, engine: Arc<dyn KvEngine>) -> Result<()> {
+    cluster.shutdown().await;
+    let inkling = cluster.local().clone();
+    drop(cluster);
+    inkling.shutdown().await;
+    drop(inkling);
+    let deadline = std::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
+    // Actors drop their state, and tasks they spawned finish, just after they stop.
+    while Arc::strong_count(&engine) > 1 {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "storage is still in use by {} handles after the node stopped",
+                Arc::strong_count(&engine) - 1
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    engine.sync()?;
+    Ok(())
 }
 
 /// A node on a temporary data folder serving HTTP on a loopback port, for benchmarks and
@@ -146,16 +243,13 @@ impl LocalNode {
     pub async fn start(catalog: CatalogSource, actors: ActorConfig) -> Result<Self> {
         let folder = tempfile::tempdir().context("cannot create a temporary data folder")?;
         let options = NodeOptions {
-            data_dir: folder.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse()?,
-            catalog,
             actors,
+            ..NodeOptions::new(folder.path().to_path_buf(), "127.0.0.1:0".parse()?, catalog)
         };
         let node = Node::start(&options).await?;
-        let listener = TcpListener::bind(options.listen).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let base_url = format!("http://{}", node.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(node.serve(listener, async {
+        let server = tokio::spawn(node.serve(async {
             let _ = stopped.await;
         }));
         Ok(Self {
@@ -176,13 +270,10 @@ impl LocalNode {
 /// Runs a node until Ctrl-C or SIGTERM.
 pub async fn run(options: NodeOptions) -> Result<()> {
     let node = Node::start(&options).await?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let address = listener.local_addr()?;
+    let address = node.local_addr()?;
     // Scripts and tests read this line to learn the port when listening on port 0.
     println!("inkling listening on http://{address}");
-    node.serve(listener, shutdown_signal()).await
+    node.serve(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

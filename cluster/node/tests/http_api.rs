@@ -40,16 +40,17 @@ impl TestNode {
         let data = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let options = NodeOptions {
-            data_dir: data.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            catalog: CatalogSource::Demo,
             actors,
+            ..NodeOptions::new(
+                data.path().to_path_buf(),
+                "127.0.0.1:0".parse().unwrap(),
+                CatalogSource::Demo,
+            )
         };
         let base_url = runtime.block_on(async {
             let node = Node::start(&options).await.unwrap();
-            let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
-            let address = listener.local_addr().unwrap();
-            tokio::spawn(node.serve(listener, std::future::pending()));
+            let address = node.local_addr().unwrap();
+            tokio::spawn(node.serve(std::future::pending()));
             format!("http://{address}")
         });
         Self {

@@ -1,7 +1,6 @@
 //! `inkling profile build` on a real node's sled files: segments and association rules are
 //! fitted offline, stored, and used by the node after a restart.
 
-use inkling_actors::ActorConfig;
 use inkling_models::baskets::RuleThresholds;
 use inkling_node::{CatalogSource, Node, NodeOptions};
 use inkling_tools::profiles::{ProfileBuild, build};
@@ -10,18 +9,16 @@ use serde_json::{Value, json};
 /// Starts a node on `data`, runs `work` against its HTTP base URL, then stops it cleanly.
 fn with_node<T>(data: &std::path::Path, work: impl FnOnce(&str) -> T) -> T {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let options = NodeOptions {
-        data_dir: data.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        catalog: CatalogSource::Demo,
-        actors: ActorConfig::default(),
-    };
+    let options = NodeOptions::new(
+        data.to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        CatalogSource::Demo,
+    );
     let (base_url, stop, server) = runtime.block_on(async {
         let node = Node::start(&options).await.unwrap();
-        let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
-        let address = listener.local_addr().unwrap();
+        let address = node.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(node.serve(listener, async {
+        let server = tokio::spawn(node.serve(async {
             let _ = stopped.await;
         }));
         (format!("http://{address}"), stop, server)

@@ -1,0 +1,97 @@
+//! The routes nodes call on each other: raft messages, proposals forwarded to a partition's
+//! leader, shopper requests forwarded to the node that holds the shopper's session, and
+//! the status `inkling status` prints. They answer `Result`s as JSON, so a peer tells
+//! "not leader, try there" from a real failure.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+
+use crate::partition::PartitionId;
+use crate::raft_types::{Applied, Command, NodeId, PartitionRaft, Raft};
+use crate::routing::{Cluster, ClusterStatus, RouteError, UserAnswer, UserCall};
+
+type Shared = State<Arc<Cluster>>;
+
+pub fn router(cluster: Arc<Cluster>) -> axum::Router {
+    axum::Router::new()
+        .route("/internal/raft/{partition}/append", post(append))
+        .route("/internal/raft/{partition}/vote", post(vote))
+        .route("/internal/raft/{partition}/snapshot", post(snapshot))
+        .route("/internal/partitions/{partition}/propose", post(propose))
+        .route("/internal/users", post(serve_user))
+        .route("/internal/status", get(status))
+        .with_state(cluster)
+}
+
+fn raft_of(cluster: &Cluster, partition: PartitionId) -> Result<&Raft, RaftError<NodeId>> {
+    cluster.raft(partition).ok_or_else(|| {
+        let error = openraft::error::Fatal::Panicked;
+        tracing::warn!(
+            partition,
+            "raft message for a partition this node does not hold"
+        );
+        RaftError::Fatal(error)
+    })
+}
+
+async fn append(
+    State(cluster): Shared,
+    Path(partition): Path<PartitionId>,
+    Json(request): Json<AppendEntriesRequest<PartitionRaft>>,
+) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
+    let raft = match raft_of(&cluster, partition) {
+        Ok(raft) => raft,
+        Err(error) => return Json(Err(error)),
+    };
+    Json(raft.append_entries(request).await)
+}
+
+async fn vote(
+    State(cluster): Shared,
+    Path(partition): Path<PartitionId>,
+    Json(request): Json<VoteRequest<NodeId>>,
+) -> Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>> {
+    let raft = match raft_of(&cluster, partition) {
+        Ok(raft) => raft,
+        Err(error) => return Json(Err(error)),
+    };
+    Json(raft.vote(request).await)
+}
+
+async fn snapshot(
+    State(cluster): Shared,
+    Path(partition): Path<PartitionId>,
+    Json(request): Json<InstallSnapshotRequest<PartitionRaft>>,
+) -> Json<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>> {
+    let Some(raft) = cluster.raft(partition) else {
+        return Json(Err(RaftError::Fatal(openraft::error::Fatal::Panicked)));
+    };
+    Json(raft.install_snapshot(request).await)
+}
+
+async fn propose(
+    State(cluster): Shared,
+    Path(partition): Path<PartitionId>,
+    Json(command): Json<Command>,
+) -> Json<Result<Applied, RouteError>> {
+    Json(cluster.propose_here(partition, command).await)
+}
+
+async fn serve_user(
+    State(cluster): Shared,
+    Json(call): Json<UserCall>,
+) -> Json<Result<UserAnswer, RouteError>> {
+    Json(cluster.serve_here(call).await)
+}
+
+async fn status(State(cluster): Shared) -> Json<ClusterStatus> {
+    Json(cluster.status().await)
+}

@@ -1,0 +1,20 @@
+//! The cluster: membership and failure detection (chitchat), shoppers' durable state in
+//! user partitions replicated by raft (openraft), and routing of every shopper request to the
+//! node that leads the shopper's partition.
+//!
+//! `inkling-cluster` owns nodes, placement and the traffic between nodes. It stores raft
+//! logs and state through the storage engine trait and applies committed events through
+//! the actors' `ProfileWriter`; it must never hold business logic of its own (profiles,
+//! ranking, understanding) nor the public API, which is `inkling-gateway`'s.
+
+pub mod internal_api;
+pub mod log_store;
+pub mod membership;
+pub mod network;
+pub mod partition;
+pub mod raft_types;
+pub mod routing;
+pub mod state_machine;
+
+pub use partition::{PARTITIONS, PartitionId, partition_of};
+pub use routing::{Cluster, ClusterConfig, ClusterStatus, InitialMember};

@@ -1,0 +1,45 @@
+//! What the user partitions' raft groups replicate: commands on shoppers' durable state.
+
+use std::io::Cursor;
+
+use inkling_domain::Event;
+use serde::{Deserialize, Serialize};
+
+/// A raft node id: a stable hash of the node's name (see [`node_id_of`]).
+pub type NodeId = u64;
+
+/// A command in a user partition's log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Command {
+    /// Events of users of one partition, folded into their profiles with the clock the
+    /// leader read when it proposed them, so every replica computes the same profile.
+    RecordEvents { at_ms: u64, events: Vec<Event> },
+    /// Erases the user's profile on every replica.
+    EraseUser { user_id: String },
+}
+
+/// What applying a command did, answered to the node that proposed it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Applied {
+    pub events: usize,
+}
+
+openraft::declare_raft_types!(
+    /// The raft types of a user partition.
+    pub PartitionRaft:
+        D = Command,
+        R = Applied,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type Raft = openraft::Raft<PartitionRaft>;
+pub type Entry = openraft::Entry<PartitionRaft>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// A node's raft id, derived from its name so every node computes the same id for a peer.
+pub fn node_id_of(name: &str) -> NodeId {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}

@@ -1,0 +1,632 @@
+//! [`Cluster`]: this node's place in the cluster, and the façade the gateway talks to.
+//!
+//! A shopper's requests run where the shopper's partition is led: events are proposed to
+//! that raft group, and searches, recommendations and profile reads are answered by the
+//! session actor on the leader. A node that does not lead the partition forwards the
+//! request to the leader it knows and, on "not leader", follows the hint and retries until
+//! the request's deadline. Catalog writes and reads stay on the local node (the catalog is
+//! not replicated yet: see ARCHITECTURE.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use inkling_actors::{ActorError, Inkling, RankedList, RecommendRequest, SearchRequest};
+use inkling_domain::{Event, Profile, now_ms};
+use inkling_storage::KvEngine;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::log_store::LogStore;
+use crate::membership::{Member, Membership, MembershipConfig};
+use crate::network::RaftNetworkFor;
+use crate::partition::{PARTITIONS, PartitionId, REPLICAS, partition_of, placement};
+use crate::raft_types::{Applied, Command, NodeId, Raft, node_id_of};
+use crate::state_machine::StateMachine;
+
+/// One forwarding attempt may take this long before the next is tried: a frozen leader
+/// accepts connections but never answers.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Pause between attempts while a partition has no reachable leader.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// A member of the cluster as named at its first start.
+#[derive(Debug, Clone)]
+pub struct InitialMember {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub node_name: String,
+    /// The address peers reach this node on: HTTP (TCP) and gossip (UDP).
+    pub addr: SocketAddr,
+    /// Gossip addresses of nodes to join through.
+    pub seeds: Vec<String>,
+    /// The members the partitions are first placed on, this node included. Used only when a
+    /// partition has no raft state yet.
+    pub initial_members: Vec<InitialMember>,
+    pub roles: String,
+    /// How long a request may take, retries and forwarding included.
+    pub request_timeout: Duration,
+}
+
+/// Why one attempt to reach a partition's leader failed.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum RouteError {
+    #[error("not the leader of partition {partition}")]
+    NotLeader {
+        partition: PartitionId,
+        hint: Option<String>,
+    },
+    #[error("could not reach {0}")]
+    Unreachable(String),
+    #[error(transparent)]
+    Failed(ActorError),
+}
+
+impl RouteError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            RouteError::NotLeader { .. } | RouteError::Unreachable(_) => true,
+            RouteError::Failed(error) => matches!(error, ActorError::Unavailable(_)),
+        }
+    }
+
+    fn into_actor_error(self) -> ActorError {
+        match self {
+            RouteError::Failed(error) => error,
+            other => ActorError::Unavailable(format!("no reachable leader: {other}")),
+        }
+    }
+}
+
+/// A shopper request served by the session on the partition's leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum UserCall {
+    Search(SearchRequest),
+    Recommend(RecommendRequest),
+    Profile(String),
+}
+
+impl UserCall {
+    fn user_id(&self) -> &str {
+        match self {
+            UserCall::Search(request) => &request.user_id,
+            UserCall::Recommend(request) => &request.user_id,
+            UserCall::Profile(user_id) => user_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum UserAnswer {
+    Ranked(RankedList),
+    Profile(Box<Profile>),
+}
+
+/// Where a partition's leader is, as far as this node knows.
+enum Leader {
+    Here(Raft),
+    At(String),
+    Unknown,
+}
+
+pub struct Cluster {
+    name: String,
+    me: NodeId,
+    inkling: Arc<Inkling>,
+    partitions: BTreeMap<PartitionId, Raft>,
+    membership: Arc<Membership>,
+    http: reqwest::Client,
+    /// The term in which each partition led here was last confirmed caught up.
+    caught_up: Mutex<HashMap<PartitionId, u64>>,
+    /// Idempotency keys for events that arrive without one, so forwarding retries never
+    /// apply an event twice.
+    event_keys: (u64, AtomicU64),
+    request_timeout: Duration,
+}
+
+fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: "inkling-users".to_string(),
+        // Elections within 1–1.5 s of a leader's last heartbeat keep failover under 3 s.
+        heartbeat_interval: 200,
+        election_timeout_min: 1000,
+        election_timeout_max: 1500,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate()?))
+}
+
+impl Cluster {
+    pub async fn start(
+        config: ClusterConfig,
+        inkling: Arc<Inkling>,
+        engine: Arc<dyn KvEngine>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let membership = Arc::new(
+            Membership::start(MembershipConfig {
+                node_name: config.node_name.clone(),
+                addr: config.addr,
+                seeds: config.seeds.clone(),
+                roles: config.roles.clone(),
+                cluster_id: "inkling".to_string(),
+            })
+            .await?,
+        );
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client for peers")?;
+        let me = node_id_of(&config.node_name);
+        let partitions = start_partitions(&config, me, &inkling, &engine, &http).await?;
+        let cluster = Arc::new(Self {
+            name: config.node_name.clone(),
+            me,
+            inkling,
+            partitions,
+            membership,
+            http,
+            caught_up: Mutex::new(HashMap::new()),
+            event_keys: (now_ms(), AtomicU64::new(0)),
+            request_timeout: config.request_timeout,
+        });
+        for (partition, raft) in &cluster.partitions {
+            tokio::spawn(watch_leadership(
+                *partition,
+                raft.clone(),
+                cluster.membership.clone(),
+                cluster.inkling.clone(),
+            ));
+        }
+        Ok(cluster)
+    }
+
+    /// This node's actors, for what is not routed by user (catalog, health).
+    pub fn local(&self) -> &Arc<Inkling> {
+        &self.inkling
+    }
+
+    pub fn raft(&self, partition: PartitionId) -> Option<&Raft> {
+        self.partitions.get(&partition)
+    }
+
+    /// Records events and returns once each is committed by a quorum of its partition's
+    /// voters, every one of which has synced it to disk.
+    pub async fn record_events(&self, mut events: Vec<Event>) -> Result<usize, ActorError> {
+        let count = events.len();
+        let deadline = Instant::now() + self.request_timeout;
+        let at_ms = now_ms();
+        let mut by_partition: BTreeMap<PartitionId, Vec<Event>> = BTreeMap::new();
+        for mut event in events.drain(..) {
+            if event.event_id.is_none() {
+                event.event_id = Some(self.next_event_key());
+            }
+            by_partition
+                .entry(partition_of(&event.user_id))
+                .or_default()
+                .push(event);
+        }
+        let proposals = by_partition.into_iter().map(|(partition, events)| {
+            self.propose(partition, Command::RecordEvents { at_ms, events }, deadline)
+        });
+        for outcome in futures::future::join_all(proposals).await {
+            outcome?;
+        }
+        Ok(count)
+    }
+
+    /// Erases a user from every voter of their partition, and their session.
+    pub async fn erase_user(&self, user_id: String) -> Result<(), ActorError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let partition = partition_of(&user_id);
+        self.propose(partition, Command::EraseUser { user_id }, deadline)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
+        match self.call_user(UserCall::Search(request)).await? {
+            UserAnswer::Ranked(list) => Ok(list),
+            UserAnswer::Profile(_) => Err(unexpected_answer()),
+        }
+    }
+
+    pub async fn recommend(&self, request: RecommendRequest) -> Result<RankedList, ActorError> {
+        match self.call_user(UserCall::Recommend(request)).await? {
+            UserAnswer::Ranked(list) => Ok(list),
+            UserAnswer::Profile(_) => Err(unexpected_answer()),
+        }
+    }
+
+    pub async fn profile(&self, user_id: String) -> Result<Profile, ActorError> {
+        match self.call_user(UserCall::Profile(user_id)).await? {
+            UserAnswer::Profile(profile) => Ok(*profile),
+            UserAnswer::Ranked(_) => Err(unexpected_answer()),
+        }
+    }
+
+    fn next_event_key(&self) -> String {
+        let (incarnation, counter) = &self.event_keys;
+        let sequence = counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{incarnation}/{sequence}", self.name)
+    }
+
+    async fn leader_of(&self, partition: PartitionId) -> Leader {
+        let Some(raft) = self.partitions.get(&partition) else {
+            return match self.membership.leader_hint(partition).await {
+                Some(addr) => Leader::At(addr),
+                None => Leader::Unknown,
+            };
+        };
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.current_leader {
+            Some(leader) if leader == self.me => Leader::Here(raft.clone()),
+            Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                Some(node) => Leader::At(node.addr.clone()),
+                None => Leader::Unknown,
+            },
+            None => Leader::Unknown,
+        }
+    }
+
+    /// Runs `attempt` against the partition's leader until it succeeds, fails for good, or
+    /// the deadline passes.
+    async fn with_leader<T, F, Fut>(
+        &self,
+        partition: PartitionId,
+        deadline: Instant,
+        attempt: F,
+    ) -> Result<T, ActorError>
+    where
+        F: Fn(Leader, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RouteError>>,
+    {
+        let mut hint: Option<String> = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let leader = match hint.take() {
+                Some(addr) => Leader::At(addr),
+                None => self.leader_of(partition).await,
+            };
+            let budget = remaining.min(ATTEMPT_TIMEOUT);
+            let outcome = match tokio::time::timeout(budget, attempt(leader, budget)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(RouteError::Unreachable("the leader timed out".to_string())),
+            };
+            let error = match outcome {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if !error.is_retryable() {
+                return Err(error.into_actor_error());
+            }
+            if Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(match error {
+                    RouteError::Failed(error) => error,
+                    other => ActorError::Timeout(format!(
+                        "partition {partition} had no reachable leader within the deadline ({other})"
+                    )),
+                });
+            }
+            if let RouteError::NotLeader {
+                hint: Some(addr), ..
+            } = &error
+            {
+                hint = Some(addr.clone());
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn propose(
+        &self,
+        partition: PartitionId,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<Applied, ActorError> {
+        self.with_leader(partition, deadline, |leader, budget| {
+            let command = command.clone();
+            async move {
+                match leader {
+                    Leader::Here(raft) => propose_here(&raft, partition, command).await,
+                    Leader::At(addr) => {
+                        let path = format!("/internal/partitions/{partition}/propose");
+                        self.forward(&addr, &path, &command, budget).await
+                    }
+                    Leader::Unknown => Err(RouteError::NotLeader {
+                        partition,
+                        hint: None,
+                    }),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Proposes on this node only; a node that does not lead the partition answers
+    /// "not leader" with what it knows of the leader.
+    pub async fn propose_here(
+        &self,
+        partition: PartitionId,
+        command: Command,
+    ) -> Result<Applied, RouteError> {
+        let Some(raft) = self.partitions.get(&partition) else {
+            let hint = self.membership.leader_hint(partition).await;
+            return Err(RouteError::NotLeader { partition, hint });
+        };
+        propose_here(raft, partition, command).await
+    }
+
+    async fn call_user(&self, call: UserCall) -> Result<UserAnswer, ActorError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let partition = partition_of(call.user_id());
+        self.with_leader(partition, deadline, |leader, budget| {
+            let call = call.clone();
+            async move {
+                match leader {
+                    Leader::Here(_) => self.serve_here(call).await,
+                    Leader::At(addr) => self.forward(&addr, "/internal/users", &call, budget).await,
+                    Leader::Unknown => Err(RouteError::NotLeader {
+                        partition,
+                        hint: None,
+                    }),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Serves a shopper request with this node's session, if this node leads the shopper's
+    /// partition and has applied everything committed before its leadership.
+    pub async fn serve_here(&self, call: UserCall) -> Result<UserAnswer, RouteError> {
+        let partition = partition_of(call.user_id());
+        self.ensure_caught_up(partition).await?;
+        let served = match call {
+            UserCall::Search(request) => self.inkling.search(request).await.map(UserAnswer::Ranked),
+            UserCall::Recommend(request) => self
+                .inkling
+                .recommend(request)
+                .await
+                .map(UserAnswer::Ranked),
+            UserCall::Profile(user_id) => self
+                .inkling
+                .profile(user_id)
+                .await
+                .map(|profile| UserAnswer::Profile(Box::new(profile))),
+        };
+        served.map_err(RouteError::Failed)
+    }
+
+    /// A new leader may not have applied every committed entry yet; sessions it starts must
+    /// load complete profiles, so the first request of each term waits for a linearizable
+    /// read point.
+    async fn ensure_caught_up(&self, partition: PartitionId) -> Result<(), RouteError> {
+        let Some(raft) = self.partitions.get(&partition) else {
+            let hint = self.membership.leader_hint(partition).await;
+            return Err(RouteError::NotLeader { partition, hint });
+        };
+        let term = raft.metrics().borrow().current_term;
+        if self.caught_up.lock().get(&partition) == Some(&term) {
+            return Ok(());
+        }
+        match raft.ensure_linearizable().await {
+            Ok(_) => {
+                self.caught_up.lock().insert(partition, term);
+                Ok(())
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Err(RouteError::NotLeader {
+                    partition,
+                    hint: forward.leader_node.map(|node| node.addr),
+                })
+            }
+            Err(other) => Err(RouteError::Unreachable(other.to_string())),
+        }
+    }
+
+    async fn forward<Request, Answer>(
+        &self,
+        addr: &str,
+        path: &str,
+        request: &Request,
+        budget: Duration,
+    ) -> Result<Answer, RouteError>
+    where
+        Request: Serialize,
+        Answer: serde::de::DeserializeOwned,
+    {
+        let response = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .timeout(budget)
+            .json(request)
+            .send()
+            .await
+            .map_err(|error| RouteError::Unreachable(format!("{addr}: {error}")))?;
+        let answer: Result<Answer, RouteError> = response
+            .json()
+            .await
+            .map_err(|error| RouteError::Unreachable(format!("{addr}: {error}")))?;
+        answer
+    }
+
+    /// Members, partitions and their leaders, as this node sees them.
+    pub async fn status(&self) -> ClusterStatus {
+        let members = self.membership.live_members().await;
+        let dead = self.membership.dead_members().await;
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|(partition, raft)| partition_status(*partition, raft))
+            .collect();
+        ClusterStatus {
+            node: self.name.clone(),
+            members,
+            dead,
+            partitions,
+        }
+    }
+
+    /// Stops the raft groups and gossip; the actors are the node's to stop.
+    pub async fn shutdown(&self) {
+        for raft in self.partitions.values() {
+            if let Err(error) = raft.shutdown().await {
+                tracing::warn!(%error, "raft group did not stop cleanly");
+            }
+        }
+        self.membership.leave().await;
+    }
+}
+
+fn unexpected_answer() -> ActorError {
+    ActorError::Unavailable("the leader answered another kind of request".to_string())
+}
+
+async fn propose_here(
+    raft: &Raft,
+    partition: PartitionId,
+    command: Command,
+) -> Result<Applied, RouteError> {
+    match raft.client_write(command).await {
+        Ok(written) => Ok(written.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(RouteError::NotLeader {
+                partition,
+                hint: forward.leader_node.map(|node| node.addr),
+            })
+        }
+        Err(other) => Err(RouteError::Failed(ActorError::Unavailable(format!(
+            "partition {partition}: {other}"
+        )))),
+    }
+}
+
+/// Opens this node's replica of every partition it is a voter of, and bootstraps the raft
+/// groups this node is the first choice for.
+async fn start_partitions(
+    config: &ClusterConfig,
+    me: NodeId,
+    inkling: &Arc<Inkling>,
+    engine: &Arc<dyn KvEngine>,
+    http: &reqwest::Client,
+) -> anyhow::Result<BTreeMap<PartitionId, Raft>> {
+    let raft_config = raft_config()?;
+    let names: Vec<&str> = config
+        .initial_members
+        .iter()
+        .map(|member| member.name.as_str())
+        .collect();
+    anyhow::ensure!(
+        names.contains(&config.node_name.as_str()),
+        "the initial members must include this node ({})",
+        config.node_name
+    );
+    let commit = inkling.group_commit();
+    let mut partitions = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let voters = placement(partition, &names, REPLICAS);
+        if !voters.contains(&config.node_name.as_str()) {
+            continue;
+        }
+        let log = LogStore::new(partition, engine.clone(), commit.clone());
+        let state = StateMachine::new(
+            partition,
+            engine.clone(),
+            inkling.profile_writer(),
+            commit.clone(),
+        );
+        let network = RaftNetworkFor::new(partition, http.clone());
+        let raft = Raft::new(me, raft_config.clone(), network, log, state)
+            .await
+            .with_context(|| format!("cannot start raft for partition {partition}"))?;
+        if voters[0] == config.node_name && !raft.is_initialized().await? {
+            let nodes: BTreeMap<NodeId, BasicNode> = config
+                .initial_members
+                .iter()
+                .filter(|member| voters.contains(&member.name.as_str()))
+                .map(|member| (node_id_of(&member.name), BasicNode::new(member.addr)))
+                .collect();
+            raft.initialize(nodes)
+                .await
+                .with_context(|| format!("cannot bootstrap partition {partition}"))?;
+        }
+        partitions.insert(partition, raft);
+    }
+    Ok(partitions)
+}
+
+/// Publishes leadership changes and stops this node's sessions of a partition it stopped
+/// leading, so at most one node holds an active session for a user.
+async fn watch_leadership(
+    partition: PartitionId,
+    raft: Raft,
+    membership: Arc<Membership>,
+    inkling: Arc<Inkling>,
+) {
+    let mut metrics = raft.metrics();
+    let mut leading: Option<u64> = None;
+    loop {
+        let now_leading = {
+            let current = metrics.borrow_and_update();
+            (current.state == ServerState::Leader).then_some(current.current_term)
+        };
+        if now_leading != leading {
+            if leading.is_some() {
+                inkling.stop_sessions_where(move |user| partition_of(user) == partition);
+            }
+            membership.publish_leadership(partition, now_leading).await;
+            leading = now_leading;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub members: Vec<Member>,
+    pub dead: Vec<String>,
+    pub partitions: Vec<PartitionStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionStatus {
+    pub partition: PartitionId,
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<String>,
+    pub voters: Vec<String>,
+    pub last_applied: Option<u64>,
+}
+
+fn partition_status(partition: PartitionId, raft: &Raft) -> PartitionStatus {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let membership = metrics.membership_config.membership();
+    let address = |id: &NodeId| membership.get_node(id).map(|node| node.addr.clone());
+    PartitionStatus {
+        partition,
+        state: format!("{:?}", metrics.state),
+        term: metrics.current_term,
+        leader: metrics.current_leader.as_ref().and_then(address),
+        voters: membership
+            .voter_ids()
+            .filter_map(|id| address(&id))
+            .collect(),
+        last_applied: metrics.last_applied.map(|log_id| log_id.index),
+    }
+}

@@ -1,0 +1,265 @@
+//! A user partition's state machine: the profile store itself.
+//!
+//! Every voter folds the same committed events, in log order and with the proposer's clock,
+//! into its own profile store, so any voter can take over a user with the full profile. The
+//! applied position is written after the profiles it covers: a crash can only leave it
+//! behind them, and replaying an entry is harmless because every event carries an
+//! idempotency key (one is derived from the log position when the client sent none).
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use inkling_actors::profile_writer::ProfileWriter;
+use inkling_domain::{Event, Profile};
+use inkling_storage::{GroupCommit, KvEngine, ProfileStore};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::log_store::{PartitionRecords, storage_error};
+use crate::partition::{PartitionId, partition_of};
+use crate::raft_types::{Applied, Command, Entry, LogId, NodeId, PartitionRaft, StorageError};
+
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+
+/// What a snapshot of a partition holds: every profile of its users.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    profiles: Vec<Profile>,
+}
+
+/// The stored snapshot: its metadata and body.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: Meta,
+    body: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    partition: PartitionId,
+    records: PartitionRecords,
+    profiles: ProfileStore,
+    writer: Arc<ProfileWriter>,
+    commit: GroupCommit,
+}
+
+impl StateMachine {
+    pub fn new(
+        partition: PartitionId,
+        engine: Arc<dyn KvEngine>,
+        writer: Arc<ProfileWriter>,
+        commit: GroupCommit,
+    ) -> Self {
+        Self {
+            partition,
+            records: PartitionRecords::new(engine.clone(), partition),
+            profiles: ProfileStore::new(engine),
+            writer,
+            commit,
+        }
+    }
+
+    fn apply_command(&self, log_id: &LogId, command: Command) -> Result<Applied, StorageError> {
+        let apply_error =
+            |error| storage_error(ErrorSubject::Apply(*log_id), ErrorVerb::Write, error);
+        match command {
+            Command::RecordEvents { at_ms, events } => {
+                let count = events.len();
+                for (user, events) in by_user(keyed_events(log_id, events)) {
+                    self.writer
+                        .apply(&user, &events, at_ms)
+                        .map_err(apply_error)?;
+                }
+                Ok(Applied { events: count })
+            }
+            Command::EraseUser { user_id } => {
+                self.writer.erase(&user_id).map_err(apply_error)?;
+                Ok(Applied::default())
+            }
+        }
+    }
+
+    /// The profiles of this partition's users.
+    fn partition_profiles(&self) -> Result<Vec<Profile>, StorageError> {
+        let all = self
+            .profiles
+            .all()
+            .map_err(|error| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error))?;
+        Ok(all
+            .into_iter()
+            .filter(|profile| partition_of(&profile.user_id) == self.partition)
+            .collect())
+    }
+
+    fn applied(&self) -> Result<(Option<LogId>, Membership), StorageError> {
+        let applied = self
+            .records
+            .read("applied", ErrorSubject::StateMachine)?
+            .flatten();
+        let membership = self
+            .records
+            .read("membership", ErrorSubject::StateMachine)?
+            .unwrap_or_default();
+        Ok((applied, membership))
+    }
+}
+
+/// Gives every event without an idempotency key one derived from its log position, so a
+/// replayed entry is recognised.
+fn keyed_events(log_id: &LogId, events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(position, mut event)| {
+            if event.event_id.is_none() {
+                event.event_id = Some(format!("log:{}:{position}", log_id.index));
+            }
+            event
+        })
+        .collect()
+}
+
+fn by_user(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
+    let mut grouped: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        grouped
+            .entry(event.user_id.clone())
+            .or_default()
+            .push(event);
+    }
+    grouped
+}
+
+impl RaftStateMachine<PartitionRaft> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        self.applied()
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let (mut applied, mut membership) = self.applied()?;
+        let mut answers = Vec::new();
+        for entry in entries {
+            applied = Some(entry.log_id);
+            let answer = match entry.payload {
+                EntryPayload::Blank => Applied::default(),
+                EntryPayload::Normal(command) => self.apply_command(&entry.log_id, command)?,
+                EntryPayload::Membership(config) => {
+                    membership = StoredMembership::new(Some(entry.log_id), config);
+                    Applied::default()
+                }
+            };
+            answers.push(answer);
+        }
+        self.records
+            .write("membership", &membership, ErrorSubject::StateMachine)?;
+        self.records
+            .write("applied", &applied, ErrorSubject::StateMachine)?;
+        Ok(answers)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
+        let body = snapshot.into_inner();
+        let parsed: SnapshotBody = serde_json::from_slice(&body)
+            .map_err(|error| storage_error(subject(), ErrorVerb::Read, error))?;
+        for stale in self.partition_profiles()? {
+            self.profiles
+                .delete(&stale.user_id)
+                .map_err(|error| storage_error(subject(), ErrorVerb::Write, error))?;
+        }
+        for profile in &parsed.profiles {
+            self.profiles
+                .save(profile)
+                .map_err(|error| storage_error(subject(), ErrorVerb::Write, error))?;
+        }
+        self.records.write(
+            "membership",
+            &meta.last_membership,
+            ErrorSubject::StateMachine,
+        )?;
+        self.records
+            .write("applied", &meta.last_log_id, ErrorSubject::StateMachine)?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            body,
+        };
+        self.records.write("snapshot", &stored, subject())?;
+        // The log before the snapshot is purged next: the snapshot must outlive a crash.
+        self.commit
+            .wait_durable()
+            .await
+            .map_err(|error| storage_error(subject(), ErrorVerb::Write, error))
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<PartitionRaft>>, StorageError> {
+        let stored: Option<StoredSnapshot> = self
+            .records
+            .read("snapshot", ErrorSubject::Snapshot(None))?;
+        Ok(stored.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.body)),
+        }))
+    }
+}
+
+impl RaftSnapshotBuilder<PartitionRaft> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<PartitionRaft>, StorageError> {
+        // Read the position first: profiles read after it may hold later events, which a
+        // replica replaying the log from that position skips by their idempotency keys.
+        let (last_log_id, last_membership) = self.applied()?;
+        let body = SnapshotBody {
+            profiles: self.partition_profiles()?,
+        };
+        let body = serde_json::to_vec(&body).map_err(|error| {
+            storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
+        })?;
+        let snapshot_id = match &last_log_id {
+            Some(log_id) => format!(
+                "{}-{}-{}",
+                self.partition, log_id.leader_id.term, log_id.index
+            ),
+            None => format!("{}-empty", self.partition),
+        };
+        let meta = Meta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            body: body.clone(),
+        };
+        self.records
+            .write("snapshot", &stored, ErrorSubject::Snapshot(None))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(body)),
+        })
+    }
+}
