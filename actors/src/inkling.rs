@@ -169,6 +169,13 @@ impl Inkling {
             .await
     }
 
+    /// The users with a live session on this node.
+    pub async fn active_users(&self) -> Result<Vec<String>, ActorError> {
+        self.sessions
+            .ask(SupervisorMsg::ActiveUsers, self.config.request_timeout)
+            .await
+    }
+
     /// Stores and indexes products; they are durable and searchable once this returns.
     pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
         let timeout =

@@ -76,6 +76,11 @@ impl ProfileWriter {
         Ok(profile)
     }
 
+    /// The profile as this node's store holds it, whether or not a session is active here.
+    pub fn stored(&self, user_id: &str) -> Result<Option<Profile>, ActorError> {
+        Ok(self.context.profiles.load(user_id)?)
+    }
+
     /// Erases the user's stored profile and stops their session, which holds a copy.
     pub fn erase(&self, user_id: &str) -> Result<(), ActorError> {
         self.context.profiles.delete(user_id)?;

@@ -27,6 +27,8 @@ pub enum SupervisorMsg {
     ),
     GetProfile(String, RpcReplyPort<Profile>),
     ActiveSessions(RpcReplyPort<u64>),
+    /// The users with a live session on this node.
+    ActiveUsers(RpcReplyPort<Vec<String>>),
     /// Committed events changed this profile: the user's live session, if any, takes it.
     /// A user without a session gets none started.
     ProfileChanged(Box<Profile>),
@@ -111,6 +113,9 @@ impl Actor for SessionSupervisor {
                 state
                     .route(&myself, user, SessionMsg::GetProfile(reply))
                     .await
+            }
+            SupervisorMsg::ActiveUsers(reply) => {
+                let _ = reply.send(state.live.keys().cloned().collect());
             }
             SupervisorMsg::ActiveSessions(reply) => {
                 let _ = reply.send(state.live.len() as u64);

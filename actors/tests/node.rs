@@ -163,6 +163,9 @@ async fn profiles_survive_passivation_and_node_restart() {
         node.record_events(vec![event("u", EventKind::View, "ipad-mini")])
             .await
             .unwrap();
+        // Events change the stored profile; a session starts with the shopper's first read.
+        assert_eq!(node.active_sessions().await.unwrap(), 0);
+        assert_eq!(node.profile("u".into()).await.unwrap().event_count, 1);
         assert_eq!(node.active_sessions().await.unwrap(), 1);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
@@ -189,6 +192,7 @@ async fn a_killed_session_is_restarted_with_its_durable_profile() {
     node.record_events(vec![event("victim", EventKind::View, "xiaomi-12")])
         .await
         .unwrap();
+    assert_eq!(node.profile("victim".into()).await.unwrap().event_count, 1);
     let session = ractor::registry::where_is("session/victim").expect("session is registered");
     session.kill();
     tokio::time::sleep(Duration::from_millis(200)).await;

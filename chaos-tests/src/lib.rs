@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a node may take to load the demo catalog and start listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,18 +24,24 @@ impl NodeProcess {
     /// The node runs without an encoder: these tests are about durability, and embedding the
     /// demo catalog at every start would only slow them down.
     pub fn start(binary: &Path, data_dir: &Path) -> Self {
+        Self::start_with(binary, data_dir, "127.0.0.1:0", &[])
+    }
+
+    /// Starts `binary serve` listening on `listen`, with `extra` flags (cluster membership).
+    pub fn start_with(binary: &Path, data_dir: &Path, listen: &str, extra: &[String]) -> Self {
         let mut child = Command::new(binary)
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--catalog",
                 "demo",
                 "--data-dir",
             ])
             .arg(data_dir)
             .args(["--model", "none"])
-            .env("RUST_LOG", "warn")
+            .args(extra)
+            .env("RUST_LOG", "warn,openraft=off")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -61,6 +67,17 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends a signal by name (`STOP` freezes the process with its sockets open, `CONT`
+    /// resumes it).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     pub fn agent() -> ureq::Agent {
         ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
@@ -68,13 +85,184 @@ impl NodeProcess {
     }
 
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
-        Self::agent()
-            .get(&format!("{}{path}", self.base_url))
-            .call()
-            .map_err(|error| error.to_string())?
-            .into_json()
-            .map_err(|error| error.to_string())
+        get_json(&self.base_url, path)
     }
+}
+
+pub fn get_json(base_url: &str, path: &str) -> Result<serde_json::Value, String> {
+    NodeProcess::agent()
+        .get(&format!("{base_url}{path}"))
+        .call()
+        .map_err(|error| error.to_string())?
+        .into_json()
+        .map_err(|error| error.to_string())
+}
+
+pub fn post_json(
+    base_url: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    NodeProcess::agent()
+        .post(&format!("{base_url}{path}"))
+        .send_json(body)
+        .map_err(|error| error.to_string())?
+        .into_json()
+        .map_err(|error| error.to_string())
+}
+
+/// Polls `probe` until it answers `Some`, or panics naming `what` at the deadline.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Real node processes forming one cluster on loopback addresses 127.0.N.1, 127.0.N.2, ...
+/// with the same port, each with its own data folder.
+pub struct ClusterSandbox {
+    binary: PathBuf,
+    _folder: tempfile::TempDir,
+    members: Vec<SandboxMember>,
+    nodes: Vec<Option<NodeProcess>>,
+}
+
+struct SandboxMember {
+    name: String,
+    listen: String,
+    data_dir: PathBuf,
+}
+
+impl ClusterSandbox {
+    /// Starts `size` nodes on 127.0.`subnet`.x; tests running at once use distinct subnets.
+    pub fn start(binary: &Path, subnet: u8, size: usize) -> Self {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let port = free_port(&format!("127.0.{subnet}.1"));
+        let members: Vec<SandboxMember> = (1..=size)
+            .map(|index| SandboxMember {
+                name: format!("node-{index}"),
+                listen: format!("127.0.{subnet}.{index}:{port}"),
+                data_dir: folder.path().join(format!("node-{index}")),
+            })
+            .collect();
+        let mut sandbox = Self {
+            binary: binary.to_path_buf(),
+            _folder: folder,
+            members,
+            nodes: Vec::new(),
+        };
+        // Start every process first: each waits for its peers only once it runs.
+        let starting: Vec<_> = (0..size)
+            .map(|index| {
+                let (binary, listen, data_dir, extra) = sandbox.launch_args(index);
+                std::thread::spawn(move || {
+                    NodeProcess::start_with(&binary, &data_dir, &listen, &extra)
+                })
+            })
+            .collect();
+        sandbox.nodes = starting
+            .into_iter()
+            .map(|started| Some(started.join().expect("node started")))
+            .collect();
+        sandbox.wait_until_led();
+        sandbox
+    }
+
+    fn launch_args(&self, index: usize) -> (PathBuf, String, PathBuf, Vec<String>) {
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|member| format!("{}={}", member.name, member.listen))
+            .collect();
+        let member = &self.members[index];
+        let extra = vec![
+            "--node-name".to_string(),
+            member.name.clone(),
+            "--initial-members".to_string(),
+            initial.join(","),
+        ];
+        (
+            self.binary.clone(),
+            member.listen.clone(),
+            member.data_dir.clone(),
+            extra,
+        )
+    }
+
+    pub fn url(&self, index: usize) -> String {
+        format!("http://{}", self.members[index].listen)
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn node(&self, index: usize) -> &NodeProcess {
+        self.nodes[index].as_ref().expect("node is running")
+    }
+
+    /// Indexes of the nodes whose processes run.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|index| self.nodes[*index].is_some())
+            .collect()
+    }
+
+    pub fn kill_hard(&mut self, index: usize) {
+        if let Some(node) = self.nodes[index].take() {
+            node.kill_hard();
+        }
+    }
+
+    /// The index of the node whose listen address is `addr`.
+    pub fn index_of(&self, addr: &str) -> usize {
+        self.members
+            .iter()
+            .position(|member| member.listen == addr)
+            .unwrap_or_else(|| panic!("{addr} is not a member"))
+    }
+
+    /// The cluster's status as node `index` sees it.
+    pub fn status(&self, index: usize) -> Result<serde_json::Value, String> {
+        get_json(&self.url(index), "/internal/status")
+    }
+
+    /// The address of the leader of `partition` as node `index` sees it.
+    pub fn leader_of(&self, index: usize, partition: u64) -> Option<String> {
+        let status = self.status(index).ok()?;
+        status["partitions"]
+            .as_array()?
+            .iter()
+            .find(|entry| entry["partition"].as_u64() == Some(partition))?["leader"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Waits until every running node sees a leader for every partition it holds.
+    pub fn wait_until_led(&self) {
+        for index in self.running() {
+            wait_for("every partition to elect a leader", STARTUP_TIMEOUT, || {
+                let status = self.status(index).ok()?;
+                let partitions = status["partitions"].as_array()?;
+                let led = partitions.iter().all(|entry| entry["leader"].is_string());
+                (led && !partitions.is_empty()).then_some(())
+            });
+        }
+    }
+}
+
+fn free_port(host: &str) -> u16 {
+    let listener = std::net::TcpListener::bind(format!("{host}:0")).expect("bind a free port");
+    listener.local_addr().expect("local address").port()
 }
 
 impl Drop for NodeProcess {

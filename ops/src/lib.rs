@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 /// one module without rebuilding.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,hnsw_rs=warn,openraft=warn,openraft::replication=off,chitchat=warn")
+        EnvFilter::new("info,hnsw_rs=warn,openraft=error,openraft::replication=off,chitchat=warn")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

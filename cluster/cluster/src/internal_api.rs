@@ -14,6 +14,9 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
+use inkling_actors::ActorError;
+use inkling_domain::Profile;
+
 use crate::partition::PartitionId;
 use crate::raft_types::{Applied, Command, NodeId, PartitionRaft, Raft};
 use crate::routing::{Cluster, ClusterStatus, RouteError, UserAnswer, UserCall};
@@ -28,6 +31,7 @@ pub fn router(cluster: Arc<Cluster>) -> axum::Router {
         .route("/internal/partitions/{partition}/propose", post(propose))
         .route("/internal/users", post(serve_user))
         .route("/internal/status", get(status))
+        .route("/internal/replica/users/{id}", get(stored_profile))
         .with_state(cluster)
 }
 
@@ -94,4 +98,13 @@ async fn serve_user(
 
 async fn status(State(cluster): Shared) -> Json<ClusterStatus> {
     Json(cluster.status().await)
+}
+
+/// What this node's own replica stores for the user, without routing: for operators and
+/// tests checking that every replica agrees (an erased user is gone from each).
+async fn stored_profile(
+    State(cluster): Shared,
+    Path(user_id): Path<String>,
+) -> Json<Result<Option<Profile>, ActorError>> {
+    Json(cluster.local().profile_writer().stored(&user_id))
 }

@@ -466,10 +466,17 @@ impl Cluster {
     pub async fn status(&self) -> ClusterStatus {
         let members = self.membership.live_members().await;
         let dead = self.membership.dead_members().await;
+        let mut sessions: HashMap<PartitionId, usize> = HashMap::new();
+        for user in self.inkling.active_users().await.unwrap_or_default() {
+            *sessions.entry(partition_of(&user)).or_default() += 1;
+        }
         let partitions = self
             .partitions
             .iter()
-            .map(|(partition, raft)| partition_status(*partition, raft))
+            .map(|(partition, raft)| {
+                let active = sessions.get(partition).copied().unwrap_or(0);
+                partition_status(*partition, raft, active)
+            })
             .collect();
         ClusterStatus {
             node: self.name.clone(),
@@ -611,9 +618,12 @@ pub struct PartitionStatus {
     pub leader: Option<String>,
     pub voters: Vec<String>,
     pub last_applied: Option<u64>,
+    /// Live session actors on this node for users of the partition: only its leader
+    /// should have any.
+    pub sessions: usize,
 }
 
-fn partition_status(partition: PartitionId, raft: &Raft) -> PartitionStatus {
+fn partition_status(partition: PartitionId, raft: &Raft, sessions: usize) -> PartitionStatus {
     let metrics = raft.metrics();
     let metrics = metrics.borrow();
     let membership = metrics.membership_config.membership();
@@ -628,5 +638,6 @@ fn partition_status(partition: PartitionId, raft: &Raft) -> PartitionStatus {
             .filter_map(|id| address(&id))
             .collect(),
         last_applied: metrics.last_applied.map(|log_id| log_id.index),
+        sessions,
     }
 }

@@ -1,0 +1,245 @@
+//! Each cluster mechanism shown once on real `inkling serve` processes on 127.0.N.x: the
+//! loss of a partition leader, a frozen node, and the erasure of a user on every replica.
+//! The randomized fault suite belongs to the chaos issue.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use inkling_chaos_tests::{ClusterSandbox, get_json, post_json, wait_for};
+use inkling_cluster::partition_of;
+use serde_json::{Value, json};
+
+const NODES: usize = 3;
+/// Generous for a loaded two-core machine running debug builds; the failover time itself
+/// is measured by a benchmark, not asserted here.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn binary() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_inkling-node").as_ref()
+}
+
+fn view(user: &str, event_id: &str) -> Value {
+    json!({ "user_id": user, "type": "view", "item_id": "xiaomi-12", "event_id": event_id })
+}
+
+/// The user's profile event count through node `index`'s gateway, if it answers.
+fn event_count(cluster: &ClusterSandbox, index: usize, user: &str) -> Option<u64> {
+    get_json(&cluster.url(index), &format!("/v1/users/{user}/profile")).ok()?["event_count"]
+        .as_u64()
+}
+
+/// Writes events for `user` through the running gateways, in turn, until stopped; answers
+/// the idempotency keys acknowledged and the number sent. A batch that fails is retried
+/// with the same keys through the next gateway, as a client with a retry budget would.
+fn write_until_stopped(
+    urls: Vec<String>,
+    user: String,
+    stop: Arc<AtomicBool>,
+) -> (Vec<String>, u64) {
+    let mut acknowledged = Vec::new();
+    let mut sequence = 0u64;
+    let mut gateway = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let key = format!("{user}-{sequence}");
+        let body = json!({ "events": [view(&user, &key)] });
+        let deadline = Instant::now() + RECOVERY_TIMEOUT;
+        while Instant::now() < deadline {
+            gateway = (gateway + 1) % urls.len();
+            if post_json(&urls[gateway], "/v1/events", &body).is_ok() {
+                acknowledged.push(key.clone());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sequence += 1;
+    }
+    (acknowledged, sequence)
+}
+
+#[test]
+fn kill_9_of_a_partition_leader_loses_no_acknowledged_event() {
+    let mut cluster = ClusterSandbox::start(binary(), 61, NODES);
+    let user = "shopper-kill".to_string();
+    let partition = u64::from(partition_of(&user));
+    let leader = cluster.index_of(&cluster.leader_of(0, partition).expect("a leader"));
+    let survivors: Vec<usize> = (0..NODES).filter(|index| *index != leader).collect();
+    let urls: Vec<String> = survivors.iter().map(|index| cluster.url(*index)).collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (urls, user, stop) = (urls.clone(), user.clone(), stop.clone());
+        std::thread::spawn(move || write_until_stopped(urls, user, stop))
+    };
+    wait_for(
+        "events acknowledged before the kill",
+        RECOVERY_TIMEOUT,
+        || (event_count(&cluster, survivors[0], &user)? >= 5).then_some(()),
+    );
+    cluster.kill_hard(leader);
+    let killed_at = Instant::now();
+    let served_again = wait_for("the user to be served again", RECOVERY_TIMEOUT, || {
+        event_count(&cluster, survivors[1], &user).map(|_| killed_at.elapsed())
+    });
+    // Keep writing a little while the new leader serves.
+    let before = event_count(&cluster, survivors[0], &user).unwrap_or(0);
+    wait_for(
+        "events acknowledged after the kill",
+        RECOVERY_TIMEOUT,
+        || (event_count(&cluster, survivors[0], &user)? >= before + 5).then_some(()),
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, sent) = writer.join().unwrap();
+    println!("served again {served_again:?} after kill -9 of the leader");
+
+    for reader in survivors {
+        let stored = event_count(&cluster, reader, &user).expect("profile readable");
+        assert!(
+            (acknowledged.len() as u64..=sent).contains(&stored),
+            "read through node {reader}: {} acknowledged, {sent} sent, {stored} stored",
+            acknowledged.len()
+        );
+    }
+}
+
+/// Node `index`'s number of live sessions.
+fn sessions_on(cluster: &ClusterSandbox, index: usize) -> Option<u64> {
+    let status = cluster.status(index).ok()?;
+    status["partitions"]
+        .as_array()?
+        .iter()
+        .map(|entry| entry["sessions"].as_u64())
+        .sum()
+}
+
+/// Partitions where a node other than the leader of the newest term holds sessions, as
+/// (partition, node) pairs; `None` while some node does not answer.
+fn stray_sessions(cluster: &ClusterSandbox) -> Option<Vec<(u64, usize)>> {
+    // partition -> (node, term, leads, sessions) for every node
+    let mut views: BTreeMap<u64, Vec<(usize, u64, bool, u64)>> = BTreeMap::new();
+    for index in 0..cluster.len() {
+        let status = cluster.status(index).ok()?;
+        for entry in status["partitions"].as_array()? {
+            views
+                .entry(entry["partition"].as_u64()?)
+                .or_default()
+                .push((
+                    index,
+                    entry["term"].as_u64()?,
+                    entry["state"] == "Leader",
+                    entry["sessions"].as_u64()?,
+                ));
+        }
+    }
+    let mut stray = Vec::new();
+    for (partition, nodes) in views {
+        let newest = nodes.iter().map(|(_, term, _, _)| *term).max().unwrap_or(0);
+        for (node, term, leads, sessions) in nodes {
+            if sessions > 0 && !(leads && term == newest) {
+                stray.push((partition, node));
+            }
+        }
+    }
+    Some(stray)
+}
+
+#[test]
+fn a_frozen_node_is_declared_down_and_rejoins_with_no_second_session() {
+    let cluster = ClusterSandbox::start(binary(), 62, NODES);
+    // One shopper per partition, each read once so its session is active on its leader.
+    let users: BTreeMap<u16, String> = (0..200)
+        .map(|n| format!("frozen-{n}"))
+        .map(|user| (partition_of(&user), user))
+        .collect();
+    for user in users.values() {
+        let events = json!({ "events": [view(user, &format!("{user}-0"))] });
+        post_json(&cluster.url(1), "/v1/events", &events).expect("event acknowledged");
+        assert_eq!(event_count(&cluster, 1, user), Some(1));
+    }
+    let (frozen, frozen_name, observer) = (0, "node-1", 1);
+    let sessions_before = sessions_on(&cluster, frozen).unwrap();
+    assert!(
+        sessions_before > 0,
+        "the frozen node held no session to go stale"
+    );
+
+    cluster.node(frozen).signal("STOP");
+    wait_for(
+        "the frozen node to be declared down",
+        RECOVERY_TIMEOUT,
+        || {
+            let status = cluster.status(observer).ok()?;
+            let dead = status["dead"].as_array()?;
+            dead.iter().any(|name| name == frozen_name).then_some(())
+        },
+    );
+    for user in users.values() {
+        wait_for(
+            "every user to be served by the live nodes",
+            RECOVERY_TIMEOUT,
+            || (event_count(&cluster, observer, user)? >= 1).then_some(()),
+        );
+    }
+    cluster.node(frozen).signal("CONT");
+    wait_for("the resumed node to rejoin", RECOVERY_TIMEOUT, || {
+        let status = cluster.status(observer).ok()?;
+        let live = status["members"].as_array()?;
+        live.iter()
+            .any(|member| member["name"] == frozen_name)
+            .then_some(())
+    });
+    // The resumed node learns it was deposed and drops the sessions of partitions it no
+    // longer leads; it may win elections again, but then it is the only leader.
+    wait_for(
+        "sessions only on the newest leaders",
+        RECOVERY_TIMEOUT,
+        || stray_sessions(&cluster)?.is_empty().then_some(()),
+    );
+}
+
+#[test]
+fn an_erased_user_is_gone_from_every_replica() {
+    let cluster = ClusterSandbox::start(binary(), 63, NODES);
+    let user = "shopper-erased";
+    let events = json!({ "events": [view(user, "erase-1"), view(user, "erase-2")] });
+    post_json(&cluster.url(1), "/v1/events", &events).expect("events acknowledged");
+    let stored_on = |index: usize| -> Option<bool> {
+        let answer = get_json(
+            &cluster.url(index),
+            &format!("/internal/replica/users/{user}"),
+        )
+        .ok()?;
+        Some(!answer["Ok"].is_null())
+    };
+    for index in 0..NODES {
+        wait_for("every replica to hold the user", RECOVERY_TIMEOUT, || {
+            stored_on(index)?.then_some(())
+        });
+    }
+    let erased = NodeDelete::call(&cluster.url(2), user);
+    assert_eq!(erased["erased"], user);
+    for index in 0..NODES {
+        wait_for("every replica to drop the user", RECOVERY_TIMEOUT, || {
+            (!stored_on(index)?).then_some(())
+        });
+        let profile = get_json(&cluster.url(index), &format!("/v1/users/{user}/profile"));
+        assert!(
+            profile.unwrap_err().contains("404"),
+            "node {index} still serves a profile"
+        );
+    }
+}
+
+struct NodeDelete;
+
+impl NodeDelete {
+    fn call(base_url: &str, user: &str) -> Value {
+        inkling_chaos_tests::NodeProcess::agent()
+            .delete(&format!("{base_url}/v1/users/{user}"))
+            .call()
+            .expect("erase answered")
+            .into_json()
+            .expect("erase answer is JSON")
+    }
+}
