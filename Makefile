@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export LIBTORCH := $(CURDIR)/.deps/libtorch
 
-.PHONY: setup run test lint bench bench-encoders
+.PHONY: setup run cluster test lint bench bench-encoders
 
 setup:
 	@scripts/setup.sh
@@ -10,6 +10,10 @@ setup:
 ## Run a local node on the embedded defaults with the bundled demo catalog, on 127.0.0.1:8080.
 run: setup
 	cargo run --release --bin inkling -- serve
+
+## Run a local cluster of 3 nodes on 127.0.0.1-3:7280 with the demo catalog, until Ctrl-C.
+cluster: setup
+	cargo run --release --bin inkling -- cluster up --nodes 3
 
 # Tests build the actors' fail-points (fault injection); `make run` and release builds never do.
 TEST_FEATURES := --features inkling-actors/failpoints

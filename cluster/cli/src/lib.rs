@@ -35,6 +35,19 @@ struct Cli {
 enum Command {
     /// Run a node: storage under --data-dir, HTTP API on --listen.
     Serve(ServeArgs),
+    /// Local development clusters.
+    Cluster {
+        #[command(subcommand)]
+        cluster: ClusterCommand,
+    },
+    /// Print a running cluster's members, partitions and their leaders, as one node sees it.
+    Status {
+        /// The node's --listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        node: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a benchmark and print a table.
     Bench {
         #[command(subcommand)]
@@ -54,6 +67,23 @@ enum Command {
     Profile {
         #[command(subcommand)]
         profile: ProfileCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Start N node processes on 127.0.0.1..N with the same port, until Ctrl-C.
+    Up {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 7280)]
+        port: u16,
+        /// Parent of the nodes' data folders (node-1, node-2, ...).
+        #[arg(long, default_value = "data-cluster")]
+        data_dir: PathBuf,
+        /// Flags for every `inkling serve`, after `--`: `cluster up -- --model none`.
+        #[arg(last = true)]
+        serve_args: Vec<String>,
     },
 }
 
@@ -536,6 +566,24 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => inkling_node::run(args.node_options()?).await,
+            Command::Cluster {
+                cluster:
+                    ClusterCommand::Up {
+                        nodes,
+                        port,
+                        data_dir,
+                        serve_args,
+                    },
+            } => {
+                let cluster = inkling_node::local_cluster::LocalCluster {
+                    nodes,
+                    port,
+                    data_dir,
+                    serve_args,
+                };
+                cluster.run().await
+            }
+            Command::Status { node, json } => inkling_tools::status::show(&node, json),
             Command::Bench { bench } => inkling_tools::bench::run(bench).await,
             Command::Eval { eval } => run_eval(eval).await,
             Command::Train { train } => run_train(train).await,

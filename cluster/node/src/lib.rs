@@ -6,6 +6,7 @@
 //! handling (that is `inkling-gateway`'s); it only connects them.
 
 pub mod demo;
+pub mod local_cluster;
 
 pub use inkling_cluster::InitialMember;
 
@@ -276,7 +277,7 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     node.serve(shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -9,4 +9,5 @@
 pub mod bench;
 pub mod eval;
 pub mod profiles;
+pub mod status;
 pub mod train;

@@ -1,0 +1,54 @@
+//! `inkling status`: a running cluster as one node sees it.
+
+use anyhow::{Context, Result};
+use inkling_cluster::ClusterStatus;
+
+pub fn show(node: &str, json: bool) -> Result<()> {
+    let url = format!("http://{node}/internal/status");
+    let status: ClusterStatus = ureq::get(&url)
+        .timeout(std::time::Duration::from_secs(5))
+        .call()
+        .with_context(|| format!("cannot reach {node}"))?
+        .into_json()
+        .with_context(|| format!("{node} answered something other than a cluster status"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    print_table(&status);
+    Ok(())
+}
+
+fn print_table(status: &ClusterStatus) {
+    println!("as seen by {}", status.node);
+    println!("{:<12} {:<22} {:<10} roles", "member", "address", "state");
+    for member in &status.members {
+        let state = if member.draining { "draining" } else { "live" };
+        println!(
+            "{:<12} {:<22} {:<10} {}",
+            member.name, member.http_addr, state, member.roles
+        );
+    }
+    for name in &status.dead {
+        println!("{name:<12} {:<22} {:<10}", "", "down");
+    }
+    println!();
+    println!(
+        "{:>9} {:<10} {:>5} {:<22} {:>8} {:>8}  voters",
+        "partition", "here", "term", "leader", "applied", "sessions"
+    );
+    for partition in &status.partitions {
+        println!(
+            "{:>9} {:<10} {:>5} {:<22} {:>8} {:>8}  {}",
+            partition.partition,
+            partition.state,
+            partition.term,
+            partition.leader.as_deref().unwrap_or("none"),
+            partition
+                .last_applied
+                .map_or_else(|| "-".to_string(), |index| index.to_string()),
+            partition.sessions,
+            partition.voters.join(" ")
+        );
+    }
+}
