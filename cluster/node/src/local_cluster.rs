@@ -16,7 +16,7 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    fn listen(&self, index: usize) -> String {
+    pub fn listen(&self, index: usize) -> String {
         format!("127.0.0.{}:{}", index + 1, self.port)
     }
 
@@ -27,7 +27,8 @@ impl LocalCluster {
             .join(",")
     }
 
-    fn spawn(&self, index: usize) -> Result<Child> {
+    /// Starts node `index` (from 0); its folder survives, so a restart resumes its state.
+    pub fn spawn(&self, index: usize) -> Result<Child> {
         let binary = std::env::current_exe().context("cannot find the inkling binary")?;
         let data_dir = self.data_dir.join(format!("node-{}", index + 1));
         Command::new(binary)

@@ -1,6 +1,7 @@
 //! Benchmarks that drive a real node over HTTP on loopback (or, for the index at scale, the
 //! real shard indexes directly) and print a table.
 
+mod failover;
 mod index;
 mod updates;
 
@@ -78,6 +79,9 @@ pub enum BenchCommand {
     /// Repeated price updates of the same products: memory, slots, dead HNSW points and
     /// recall@10 as the shard compacts and rebuilds its graph, beside a fresh build.
     Updates(updates::UpdatesArgs),
+    /// Time from the loss of a partition leader (kill -9, SIGSTOP) to the first answer for
+    /// one of its users, on a local cluster of real processes.
+    Failover(failover::FailoverArgs),
     /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
     /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
     Gpu {
@@ -146,6 +150,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             batch_sizes,
         } => bench_gpu(&models_dir, min_cosine, texts, &batch_sizes),
         BenchCommand::Updates(args) => updates::run(args),
+        BenchCommand::Failover(args) => failover::run(args),
     }
 }
 
