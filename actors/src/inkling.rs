@@ -185,6 +185,17 @@ impl Inkling {
             .await?
     }
 
+    /// How long writing `products` products may take, embedding included.
+    pub fn catalog_write_timeout(&self, products: usize) -> Duration {
+        catalog_write_timeout(&self.config, products, self.model_pool.is_some())
+    }
+
+    /// Every product of the catalog, read on a blocking thread.
+    pub async fn all_products(&self) -> Result<Vec<Product>, ActorError> {
+        let catalog = self.catalog.clone();
+        blocking(move || Ok(catalog.all()?)).await
+    }
+
     pub async fn delete_product(&self, id: String) -> Result<bool, ActorError> {
         let timeout = catalog_write_timeout(&self.config, 1, false);
         self.catalog_writer

@@ -231,6 +231,41 @@ fn an_erased_user_is_gone_from_every_replica() {
     }
 }
 
+#[test]
+fn a_product_written_through_one_node_is_searchable_on_every_node() {
+    let cluster = ClusterSandbox::start(binary(), 64, NODES);
+    let product = json!({ "products": [{
+        "id": "sandbox-kettle", "title": "Sandbox Electric Kettle", "category_path": ["Kitchen"],
+        "brand": "Philips", "price": 199
+    }]});
+    inkling_chaos_tests::NodeProcess::agent()
+        .put(&format!("{}/v1/products", cluster.url(0)))
+        .send_json(product)
+        .expect("upsert answered");
+    let search = |index: usize| -> Option<Vec<String>> {
+        let body = json!({ "user_id": format!("searcher-{index}"), "query": "sandbox kettle", "k": 3, "mode": "lexical" });
+        let answer = post_json(&cluster.url(index), "/v1/search", &body).ok()?;
+        Some(
+            answer["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|item| item["product"]["id"].as_str().map(str::to_string))
+                .collect(),
+        )
+    };
+    for index in 0..NODES {
+        wait_for(
+            "the product to be searchable on every node",
+            RECOVERY_TIMEOUT,
+            || {
+                search(index)?
+                    .contains(&"sandbox-kettle".to_string())
+                    .then_some(())
+            },
+        );
+    }
+}
+
 struct NodeDelete;
 
 impl NodeDelete {

@@ -16,5 +16,5 @@ pub mod raft_types;
 pub mod routing;
 pub mod state_machine;
 
-pub use partition::{PARTITIONS, PartitionId, partition_of};
+pub use partition::{CATALOG_GROUP, PARTITIONS, PartitionId, partition_of};
 pub use routing::{Cluster, ClusterConfig, ClusterStatus, InitialMember};

@@ -13,6 +13,9 @@ pub type PartitionId = u16;
 /// life of a cluster.
 pub const PARTITIONS: PartitionId = 16;
 
+/// The raft group that replicates the catalog, numbered after the user partitions.
+pub const CATALOG_GROUP: PartitionId = PARTITIONS;
+
 /// Voters per partition: a quorum of 2 out of 3 survives the loss of any one node.
 pub const REPLICAS: usize = 3;
 

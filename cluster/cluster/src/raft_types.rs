@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use inkling_domain::Event;
+use inkling_domain::{Event, Product};
 use serde::{Deserialize, Serialize};
 
 /// A raft node id: a stable hash of the node's name (see [`node_id_of`]).
@@ -16,12 +16,17 @@ pub enum Command {
     RecordEvents { at_ms: u64, events: Vec<Event> },
     /// Erases the user's profile on every replica.
     EraseUser { user_id: String },
+    /// Stores and indexes products on every replica (the catalog group only).
+    UpsertProducts(Vec<Product>),
+    /// Removes a product from every replica's catalog and index (the catalog group only).
+    DeleteProduct(String),
 }
 
-/// What applying a command did, answered to the node that proposed it.
+/// What applying a command did, answered to the node that proposed it: the events recorded,
+/// the products written or deleted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Applied {
-    pub events: usize,
+    pub count: usize,
 }
 
 openraft::declare_raft_types!(

@@ -4,8 +4,8 @@
 //! that raft group, and searches, recommendations and profile reads are answered by the
 //! session actor on the leader. A node that does not lead the partition forwards the
 //! request to the leader it knows and, on "not leader", follows the hint and retries until
-//! the request's deadline. Catalog writes and reads stay on the local node (the catalog is
-//! not replicated yet: see ARCHITECTURE.md).
+//! the request's deadline. Catalog writes go through the catalog's own raft group, whose
+//! every voter writes them into its catalog and index; searches read the local index.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use inkling_actors::{ActorError, Inkling, RankedList, RecommendRequest, SearchRequest};
-use inkling_domain::{Event, Profile, now_ms};
+use inkling_domain::{Event, Product, Profile, now_ms};
 use inkling_storage::KvEngine;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
@@ -26,9 +26,9 @@ use tokio::time::Instant;
 use crate::log_store::LogStore;
 use crate::membership::{Member, Membership, MembershipConfig};
 use crate::network::RaftNetworkFor;
-use crate::partition::{PARTITIONS, PartitionId, REPLICAS, partition_of, placement};
+use crate::partition::{CATALOG_GROUP, PartitionId, REPLICAS, partition_of, placement};
 use crate::raft_types::{Applied, Command, NodeId, Raft, node_id_of};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{GroupKind, StateMachine};
 
 /// One forwarding attempt to a node that holds no replica of the partition may take this
 /// long before the next is tried: a frozen leader accepts connections but never answers.
@@ -133,6 +133,7 @@ pub struct Cluster {
     /// apply an event twice.
     event_keys: (u64, AtomicU64),
     request_timeout: Duration,
+    initial_catalog_loader: bool,
 }
 
 fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
@@ -173,6 +174,13 @@ impl Cluster {
             .context("cannot build the HTTP client for peers")?;
         let me = node_id_of(&config.node_name);
         let partitions = start_partitions(&config, me, &inkling, &engine, &http).await?;
+        let member_names: Vec<&str> = config
+            .initial_members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        let initial_catalog_loader = placement(CATALOG_GROUP, &member_names, REPLICAS).first()
+            == Some(&config.node_name.as_str());
         let cluster = Arc::new(Self {
             name: config.node_name.clone(),
             me,
@@ -183,6 +191,7 @@ impl Cluster {
             caught_up: Mutex::new(HashMap::new()),
             event_keys: (now_ms(), AtomicU64::new(0)),
             request_timeout: config.request_timeout,
+            initial_catalog_loader,
         });
         for (partition, raft) in &cluster.partitions {
             tokio::spawn(watch_leadership(
@@ -227,6 +236,45 @@ impl Cluster {
             outcome?;
         }
         Ok(count)
+    }
+
+    /// Stores and indexes products on every replica of the catalog; answers once they are
+    /// committed by a quorum and searchable on the catalog group's leader.
+    pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
+        let deadline = Instant::now() + self.inkling.catalog_write_timeout(products.len());
+        let command = Command::UpsertProducts(products);
+        Ok(self.propose(CATALOG_GROUP, command, deadline).await?.count)
+    }
+
+    /// Deletes a product from every replica; answers whether the catalog had it.
+    pub async fn delete_product(&self, id: String) -> Result<bool, ActorError> {
+        let deadline = Instant::now() + self.inkling.catalog_write_timeout(1);
+        let command = Command::DeleteProduct(id);
+        Ok(self.propose(CATALOG_GROUP, command, deadline).await?.count > 0)
+    }
+
+    /// Whether this node loads the initial catalog: the catalog group's first choice, so
+    /// one node proposes it and the log carries it to the others.
+    pub fn loads_initial_catalog(&self) -> bool {
+        self.initial_catalog_loader
+    }
+
+    /// Waits until the group has a leader this node knows of, or `timeout` passes.
+    pub async fn wait_for_leader(
+        &self,
+        group: PartitionId,
+        timeout: Duration,
+    ) -> Result<(), ActorError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !matches!(self.leader_of(group).await, Leader::Unknown) {
+                return Ok(());
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        Err(ActorError::Timeout(format!(
+            "raft group {group} elected no leader within {timeout:?}"
+        )))
     }
 
     /// Erases a user from every voter of their partition, and their session.
@@ -568,18 +616,18 @@ async fn start_partitions(
     );
     let commit = inkling.group_commit();
     let mut partitions = BTreeMap::new();
-    for partition in 0..PARTITIONS {
+    for partition in 0..=CATALOG_GROUP {
         let voters = placement(partition, &names, REPLICAS);
         if !voters.contains(&config.node_name.as_str()) {
             continue;
         }
+        let kind = if partition == CATALOG_GROUP {
+            GroupKind::Catalog
+        } else {
+            GroupKind::Users
+        };
         let log = LogStore::new(partition, engine.clone(), commit.clone());
-        let state = StateMachine::new(
-            partition,
-            engine.clone(),
-            inkling.profile_writer(),
-            commit.clone(),
-        );
+        let state = StateMachine::new(partition, kind, engine.clone(), inkling.clone());
         let network = RaftNetworkFor::new(partition, http.clone());
         let raft = Raft::new(me, raft_config.clone(), network, log, state)
             .await
@@ -639,6 +687,8 @@ pub struct ClusterStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartitionStatus {
     pub partition: PartitionId,
+    /// `users` for a user partition, `catalog` for the catalog group.
+    pub group: String,
     pub state: String,
     pub term: u64,
     pub leader: Option<String>,
@@ -656,6 +706,12 @@ fn partition_status(partition: PartitionId, raft: &Raft, sessions: usize) -> Par
     let address = |id: &NodeId| membership.get_node(id).map(|node| node.addr.clone());
     PartitionStatus {
         partition,
+        group: if partition == CATALOG_GROUP {
+            "catalog"
+        } else {
+            "users"
+        }
+        .to_string(),
         state: format!("{:?}", metrics.state),
         term: metrics.current_term,
         leader: metrics.current_leader.as_ref().and_then(address),

@@ -1,17 +1,19 @@
-//! A user partition's state machine: the profile store itself.
+//! The state machines of the raft groups: for a user partition, the profile store itself;
+//! for the catalog group, the catalog and the index shards.
 //!
 //! Every voter folds the same committed events, in log order and with the proposer's clock,
-//! into its own profile store, so any voter can take over a user with the full profile. The
-//! applied position is written after the profiles it covers: a crash can only leave it
-//! behind them, and replaying an entry is harmless because every event carries an
-//! idempotency key (one is derived from the log position when the client sent none).
+//! into its own profile store, so any voter can take over a user with the full profile; and
+//! every voter writes the same products, in log order, into its own catalog and index. The
+//! applied position is written after the state it covers: a crash can only leave it
+//! behind, and replaying an entry is harmless because every event carries an idempotency
+//! key (the gateway gives one to events sent without) and product writes are upserts.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use inkling_actors::profile_writer::ProfileWriter;
-use inkling_domain::{Event, Profile};
+use inkling_actors::{ActorError, Inkling};
+use inkling_domain::{Event, Product, Profile};
 use inkling_storage::{GroupCommit, KvEngine, ProfileStore};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -27,10 +29,19 @@ use crate::raft_types::{Applied, Command, Entry, LogId, NodeId, PartitionRaft, S
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 
-/// What a snapshot of a partition holds: every profile of its users.
-#[derive(Serialize, Deserialize)]
+/// What a snapshot holds: every profile of a partition's users, or every product of the
+/// catalog.
+#[derive(Serialize, Deserialize, Default)]
 struct SnapshotBody {
     profiles: Vec<Profile>,
+    products: Vec<Product>,
+}
+
+/// What a raft group replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Users,
+    Catalog,
 }
 
 /// The stored snapshot: its metadata and body.
@@ -42,47 +53,127 @@ struct StoredSnapshot {
 
 #[derive(Clone)]
 pub struct StateMachine {
-    partition: PartitionId,
+    /// The group's id: a user partition, or the catalog group's.
+    group: PartitionId,
+    kind: GroupKind,
     records: PartitionRecords,
     profiles: ProfileStore,
-    writer: Arc<ProfileWriter>,
+    inkling: Arc<Inkling>,
     commit: GroupCommit,
 }
 
 impl StateMachine {
     pub fn new(
-        partition: PartitionId,
+        group: PartitionId,
+        kind: GroupKind,
         engine: Arc<dyn KvEngine>,
-        writer: Arc<ProfileWriter>,
-        commit: GroupCommit,
+        inkling: Arc<Inkling>,
     ) -> Self {
         Self {
-            partition,
-            records: PartitionRecords::new(engine.clone(), partition),
+            group,
+            kind,
+            records: PartitionRecords::new(engine.clone(), group),
             profiles: ProfileStore::new(engine),
-            writer,
-            commit,
+            commit: inkling.group_commit(),
+            inkling,
         }
     }
 
-    fn apply_command(&self, log_id: &LogId, command: Command) -> Result<Applied, StorageError> {
-        let apply_error =
-            |error| storage_error(ErrorSubject::Apply(*log_id), ErrorVerb::Write, error);
-        match command {
+    async fn apply_command(
+        &self,
+        log_id: &LogId,
+        command: Command,
+    ) -> Result<Applied, StorageError> {
+        let apply_error = |error: ActorError| {
+            storage_error(ErrorSubject::Apply(*log_id), ErrorVerb::Write, error)
+        };
+        let writer = self.inkling.profile_writer();
+        let count = match command {
             Command::RecordEvents { at_ms, events } => {
                 let count = events.len();
-                for (user, events) in by_user(keyed_events(log_id, events)) {
-                    self.writer
-                        .apply(&user, &events, at_ms)
-                        .map_err(apply_error)?;
+                for (user, events) in by_user(events) {
+                    writer.apply(&user, &events, at_ms).map_err(apply_error)?;
                 }
-                Ok(Applied { events: count })
+                count
             }
             Command::EraseUser { user_id } => {
-                self.writer.erase(&user_id).map_err(apply_error)?;
-                Ok(Applied::default())
+                writer.erase(&user_id).map_err(apply_error)?;
+                1
+            }
+            Command::UpsertProducts(products) => self
+                .inkling
+                .upsert_products(products)
+                .await
+                .map_err(apply_error)?,
+            Command::DeleteProduct(id) => {
+                usize::from(self.inkling.delete_product(id).await.map_err(apply_error)?)
+            }
+        };
+        Ok(Applied { count })
+    }
+
+    /// What a snapshot of this group holds.
+    async fn snapshot_body(&self) -> Result<SnapshotBody, StorageError> {
+        let read_error =
+            |error: ActorError| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error);
+        Ok(match self.kind {
+            GroupKind::Users => SnapshotBody {
+                profiles: self.partition_profiles()?,
+                ..Default::default()
+            },
+            GroupKind::Catalog => SnapshotBody {
+                products: self.inkling.all_products().await.map_err(read_error)?,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Replaces this group's state with a snapshot's.
+    async fn restore(
+        &self,
+        body: SnapshotBody,
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<(), StorageError> {
+        let write_error =
+            |error: ActorError| storage_error(subject.clone(), ErrorVerb::Write, error);
+        match self.kind {
+            GroupKind::Users => {
+                for stale in self.partition_profiles()? {
+                    self.profiles
+                        .delete(&stale.user_id)
+                        .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, error))?;
+                }
+                for profile in &body.profiles {
+                    self.profiles
+                        .save(profile)
+                        .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, error))?;
+                }
+            }
+            GroupKind::Catalog => {
+                let kept: std::collections::HashSet<&str> = body
+                    .products
+                    .iter()
+                    .map(|product| product.id.as_str())
+                    .collect();
+                let current = self.inkling.all_products().await.map_err(write_error)?;
+                for stale in current
+                    .into_iter()
+                    .filter(|product| !kept.contains(product.id.as_str()))
+                {
+                    self.inkling
+                        .delete_product(stale.id)
+                        .await
+                        .map_err(write_error)?;
+                }
+                for chunk in body.products.chunks(1_000) {
+                    self.inkling
+                        .upsert_products(chunk.to_vec())
+                        .await
+                        .map_err(write_error)?;
+                }
             }
         }
+        Ok(())
     }
 
     /// The profiles of this partition's users.
@@ -93,7 +184,7 @@ impl StateMachine {
             .map_err(|error| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error))?;
         Ok(all
             .into_iter()
-            .filter(|profile| partition_of(&profile.user_id) == self.partition)
+            .filter(|profile| partition_of(&profile.user_id) == self.group)
             .collect())
     }
 
@@ -108,21 +199,6 @@ impl StateMachine {
             .unwrap_or_default();
         Ok((applied, membership))
     }
-}
-
-/// Gives every event without an idempotency key one derived from its log position, so a
-/// replayed entry is recognised.
-fn keyed_events(log_id: &LogId, events: Vec<Event>) -> Vec<Event> {
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(position, mut event)| {
-            if event.event_id.is_none() {
-                event.event_id = Some(format!("log:{}:{position}", log_id.index));
-            }
-            event
-        })
-        .collect()
 }
 
 fn by_user(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
@@ -154,7 +230,7 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
             applied = Some(entry.log_id);
             let answer = match entry.payload {
                 EntryPayload::Blank => Applied::default(),
-                EntryPayload::Normal(command) => self.apply_command(&entry.log_id, command)?,
+                EntryPayload::Normal(command) => self.apply_command(&entry.log_id, command).await?,
                 EntryPayload::Membership(config) => {
                     membership = StoredMembership::new(Some(entry.log_id), config);
                     Applied::default()
@@ -186,16 +262,7 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         let body = snapshot.into_inner();
         let parsed: SnapshotBody = serde_json::from_slice(&body)
             .map_err(|error| storage_error(subject(), ErrorVerb::Read, error))?;
-        for stale in self.partition_profiles()? {
-            self.profiles
-                .delete(&stale.user_id)
-                .map_err(|error| storage_error(subject(), ErrorVerb::Write, error))?;
-        }
-        for profile in &parsed.profiles {
-            self.profiles
-                .save(profile)
-                .map_err(|error| storage_error(subject(), ErrorVerb::Write, error))?;
-        }
+        self.restore(parsed, subject()).await?;
         self.records.write(
             "membership",
             &meta.last_membership,
@@ -233,18 +300,13 @@ impl RaftSnapshotBuilder<PartitionRaft> for StateMachine {
         // Read the position first: profiles read after it may hold later events, which a
         // replica replaying the log from that position skips by their idempotency keys.
         let (last_log_id, last_membership) = self.applied()?;
-        let body = SnapshotBody {
-            profiles: self.partition_profiles()?,
-        };
+        let body = self.snapshot_body().await?;
         let body = serde_json::to_vec(&body).map_err(|error| {
             storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
         })?;
         let snapshot_id = match &last_log_id {
-            Some(log_id) => format!(
-                "{}-{}-{}",
-                self.partition, log_id.leader_id.term, log_id.index
-            ),
-            None => format!("{}-empty", self.partition),
+            Some(log_id) => format!("{}-{}-{}", self.group, log_id.leader_id.term, log_id.index),
+            None => format!("{}-empty", self.group),
         };
         let meta = Meta {
             last_log_id,

@@ -130,7 +130,7 @@ async fn upsert_products(
     ApiJson(batch): ApiJson<ProductBatch>,
 ) -> ApiResult<UpsertAnswer> {
     let products = batch.into_products().map_err(ApiError::invalid)?;
-    let upserted = cluster.local().upsert_products(products).await?;
+    let upserted = cluster.upsert_products(products).await?;
     Ok(Json(UpsertAnswer { upserted }))
 }
 
@@ -139,7 +139,7 @@ async fn delete_product(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<DeleteAnswer> {
     limits::required("id", &id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
-    if !cluster.local().delete_product(id.clone()).await? {
+    if !cluster.delete_product(id.clone()).await? {
         return Err(ApiError::not_found(format!("no product with id {id:?}")));
     }
     Ok(Json(DeleteAnswer { deleted: id }))

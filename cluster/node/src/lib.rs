@@ -146,8 +146,8 @@ impl Node {
             taxonomy: crate::demo::taxonomy(),
         };
         let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
-        load_catalog(&inkling, &engine, &options.catalog).await?;
         let cluster = Cluster::start(options.cluster_config(addr), inkling, engine.clone()).await?;
+        load_catalog(&cluster, &engine, &options.catalog).await?;
         Ok(Self {
             cluster,
             listener,
@@ -180,13 +180,19 @@ impl Node {
     }
 }
 
-/// Loads the initial catalog into an empty node; a node with products keeps its own.
+/// How long a node loading the initial catalog waits for the catalog group to elect a
+/// leader: its peers may still be starting.
+const CATALOG_LEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Proposes the initial catalog to the catalog group, which writes it on every replica.
+/// Only the group's first choice does it, and only while its own catalog is empty; a node
+/// with products keeps them.
 async fn load_catalog(
-    inkling: &Inkling,
+    cluster: &Cluster,
     engine: &Arc<dyn KvEngine>,
     source: &CatalogSource,
 ) -> Result<()> {
-    if !CatalogStore::new(engine.clone()).is_empty()? {
+    if !cluster.loads_initial_catalog() || !CatalogStore::new(engine.clone()).is_empty()? {
         return Ok(());
     }
     let products: Vec<Product> = match source {
@@ -200,8 +206,11 @@ async fn load_catalog(
         }
     };
     let count = products.len();
+    cluster
+        .wait_for_leader(inkling_cluster::CATALOG_GROUP, CATALOG_LEADER_TIMEOUT)
+        .await?;
     for chunk in products.chunks(inkling_gateway::MAX_BATCH) {
-        inkling.upsert_products(chunk.to_vec()).await?;
+        cluster.upsert_products(chunk.to_vec()).await?;
     }
     tracing::info!(count, "loaded initial catalog");
     Ok(())
