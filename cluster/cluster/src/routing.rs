@@ -109,7 +109,7 @@ impl UserCall {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum UserAnswer {
-    Ranked(RankedList),
+    Ranked(Box<RankedList>),
     Profile(Box<Profile>),
 }
 
@@ -288,14 +288,14 @@ impl Cluster {
 
     pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
         match self.call_user(UserCall::Search(request)).await? {
-            UserAnswer::Ranked(list) => Ok(list),
+            UserAnswer::Ranked(list) => Ok(*list),
             UserAnswer::Profile(_) => Err(unexpected_answer()),
         }
     }
 
     pub async fn recommend(&self, request: RecommendRequest) -> Result<RankedList, ActorError> {
         match self.call_user(UserCall::Recommend(request)).await? {
-            UserAnswer::Ranked(list) => Ok(list),
+            UserAnswer::Ranked(list) => Ok(*list),
             UserAnswer::Profile(_) => Err(unexpected_answer()),
         }
     }
@@ -468,12 +468,16 @@ impl Cluster {
         let partition = partition_of(call.user_id());
         self.ensure_caught_up(partition).await?;
         let served = match call {
-            UserCall::Search(request) => self.inkling.search(request).await.map(UserAnswer::Ranked),
+            UserCall::Search(request) => self
+                .inkling
+                .search(request)
+                .await
+                .map(|list| UserAnswer::Ranked(Box::new(list))),
             UserCall::Recommend(request) => self
                 .inkling
                 .recommend(request)
                 .await
-                .map(UserAnswer::Ranked),
+                .map(|list| UserAnswer::Ranked(Box::new(list))),
             UserCall::Profile(user_id) => self
                 .inkling
                 .profile(user_id)
