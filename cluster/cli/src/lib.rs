@@ -200,6 +200,10 @@ enum EvalCommand {
         #[arg(long)]
         ranker: Option<PathBuf>,
         #[arg(long)]
+        /// Base URLs of running nodes (a cluster's gateways) to evaluate through, comma
+        /// separated; a fresh local node when absent.
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
         json: bool,
     },
 }
@@ -257,6 +261,7 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
             k,
             concurrency,
             ranker,
+            target,
             json,
         } => {
             if k == 0 || k > inkling_gateway::MAX_K {
@@ -268,7 +273,8 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
             };
             let data = inkling_tools::eval::sessions::read(&train, &test)?;
             let report =
-                inkling_tools::eval::sessions::evaluate(data, k, concurrency, actors).await?;
+                inkling_tools::eval::sessions::evaluate(data, k, concurrency, actors, target)
+                    .await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

@@ -72,7 +72,7 @@ pub async fn train_ranker(options: RankerTraining) -> Result<()> {
             .timeout(Duration::from_secs(60))
             .build();
         register_items(&agent, &base, &all_items.iter().collect())?;
-        send_training(&base, &online, concurrency)?;
+        send_training(std::slice::from_ref(&base), &online, concurrency)?;
         log_cases(&base, &cases, concurrency)
     })
     .await??;

@@ -97,23 +97,30 @@ pub struct SessionReport {
     pub total_seconds: f64,
 }
 
+/// Evaluates through a fresh local node, or through the running nodes at `targets` (their
+/// base URLs), spreading shoppers over them.
 pub async fn evaluate(
     data: SessionData,
     k: usize,
     concurrency: usize,
     actors: ActorConfig,
+    targets: Vec<String>,
 ) -> Result<SessionReport> {
     let started = Instant::now();
+    if !targets.is_empty() {
+        return tokio::task::spawn_blocking(move || run(&targets, &data, k, concurrency, started))
+            .await?;
+    }
     let node = LocalNode::start(CatalogSource::Empty, actors).await?;
-    let base = node.base_url.clone();
+    let bases = vec![node.base_url.clone()];
     let report =
-        tokio::task::spawn_blocking(move || run(&base, &data, k, concurrency, started)).await?;
+        tokio::task::spawn_blocking(move || run(&bases, &data, k, concurrency, started)).await?;
     node.stop().await?;
     report
 }
 
 fn run(
-    base: &str,
+    bases: &[String],
     data: &SessionData,
     k: usize,
     concurrency: usize,
@@ -132,11 +139,11 @@ fn run(
                 .flat_map(|(prefix, target)| prefix.iter().chain([target])),
         )
         .collect();
-    register_items(&agent, base, &items)?;
-    send_training(base, &data.train, concurrency)?;
+    register_items(&agent, &bases[0], &items)?;
+    send_training(bases, &data.train, concurrency)?;
     let ingest_seconds = started.elapsed().as_secs_f64();
     let testing = Instant::now();
-    let outcomes = run_cases(base, &data.test, k, concurrency)?;
+    let outcomes = run_cases(bases, &data.test, k, concurrency)?;
     let test_seconds = testing.elapsed().as_secs_f64();
 
     let mut latencies: Vec<f64> = outcomes.iter().map(|(_, latency)| *latency).collect();
@@ -176,8 +183,9 @@ pub(crate) fn register_items(
 }
 
 /// Training sessions as view events, many sessions per request; each session is a shopper.
+/// Requests go to the nodes at `bases` in turn.
 pub(crate) fn send_training(
-    base: &str,
+    bases: &[String],
     sessions: &[Vec<String>],
     concurrency: usize,
 ) -> Result<()> {
@@ -185,6 +193,7 @@ pub(crate) fn send_training(
     let batches: Vec<&[Vec<String>]> = sessions.chunks(SESSIONS_PER_REQUEST).collect();
     let bar = progress(batches.len(), "training");
     in_parallel(batches.len(), concurrency, &bar, |agent, index| {
+        let base = &bases[index % bases.len()];
         let first = index * SESSIONS_PER_REQUEST;
         let events: Vec<_> = batches[index]
             .iter()
@@ -207,7 +216,7 @@ pub(crate) fn send_training(
 /// Each case: a fresh shopper replays the prefix without learning, then asks for k items.
 /// Returns the target's rank (1-based) when recommended, and the recommend latency in ms.
 fn run_cases(
-    base: &str,
+    bases: &[String],
     cases: &[(Vec<String>, String)],
     k: usize,
     concurrency: usize,
@@ -216,6 +225,7 @@ fn run_cases(
     let outcomes = in_parallel(cases.len(), concurrency, &bar, |agent, index| {
         let (prefix, target) = &cases[index];
         let shopper = format!("test-{index}");
+        let base = &bases[index % bases.len()];
         let asked = replay_and_recommend(agent, base, &shopper, prefix, k, false)?;
         Ok((rank_of(&asked.items, target), asked.latency_ms))
     })?;
