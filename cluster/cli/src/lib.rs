@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
@@ -452,6 +452,10 @@ impl EngineArgs {
 
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
+    /// A TOML file with any of: node_name, listen, data_dir, seeds, initial_members
+    /// (["NAME=ADDR", ...]), roles. Flags and environment variables override it.
+    #[arg(long, env = "INKLING_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Folder for the sled database and the index shards.
     #[arg(long, env = "INKLING_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -472,6 +476,65 @@ pub struct ServeArgs {
     pub engine: EngineArgs,
 }
 
+/// `inkling serve --config FILE`: the node's identity and place in the cluster.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NodeFile {
+    node_name: Option<String>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    seeds: Vec<String>,
+    #[serde(default)]
+    initial_members: Vec<String>,
+    roles: Option<String>,
+}
+
+impl ServeArgs {
+    /// Fills every setting the command line left at its default from the config file.
+    fn apply_config_file(&mut self, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+        let Some(path) = &self.config else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+        let file: NodeFile = toml::from_str(&text)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let unset = |id: &str| {
+            !matches!(
+                matches.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        };
+        if let (Some(name), true) = (file.node_name, unset("node_name")) {
+            self.cluster.node_name = name;
+        }
+        if let (Some(listen), true) = (file.listen, unset("listen")) {
+            self.listen = listen;
+        }
+        if let (Some(data_dir), true) = (file.data_dir, unset("data_dir")) {
+            self.data_dir = data_dir;
+        }
+        if !file.seeds.is_empty() && unset("seeds") {
+            self.cluster.seeds = file.seeds;
+        }
+        if !file.initial_members.is_empty() && unset("initial_members") {
+            self.cluster.initial_members = file
+                .initial_members
+                .iter()
+                .map(|member| parse_member(member))
+                .collect::<Result<_, _>>()
+                .map_err(|error| anyhow::anyhow!("{}: initial_members: {error}", path.display()))?;
+        }
+        if let Some(roles) = file.roles {
+            self.cluster.roles = roles;
+        }
+        Ok(())
+    }
+}
+
 /// Where the node stands in a cluster; without these flags it is a cluster of one.
 #[derive(clap::Args, Clone)]
 pub struct ClusterArgs {
@@ -487,6 +550,9 @@ pub struct ClusterArgs {
     /// initial members by default.
     #[arg(long, env = "INKLING_SEEDS", value_delimiter = ',')]
     pub seeds: Vec<String>,
+    /// What this node does, published to the cluster (informational for now).
+    #[arg(skip = String::from("gateway,sessions,models,index"))]
+    pub roles: String,
 }
 
 fn parse_member(text: &str) -> Result<InitialMember, String> {
@@ -553,14 +619,18 @@ impl ServeArgs {
                 node_name: self.cluster.node_name.clone(),
                 seeds: self.cluster.seeds.clone(),
                 initial_members: self.cluster.initial_members.clone(),
-                ..ClusterOptions::default()
+                roles: self.cluster.roles.clone(),
             },
         })
     }
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     inkling_ops::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -571,7 +641,12 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => inkling_node::run(args.node_options()?).await,
+            Command::Serve(mut args) => {
+                if let Some(serve) = matches.subcommand_matches("serve") {
+                    args.apply_config_file(serve)?;
+                }
+                inkling_node::run(args.node_options()?).await
+            }
             Command::Cluster {
                 cluster:
                     ClusterCommand::Up {
@@ -602,5 +677,63 @@ pub fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_members_parse_or_name_the_problem() {
+        let cases = [
+            ("node-1=127.0.0.1:7280", Ok(("node-1", "127.0.0.1:7280"))),
+            ("node-1", Err("is not NAME=ADDR")),
+            ("=127.0.0.1:7280", Err("empty node name")),
+            ("node-1=localhost", Err("is not an address")),
+        ];
+        for (text, expected) in cases {
+            let parsed = parse_member(text).map(|member| (member.name, member.addr.to_string()));
+            match (parsed, expected) {
+                (Ok((name, addr)), Ok((want_name, want_addr))) => {
+                    assert_eq!(
+                        (name.as_str(), addr.as_str()),
+                        (want_name, want_addr),
+                        "{text}"
+                    )
+                }
+                (Err(error), Err(fragment)) => assert!(error.contains(fragment), "{text}: {error}"),
+                (outcome, _) => panic!("{text}: unexpected {outcome:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_config_file_fills_what_the_command_line_left_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "node_name = \"from-file\"\nlisten = \"127.0.0.9:9000\"\ninitial_members = [\"from-file=127.0.0.9:9000\"]\n",
+        )
+        .unwrap();
+        let config = file.to_str().unwrap();
+        let argv = [
+            "inkling",
+            "serve",
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.8:8000",
+        ];
+        let matches = Cli::command().get_matches_from(argv);
+        let Command::Serve(mut args) = Cli::from_arg_matches(&matches).unwrap().command else {
+            panic!("not serve");
+        };
+        args.apply_config_file(matches.subcommand_matches("serve").unwrap())
+            .unwrap();
+        assert_eq!(args.cluster.node_name, "from-file");
+        assert_eq!(args.listen.to_string(), "127.0.0.8:8000", "the flag wins");
+        assert_eq!(args.cluster.initial_members.len(), 1);
     }
 }
