@@ -48,6 +48,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move a node's replicas to the other nodes, then stop it.
+    Drain {
+        /// The node's --listen address.
+        #[arg(long)]
+        node: String,
+    },
     /// Run a benchmark and print a table.
     Bench {
         #[command(subcommand)]
@@ -665,6 +671,7 @@ pub fn main() -> ExitCode {
                 cluster.run().await
             }
             Command::Status { node, json } => inkling_tools::status::show(&node, json),
+            Command::Drain { node } => inkling_tools::status::drain(&node),
             Command::Bench { bench } => inkling_tools::bench::run(bench).await,
             Command::Eval { eval } => run_eval(eval).await,
             Command::Train { train } => run_train(train).await,

@@ -31,6 +31,7 @@ pub fn router(cluster: Arc<Cluster>) -> axum::Router {
         .route("/internal/partitions/{partition}/propose", post(propose))
         .route("/internal/users", post(serve_user))
         .route("/internal/status", get(status))
+        .route("/internal/drain", post(drain))
         .route("/internal/replica/users/{id}", get(stored_profile))
         .with_state(cluster)
 }
@@ -107,4 +108,11 @@ async fn stored_profile(
     Path(user_id): Path<String>,
 ) -> Json<Result<Option<Profile>, ActorError>> {
     Json(cluster.local().profile_writer().stored(&user_id))
+}
+
+/// Starts draining this node: leaders move its replicas away, and it exits once it holds
+/// none.
+async fn drain(State(cluster): Shared) -> Json<ClusterStatus> {
+    cluster.drain().await;
+    Json(cluster.status().await)
 }

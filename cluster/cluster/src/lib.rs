@@ -17,6 +17,7 @@ pub mod membership;
 pub mod network;
 pub mod partition;
 pub mod raft_types;
+pub mod rebalance;
 pub mod routing;
 pub mod state_machine;
 

@@ -7,6 +7,8 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::raft_types::NodeId;
+
 pub type PartitionId = u16;
 
 /// The number of user partitions. Changing it re-homes every user: it is fixed for the
@@ -23,10 +25,11 @@ pub fn partition_of(user_id: &str) -> PartitionId {
     (xxh3_64(user_id.as_bytes()) % u64::from(PARTITIONS)) as PartitionId
 }
 
-/// The nodes that hold `partition`, best first, by rendezvous hashing over `members`:
-/// adding or removing a node moves only the partitions whose top choices it changes.
-pub fn placement<'a>(partition: PartitionId, members: &[&'a str], replicas: usize) -> Vec<&'a str> {
-    let mut ranked: Vec<(u64, &str)> = members
+/// The nodes that hold `partition`, best first, by rendezvous hashing over `members` (raft
+/// node ids): adding or removing a node moves only the partitions whose top choices it
+/// changes, about one in N.
+pub fn placement(partition: PartitionId, members: &[NodeId], replicas: usize) -> Vec<NodeId> {
+    let mut ranked: Vec<(u64, NodeId)> = members
         .iter()
         .map(|member| {
             let key = format!("{partition}/{member}");
@@ -34,6 +37,7 @@ pub fn placement<'a>(partition: PartitionId, members: &[&'a str], replicas: usiz
         })
         .collect();
     ranked.sort_unstable_by(|a, b| b.cmp(a));
+    ranked.dedup_by_key(|(_, member)| *member);
     ranked
         .into_iter()
         .take(replicas)
@@ -59,14 +63,14 @@ mod tests {
 
     #[test]
     fn adding_a_node_moves_about_one_in_n_placements() {
-        let before = ["a", "b", "c", "d"];
-        let after = ["a", "b", "c", "d", "e"];
+        let before = [11, 22, 33, 44];
+        let after = [11, 22, 33, 44, 55];
         let mut moved = 0;
         for partition in 0..PARTITIONS {
             let old = placement(partition, &before, 1);
             let new = placement(partition, &after, 1);
             if old != new {
-                assert_eq!(new, ["e"], "only the new node gains leadership choices");
+                assert_eq!(new, [55], "only the new node gains first choices");
                 moved += 1;
             }
         }
@@ -78,7 +82,7 @@ mod tests {
 
     #[test]
     fn placement_is_distinct_and_bounded_by_members() {
-        let members = ["a", "b"];
+        let members = [11, 22];
         let chosen = placement(3, &members, REPLICAS);
         assert_eq!(chosen.len(), 2);
         assert_ne!(chosen[0], chosen[1]);

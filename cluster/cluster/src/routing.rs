@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -121,11 +121,13 @@ enum Leader {
 }
 
 pub struct Cluster {
-    name: String,
-    me: NodeId,
-    inkling: Arc<Inkling>,
-    partitions: BTreeMap<PartitionId, Raft>,
-    membership: Arc<Membership>,
+    pub(crate) name: String,
+    pub(crate) me: NodeId,
+    /// The address peers reach this node on.
+    pub(crate) addr: String,
+    pub(crate) inkling: Arc<Inkling>,
+    pub(crate) partitions: BTreeMap<PartitionId, Raft>,
+    pub(crate) membership: Arc<Membership>,
     http: reqwest::Client,
     /// The term in which each partition led here was last confirmed caught up.
     caught_up: Mutex<HashMap<PartitionId, u64>>,
@@ -134,6 +136,9 @@ pub struct Cluster {
     event_keys: (u64, AtomicU64),
     request_timeout: Duration,
     initial_catalog_loader: bool,
+    pub(crate) draining: AtomicBool,
+    pub(crate) drained: tokio::sync::Notify,
+    stopping: AtomicBool,
 }
 
 fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
@@ -174,16 +179,17 @@ impl Cluster {
             .context("cannot build the HTTP client for peers")?;
         let me = node_id_of(&config.node_name);
         let partitions = start_partitions(&config, me, &inkling, &engine, &http).await?;
-        let member_names: Vec<&str> = config
+        let initial_ids: Vec<NodeId> = config
             .initial_members
             .iter()
-            .map(|m| m.name.as_str())
+            .map(|member| node_id_of(&member.name))
             .collect();
-        let initial_catalog_loader = placement(CATALOG_GROUP, &member_names, REPLICAS).first()
-            == Some(&config.node_name.as_str());
+        let initial_catalog_loader =
+            placement(CATALOG_GROUP, &initial_ids, REPLICAS).first() == Some(&me);
         let cluster = Arc::new(Self {
             name: config.node_name.clone(),
             me,
+            addr: config.addr.to_string(),
             inkling,
             partitions,
             membership,
@@ -192,7 +198,11 @@ impl Cluster {
             event_keys: (now_ms(), AtomicU64::new(0)),
             request_timeout: config.request_timeout,
             initial_catalog_loader,
+            draining: AtomicBool::new(false),
+            drained: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
         });
+        tokio::spawn(cluster.clone().rebalance_forever());
         for (partition, raft) in &cluster.partitions {
             tokio::spawn(watch_leadership(
                 *partition,
@@ -209,8 +219,22 @@ impl Cluster {
         &self.inkling
     }
 
+    /// This node's raft of the group, member or not: peers' raft messages go to it.
     pub fn raft(&self, partition: PartitionId) -> Option<&Raft> {
         self.partitions.get(&partition)
+    }
+
+    /// This node's raft of the group, if the node is a voter or learner of it.
+    pub(crate) fn member_raft(&self, group: PartitionId) -> Option<&Raft> {
+        let raft = self.partitions.get(&group)?;
+        let is_member = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&self.me)
+            .is_some();
+        is_member.then_some(raft)
     }
 
     /// Records events and returns once each is committed by a quorum of its partition's
@@ -314,7 +338,7 @@ impl Cluster {
     }
 
     async fn leader_of(&self, partition: PartitionId) -> Leader {
-        let Some(raft) = self.partitions.get(&partition) else {
+        let Some(raft) = self.member_raft(partition) else {
             return match self.membership.leader_hint(partition).await {
                 Some(addr) => Leader::At(addr),
                 None => Leader::Unknown,
@@ -335,7 +359,7 @@ impl Cluster {
     /// Resolves when this node's replica of the partition sees a leader other than the one
     /// it sees now; never, for a partition it holds no replica of.
     async fn leader_changes(&self, partition: PartitionId) {
-        let Some(raft) = self.partitions.get(&partition) else {
+        let Some(raft) = self.member_raft(partition) else {
             return std::future::pending().await;
         };
         let mut metrics = raft.metrics();
@@ -367,7 +391,7 @@ impl Cluster {
                 Some(addr) => Leader::At(addr),
                 None => self.leader_of(partition).await,
             };
-            let budget = match self.partitions.get(&partition) {
+            let budget = match self.member_raft(partition) {
                 Some(_) => remaining,
                 None => remaining.min(ATTEMPT_TIMEOUT),
             };
@@ -436,7 +460,7 @@ impl Cluster {
         partition: PartitionId,
         command: Command,
     ) -> Result<Applied, RouteError> {
-        let Some(raft) = self.partitions.get(&partition) else {
+        let Some(raft) = self.member_raft(partition) else {
             let hint = self.membership.leader_hint(partition).await;
             return Err(RouteError::NotLeader { partition, hint });
         };
@@ -491,7 +515,7 @@ impl Cluster {
     /// load complete profiles, so the first request of each term waits for a linearizable
     /// read point.
     async fn ensure_caught_up(&self, partition: PartitionId) -> Result<(), RouteError> {
-        let Some(raft) = self.partitions.get(&partition) else {
+        let Some(raft) = self.member_raft(partition) else {
             let hint = self.membership.leader_hint(partition).await;
             return Err(RouteError::NotLeader { partition, hint });
         };
@@ -512,6 +536,18 @@ impl Cluster {
             }
             Err(other) => Err(RouteError::Unreachable(other.to_string())),
         }
+    }
+
+    /// A peer's view of the cluster, if it answers within `budget`.
+    pub(crate) async fn peer_status(&self, addr: &str, budget: Duration) -> Option<ClusterStatus> {
+        let response = self
+            .http
+            .get(format!("http://{addr}/internal/status"))
+            .timeout(budget)
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
     }
 
     async fn forward<Request, Answer>(
@@ -551,6 +587,7 @@ impl Cluster {
         let partitions = self
             .partitions
             .iter()
+            .filter(|(group, _)| self.member_raft(**group).is_some())
             .map(|(partition, raft)| {
                 let active = sessions.get(partition).copied().unwrap_or(0);
                 partition_status(*partition, raft, active)
@@ -564,8 +601,13 @@ impl Cluster {
         }
     }
 
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// Stops the raft groups and gossip; the actors are the node's to stop.
     pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for raft in self.partitions.values() {
             if let Err(error) = raft.shutdown().await {
                 tracing::warn!(%error, "raft group did not stop cleanly");
@@ -608,23 +650,23 @@ async fn start_partitions(
     http: &reqwest::Client,
 ) -> anyhow::Result<BTreeMap<PartitionId, Raft>> {
     let raft_config = raft_config()?;
-    let names: Vec<&str> = config
+    let initial: BTreeMap<NodeId, BasicNode> = config
         .initial_members
         .iter()
-        .map(|member| member.name.as_str())
+        .map(|member| (node_id_of(&member.name), BasicNode::new(member.addr)))
         .collect();
+    let initial_ids: Vec<NodeId> = initial.keys().copied().collect();
     anyhow::ensure!(
-        names.contains(&config.node_name.as_str()),
+        initial.is_empty() || initial.contains_key(&me),
         "the initial members must include this node ({})",
         config.node_name
     );
     let commit = inkling.group_commit();
     let mut partitions = BTreeMap::new();
+    // Every node runs every group: one that is not a member yet sits idle until a leader
+    // adds it (see `rebalance`).
     for partition in 0..=CATALOG_GROUP {
-        let voters = placement(partition, &names, REPLICAS);
-        if !voters.contains(&config.node_name.as_str()) {
-            continue;
-        }
+        let voters = placement(partition, &initial_ids, REPLICAS);
         let kind = if partition == CATALOG_GROUP {
             GroupKind::Catalog
         } else {
@@ -636,12 +678,11 @@ async fn start_partitions(
         let raft = Raft::new(me, raft_config.clone(), network, log, state)
             .await
             .with_context(|| format!("cannot start raft for partition {partition}"))?;
-        if voters[0] == config.node_name && !raft.is_initialized().await? {
-            let nodes: BTreeMap<NodeId, BasicNode> = config
-                .initial_members
+        if voters.first() == Some(&me) && !raft.is_initialized().await? {
+            let nodes: BTreeMap<NodeId, BasicNode> = initial
                 .iter()
-                .filter(|member| voters.contains(&member.name.as_str()))
-                .map(|member| (node_id_of(&member.name), BasicNode::new(member.addr)))
+                .filter(|(id, _)| voters.contains(id))
+                .map(|(id, node)| (*id, node.clone()))
                 .collect();
             raft.initialize(nodes)
                 .await
@@ -697,6 +738,7 @@ pub struct PartitionStatus {
     pub term: u64,
     pub leader: Option<String>,
     pub voters: Vec<String>,
+    pub learners: Vec<String>,
     pub last_applied: Option<u64>,
     /// Live session actors on this node for users of the partition: only its leader
     /// should have any.
@@ -721,6 +763,10 @@ fn partition_status(partition: PartitionId, raft: &Raft, sessions: usize) -> Par
         leader: metrics.current_leader.as_ref().and_then(address),
         voters: membership
             .voter_ids()
+            .filter_map(|id| address(&id))
+            .collect(),
+        learners: membership
+            .learner_ids()
             .filter_map(|id| address(&id))
             .collect(),
         last_applied: metrics.last_applied.map(|log_id| log_id.index),

@@ -50,7 +50,8 @@ pub struct NodeOptions {
 pub struct ClusterOptions {
     /// Stable across restarts: the raft groups know the node by it.
     pub node_name: String,
-    /// Gossip addresses to join through; the other initial members when empty.
+    /// Gossip addresses to join through; the other initial members when empty. Seeds
+    /// without initial members make the node join a running cluster.
     pub seeds: Vec<String>,
     /// Every node the partitions are first placed on, by name and address; just this node
     /// (at its listening address) when empty.
@@ -82,7 +83,12 @@ impl NodeOptions {
 
     fn cluster_config(&self, addr: SocketAddr) -> ClusterConfig {
         let options = &self.cluster;
-        let initial_members = if options.initial_members.is_empty() {
+        // With seeds and no initial members the node joins a running cluster, whose leaders
+        // move replicas onto it; with neither it is a cluster of one.
+        let joining = options.initial_members.is_empty() && !options.seeds.is_empty();
+        let initial_members = if joining {
+            Vec::new()
+        } else if options.initial_members.is_empty() {
             vec![InitialMember {
                 name: options.node_name.clone(),
                 addr,
@@ -283,7 +289,14 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     let address = node.local_addr()?;
     // Scripts and tests read this line to learn the port when listening on port 0.
     println!("inkling listening on http://{address}");
-    node.serve(shutdown_signal()).await
+    let cluster = node.cluster.clone();
+    node.serve(async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = cluster.drained() => tracing::info!("drained: every replica moved away"),
+        }
+    })
+    .await
 }
 
 pub(crate) async fn shutdown_signal() {

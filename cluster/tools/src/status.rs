@@ -52,3 +52,36 @@ fn print_table(status: &ClusterStatus) {
         );
     }
 }
+
+/// How long `inkling drain` waits for the node to hand everything over and exit.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Asks the node to drain and waits until it has exited.
+pub fn drain(node: &str) -> Result<()> {
+    let url = format!("http://{node}/internal/drain");
+    ureq::post(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .call()
+        .with_context(|| format!("cannot reach {node}"))?;
+    println!("{node} is draining: its replicas move to other nodes");
+    let started = std::time::Instant::now();
+    let status_url = format!("http://{node}/internal/status");
+    while started.elapsed() < DRAIN_TIMEOUT {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let reply = ureq::get(&status_url)
+            .timeout(std::time::Duration::from_secs(5))
+            .call();
+        let Ok(reply) = reply else {
+            println!(
+                "{node} has drained and stopped after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        };
+        if let Ok(status) = reply.into_json::<ClusterStatus>() {
+            let held = status.partitions.len();
+            println!("{node} still holds {held} groups");
+        }
+    }
+    anyhow::bail!("{node} did not finish draining within {DRAIN_TIMEOUT:?}")
+}

@@ -1,0 +1,205 @@
+//! Moving replicas as nodes join and drain.
+//!
+//! Each node, for every group it leads, compares the group's voters with the placement
+//! over the live members that are not draining (rendezvous hashing, so a joining node
+//! takes over about one in N placements). A node that should hold the group first joins as
+//! a learner and catches up (openraft replicates the log or sends a snapshot: the data moves
+//! before ownership does); only then does the leader replace the voter set. A voter that
+//! stopped answering stays a candidate: membership changes only when a live node outranks
+//! it or it drains, never because the failure detector suspects it. Every live member also
+//! learns the catalog, so every node can search it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use openraft::{BasicNode, ChangeMembers};
+
+use crate::membership::Member;
+use crate::partition::{CATALOG_GROUP, PartitionId, REPLICAS, placement};
+use crate::raft_types::{NodeId, Raft, node_id_of};
+use crate::routing::Cluster;
+
+/// How often a leader checks its groups' placement.
+const REBALANCE_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long a new replica may take to catch up before the move is retried later.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a membership change may take to commit before it is retried later.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a draining node waits for a peer's view of the cluster.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The members the groups may be placed on, and those leaving.
+struct Candidates {
+    placeable: BTreeMap<NodeId, BasicNode>,
+    draining: BTreeSet<NodeId>,
+}
+
+impl Candidates {
+    fn from_members(members: &[Member]) -> Self {
+        let mut placeable = BTreeMap::new();
+        let mut draining = BTreeSet::new();
+        for member in members {
+            let id = node_id_of(&member.name);
+            if member.draining {
+                draining.insert(id);
+            } else {
+                placeable.insert(id, BasicNode::new(&member.http_addr));
+            }
+        }
+        Self {
+            placeable,
+            draining,
+        }
+    }
+}
+
+impl Cluster {
+    /// Runs until the node stops.
+    pub(crate) async fn rebalance_forever(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(REBALANCE_INTERVAL).await;
+            if self.is_stopping() {
+                return;
+            }
+            let members = self.membership.live_members().await;
+            for group in 0..=CATALOG_GROUP {
+                let Some(raft) = self.leading(group) else {
+                    continue;
+                };
+                if let Err(error) = self.rebalance_group(group, &raft, &members).await {
+                    tracing::warn!(group, error = %format!("{error:#}"), "rebalancing failed; retrying later");
+                }
+            }
+            self.notice_if_drained().await;
+        }
+    }
+
+    /// This node's raft of the group, if it leads the group now.
+    fn leading(&self, group: PartitionId) -> Option<Raft> {
+        let raft = self.member_raft(group)?;
+        let leads = raft.metrics().borrow().current_leader == Some(self.me);
+        leads.then(|| raft.clone())
+    }
+
+    async fn rebalance_group(
+        &self,
+        group: PartitionId,
+        raft: &Raft,
+        members: &[Member],
+    ) -> anyhow::Result<()> {
+        let mut candidates = Candidates::from_members(members);
+        let (voters, nodes) = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            let nodes: BTreeMap<NodeId, BasicNode> = membership
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect();
+            (voters, nodes)
+        };
+        for voter in &voters {
+            if !candidates.draining.contains(voter) && !candidates.placeable.contains_key(voter) {
+                if let Some(node) = nodes.get(voter) {
+                    candidates.placeable.insert(*voter, node.clone());
+                }
+            }
+        }
+        let ids: Vec<NodeId> = candidates.placeable.keys().copied().collect();
+        let desired: BTreeSet<NodeId> = placement(group, &ids, REPLICAS).into_iter().collect();
+        if !desired.is_empty() && desired != voters {
+            for id in desired.difference(&voters) {
+                let node = candidates.placeable[id].clone();
+                tracing::info!(group, node = %node.addr, "adding a replica");
+                tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(*id, node, true))
+                    .await
+                    .context("the new replica did not catch up in time")??;
+            }
+            tracing::info!(group, ?desired, "moving the voters");
+            raft.change_membership(
+                ChangeMembers::ReplaceAllVoters(desired.clone()),
+                group == CATALOG_GROUP,
+            )
+            .await?;
+        }
+        if group == CATALOG_GROUP {
+            self.keep_every_node_learning_the_catalog(raft, &candidates, &desired, &nodes)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every placeable node that is not a catalog voter learns the catalog; draining nodes
+    /// stop learning it.
+    async fn keep_every_node_learning_the_catalog(
+        &self,
+        raft: &Raft,
+        candidates: &Candidates,
+        voters: &BTreeSet<NodeId>,
+        nodes: &BTreeMap<NodeId, BasicNode>,
+    ) -> anyhow::Result<()> {
+        for (id, node) in &candidates.placeable {
+            if !nodes.contains_key(id) && !voters.contains(id) {
+                tokio::time::timeout(CHANGE_TIMEOUT, raft.add_learner(*id, node.clone(), false))
+                    .await
+                    .context("adding a catalog learner did not commit in time")??;
+            }
+        }
+        let leaving: BTreeSet<NodeId> = candidates
+            .draining
+            .iter()
+            .filter(|id| nodes.contains_key(id) && !voters.contains(id))
+            .copied()
+            .collect();
+        if !leaving.is_empty() {
+            let change = ChangeMembers::RemoveNodes(leaving);
+            tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, true))
+                .await
+                .context("removing draining learners did not commit in time")??;
+        }
+        Ok(())
+    }
+
+    /// A draining node lets `drained` resolve once no group's leader counts it as a voter
+    /// or learner. Only leaders know: a node removed from a group hears nothing more of it.
+    async fn notice_if_drained(&self) {
+        if !self.draining.load(Ordering::Relaxed) {
+            return;
+        }
+        if (0..=CATALOG_GROUP).any(|group| self.leading(group).is_some()) {
+            return;
+        }
+        for member in self.membership.live_members().await {
+            if member.name == self.name {
+                continue;
+            }
+            let Some(status) = self.peer_status(&member.http_addr, STATUS_TIMEOUT).await else {
+                return;
+            };
+            let holds_me = status.partitions.iter().any(|group| {
+                group.state == "Leader"
+                    && (group.voters.contains(&self.addr) || group.learners.contains(&self.addr))
+            });
+            if holds_me {
+                return;
+            }
+        }
+        self.drained.notify_one();
+    }
+
+    /// Starts draining: the node stops being placeable, so leaders move its replicas away;
+    /// it keeps serving meanwhile.
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.membership.set_draining(true).await;
+    }
+
+    /// Resolves once a draining node holds no replica any more.
+    pub async fn drained(&self) {
+        self.drained.notified().await;
+    }
+}
