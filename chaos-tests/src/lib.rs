@@ -67,6 +67,11 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Sends a signal by name (`STOP` freezes the process with its sockets open, `CONT`
     /// resumes it).
     pub fn signal(&self, name: &str) {
@@ -215,6 +220,44 @@ impl ClusterSandbox {
         (0..self.members.len())
             .filter(|index| self.nodes[*index].is_some())
             .collect()
+    }
+
+    /// Starts one more node that joins the running cluster through node 0's address, and
+    /// answers its index.
+    pub fn join(&mut self) -> usize {
+        let index = self.members.len();
+        let listen = self.members[0]
+            .listen
+            .replace(".1:", &format!(".{}:", index + 1));
+        let member = SandboxMember {
+            name: format!("node-{}", index + 1),
+            listen,
+            data_dir: self._folder.path().join(format!("node-{}", index + 1)),
+        };
+        let extra = vec![
+            "--node-name".to_string(),
+            member.name.clone(),
+            "--seeds".to_string(),
+            self.members[0].listen.clone(),
+        ];
+        let node = NodeProcess::start_with(&self.binary, &member.data_dir, &member.listen, &extra);
+        self.members.push(member);
+        self.nodes.push(Some(node));
+        index
+    }
+
+    /// Asks node `index` to drain and waits until its process has exited.
+    pub fn drain(&mut self, index: usize, timeout: Duration) {
+        let url = format!("{}/internal/drain", self.url(index));
+        NodeProcess::agent()
+            .post(&url)
+            .call()
+            .expect("drain request answered");
+        let node = self.nodes[index].as_mut().expect("node is running");
+        wait_for("the drained node to exit", timeout, || {
+            node.has_exited().then_some(())
+        });
+        self.nodes[index] = None;
     }
 
     pub fn kill_hard(&mut self, index: usize) {

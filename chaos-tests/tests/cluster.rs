@@ -266,6 +266,67 @@ fn a_product_written_through_one_node_is_searchable_on_every_node() {
     }
 }
 
+#[test]
+fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
+    let mut cluster = ClusterSandbox::start(binary(), 65, NODES);
+    let urls: Vec<String> = (0..NODES).map(|index| cluster.url(index)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (urls, stop) = (urls.clone(), stop.clone());
+            let user = format!("mover-{writer}");
+            std::thread::spawn(move || (user.clone(), write_until_stopped(urls, user, stop)))
+        })
+        .collect();
+
+    let joined = cluster.join();
+    wait_for(
+        "the new node to hold replicas and the catalog",
+        RECOVERY_TIMEOUT * 3,
+        || {
+            let status = cluster.status(joined).ok()?;
+            let voter_of = status["partitions"]
+                .as_array()?
+                .iter()
+                .filter(|group| group["group"] == "users")
+                .count();
+            let products = get_json(&cluster.url(joined), "/healthz").ok()?["products"].as_u64()?;
+            let expected = get_json(&cluster.url(0), "/healthz").ok()?["products"].as_u64()?;
+            (voter_of > 0 && products == expected).then_some(())
+        },
+    );
+    cluster.drain(1, RECOVERY_TIMEOUT * 3);
+    for index in [0, 2, joined] {
+        let status = cluster.status(index).unwrap();
+        let drained = cluster.url(1).trim_start_matches("http://").to_string();
+        for group in status["partitions"].as_array().unwrap() {
+            let voters = group["voters"].as_array().unwrap();
+            assert!(
+                !voters.iter().any(|voter| voter == &drained),
+                "node {index} still counts the drained node: {group}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        let (user, (acknowledged, sent)) = writer.join().unwrap();
+        assert!(
+            acknowledged.len() >= 3,
+            "{user}: too few writes to prove anything"
+        );
+        for reader in [0, joined] {
+            let stored = wait_for("the profile to be readable", RECOVERY_TIMEOUT, || {
+                event_count(&cluster, reader, &user)
+            });
+            assert!(
+                (acknowledged.len() as u64..=sent).contains(&stored),
+                "{user} read through node {reader}: {} acknowledged, {sent} sent, {stored} stored",
+                acknowledged.len()
+            );
+        }
+    }
+}
+
 struct NodeDelete;
 
 impl NodeDelete {
