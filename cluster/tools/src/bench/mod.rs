@@ -1,7 +1,7 @@
 //! Benchmarks that drive a real node over HTTP on loopback (or, for the index at scale, the
 //! real shard indexes directly) and print a table.
 
-mod failover;
+mod cluster;
 mod index;
 mod updates;
 
@@ -35,6 +35,10 @@ pub enum BenchCommand {
         /// Distinct shoppers the events are spread over.
         #[arg(long, default_value_t = 1_000)]
         users: usize,
+        /// Base URLs of running nodes serving the demo catalog (a cluster's gateways),
+        /// comma separated; clients are spread over them. A fresh local node when absent.
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
     },
     /// Encoder texts/s by batch size on CPU, query latency through the model pool, and
     /// Python sentence-transformers on the same texts for a side-by-side ratio.
@@ -81,7 +85,10 @@ pub enum BenchCommand {
     Updates(updates::UpdatesArgs),
     /// Time from the loss of a partition leader (kill -9, SIGSTOP) to the first answer for
     /// one of its users, on a local cluster of real processes.
-    Failover(failover::FailoverArgs),
+    Failover(cluster::FailoverArgs),
+    /// Recommendation latency through the leader's gateway and through another node's,
+    /// on a local cluster of real processes.
+    Hop(cluster::HopArgs),
     /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
     /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
     Gpu {
@@ -126,7 +133,8 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             concurrency,
             batch_sizes,
             users,
-        } => bench_events(events, concurrency, &batch_sizes, users).await,
+            target,
+        } => bench_events(events, concurrency, &batch_sizes, users, target).await,
         BenchCommand::Encoders {
             texts,
             batch_sizes,
@@ -150,7 +158,8 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             batch_sizes,
         } => bench_gpu(&models_dir, min_cosine, texts, &batch_sizes),
         BenchCommand::Updates(args) => updates::run(args),
-        BenchCommand::Failover(args) => failover::run(args),
+        BenchCommand::Failover(args) => cluster::run(args),
+        BenchCommand::Hop(args) => cluster::run_hop(args),
     }
 }
 
@@ -370,12 +379,19 @@ async fn bench_events(
     concurrency: usize,
     batch_sizes: &[usize],
     users: usize,
+    targets: Vec<String>,
 ) -> Result<()> {
     if events == 0 || concurrency == 0 || users == 0 || batch_sizes.contains(&0) {
         bail!("--events, --concurrency, --users and every batch size must be at least 1");
     }
-    let node = LocalNode::start(CatalogSource::Demo, ActorConfig::default()).await?;
-    let base = node.base_url.clone();
+    let node = match targets.is_empty() {
+        true => Some(LocalNode::start(CatalogSource::Demo, ActorConfig::default()).await?),
+        false => None,
+    };
+    let bases: Arc<Vec<String>> = Arc::new(match &node {
+        Some(node) => vec![node.base_url.clone()],
+        None => targets,
+    });
     let items: Arc<Vec<String>> = Arc::new(
         inkling_node::demo::catalog()
             .into_iter()
@@ -385,18 +401,21 @@ async fn bench_events(
 
     let mut rows = Vec::new();
     for &batch in batch_sizes {
-        let base = base.clone();
+        let bases = bases.clone();
         let items = items.clone();
         let row = tokio::task::spawn_blocking(move || {
-            load_events(&base, &items, events, concurrency, batch, users)
+            load_events(&bases, &items, events, concurrency, batch, users)
         })
         .await??;
         rows.push(row);
     }
-    node.stop().await?;
+    let nodes = bases.len();
+    if let Some(node) = node {
+        node.stop().await?;
+    }
 
     println!(
-        "POST /v1/events, durable acks (group commit), {concurrency} clients, {users} users, loopback HTTP\n"
+        "POST /v1/events, durable acks (raft commit), {concurrency} clients over {nodes} gateway(s), {users} users, loopback HTTP\n"
     );
     println!(
         "| events/request | requests | failed | events/s | requests/s | p50 ms | p99 ms | events per fsync |"
@@ -404,8 +423,13 @@ async fn bench_events(
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let sent = row.requests * row.batch;
+        // Syncs are counted in this process: a remote target's are not seen.
+        let per_sync = match row.syncs {
+            0 => "-".to_string(),
+            syncs => format!("{:.1}", sent as f64 / syncs as f64),
+        };
         println!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
             row.batch,
             row.requests,
             row.failures,
@@ -413,14 +437,14 @@ async fn bench_events(
             row.requests as f64 / row.seconds,
             percentile(&row.latencies_ms, 0.50),
             percentile(&row.latencies_ms, 0.99),
-            sent as f64 / row.syncs.max(1) as f64,
+            per_sync,
         );
     }
     Ok(())
 }
 
 fn load_events(
-    base: &str,
+    bases: &[String],
     items: &[String],
     events: usize,
     concurrency: usize,
@@ -437,7 +461,7 @@ fn load_events(
                     let agent = ureq::AgentBuilder::new()
                         .timeout(Duration::from_secs(30))
                         .build();
-                    let url = format!("{base}/v1/events");
+                    let url = format!("{}/v1/events", bases[client % bases.len()]);
                     let mut latencies = Vec::new();
                     let mut failures = 0;
                     for request in (client..requests).step_by(concurrency) {

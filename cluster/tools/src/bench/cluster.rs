@@ -1,6 +1,7 @@
-//! `inkling bench failover`: on a local cluster of real node processes, the time from the
-//! loss of a partition's leader (`kill -9`, or SIGSTOP, which leaves its sockets open) to
-//! the first successful answer for one of its users through another node's gateway.
+//! Benchmarks on a local cluster of real node processes: `inkling bench failover`, the time
+//! from the loss of a partition's leader (`kill -9`, or SIGSTOP, which leaves its sockets
+//! open) to the first successful answer for one of its users through another node's
+//! gateway; and `inkling bench hop`, what forwarding to the leader's node adds to a request.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -10,6 +11,17 @@ use inkling_cluster::{ClusterStatus, partition_of};
 use inkling_node::local_cluster::LocalCluster;
 
 use super::percentile;
+
+#[derive(clap::Args)]
+pub struct HopArgs {
+    /// Recommendations asked through each gateway.
+    #[arg(long, default_value_t = 500)]
+    requests: usize,
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    #[arg(long, default_value_t = 17480)]
+    port: u16,
+}
 
 #[derive(clap::Args)]
 pub struct FailoverArgs {
@@ -61,17 +73,17 @@ fn agent() -> ureq::Agent {
 }
 
 impl Sandbox {
-    fn start(args: &FailoverArgs) -> Result<Self> {
+    fn start(nodes: usize, port: u16) -> Result<Self> {
         let folder = tempfile::tempdir()?;
         let cluster = LocalCluster {
-            nodes: args.nodes,
-            port: args.port,
+            nodes,
+            port,
             data_dir: folder.path().to_path_buf(),
             serve_args: ["--model", "none", "--catalog", "demo"]
                 .map(String::from)
                 .to_vec(),
         };
-        let children = (0..args.nodes)
+        let children = (0..nodes)
             .map(|index| cluster.spawn(index))
             .collect::<Result<Vec<_>>>()?;
         let sandbox = Self {
@@ -79,7 +91,7 @@ impl Sandbox {
             children,
             _folder: folder,
         };
-        for index in 0..args.nodes {
+        for index in 0..nodes {
             sandbox.wait_led(index)?;
         }
         Ok(sandbox)
@@ -183,8 +195,57 @@ impl Sandbox {
     }
 }
 
+/// Milliseconds one recommendation for `user` takes through node `index`'s gateway.
+fn recommend_ms(sandbox: &Sandbox, index: usize, user: &str) -> Result<f64> {
+    let body = serde_json::json!({ "user_id": user, "k": 10 });
+    let started = Instant::now();
+    agent()
+        .post(&format!("{}/v1/recommend", sandbox.url(index)))
+        .send_json(body)
+        .with_context(|| format!("recommend through node {index}"))?;
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+pub fn run_hop(args: HopArgs) -> Result<()> {
+    let sandbox = Sandbox::start(args.nodes, args.port)?;
+    let (mut direct, mut forwarded) = (Vec::new(), Vec::new());
+    for request in 0..args.requests {
+        let user = format!("hop-{}", request % 50);
+        let leader = sandbox
+            .leader_index(0, partition_of(&user))
+            .context("no leader known")?;
+        let other = (leader + 1) % args.nodes;
+        if request < 50 {
+            // Warm up: the user's session starts on the leader before anything is timed.
+            anyhow::ensure!(sandbox.record_event(leader, &user), "could not write");
+            recommend_ms(&sandbox, leader, &user)?;
+        }
+        direct.push(recommend_ms(&sandbox, leader, &user)?);
+        forwarded.push(recommend_ms(&sandbox, other, &user)?);
+    }
+    direct.sort_by(f64::total_cmp);
+    forwarded.sort_by(f64::total_cmp);
+    println!(
+        "POST /v1/recommend, sequential, {} requests each\n",
+        args.requests
+    );
+    println!("| gateway | p50 ms | p99 ms |");
+    println!("|---|---:|---:|");
+    for (name, times) in [
+        ("the leader's node", &direct),
+        ("another node (one hop)", &forwarded),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} |",
+            percentile(times, 0.50),
+            percentile(times, 0.99)
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: FailoverArgs) -> Result<()> {
-    let mut sandbox = Sandbox::start(&args)?;
+    let mut sandbox = Sandbox::start(args.nodes, args.port)?;
     println!(
         "{:<8} {:>7} {:>9} {:>9} {:>9}",
         "fault", "trials", "p50 ms", "p99 ms", "max ms"
