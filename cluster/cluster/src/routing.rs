@@ -141,6 +141,13 @@ pub struct Cluster {
     stopping: AtomicBool,
 }
 
+fn peer_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client for peers")
+}
+
 fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "inkling-users".to_string(),
@@ -173,12 +180,11 @@ impl Cluster {
             })
             .await?,
         );
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .context("cannot build the HTTP client for peers")?;
+        let http = peer_client()?;
         let me = node_id_of(&config.node_name);
-        let partitions = start_partitions(&config, me, &inkling, &engine, &http).await?;
+        // Raft gets a connection pool of its own: a heartbeat never waits for a connection
+        // that a large forwarded answer holds.
+        let partitions = start_partitions(&config, me, &inkling, &engine, &peer_client()?).await?;
         let initial_ids: Vec<NodeId> = config
             .initial_members
             .iter()
