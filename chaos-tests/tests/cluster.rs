@@ -92,6 +92,14 @@ fn kill_9_of_a_partition_leader_loses_no_acknowledged_event() {
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, sent) = writer.join().unwrap();
     println!("served again {served_again:?} after kill -9 of the leader");
+    // Every node indexes the whole catalog: a search during the loss is complete.
+    for reader in &survivors {
+        let body = json!({ "user_id": "searcher", "query": "手机", "k": 5, "mode": "lexical" });
+        let answer =
+            post_json(&cluster.url(*reader), "/v1/search", &body).expect("search answered");
+        assert_eq!(answer["complete"], true, "{answer}");
+        assert!(!answer["items"].as_array().unwrap().is_empty(), "{answer}");
+    }
 
     for reader in survivors {
         let stored = event_count(&cluster, reader, &user).expect("profile readable");

@@ -7,7 +7,8 @@
 //! before ownership does); only then does the leader replace the voter set. A voter that
 //! stopped answering stays a candidate: membership changes only when a live node outranks
 //! it or it drains, never because the failure detector suspects it. Every live member also
-//! learns the catalog, so every node can search it.
+//! learns every group it is not a voter of: the catalog, so every node can search it, and
+//! the user partitions, so every node's online signals see every committed event.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -120,22 +121,21 @@ impl Cluster {
                     .context("the new replica did not catch up in time")??;
             }
             tracing::info!(group, ?desired, "moving the voters");
-            raft.change_membership(
-                ChangeMembers::ReplaceAllVoters(desired.clone()),
-                group == CATALOG_GROUP,
-            )
+            // Displaced voters stay on as learners; draining ones are removed below.
+            let change = ChangeMembers::ReplaceAllVoters(desired.clone());
+            tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, true))
+                .await
+                .context("the membership change did not commit in time")??;
+        }
+        self.keep_every_node_learning(raft, &candidates, &desired, &nodes)
             .await?;
-        }
-        if group == CATALOG_GROUP {
-            self.keep_every_node_learning_the_catalog(raft, &candidates, &desired, &nodes)
-                .await?;
-        }
         Ok(())
     }
 
-    /// Every placeable node that is not a catalog voter learns the catalog; draining nodes
-    /// stop learning it.
-    async fn keep_every_node_learning_the_catalog(
+    /// Every placeable node that is not a voter learns the group: every node indexes the
+    /// whole catalog, and every node's online signals learn from every committed event, so
+    /// recommendations do not get worse as nodes are added. Draining nodes stop learning.
+    async fn keep_every_node_learning(
         &self,
         raft: &Raft,
         candidates: &Candidates,
@@ -146,7 +146,7 @@ impl Cluster {
             if !nodes.contains_key(id) && !voters.contains(id) {
                 tokio::time::timeout(CHANGE_TIMEOUT, raft.add_learner(*id, node.clone(), false))
                     .await
-                    .context("adding a catalog learner did not commit in time")??;
+                    .context("adding a learner did not commit in time")??;
             }
         }
         let leaving: BTreeSet<NodeId> = candidates
