@@ -93,23 +93,29 @@ impl Membership {
         Ok(Self { handle })
     }
 
-    /// Live members, this node included.
-    pub async fn live_members(&self) -> Vec<Member> {
+    /// What `read` makes of each live member's state (this node included), skipping those
+    /// it answers `None` for.
+    async fn read_live<T>(&self, read: impl Fn(&ChitchatId, &NodeState) -> Option<T>) -> Vec<T> {
         let chitchat = self.handle.chitchat();
         let chitchat = chitchat.lock().await;
-        let live: Vec<ChitchatId> = chitchat.live_nodes().cloned().collect();
-        live.iter()
-            .filter_map(|id| {
-                let state = chitchat.node_state(id)?;
-                Some(Member {
-                    name: id.node_id.to_string(),
-                    http_addr: state.get(KEY_HTTP)?.to_string(),
-                    roles: state.get(KEY_ROLES).unwrap_or_default().to_string(),
-                    draining: state.get(KEY_DRAINING) == Some("true"),
-                    generation: id.generation_id,
-                })
-            })
+        chitchat
+            .live_nodes()
+            .filter_map(|id| read(id, chitchat.node_state(id)?))
             .collect()
+    }
+
+    /// Live members, this node included.
+    pub async fn live_members(&self) -> Vec<Member> {
+        self.read_live(|id, state| {
+            Some(Member {
+                name: id.node_id.to_string(),
+                http_addr: state.get(KEY_HTTP)?.to_string(),
+                roles: state.get(KEY_ROLES).unwrap_or_default().to_string(),
+                draining: state.get(KEY_DRAINING) == Some("true"),
+                generation: id.generation_id,
+            })
+        })
+        .await
     }
 
     /// Names of members the failure detector holds dead.
@@ -126,17 +132,13 @@ impl Membership {
     /// highest term.
     pub async fn leader_hint(&self, partition: PartitionId) -> Option<String> {
         let key = leader_key(partition);
-        let chitchat = self.handle.chitchat();
-        let chitchat = chitchat.lock().await;
-        let live: Vec<ChitchatId> = chitchat.live_nodes().cloned().collect();
-        live.iter()
-            .filter_map(|id| {
-                let state = chitchat.node_state(id)?;
+        let claims = self
+            .read_live(|_, state| {
                 let term: u64 = state.get(&key)?.parse().ok()?;
                 Some((term, state.get(KEY_HTTP)?.to_string()))
             })
-            .max()
-            .map(|(_, addr)| addr)
+            .await;
+        claims.into_iter().max().map(|(_, addr)| addr)
     }
 
     /// Publishes (or withdraws) this node's leadership of a partition.

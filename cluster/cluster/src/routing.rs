@@ -152,11 +152,12 @@ fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "inkling-users".to_string(),
         // A follower grants votes only once the leader has been silent for the maximum
-        // election timeout (openraft's leader lease), so that bounds failover: 0.75–1 s
-        // keeps it well under 3 s, and is still five heartbeats of slack on a busy machine.
-        heartbeat_interval: 150,
-        election_timeout_min: 750,
-        election_timeout_max: 1000,
+        // election timeout (openraft's leader lease), so that bounds failover: 0.5–0.8 s
+        // gives a median of about 1.6 s (docs/benchmarks.md), and is still five
+        // heartbeats of slack on a busy machine.
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 800,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
         max_in_snapshot_log_to_keep: 1_000,
         ..Default::default()
