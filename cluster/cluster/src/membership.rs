@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chitchat::transport::UdpTransport;
 use chitchat::{
-    ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ProtocolVersion,
+    ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState, ProtocolVersion,
     spawn_chitchat,
 };
 use serde::{Deserialize, Serialize};
