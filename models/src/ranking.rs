@@ -186,33 +186,41 @@ pub fn rank(
     let preference = context
         .preference
         .map(|preference| PreferenceScale::new(preference, &eligible));
-    let mut scored: Vec<(f64, Scored)> = eligible
+    let mut scored: Vec<(f64, Option<f64>, Scored)> = eligible
         .into_iter()
         .map(|candidate| {
             let best = best_retrieval[&std::mem::discriminant(&candidate.source)];
             let relevance = relevance(&candidate, best, &context.evidence, weights);
             let mut scored = score_one(candidate, &signals, relevance, weights);
-            if let Some(preference) = &preference {
-                preference.apply(&mut scored, weights.preference);
-            }
+            let preferred = preference
+                .as_ref()
+                .and_then(|preference| preference.apply(&mut scored, weights.preference));
             if let Some(budget) = &context.budget {
                 explain_budget(&scored.product, &mut scored.reasons, budget);
             }
-            (relevance, scored)
+            (relevance, preferred, scored)
         })
         .collect();
-    // Relevant products first, whatever the profile, rating or preference say of the rest.
+    // Relevant products first, whatever the profile, rating or preference say of the rest;
+    // among them, an order the shopper asked for ("cheapest", "best rated") decides.
     let best_relevance = scored
         .iter()
-        .map(|(relevance, _)| *relevance)
+        .map(|(relevance, ..)| *relevance)
         .fold(0.0, f64::max);
     let threshold = best_relevance * weights.relevant_share;
-    scored.sort_by(|(relevance_a, a), (relevance_b, b)| {
-        (*relevance_b >= threshold)
-            .cmp(&(*relevance_a >= threshold))
-            .then_with(|| b.score.total_cmp(&a.score))
-    });
-    let mut scored: Vec<Scored> = scored.into_iter().map(|(_, scored)| scored).collect();
+    scored.sort_by(
+        |(relevance_a, preferred_a, a), (relevance_b, preferred_b, b)| {
+            (*relevance_b >= threshold)
+                .cmp(&(*relevance_a >= threshold))
+                .then_with(|| {
+                    preferred_b
+                        .unwrap_or(0.0)
+                        .total_cmp(&preferred_a.unwrap_or(0.0))
+                })
+                .then_with(|| b.score.total_cmp(&a.score))
+        },
+    );
+    let mut scored: Vec<Scored> = scored.into_iter().map(|(.., scored)| scored).collect();
     // A product proposed by several sources keeps its best-scoring proposal.
     let mut seen = std::collections::HashSet::new();
     scored.retain(|item| seen.insert(item.product.id.clone()));
@@ -245,7 +253,9 @@ impl PreferenceScale {
         (product.price.max(0.01).ln() - self.lowest_log_price) / self.log_price_span
     }
 
-    fn apply(&self, scored: &mut Scored, weight: f64) {
+    /// Adds the preference to the score and explains it; returns how well the product
+    /// meets it, from 0 to 1 (`None` for a preference the catalog cannot honour).
+    fn apply(&self, scored: &mut Scored, weight: f64) -> Option<f64> {
         let product = &scored.product;
         let rating = f64::from(product.rating.unwrap_or(0.0)) / 5.0;
         let price = self.price_position(product);
@@ -268,11 +278,11 @@ impl PreferenceScale {
                 format!("top rated: {:.1}/5", product.rating.unwrap_or(0.0)),
             ),
             // The catalog carries no release dates, so "newest" cannot be honoured.
-            Preference::Newest => return,
+            Preference::Newest => return None,
         };
         scored.score += weight * value;
         if value < 0.5 {
-            return;
+            return Some(value);
         }
         if matches!(
             self.preference,
@@ -284,6 +294,7 @@ impl PreferenceScale {
                 .retain(|existing| !existing.starts_with("rated "));
         }
         scored.reasons.push(reason);
+        Some(value)
     }
 }
 
@@ -629,9 +640,12 @@ mod tests {
                 diversify: false,
                 ..RankContext::new(&newcomer, 0, 1000)
             };
+            // Retrieval prefers the iPhone 14; all three stay relevant, so the stated order
+            // decides among them.
             let candidates = phones
                 .iter()
-                .map(|phone| candidate(phone.clone(), 1.0))
+                .zip([1.0, 0.9, 0.8])
+                .map(|(phone, retrieval)| candidate(phone.clone(), retrieval))
                 .collect();
             let ranked = rank(candidates, &context, &RankingWeights::default(), 3);
             let ids: Vec<&str> = ranked
