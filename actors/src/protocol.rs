@@ -55,6 +55,10 @@ pub struct RecommendRequest {
     /// Return each item's model features with it, for training the ranker and debugging.
     #[serde(default)]
     pub explain: bool,
+    /// Also recommend what the shopper has in the cart or is viewing ("buy again");
+    /// evaluations that count repeated items as hits set it.
+    #[serde(default)]
+    pub buy_again: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +83,10 @@ pub struct RankedList {
     /// What the query was understood to ask, for searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<Understanding>,
+    /// What the answer relaxed because it would otherwise be empty, in words for the
+    /// shopper: "no Coffee Mugs from Coffee; showing all Coffee Mugs".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// The request's explicit filters, completed by the constraints understood from the dialogue.

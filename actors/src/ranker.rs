@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use inkling_domain::{Filters, Product, Profile, now_ms};
+use inkling_domain::{EventKind, Filters, Product, Profile, now_ms};
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
 use inkling_models::recommend::{
     self as recommendations, Evidence, Feature, Proposal, RankerModel, RecommendContext,
 };
+use inkling_models::slot_evidence::{FILTER_CONFIDENCE, settle};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use inkling_storage::{IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -128,7 +129,14 @@ async fn search(
         .as_ref()
         .map(|understanding| understanding.constraints.clone())
         .unwrap_or_default();
-    let filters = effective_filters(&request.filters, &constraints);
+    // The category and brand read from words are guesses: retrieval runs without them and
+    // `settle` weighs them against what it found. Explicit filters and prices always hold.
+    let stated = Slots {
+        category: None,
+        brand: None,
+        ..constraints.clone()
+    };
+    let filters = effective_filters(&request.filters, &stated);
     let mode = request.mode;
     let lexical = async {
         if !mode.uses_text() {
@@ -142,13 +150,27 @@ async fn search(
             None => (Vec::new(), Vec::new()),
         }
     };
-    // A category or brand asked for in words is a candidate source of its own: the query
-    // text ("有没有8000元以内的？") often says nothing else a text index could match.
+    // A category or brand asked for surely is a candidate source of its own: the query
+    // text ("有没有8000元以内的？") often says nothing else a text index could match. Its
+    // products carry no retrieval score: they fill in, they do not outrank matches.
     let requested = async {
-        if constraints.category.is_none() && constraints.brand.is_none() {
+        let sure = |confidence: Option<f64>| confidence.unwrap_or(1.0) >= FILTER_CONFIDENCE;
+        let wanted = Slots {
+            category: constraints
+                .category
+                .clone()
+                .filter(|_| sure(constraints.category_confidence)),
+            brand: constraints
+                .brand
+                .clone()
+                .filter(|_| sure(constraints.brand_confidence)),
+            ..stated.clone()
+        };
+        if wanted.category.is_none() && wanted.brand.is_none() {
             return (Vec::new(), Vec::new());
         }
-        scatter(state, Retrieval::TopRated, &filters).await
+        let wanted_filters = effective_filters(&request.filters, &wanted);
+        scatter(state, Retrieval::TopRated, &wanted_filters).await
     };
     let ((words, words_missing), (meaning, meaning_missing), (wanted, wanted_missing)) =
         futures::future::join3(lexical, semantic, requested).await;
@@ -168,9 +190,10 @@ async fn search(
     let mut candidates = fuse(&request.query, lists, weights.fusion);
     candidates.extend(wanted.into_iter().map(|mut candidate| {
         candidate.source = CandidateSource::Requested;
-        candidate.retrieval_score = 1.0;
+        candidate.retrieval_score = 0.0;
         candidate
     }));
+    let settled = settle(candidates, &constraints, &request.filters);
     let missing_shards = merge_missing([words_missing, meaning_missing, wanted_missing]);
     let context = RankContext {
         preference: constraints.preference,
@@ -178,11 +201,20 @@ async fn search(
             max,
             currency: constraints.currency.clone(),
         }),
-        diversify: filters.category.is_none(),
+        // A search names what it wants; diversity is for recommendations and browsing.
+        diversify: false,
+        evidence: settled.evidence,
         ..RankContext::new(profile, now_ms(), state.config.profile.half_life_ms)
     };
-    let mut list = finish(state, candidates, missing_shards, &context, request.k);
+    let mut list = finish(
+        state,
+        settled.candidates,
+        missing_shards,
+        &context,
+        request.k,
+    );
     list.understanding = understanding;
+    list.notices = settled.notices;
     list
 }
 
@@ -217,6 +249,10 @@ async fn recommend(
     } else {
         &state.recommender
     };
+    let not_again = match request.buy_again {
+        true => Vec::new(),
+        false => in_cart_or_viewed(profile, request.session_id.as_deref()),
+    };
     let mut gathered = gather(state, &shopper, &stated, &filters, model).await;
     let missing_shards = merge_missing([
         std::mem::take(&mut gathered.top_rated.1),
@@ -235,6 +271,7 @@ async fn recommend(
         diversify: filters.category.is_none(),
         max_category_share: state.config.ranking.max_category_share,
         explain: request.explain,
+        not_again: &not_again,
     };
     let items = recommendations::recommend(proposals, &context, model, request.k)
         .into_iter()
@@ -255,6 +292,7 @@ async fn recommend(
         missing_shards,
         shard_count: state.shards.shard_count(),
         understanding: None,
+        notices: Vec::new(),
     }
 }
 
@@ -552,6 +590,25 @@ async fn lookup(state: &RankerState, ids: Vec<String>) -> Vec<Arc<Product>> {
         .collect()
 }
 
+/// What the shopper has put in the cart (and not bought since), and the item being viewed:
+/// the newest view of this session, or of any session without one.
+fn in_cart_or_viewed(profile: &Profile, session: Option<&str>) -> Vec<String> {
+    let mut items: Vec<String> = profile
+        .recent_items
+        .iter()
+        .filter(|item| item.kind == EventKind::AddToCart)
+        .map(|item| item.item_id.clone())
+        .collect();
+    let viewing = profile
+        .recent_items
+        .iter()
+        .rev()
+        .filter(|item| session.is_none() || item.session_id.as_deref() == session)
+        .find(|item| item.kind == EventKind::View);
+    items.extend(viewing.map(|item| item.item_id.clone()));
+    items
+}
+
 /// The shopper's latest distinct items, newest first, from one session or from all.
 fn latest_items(profile: &Profile, session: Option<Option<&str>>, limit: usize) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
@@ -638,5 +695,6 @@ fn finish(
         missing_shards,
         shard_count: state.shards.shard_count(),
         understanding: None,
+        notices: Vec::new(),
     }
 }

@@ -2,7 +2,7 @@
 //! intent classification through the model pool, and the vocabulary's upkeep as the catalog
 //! changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -42,6 +42,9 @@ impl SharedSlotExtractor {
 pub struct VocabularyTracker {
     categories: BTreeMap<String, usize>,
     brands: BTreeMap<String, usize>,
+    /// Per title word, how many products use it in their title without it being a word of
+    /// their own brand: how often a brand's name is an ordinary word ("coffee", "black").
+    title_words: BTreeMap<String, usize>,
     taxonomy: Taxonomy,
     shared: SharedSlotExtractor,
 }
@@ -51,6 +54,7 @@ impl VocabularyTracker {
         Self {
             categories: BTreeMap::new(),
             brands: BTreeMap::new(),
+            title_words: BTreeMap::new(),
             taxonomy,
             shared,
         }
@@ -63,6 +67,9 @@ impl VocabularyTracker {
         if let Some(brand) = &product.brand {
             *self.brands.entry(brand.clone()).or_default() += 1;
         }
+        for word in words_beside_brand(product) {
+            *self.title_words.entry(word).or_default() += 1;
+        }
     }
 
     pub fn remove(&mut self, product: &Product) {
@@ -72,6 +79,9 @@ impl VocabularyTracker {
         if let Some(brand) = &product.brand {
             decrement(&mut self.brands, brand);
         }
+        for word in words_beside_brand(product) {
+            decrement(&mut self.title_words, &word);
+        }
     }
 
     /// Rebuilds the extractor from the current counts and hands it to every session.
@@ -80,11 +90,43 @@ impl VocabularyTracker {
         for category in self.categories.keys() {
             vocabulary.add_category(category, self.taxonomy.aliases_of(category));
         }
-        for brand in self.brands.keys() {
-            vocabulary.add_brand(brand);
+        for category in self.categories.keys() {
+            vocabulary.add_category_parts(category);
+        }
+        for (brand, count) in &self.brands {
+            let aliases = self.taxonomy.brand_aliases_of(brand);
+            vocabulary.add_brand_with(brand, aliases, self.brand_confidence(brand, *count));
         }
         self.shared.replace(SlotExtractor::new(&vocabulary));
     }
+
+    /// The share of the products that use the brand's first word which are the brand's own:
+    /// 1 for "Xiaomi", little for a brand named "Coffee" among 20 coffee mugs.
+    fn brand_confidence(&self, brand: &str, count: usize) -> f64 {
+        let Some(word) = lowercase_words(brand).next() else {
+            return 1.0;
+        };
+        let others = self.title_words.get(&word).copied().unwrap_or(0);
+        count as f64 / (count + others) as f64
+    }
+}
+
+fn lowercase_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The distinct words of the product's title that are not words of its own brand.
+fn words_beside_brand(product: &Product) -> BTreeSet<String> {
+    let brand: BTreeSet<String> = product
+        .brand
+        .as_deref()
+        .map(|brand| lowercase_words(brand).collect())
+        .unwrap_or_default();
+    lowercase_words(&product.title)
+        .filter(|word| !brand.contains(word))
+        .collect()
 }
 
 fn decrement(counts: &mut BTreeMap<String, usize>, key: &str) {

@@ -138,6 +138,7 @@ impl Probe {
                     k: 3,
                     filters: Filters::default(),
                     explain: false,
+                    buy_again: false,
                 };
                 node.recommend(request).await.map(|_| ())
             }

@@ -18,6 +18,7 @@ async fn start_node(dir: &std::path::Path, config: ActorConfig) -> Inkling {
     let engine: Arc<dyn KvEngine> = Arc::new(SledEngine::open(&dir.join("sled")).unwrap());
     let taxonomy = Taxonomy {
         aliases: [("手机".to_string(), vec!["mobile phones".to_string()])].into(),
+        ..Default::default()
     };
     let storage = NodeStorage {
         engine,
@@ -132,6 +133,7 @@ async fn recommendations_follow_the_profile_and_skip_purchases() {
         k: 3,
         filters: Filters::default(),
         explain: false,
+        buy_again: false,
     };
     let cold = node.recommend(recommend("newcomer")).await.unwrap();
     assert_eq!(cold.items.len(), 3, "a newcomer still gets top-rated items");
@@ -247,6 +249,7 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         k: 3,
         filters: Filters::default(),
         explain: false,
+        buy_again: false,
     };
     node.record_events(vec![session_event("next", "new", "xiaomi-12", true)])
         .await
@@ -427,6 +430,7 @@ fn recommend_in(user: &str, session: &str) -> RecommendRequest {
         k: 5,
         filters: Filters::default(),
         explain: false,
+        buy_again: false,
     }
 }
 

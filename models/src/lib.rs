@@ -16,6 +16,7 @@ pub mod ranking;
 pub mod recommend;
 pub mod segments;
 pub mod signals;
+pub mod slot_evidence;
 
 pub use candidate::{Candidate, CandidateSource, Matched};
 pub use ranking::{Budget, RankContext, RankingWeights, Scored, rank};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::candidate::{Candidate, CandidateSource, Matched};
 use crate::intent::Preference;
+use crate::slot_evidence::QueryEvidence;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
@@ -36,6 +37,15 @@ pub struct RankingWeights {
     /// Weight of a stated preference (best value, cheapest, ...): the shopper asked for this
     /// order, so it outweighs every implicit signal.
     pub preference: f64,
+    /// Relevance a product gains for being in the category the query names, times the
+    /// confidence of that reading.
+    pub query_category: f64,
+    /// Relevance a product gains for being of the brand the query names, times confidence.
+    pub query_brand: f64,
+    /// A product is relevant when its relevance (retrieval plus the query's category and
+    /// brand) reaches this share of the best candidate's; the profile, rating and stated
+    /// preferences reorder relevant products, never lift another above them.
+    pub relevant_share: f64,
 }
 
 impl Default for RankingWeights {
@@ -50,6 +60,9 @@ impl Default for RankingWeights {
             rating: 0.05,
             max_category_share: 0.5,
             preference: 2.0,
+            query_category: 0.5,
+            query_brand: 0.5,
+            relevant_share: 0.5,
         }
     }
 }
@@ -122,6 +135,8 @@ pub struct RankContext<'a> {
     pub budget: Option<Budget>,
     /// Off when the shopper asked for one category: diversity would fight the request.
     pub diversify: bool,
+    /// The category and brand the query was read to name, as boosts.
+    pub evidence: QueryEvidence,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +154,7 @@ impl<'a> RankContext<'a> {
             preference: None,
             budget: None,
             diversify: true,
+            evidence: QueryEvidence::default(),
         }
     }
 }
@@ -170,21 +186,41 @@ pub fn rank(
     let preference = context
         .preference
         .map(|preference| PreferenceScale::new(preference, &eligible));
-    let mut scored: Vec<Scored> = eligible
+    let mut scored: Vec<(f64, Option<f64>, Scored)> = eligible
         .into_iter()
         .map(|candidate| {
             let best = best_retrieval[&std::mem::discriminant(&candidate.source)];
-            let mut scored = score_one(candidate, &signals, best, weights);
-            if let Some(preference) = &preference {
-                preference.apply(&mut scored, weights.preference);
-            }
+            let relevance = relevance(&candidate, best, &context.evidence, weights);
+            let mut scored = score_one(candidate, &signals, relevance, weights);
+            let preferred = preference
+                .as_ref()
+                .and_then(|preference| preference.apply(&mut scored, weights.preference));
             if let Some(budget) = &context.budget {
                 explain_budget(&scored.product, &mut scored.reasons, budget);
             }
-            scored
+            (relevance, preferred, scored)
         })
         .collect();
-    scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    // Relevant products first, whatever the profile, rating or preference say of the rest;
+    // among them, an order the shopper asked for ("cheapest", "best rated") decides.
+    let best_relevance = scored
+        .iter()
+        .map(|(relevance, ..)| *relevance)
+        .fold(0.0, f64::max);
+    let threshold = best_relevance * weights.relevant_share;
+    scored.sort_by(
+        |(relevance_a, preferred_a, a), (relevance_b, preferred_b, b)| {
+            (*relevance_b >= threshold)
+                .cmp(&(*relevance_a >= threshold))
+                .then_with(|| {
+                    preferred_b
+                        .unwrap_or(0.0)
+                        .total_cmp(&preferred_a.unwrap_or(0.0))
+                })
+                .then_with(|| b.score.total_cmp(&a.score))
+        },
+    );
+    let mut scored: Vec<Scored> = scored.into_iter().map(|(.., scored)| scored).collect();
     // A product proposed by several sources keeps its best-scoring proposal.
     let mut seen = std::collections::HashSet::new();
     scored.retain(|item| seen.insert(item.product.id.clone()));
@@ -217,7 +253,9 @@ impl PreferenceScale {
         (product.price.max(0.01).ln() - self.lowest_log_price) / self.log_price_span
     }
 
-    fn apply(&self, scored: &mut Scored, weight: f64) {
+    /// Adds the preference to the score and explains it; returns how well the product
+    /// meets it, from 0 to 1 (`None` for a preference the catalog cannot honour).
+    fn apply(&self, scored: &mut Scored, weight: f64) -> Option<f64> {
         let product = &scored.product;
         let rating = f64::from(product.rating.unwrap_or(0.0)) / 5.0;
         let price = self.price_position(product);
@@ -240,11 +278,11 @@ impl PreferenceScale {
                 format!("top rated: {:.1}/5", product.rating.unwrap_or(0.0)),
             ),
             // The catalog carries no release dates, so "newest" cannot be honoured.
-            Preference::Newest => return,
+            Preference::Newest => return None,
         };
         scored.score += weight * value;
         if value < 0.5 {
-            return;
+            return Some(value);
         }
         if matches!(
             self.preference,
@@ -256,6 +294,7 @@ impl PreferenceScale {
                 .retain(|existing| !existing.starts_with("rated "));
         }
         scored.reasons.push(reason);
+        Some(value)
     }
 }
 
@@ -295,18 +334,28 @@ pub fn money(amount: f64, currency: &str) -> String {
     format!("{minus}{sign}{grouped}")
 }
 
+/// How well the candidate answers the query: its retrieval score (normalised within its
+/// source) plus the category and brand the query names, weighted by their confidence.
+fn relevance(
+    candidate: &Candidate,
+    best_retrieval: f32,
+    evidence: &QueryEvidence,
+    weights: &RankingWeights,
+) -> f64 {
+    let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
+    let (category, brand) = evidence.support(&candidate.product);
+    weights.retrieval * retrieval + weights.query_category * category + weights.query_brand * brand
+}
+
 fn score_one(
     candidate: Candidate,
     signals: &ProfileSignals,
-    best_retrieval: f32,
+    relevance: f64,
     weights: &RankingWeights,
 ) -> Scored {
     let product = candidate.product;
     let mut reasons = Vec::new();
-    let mut score = 0.0;
-
-    let retrieval = f64::from(candidate.retrieval_score / best_retrieval);
-    score += weights.retrieval * retrieval;
+    let mut score = relevance;
     match &candidate.source {
         CandidateSource::Search {
             query,
@@ -591,9 +640,12 @@ mod tests {
                 diversify: false,
                 ..RankContext::new(&newcomer, 0, 1000)
             };
+            // Retrieval prefers the iPhone 14; all three stay relevant, so the stated order
+            // decides among them.
             let candidates = phones
                 .iter()
-                .map(|phone| candidate(phone.clone(), 1.0))
+                .zip([1.0, 0.9, 0.8])
+                .map(|(phone, retrieval)| candidate(phone.clone(), retrieval))
                 .collect();
             let ranked = rank(candidates, &context, &RankingWeights::default(), 3);
             let ids: Vec<&str> = ranked

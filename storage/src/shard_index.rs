@@ -1001,6 +1001,7 @@ mod tests {
     fn demo_index(dir: &Path) -> ShardIndex {
         let taxonomy = Taxonomy {
             aliases: [("手机".to_string(), vec!["mobile phones".to_string()])].into(),
+            ..Default::default()
         };
         let index = ShardIndex::open(dir, taxonomy, &layout()).unwrap();
         index

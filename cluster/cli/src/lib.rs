@@ -189,6 +189,18 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Probe queries over the demo catalog, each with an expectation for its top results,
+    /// through `POST /v1/search`; prints the cases that fail.
+    Probe {
+        /// `session<TAB>query<TAB>expectation` lines (see cluster/tools/probes/demo.tsv).
+        file: PathBuf,
+        /// A running node to probe (it must serve the demo catalog); by default a fresh
+        /// local node on the demo catalog.
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// Next-item recommendation: train sessions in, P@k and MRR@k on prefix/target cases out.
     Sessions {
         /// One session a line, space-separated item ids in click order.
@@ -285,6 +297,24 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 inkling_tools::eval::sessions::print_table(&report);
+            }
+            Ok(())
+        }
+        EvalCommand::Probe { file, url, engine } => {
+            let cases = inkling_tools::eval::probe::read(&file)?;
+            let report = match url {
+                Some(url) => {
+                    let base = url.trim_end_matches('/').to_string();
+                    tokio::task::spawn_blocking(move || {
+                        inkling_tools::eval::probe::run(&base, &cases)
+                    })
+                    .await??
+                }
+                None => inkling_tools::eval::probe::evaluate(cases, engine.actor_config()?).await?,
+            };
+            inkling_tools::eval::probe::print_report(&report);
+            if !report.failures.is_empty() {
+                anyhow::bail!("{} probe cases fail", report.failures.len());
             }
             Ok(())
         }

@@ -220,6 +220,10 @@ pub struct RecommendBody {
     /// Return each item's model features with it.
     #[serde(default)]
     pub explain: bool,
+    /// Also recommend what is in the shopper's cart and the item being viewed (their
+    /// newest view); by default neither is shown again.
+    #[serde(default)]
+    pub buy_again: bool,
 }
 
 impl RecommendBody {
@@ -301,6 +305,11 @@ pub struct RankedAnswer {
     pub coverage: f64,
     /// Human-readable notes on how the answer was degraded; empty when `complete`.
     pub warnings: Vec<String>,
+    /// What a search relaxed because it would otherwise have found nothing, in words for
+    /// the shopper ("no Coffee Mugs from Coffee; showing all Coffee Mugs"); absent when
+    /// every constraint held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     /// What the query was understood to ask (searches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<UnderstandingView>,
@@ -360,8 +369,15 @@ pub enum Intent {
 pub struct ConstraintsView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// How sure the reading of `category` is, 0 to 1; search filters by it only from 0.8
+    /// (and only when that leaves results), below it the category only boosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
+    /// How sure the reading of `brand` is, as for the category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

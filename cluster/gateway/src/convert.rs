@@ -145,6 +145,7 @@ impl RecommendBody {
             k: self.k,
             filters: self.filters.into(),
             explain: self.explain,
+            buy_again: self.buy_again,
         };
         request.filters.validate()?;
         Ok(request)
@@ -207,6 +208,7 @@ impl RankedAnswer {
             complete: missing.is_empty(),
             coverage,
             warnings,
+            notices: list.notices,
             understanding: list.understanding.map(UnderstandingView::from),
             took_ms,
         }
@@ -269,7 +271,9 @@ impl From<Slots> for ConstraintsView {
     fn from(slots: Slots) -> Self {
         Self {
             category: slots.category,
+            category_confidence: slots.category_confidence,
             brand: slots.brand,
+            brand_confidence: slots.brand_confidence,
             price_min: slots.price_min,
             price_max: slots.price_max,
             currency: slots.currency,
@@ -387,6 +391,7 @@ mod tests {
                 .collect(),
             shard_count,
             understanding: None,
+            notices: Vec::new(),
         }
     }
 

@@ -592,6 +592,10 @@ fn events_shape_profile_and_recommendations() {
         !titles.contains(&"iPad Mini".to_string()),
         "purchased item re-shown: {titles:?}"
     );
+    assert!(
+        !titles.contains(&"Macbook Pro".to_string()),
+        "carted item re-shown: {titles:?}"
+    );
     let reasons: Vec<&str> = answer["items"]
         .as_array()
         .unwrap()
@@ -604,8 +608,12 @@ fn events_shape_profile_and_recommendations() {
                 .map(|reason| reason.as_str().unwrap())
         })
         .collect();
+    // The profile explains the answer: the carted Macbook is the only 电脑, so what carries
+    // over is the interest in its brand.
     assert!(
-        reasons.iter().any(|reason| reason.contains("browsing")),
+        reasons
+            .iter()
+            .any(|reason| reason.contains("interest in Apple")),
         "{reasons:?}"
     );
     assert!(answer["items"][0].get("features").is_none());
@@ -615,6 +623,34 @@ fn events_shape_profile_and_recommendations() {
     );
     let features = &explained["items"][0]["features"];
     assert!(features["category_affinity"].is_number(), "{explained}");
+}
+
+#[test]
+fn recommendations_skip_the_cart_and_the_viewed_item_unless_buying_again() {
+    let node = TestNode::start();
+    let events = json!({ "events": [
+        { "user_id": "carted", "session_id": "s", "type": "add_to_cart", "item_id": "xiaomi-12" },
+        { "user_id": "carted", "session_id": "s", "type": "view", "item_id": "iphone-14" },
+    ]});
+    node.post("/v1/events", events);
+    // (buy_again, the phones recommended, sorted)
+    let cases: [(bool, &[&str]); 2] = [
+        (false, &["iphone-se"]),
+        (true, &["iphone-14", "iphone-se", "xiaomi-12"]),
+    ];
+    for (buy_again, expected) in cases {
+        let body = json!({ "user_id": "carted", "session_id": "s", "k": 10,
+            "filters": { "category": "手机" }, "buy_again": buy_again });
+        let answer = node.post("/v1/recommend", body);
+        let mut ids: Vec<&str> = answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["product"]["id"].as_str().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, expected, "buy_again {buy_again}");
+    }
 }
 
 #[test]

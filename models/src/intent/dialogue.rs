@@ -50,9 +50,11 @@ fn refine(previous: &Slots, turn: &Slots) -> Slots {
     let mut merged = previous.clone();
     if turn.category.is_some() {
         merged.category = turn.category.clone();
+        merged.category_confidence = turn.category_confidence;
     }
     if turn.brand.is_some() {
         merged.brand = turn.brand.clone();
+        merged.brand_confidence = turn.brand_confidence;
     }
     // A new price bound replaces the old range: "4000元以内的呢？" after "8000元以内" means ≤ 4000.
     if turn.price_min.is_some() || turn.price_max.is_some() {

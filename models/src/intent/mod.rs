@@ -111,8 +111,18 @@ impl Preference {
 pub struct Slots {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// How sure the reading of `category` is, from 0 to 1: 1 when the shopper stated it
+    /// as a constraint ("只看手机", "only phones"), high when it names what the query is
+    /// about ("跑步鞋", "watch for men"), low when it only qualifies another word ("phone
+    /// cover", "laptop battery"). Search filters by a category only when it is sure.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub category_confidence: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
+    /// How sure the reading of `brand` is: 1 when stated ("only Apple"), otherwise how
+    /// rarely the brand's name is an ordinary word of the catalog's titles.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub brand_confidence: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 //! (prices with currency words, colours, storage sizes, ranking preferences), in Chinese and
 //! English.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -16,6 +16,9 @@ use super::{Preference, Slots};
 pub struct CatalogVocabulary {
     pub categories: Vec<(String, String)>,
     pub brands: Vec<(String, String)>,
+    /// Per brand, how sure a mention of its name means the brand (1 when absent): a brand
+    /// called "Coffee" or "Black" is mostly an ordinary word of other products' titles.
+    pub brand_confidence: HashMap<String, f64>,
 }
 
 impl CatalogVocabulary {
@@ -28,23 +31,121 @@ impl CatalogVocabulary {
         }
     }
 
+    /// Adds each part of a category named as a list ("wallets" and "clutches" for "Wallets &
+    /// Clutches"), so a query naming one part finds the category. Call it after every
+    /// category's own names: a part that is also a category's name keeps that category.
+    pub fn add_category_parts(&mut self, category: &str) {
+        let parts: Vec<&str> = category
+            .split([',', '&'])
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect();
+        if parts.len() < 2 {
+            return;
+        }
+        for part in parts {
+            for variant in number_variants(part) {
+                self.categories.push((variant, category.to_string()));
+            }
+        }
+    }
+
     pub fn add_brand(&mut self, brand: &str) {
+        self.add_brand_surface(brand, brand);
+    }
+
+    /// Adds `brand` under its name and `aliases`, read with `confidence` (see
+    /// [`CatalogVocabulary::brand_confidence`]).
+    pub fn add_brand_with(&mut self, brand: &str, aliases: &[String], confidence: f64) {
+        for surface in std::iter::once(brand).chain(aliases.iter().map(String::as_str)) {
+            self.add_brand_surface(surface, brand);
+        }
+        self.brand_confidence.insert(brand.to_string(), confidence);
+    }
+
+    fn add_brand_surface(&mut self, surface: &str, brand: &str) {
         // One- or two-letter brands ("AW") would match ordinary words and units.
-        if brand.chars().count() >= 3 || !brand.is_ascii() {
-            self.brands.push((brand.to_string(), brand.to_string()));
+        if surface.chars().count() >= 3 || !surface.is_ascii() {
+            self.brands.push((surface.to_string(), brand.to_string()));
         }
     }
 }
 
-/// "phones" for "phone" and "phone" for "phones", so either form of a query matches.
+/// Confidence in a category or brand the shopper stated as a constraint: "只看手机", "only Apple".
+pub const STATED: f64 = 1.0;
+/// Confidence in a category the query is about: the last thing it names ("跑步鞋", "小米手机"),
+/// or followed only by a price, a preposition or a particle ("watch for men", "手机吗").
+pub const HEAD_CATEGORY: f64 = 0.9;
+/// Confidence in a category word that qualifies another word: "phone cover", "laptop battery".
+pub const MODIFIER_CATEGORY: f64 = 0.4;
+
+/// Words that state the next category or brand as a constraint.
+const ONLY_MARKERS: &[&str] = &["只看", "只要", "只买", "只想要", "仅限", "only "];
+
+/// Latin words that may follow the thing a query is about without naming another thing.
+const TRAILING_WORDS: &[&str] = &[
+    "for", "with", "under", "below", "above", "over", "less", "more", "than", "in", "from", "of",
+    "to", "by", "at", "within", "between", "around", "about", "that", "which", "and", "or",
+    "please", "cheap", "cheaper", "cheapest", "budget", "rs", "inr", "usd", "rupees", "dollars",
+    "yuan", "near", "like", "on", "sale", "online",
+];
+
+/// Han words that may follow the thing a query is about without naming another thing.
+const TRAILING_HAN: &[&str] = &[
+    "的", "吗", "呢", "吧", "啊", "呀", "有", "在", "要", "多少", "价格", "推荐", "哪", "怎么",
+    "和", "或", "以", "不", "低于", "便宜", "贵", "好", "左右", "价", "给", "可以", "买",
+];
+
+/// Whether the phrase ending at byte `end` is what the query is about, not a word that
+/// qualifies the next one.
+fn is_head(text: &str, end: usize) -> bool {
+    let is_gap =
+        |c: char| c.is_whitespace() || c.is_ascii_punctuation() || "，。？！、：；".contains(c);
+    let rest = text[end..].trim_start_matches(is_gap);
+    let Some(next) = rest.chars().next() else {
+        return true;
+    };
+    if next.is_ascii_digit() || "¥￥$₹".contains(next) {
+        return true;
+    }
+    if !next.is_ascii() {
+        return TRAILING_HAN.iter().any(|word| rest.starts_with(word));
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    TRAILING_WORDS.contains(&word.as_str())
+}
+
+/// Whether the text before byte `start` states what follows as a constraint.
+fn stated_as_constraint(text: &str, start: usize) -> bool {
+    let before = &text[..start];
+    ONLY_MARKERS.iter().any(|marker| before.contains(marker))
+}
+
+/// "phones" for "phone", "phone" for "phones" and "watch" for "watches", so either form of
+/// a query matches.
 fn number_variants(surface: &str) -> Vec<String> {
     let mut variants = vec![surface.to_string()];
     if !surface.is_ascii() || surface.len() < 4 {
         return variants;
     }
-    match surface.strip_suffix('s') {
-        Some(singular) => variants.push(singular.to_string()),
-        None => variants.push(format!("{surface}s")),
+    let sibilant = |stem: &str| {
+        ["ch", "sh", "x", "s", "z"]
+            .iter()
+            .any(|end| stem.ends_with(end))
+    };
+    if let Some(stem) = surface.strip_suffix("es")
+        && sibilant(stem)
+    {
+        variants.push(stem.to_string());
+    } else if let Some(singular) = surface.strip_suffix('s') {
+        variants.push(singular.to_string());
+    } else if sibilant(surface) {
+        variants.push(format!("{surface}es"));
+    } else {
+        variants.push(format!("{surface}s"));
     }
     variants
 }
@@ -250,6 +351,7 @@ static CURRENCY_WORD: LazyLock<Regex> =
 pub struct SlotExtractor {
     categories: DictionaryMatcher,
     brands: DictionaryMatcher,
+    brand_confidence: HashMap<String, f64>,
     colours: DictionaryMatcher,
     preferences: DictionaryMatcher,
 }
@@ -269,6 +371,7 @@ impl SlotExtractor {
         Self {
             categories: DictionaryMatcher::new(vocabulary.categories.clone()),
             brands: DictionaryMatcher::new(vocabulary.brands.clone()),
+            brand_confidence: vocabulary.brand_confidence.clone(),
             colours: DictionaryMatcher::new(colours),
             preferences: DictionaryMatcher::new(preferences),
         }
@@ -276,12 +379,24 @@ impl SlotExtractor {
 
     pub fn extract(&self, query: &str) -> Slots {
         let text = query.to_lowercase();
+        let category = self.categories.first(&text);
+        // A brand word inside the category's own name ("coffee" in "coffee mug") is not a brand.
+        let brand = self.brands.find_all(&text).into_iter().find(|brand| {
+            let outside_category = category
+                .as_ref()
+                .is_none_or(|category| brand.end <= category.start || brand.start >= category.end);
+            // "only" in "only apple" states a constraint, even where a brand is called Only.
+            let marker =
+                ONLY_MARKERS.contains(&format!("{} ", &text[brand.start..brand.end]).as_str());
+            outside_category && !marker
+        });
         let mut slots = Slots {
-            category: self
-                .categories
-                .first(&text)
-                .map(|hit| hit.value.to_string()),
-            brand: self.brands.first(&text).map(|hit| hit.value.to_string()),
+            category_confidence: category
+                .as_ref()
+                .map(|hit| self.category_confidence(&text, hit)),
+            category: category.map(|hit| hit.value.to_string()),
+            brand_confidence: brand.as_ref().map(|hit| self.brand_confidence(&text, hit)),
+            brand: brand.map(|hit| hit.value.to_string()),
             preference: self
                 .preferences
                 .first(&text)
@@ -298,6 +413,23 @@ impl SlotExtractor {
         slots.attributes = attributes;
         apply_price(&text, &mut slots);
         slots
+    }
+
+    fn category_confidence(&self, text: &str, hit: &DictionaryHit) -> f64 {
+        if stated_as_constraint(text, hit.start) {
+            STATED
+        } else if is_head(text, hit.end) {
+            HEAD_CATEGORY
+        } else {
+            MODIFIER_CATEGORY
+        }
+    }
+
+    fn brand_confidence(&self, text: &str, hit: &DictionaryHit) -> f64 {
+        if stated_as_constraint(text, hit.start) {
+            return STATED;
+        }
+        self.brand_confidence.get(hit.value).copied().unwrap_or(1.0) * HEAD_CATEGORY
     }
 
     /// Every brand mention, for evaluation against tagged text.
@@ -419,10 +551,87 @@ mod tests {
         SlotExtractor::new(&vocabulary)
     }
 
-    /// Checks the slots extracted from `query` against `expected` (as JSON).
+    /// Checks the slots extracted from `query` against `expected` (as JSON), leaving the
+    /// confidences to [`confidence_says_how_sure_a_reading_is`].
     fn check(extractor: &SlotExtractor, query: &str, expected: serde_json::Value) {
-        let actual = serde_json::to_value(extractor.extract(query)).unwrap();
+        let mut actual = serde_json::to_value(extractor.extract(query)).unwrap();
+        let fields = actual.as_object_mut().unwrap();
+        fields.remove("category_confidence");
+        fields.remove("brand_confidence");
         assert_eq!(actual, expected, "{query}");
+    }
+
+    #[test]
+    fn confidence_says_how_sure_a_reading_is() {
+        let mut vocabulary = CatalogVocabulary::default();
+        vocabulary.add_category("手机", &["mobile phone".to_string(), "phone".to_string()]);
+        vocabulary.add_category("Coffee Mugs", &[]);
+        vocabulary.add_category("鞋", &[]);
+        vocabulary.add_category("Watches", &[]);
+        vocabulary.add_brand_with("Xiaomi", &["小米".to_string()], 1.0);
+        vocabulary.add_brand_with("Coffee", &[], 0.1);
+        vocabulary.add_brand_with("Apple", &[], 0.5);
+        vocabulary.add_brand_with("Only", &[], 0.5);
+        vocabulary.add_category("Wallets & Clutches", &[]);
+        vocabulary.add_category_parts("Wallets & Clutches");
+        let extractor = SlotExtractor::new(&vocabulary);
+        // (query, category and its confidence, brand and its confidence)
+        type Reading<'a> = Option<(&'a str, f64)>;
+        let cases: [(&str, Reading, Reading); 12] = [
+            ("跑步鞋", Some(("鞋", HEAD_CATEGORY)), None),
+            (
+                "小米手机",
+                Some(("手机", HEAD_CATEGORY)),
+                Some(("Xiaomi", 0.9)),
+            ),
+            ("只看手机", Some(("手机", STATED)), None),
+            (
+                "only apple phones",
+                Some(("手机", STATED)),
+                Some(("Apple", STATED)),
+            ),
+            (
+                "apple phones",
+                Some(("手机", HEAD_CATEGORY)),
+                Some(("Apple", 0.45)),
+            ),
+            (
+                "mobile phone cover",
+                Some(("手机", MODIFIER_CATEGORY)),
+                None,
+            ),
+            ("手机壳", Some(("手机", MODIFIER_CATEGORY)), None),
+            ("watch for men", Some(("Watches", HEAD_CATEGORY)), None),
+            // The brand "Coffee" is a word of the category's name, not a brand here.
+            ("coffee mug", Some(("Coffee Mugs", HEAD_CATEGORY)), None),
+            ("coffee", None, Some(("Coffee", 0.09))),
+            // "only" states the constraint, though a brand is called Only.
+            ("only apple", None, Some(("Apple", STATED))),
+            (
+                "wallet under 800",
+                Some(("Wallets & Clutches", HEAD_CATEGORY)),
+                None,
+            ),
+        ];
+        for (query, category, brand) in cases {
+            let slots = extractor.extract(query);
+            let read = |value: Option<String>, confidence: Option<f64>| {
+                value.map(|value| (value, (confidence.unwrap() * 100.0).round() / 100.0))
+            };
+            let expect = |slot: Option<(&str, f64)>| {
+                slot.map(|(value, confidence)| {
+                    (value.to_string(), (confidence * 100.0).round() / 100.0)
+                })
+            };
+            assert_eq!(
+                (
+                    read(slots.category, slots.category_confidence),
+                    read(slots.brand, slots.brand_confidence)
+                ),
+                (expect(category), expect(brand)),
+                "{query}"
+            );
+        }
     }
 
     #[test]

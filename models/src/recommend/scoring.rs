@@ -26,6 +26,9 @@ pub struct RecommendContext<'a> {
     pub max_category_share: f64,
     /// Return each item's features with it, for training and debugging.
     pub explain: bool,
+    /// Items not to show: what the shopper has in the cart and the item being viewed
+    /// (empty when the request asks to buy again).
+    pub not_again: &'a [String],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +40,7 @@ pub struct Recommendation {
 }
 
 /// Scores every proposal with `model`, drops what must never be shown (unavailable or
-/// purchased items), explains and orders the rest, and diversifies by category.
+/// purchased items, and what the shopper has in the cart or is viewing), explains and orders the rest, and diversifies by category.
 pub fn recommend(
     proposals: Vec<Proposal>,
     context: &RecommendContext,
@@ -49,6 +52,7 @@ pub fn recommend(
         .into_iter()
         .filter(|proposal| proposal.product.in_stock)
         .filter(|proposal| !context.profile.purchased.contains(&proposal.product.id))
+        .filter(|proposal| !context.not_again.contains(&proposal.product.id))
         .collect();
     let scale = Scale::of(&eligible);
     let weights = model.vector();
@@ -176,6 +180,7 @@ mod tests {
             diversify: false,
             max_category_share: 0.5,
             explain: true,
+            not_again: &[],
         }
     }
 

@@ -242,11 +242,22 @@ impl Filters {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Taxonomy {
     pub aliases: HashMap<String, Vec<String>>,
+    /// Other names shoppers use for catalog brands, such as `小米` for Xiaomi. Query
+    /// understanding reads them; the index does not.
+    #[serde(default)]
+    pub brand_aliases: HashMap<String, Vec<String>>,
 }
 
 impl Taxonomy {
     pub fn aliases_of(&self, category: &str) -> &[String] {
         self.aliases.get(category).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn brand_aliases_of(&self, brand: &str) -> &[String] {
+        self.brand_aliases
+            .get(brand)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 

@@ -260,7 +260,8 @@ pub(crate) fn replay_and_recommend(
     let asked = Instant::now();
     let answer: serde_json::Value = agent
         .post(&format!("{base}/v1/recommend"))
-        .send_json(json!({ "user_id": shopper, "session_id": shopper, "k": k, "explain": explain }))
+        // The protocol counts the next item even when the session saw it before.
+        .send_json(json!({ "user_id": shopper, "session_id": shopper, "k": k, "explain": explain, "buy_again": true }))
         .context("recommend failed")?
         .into_json()?;
     let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
