@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -36,50 +38,50 @@ pub fn router(cluster: Arc<Cluster>) -> axum::Router {
         .with_state(cluster)
 }
 
-fn raft_of(cluster: &Cluster, partition: PartitionId) -> Result<&Raft, RaftError<NodeId>> {
-    cluster.raft(partition).ok_or_else(|| {
-        let error = openraft::error::Fatal::Panicked;
-        tracing::warn!(
-            partition,
-            "raft message for a partition this node does not hold"
-        );
-        RaftError::Fatal(error)
-    })
+/// A raft message for a group number that does not exist: a 404, so the sender's network
+/// layer reports it as a failed call rather than as an answer from raft.
+struct NoSuchGroup(PartitionId);
+
+impl IntoResponse for NoSuchGroup {
+    fn into_response(self) -> Response {
+        let message = format!("no raft group {}", self.0);
+        (StatusCode::NOT_FOUND, message).into_response()
+    }
 }
+
+fn raft_of(cluster: &Cluster, group: PartitionId) -> Result<&Raft, NoSuchGroup> {
+    cluster.raft(group).ok_or(NoSuchGroup(group))
+}
+
+type RaftAnswer<T, E = openraft::error::Infallible> =
+    Result<Json<Result<T, RaftError<NodeId, E>>>, NoSuchGroup>;
 
 async fn append(
     State(cluster): Shared,
-    Path(partition): Path<PartitionId>,
+    Path(group): Path<PartitionId>,
     Json(request): Json<AppendEntriesRequest<PartitionRaft>>,
-) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
-    let raft = match raft_of(&cluster, partition) {
-        Ok(raft) => raft,
-        Err(error) => return Json(Err(error)),
-    };
-    Json(raft.append_entries(request).await)
+) -> RaftAnswer<AppendEntriesResponse<NodeId>> {
+    Ok(Json(
+        raft_of(&cluster, group)?.append_entries(request).await,
+    ))
 }
 
 async fn vote(
     State(cluster): Shared,
-    Path(partition): Path<PartitionId>,
+    Path(group): Path<PartitionId>,
     Json(request): Json<VoteRequest<NodeId>>,
-) -> Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>> {
-    let raft = match raft_of(&cluster, partition) {
-        Ok(raft) => raft,
-        Err(error) => return Json(Err(error)),
-    };
-    Json(raft.vote(request).await)
+) -> RaftAnswer<VoteResponse<NodeId>> {
+    Ok(Json(raft_of(&cluster, group)?.vote(request).await))
 }
 
 async fn snapshot(
     State(cluster): Shared,
-    Path(partition): Path<PartitionId>,
+    Path(group): Path<PartitionId>,
     Json(request): Json<InstallSnapshotRequest<PartitionRaft>>,
-) -> Json<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>> {
-    let Some(raft) = cluster.raft(partition) else {
-        return Json(Err(RaftError::Fatal(openraft::error::Fatal::Panicked)));
-    };
-    Json(raft.install_snapshot(request).await)
+) -> RaftAnswer<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+    Ok(Json(
+        raft_of(&cluster, group)?.install_snapshot(request).await,
+    ))
 }
 
 async fn propose(
