@@ -1,7 +1,6 @@
 //! [`Inkling`]: starts the actors of one node under the node supervisor and offers their
 //! services as async methods with timeouts, which is all the gateway needs to know.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,17 +107,8 @@ impl Inkling {
     /// events through its replicated log, whose state machine calls [`Self::profile_writer`].
     pub async fn record_events(&self, events: Vec<Event>) -> Result<usize, ActorError> {
         let count = events.len();
-        let mut by_user: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-        for event in events {
-            by_user
-                .entry(event.user_id.clone())
-                .or_default()
-                .push(event);
-        }
-        let now = inkling_domain::now_ms();
-        for (user, events) in by_user {
-            self.profile_writer.apply(&user, &events, now)?;
-        }
+        self.profile_writer
+            .apply_batch(events, inkling_domain::now_ms())?;
         // One shared sync for everything written so far: the group commit.
         self.commit.wait_durable().await?;
         Ok(count)

@@ -23,6 +23,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use ractor_cluster::{RactorClusterMessage, RactorMessage};
 use serde::{Deserialize, Serialize};
 
+use crate::node_supervisor::ended_child;
 use crate::{ActorError, fail_point};
 
 /// Wait before trying again to start a worker whose encoder failed to load.
@@ -196,14 +197,11 @@ impl Actor for ModelPool {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match event {
-            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".into()))
-            }
-            _ => return Ok(()),
+        let Some((worker, failure)) = ended_child(event) else {
+            return Ok(());
         };
-        let Some(index) = state.worker_of.remove(&cell.get_id()) else {
+        let failure = failure.unwrap_or_else(|| "stopped".into());
+        let Some(index) = state.worker_of.remove(&worker) else {
             return Ok(());
         };
         // Its batch's callers already got an error (their reply ports died with it).

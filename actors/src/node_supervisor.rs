@@ -199,13 +199,22 @@ impl Actor for NodeSupervisor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match event {
-            SupervisionEvent::ActorFailed(cell, error) => (cell, Some(error.to_string())),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason),
-            _ => return Ok(()),
-        };
-        state.child_ended(&myself, cell.get_id(), failure);
+        if let Some((child, failure)) = ended_child(event) {
+            state.child_ended(&myself, child, failure);
+        }
         Ok(())
+    }
+}
+
+/// The child a supervision event reports gone (failed or stopped), with the failure or
+/// stop reason; `None` for events about children still running.
+pub(crate) fn ended_child(event: SupervisionEvent) -> Option<(ActorId, Option<String>)> {
+    match event {
+        SupervisionEvent::ActorFailed(cell, error) => {
+            Some((cell.get_id(), Some(error.to_string())))
+        }
+        SupervisionEvent::ActorTerminated(cell, _, reason) => Some((cell.get_id(), reason)),
+        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! every replica, in log order, so every replica's profile store folds the same events with
 //! the same clock (`at_ms`, fixed when the batch was proposed).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inkling_domain::{Event, EventKind, Product, Profile};
@@ -24,6 +25,21 @@ pub struct ProfileWriter {
 impl ProfileWriter {
     pub(crate) fn new(context: Arc<SessionContext>, sessions: ActorSlot<SupervisorMsg>) -> Self {
         Self { context, sessions }
+    }
+
+    /// Folds a batch of events, of any users, into their stored profiles, user by user.
+    pub fn apply_batch(&self, events: Vec<Event>, at_ms: u64) -> Result<(), ActorError> {
+        let mut by_user: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for event in events {
+            by_user
+                .entry(event.user_id.clone())
+                .or_default()
+                .push(event);
+        }
+        for (user, events) in by_user {
+            self.apply(&user, &events, at_ms)?;
+        }
+        Ok(())
     }
 
     /// Folds the user's events into the stored profile and answers the new profile. The

@@ -12,6 +12,7 @@ use inkling_domain::Profile;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
+use crate::node_supervisor::ended_child;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::session::{SessionActor, SessionContext, SessionMsg};
 use crate::{ActorError, fail_point};
@@ -134,16 +135,8 @@ impl Actor for SessionSupervisor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                state.on_session_ended(&myself, cell.get_id(), None).await
-            }
-            SupervisionEvent::ActorFailed(cell, error) => {
-                state
-                    .on_session_ended(&myself, cell.get_id(), Some(error.to_string()))
-                    .await
-            }
-            _ => {}
+        if let Some((session, failure)) = ended_child(event) {
+            state.on_session_ended(&myself, session, failure).await;
         }
         Ok(())
     }

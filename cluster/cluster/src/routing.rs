@@ -246,12 +246,12 @@ impl Cluster {
 
     /// Records events and returns once each is committed by a quorum of its partition's
     /// voters, every one of which has synced it to disk.
-    pub async fn record_events(&self, mut events: Vec<Event>) -> Result<usize, ActorError> {
+    pub async fn record_events(&self, events: Vec<Event>) -> Result<usize, ActorError> {
         let count = events.len();
         let deadline = Instant::now() + self.request_timeout;
         let at_ms = now_ms();
         let mut by_partition: BTreeMap<PartitionId, Vec<Event>> = BTreeMap::new();
-        for mut event in events.drain(..) {
+        for mut event in events {
             if event.event_id.is_none() {
                 event.event_id = Some(self.next_event_key());
             }

@@ -8,12 +8,11 @@
 //! behind, and replaying an entry is harmless because every event carries an idempotency
 //! key (the gateway gives one to events sent without) and product writes are upserts.
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
 use inkling_actors::{ActorError, Inkling};
-use inkling_domain::{Event, Product, Profile};
+use inkling_domain::{Product, Profile};
 use inkling_storage::{GroupCommit, KvEngine, ProfileStore};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -91,9 +90,7 @@ impl StateMachine {
         let count = match command {
             Command::RecordEvents { at_ms, events } => {
                 let count = events.len();
-                for (user, events) in by_user(events) {
-                    writer.apply(&user, &events, at_ms).map_err(apply_error)?;
-                }
+                writer.apply_batch(events, at_ms).map_err(apply_error)?;
                 count
             }
             Command::EraseUser { user_id } => {
@@ -199,17 +196,6 @@ impl StateMachine {
             .unwrap_or_default();
         Ok((applied, membership))
     }
-}
-
-fn by_user(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
-    let mut grouped: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for event in events {
-        grouped
-            .entry(event.user_id.clone())
-            .or_default()
-            .push(event);
-    }
-    grouped
 }
 
 impl RaftStateMachine<PartitionRaft> for StateMachine {

@@ -99,20 +99,6 @@ fn synthetic_product(
     }
 }
 
-/// Resident memory of this process, from /proc (Linux); 0 where unavailable.
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn folder_bytes(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -214,7 +200,7 @@ async fn bench_size(
         ChineseSegmentation::Jieba,
         Some("multilingual-e5-small".into()),
     );
-    let memory_before = resident_bytes();
+    let memory_before = super::resident_bytes();
     let started = Instant::now();
     let shards: Vec<Arc<ShardIndex>> = (0..options.shards)
         .map(|shard| {
@@ -248,7 +234,7 @@ async fn bench_size(
         loader.await??;
     }
     let build_seconds = started.elapsed().as_secs_f64();
-    let memory_mib = resident_bytes().saturating_sub(memory_before) as f64 / 1048576.0;
+    let memory_mib = super::resident_bytes().saturating_sub(memory_before) as f64 / 1048576.0;
     let disk_mib = folder_bytes(folder.path()) as f64 / 1048576.0;
     eprintln!("{size} products built in {build_seconds:.1} s");
 

@@ -109,7 +109,7 @@ pub fn run(args: UpdatesArgs) -> Result<()> {
     let space = VectorSpace::new(args.dimension);
     let vectors: Vec<Vec<f32>> = (0..args.products).map(|n| space.product(n)).collect();
     let queries: Vec<Vec<f32>> = (0..args.queries).map(|n| space.query(n)).collect();
-    let rss_before_mib = resident_mib();
+    let rss_before_mib = super::resident_bytes() as f64 / 1048576.0;
     let mut output = Output::new(args.json);
     output.header(&args, rss_before_mib);
 
@@ -200,7 +200,7 @@ fn measure(
         stage: stage.to_string(),
         seconds,
         updates_per_second: updates.map(|count| count as f64 / seconds),
-        rss_mib: resident_mib(),
+        rss_mib: super::resident_bytes() as f64 / 1048576.0,
         stats: shard.stats(),
         recall_at_10: recall_at_10(shard, queries),
     }
@@ -227,21 +227,6 @@ fn recall_at_10(shard: &ShardIndex, queries: &[Vec<f32>]) -> f64 {
             .count();
     }
     found as f64 / total.max(1) as f64
-}
-
-/// Resident memory of this process in MiB, from /proc (Linux); 0 where unavailable.
-fn resident_mib() -> f64 {
-    let kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
-    kib as f64 / 1024.0
 }
 
 /// Prints rows as a Markdown table as they come, or the whole report as one JSON object at
