@@ -18,7 +18,7 @@ use inkling_models::encoder::TextKind;
 use inkling_storage::shard_index::product_version;
 use inkling_storage::{CatalogStore, GroupCommit, IndexedProduct};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::RactorMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ActorConfig;
@@ -31,16 +31,13 @@ use crate::{ActorError, ask, blocking, fail_point};
 /// Products per shard write when reconciliation re-indexes.
 const REINDEX_CHUNK: usize = 1_000;
 
-#[derive(RactorClusterMessage)]
+#[derive(RactorMessage)]
 pub enum CatalogMsg {
     /// Stores and indexes products; answers with how many were written.
-    #[rpc]
     Upsert(Vec<Product>, RpcReplyPort<Result<usize, ActorError>>),
     /// Removes a product; answers whether the catalog or its shard held it.
-    #[rpc]
     Delete(String, RpcReplyPort<Result<bool, ActorError>>),
     /// Makes the given shards (all when `None`) agree with the catalog.
-    #[rpc]
     Reconcile(
         Option<Vec<usize>>,
         RpcReplyPort<Result<ReconcileReport, ActorError>>,

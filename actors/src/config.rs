@@ -35,6 +35,9 @@ pub struct ActorConfig {
     /// The encoder pool behind intent classification; without one, queries still get slot
     /// extraction and dialogue tracking, but no intent class.
     pub encoder: Option<ModelPoolConfig>,
+    /// Whether this node runs the encoder's pool itself. Without one, a node with an
+    /// `encoder` embeds through other nodes' pools (a node without the `models` role).
+    pub local_model_pool: bool,
     pub signals: SignalsConfig,
     /// How the index segments Chinese text.
     pub segmentation: ChineseSegmentation,
@@ -55,6 +58,7 @@ impl Default for ActorConfig {
             ranking: RankingWeights::default(),
             recommender: RankerModel::default(),
             encoder: None,
+            local_model_pool: true,
             signals: SignalsConfig::default(),
             segmentation: ChineseSegmentation::default(),
             restart_budget: RestartBudget::default(),

@@ -1,17 +1,26 @@
-//! [`Embedder`]: the model pool as seen by its clients, with the model it serves, request
-//! sizes that fit its queue, and deadlines for queries and for passages.
+//! [`Embedder`]: the model pools as seen by their clients, with the model they serve,
+//! request sizes that fit a pool's queue, and deadlines for queries and for passages.
+//!
+//! A request goes to this node's pool when it has one running, then to a pool on a GPU
+//! elsewhere, then to any pool of the model: remote pools are members of the model's
+//! process groups ([`pool_group`]), which ractor_cluster keeps in step across nodes, so
+//! this code never learns where they run.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use inkling_models::encoder::{ModelName, TextKind};
+use ractor::ActorRef;
 
 use crate::ActorError;
-use crate::model_pool::{EmbedRequest, ModelPoolMsg};
+use crate::model_pool::{Device, EmbedRequest, ModelPoolMsg, pool_group};
 use crate::slot::ActorSlot;
 
 #[derive(Clone)]
 pub struct Embedder {
-    pub pool: ActorSlot<ModelPoolMsg>,
+    /// This node's pool; `None` on a node that runs no encoder.
+    pub local: Option<ActorSlot<ModelPoolMsg>>,
     pub model: ModelName,
     /// Most texts per request, so that a request always fits the pool's queue.
     pub chunk: usize,
@@ -19,6 +28,8 @@ pub struct Embedder {
     pub query_timeout: Duration,
     /// Deadline for one request of at most `chunk` passages.
     pub passage_timeout: Duration,
+    /// Spreads requests over remote pools.
+    pub next_remote: Arc<AtomicUsize>,
 }
 
 impl Embedder {
@@ -40,13 +51,46 @@ impl Embedder {
                 kind,
                 texts: part.to_vec(),
             };
-            let answer = self
-                .pool
-                .ask(|reply| ModelPoolMsg::Embed(request, reply), timeout)
-                .await??;
+            let (pool, name) = self.pool()?;
+            let answer = crate::ask(
+                &pool,
+                |reply| ModelPoolMsg::Embed(request, reply),
+                timeout,
+                &name,
+            )
+            .await??;
             vectors.extend(answer);
         }
         Ok(vectors)
+    }
+
+    /// The pool to ask now, and what to call it in errors.
+    fn pool(&self) -> Result<(ActorRef<ModelPoolMsg>, String), ActorError> {
+        if let Some(local) = &self.local
+            && let Ok(pool) = local.get()
+        {
+            return Ok((pool, local.name().to_string()));
+        }
+        for device in [Device::Cuda, Device::Cpu] {
+            let remote: Vec<_> = ractor::pg::get_members(&pool_group(self.model, device))
+                .into_iter()
+                .filter(|pool| !pool.get_id().is_local())
+                .collect();
+            if remote.is_empty() {
+                continue;
+            }
+            let pick = self.next_remote.fetch_add(1, Ordering::Relaxed) % remote.len();
+            let name = format!(
+                "remote {} model pool {}",
+                device.as_str(),
+                remote[pick].get_id()
+            );
+            return Ok((ActorRef::from(remote[pick].clone()), name));
+        }
+        Err(ActorError::Unavailable(format!(
+            "no model pool for {} is running here or on a reachable node",
+            self.model.as_str()
+        )))
     }
 
     pub async fn embed_query(&self, query: &str) -> Result<Vec<f32>, ActorError> {

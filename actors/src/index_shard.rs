@@ -8,31 +8,25 @@ use std::sync::Arc;
 use inkling_domain::{Product, Taxonomy};
 use inkling_storage::{IndexHit, IndexQuery, IndexedProduct, ShardIndex, ShardLayout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::RactorMessage;
 
 use crate::{ActorError, fail_point};
 
-#[derive(RactorClusterMessage)]
+#[derive(RactorMessage)]
 pub enum IndexShardMsg {
     /// Answers a query; searches run concurrently with each other.
-    #[rpc]
     Search(IndexQuery, RpcReplyPort<Result<Vec<IndexHit>, ActorError>>),
     /// Adds or replaces products with their embeddings; visible to searches once answered.
-    #[rpc]
     Upsert(Vec<IndexedProduct>, RpcReplyPort<Result<(), ActorError>>),
     /// The shard's live products among these ids, from memory.
-    #[rpc]
     Lookup(Vec<String>, RpcReplyPort<Vec<Arc<Product>>>),
     /// The embedding of one product, when the shard holds it with one.
-    #[rpc]
     VectorOf(String, RpcReplyPort<Option<Vec<f32>>>),
     /// Every product the shard holds, by id, with the version of its content; what the
     /// catalog reconciles the shard against.
-    #[rpc]
     Versions(RpcReplyPort<HashMap<String, u64>>),
     /// Removes products by id; invisible to searches once answered. Answers how many of
     /// them the shard held.
-    #[rpc]
     Delete(Vec<String>, RpcReplyPort<Result<usize, ActorError>>),
 }
 

@@ -169,7 +169,7 @@ impl Inkling {
     /// Stores and indexes products; they are durable and searchable once this returns.
     pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
         let timeout =
-            catalog_write_timeout(&self.config, products.len(), self.model_pool.is_some());
+            catalog_write_timeout(&self.config, products.len(), self.config.encoder.is_some());
         self.catalog_writer
             .ask(|reply| CatalogMsg::Upsert(products, reply), timeout)
             .await?
@@ -177,7 +177,7 @@ impl Inkling {
 
     /// How long writing `products` products may take, embedding included.
     pub fn catalog_write_timeout(&self, products: usize) -> Duration {
-        catalog_write_timeout(&self.config, products, self.model_pool.is_some())
+        catalog_write_timeout(&self.config, products, self.config.encoder.is_some())
     }
 
     /// Every product of the catalog, read on a blocking thread.
@@ -196,10 +196,19 @@ impl Inkling {
     /// Makes every shard agree with the catalog; see [`CatalogMsg::Reconcile`].
     pub async fn reconcile(&self) -> Result<ReconcileReport, ActorError> {
         let products = self.catalog_size().await?;
-        let timeout = catalog_write_timeout(&self.config, products, self.model_pool.is_some());
+        let timeout = catalog_write_timeout(&self.config, products, self.config.encoder.is_some());
         self.catalog_writer
             .ask(|reply| CatalogMsg::Reconcile(None, reply), timeout)
             .await?
+    }
+
+    /// Starts an actor of a layer above (the cluster's router) under this node's supervisor,
+    /// which restarts it like any other child.
+    pub async fn supervise<A: ractor::Actor + Clone>(
+        &self,
+        spec: crate::node_supervisor::ChildSpec<A>,
+    ) -> Result<ActorSlot<A::Msg>, ActorError> {
+        supervise(&self.root, spec, self.config.request_timeout).await
     }
 
     /// Queue and cache figures of the model pool, when the node runs one.
@@ -323,6 +332,18 @@ impl NodeBuilder {
         let Some(pool_config) = &self.config.encoder else {
             return Ok((None, None));
         };
+        let chunk = pool_config.queue_capacity.min(pool_config.max_batch);
+        let mut embedder = Embedder {
+            local: None,
+            model: pool_config.model,
+            chunk,
+            query_timeout: self.config.query_embed_timeout,
+            passage_timeout: self.config.passage_embed_timeout(chunk),
+            next_remote: Default::default(),
+        };
+        if !self.config.local_model_pool {
+            return Ok((None, Some(embedder)));
+        }
         let spec = ChildSpec {
             kind: "model_pool",
             slot: ActorSlot::empty("model pool"),
@@ -331,14 +352,7 @@ impl NodeBuilder {
             after_restart: None,
         };
         let pool = supervise(&self.root, spec, timeout).await?;
-        let chunk = pool_config.queue_capacity.min(pool_config.max_batch);
-        let embedder = Embedder {
-            pool: pool.clone(),
-            model: pool_config.model,
-            chunk,
-            query_timeout: self.config.query_embed_timeout,
-            passage_timeout: self.config.passage_embed_timeout(chunk),
-        };
+        embedder.local = Some(pool.clone());
         Ok((Some(pool), Some(embedder)))
     }
 
@@ -497,7 +511,7 @@ impl NodeBuilder {
         slots: SharedSlotExtractor,
     ) -> Result<Arc<IntentService>, ActorError> {
         let model = match embedder {
-            Some(embedder) => Some(IntentModel::build(embedder).await?),
+            Some(embedder) => Some(IntentModel::start(embedder).await),
             None => None,
         };
         Ok(Arc::new(IntentService { model, slots }))

@@ -3,9 +3,11 @@
 //! supervisor, plus [`Inkling`], the façade that wires them together.
 //!
 //! `inkling-actors` owns concurrency, supervision and message flow. Every actor has one
-//! message enum; those that may cross nodes derive `RactorClusterMessage`, so the cluster
-//! layer can place them anywhere without a rewrite, and every call carries a timeout. It must
-//! never know about sockets, HTTP, node addresses or placement: that is `inkling-cluster`'s.
+//! message enum, and every call carries a timeout. Only the model pool's messages derive
+//! `RactorClusterMessage`: ractor_cluster mirrors every remotable actor on every peer, so
+//! per-user and per-shard actors stay local, and a pool is found by other nodes through its
+//! process group ([`model_pool::pool_group`]). It must never know about sockets, HTTP, node
+//! addresses or placement: that is `inkling-cluster`'s.
 
 pub mod catalog;
 pub mod config;

@@ -71,6 +71,37 @@ pub struct PoolStats {
     pub rejected: u64,
 }
 
+/// Where a pool runs its encoders; pools join a process group per model and device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+impl Device {
+    /// The device this node's encoders load on.
+    pub fn local() -> Self {
+        if encoder::default_device().is_cuda() {
+            Device::Cuda
+        } else {
+            Device::Cpu
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+/// The process group of every pool serving `model` on `device`, on any node.
+pub fn pool_group(model: ModelName, device: Device) -> String {
+    format!("inkling.models.{}.{}", model.as_str(), device.as_str())
+}
+
+/// Messages that may come from another node: only `Embed` and `Stats` are sent by others.
 #[derive(RactorClusterMessage)]
 pub enum ModelPoolMsg {
     /// Embeds texts; answers with one unit vector per text, in order.
@@ -155,6 +186,10 @@ impl Actor for ModelPool {
         for index in 0..count {
             state.start_worker(&myself, index).await?;
         }
+        // Other nodes find the pool here; a restarted pool joins again, and a stopped one
+        // leaves by itself.
+        let group = pool_group(state.config.model, Device::local());
+        ractor::pg::join(group, vec![myself.get_cell()]);
         Ok(state)
     }
 

@@ -16,7 +16,7 @@ use inkling_models::slot_evidence::{FILTER_CONFIDENCE, settle};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use inkling_storage::{IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::RactorMessage;
 
 use crate::config::ActorConfig;
 use crate::index_shard::IndexShardMsg;
@@ -43,11 +43,10 @@ const SIGNAL_CANDIDATES: usize = 100;
 /// Items of the current session that session-kNN compares with past sessions.
 const SESSION_ITEMS: usize = 20;
 
-#[derive(RactorClusterMessage)]
+#[derive(RactorMessage)]
 pub enum RankerMsg {
     /// Ranks search hits for the query, personalised by the profile and shaped by what the
     /// query was understood to ask.
-    #[rpc]
     Search(
         SearchRequest,
         Box<Profile>,
@@ -57,7 +56,6 @@ pub enum RankerMsg {
     ),
     /// Ranks recommendations from the profile and what the shopper stated in this
     /// session's conversation (category, price), which they must respect.
-    #[rpc]
     Recommend(
         RecommendRequest,
         Box<Profile>,

@@ -9,7 +9,7 @@ use inkling_models::intent::DialogueState;
 use inkling_models::segments::Segments;
 use inkling_storage::{CatalogStore, ProfileStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::RactorMessage;
 
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
@@ -18,7 +18,7 @@ use crate::slot::ActorSlot;
 use crate::understanding::{IntentService, ReadQuery};
 use crate::{ActorError, fail_point};
 
-#[derive(RactorClusterMessage)]
+#[derive(RactorMessage)]
 pub enum SessionMsg {
     /// The profile after committed events were folded in by the [`ProfileWriter`]; the
     /// session keeps its own recent queries, which are context, not replicated writes.
@@ -27,15 +27,12 @@ pub enum SessionMsg {
     ProfileChanged(Box<Profile>),
     /// Understands the query in the context of the dialogue so far, then searches; the
     /// ranker answers the caller directly.
-    #[rpc]
     Search(SearchRequest, RpcReplyPort<Result<RankedList, ActorError>>),
     /// Recommends for this shopper; the ranker answers the caller directly.
-    #[rpc]
     Recommend(
         RecommendRequest,
         RpcReplyPort<Result<RankedList, ActorError>>,
     ),
-    #[rpc]
     GetProfile(RpcReplyPort<Profile>),
 }
 

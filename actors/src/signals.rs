@@ -13,7 +13,7 @@ use inkling_models::baskets::{AssociationRules, BasketCounter};
 use inkling_models::signals::{ItemTransitions, NeighbourLimits, Popularity, SessionNeighbours};
 use lru::LruCache;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::RactorMessage;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy)]
@@ -125,11 +125,10 @@ pub struct SignalAnswer {
     pub interest: HashMap<String, f32>,
 }
 
-#[derive(RactorClusterMessage)]
+#[derive(RactorMessage)]
 pub enum SignalsMsg {
     /// Learns from events; a cast, so recording events never waits on it.
     Observe(Vec<Observation>),
-    #[rpc]
     Candidates(SignalQuery, RpcReplyPort<SignalAnswer>),
 }
 

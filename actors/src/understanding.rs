@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::ActorError;
 use crate::embedder::Embedder;
@@ -141,24 +141,58 @@ fn decrement(counts: &mut BTreeMap<String, usize>, key: &str) {
 /// The encoder-backed part of understanding.
 pub struct IntentModel {
     pub embedder: Embedder,
-    pub classifier: IntentClassifier,
+    /// Empty until the example phrasings are embedded: on a node without a model pool of
+    /// its own, that waits for the mesh to reach one. Queries are embedded meanwhile, but
+    /// get no intent class.
+    classifier: Arc<ArcSwapOption<IntentClassifier>>,
 }
 
+/// Wait between attempts to build the classifier while no model pool answers.
+const CLASSIFIER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl IntentModel {
-    /// Embeds the shipped example phrasings through the pool and builds the classifier.
-    pub async fn build(embedder: Embedder) -> Result<Self, ActorError> {
+    /// Builds the classifier now if a pool answers, and keeps trying in the background if
+    /// none does yet.
+    pub async fn start(embedder: Embedder) -> Self {
+        let model = Self {
+            embedder,
+            classifier: Arc::default(),
+        };
+        if let Err(error) = model.learn_examples().await {
+            tracing::info!(%error, "intent classifier waits for a model pool");
+            let (embedder, classifier) = (model.embedder.clone(), model.classifier.clone());
+            tokio::spawn(async move {
+                let waiting = Self {
+                    embedder,
+                    classifier,
+                };
+                while waiting.learn_examples().await.is_err() {
+                    tokio::time::sleep(CLASSIFIER_RETRY).await;
+                }
+            });
+        }
+        model
+    }
+
+    /// Embeds the shipped example phrasings through a pool and builds the classifier.
+    async fn learn_examples(&self) -> Result<(), ActorError> {
         let (labels, texts): (Vec<IntentClass>, Vec<String>) = examples().into_iter().unzip();
         // Many texts at once, on a cold encoder: a batch job's deadline, not a query's.
         let warm_up = Embedder {
-            query_timeout: embedder.passage_timeout,
-            ..embedder.clone()
+            query_timeout: self.embedder.passage_timeout,
+            ..self.embedder.clone()
         };
         let vectors = warm_up.embed(TextKind::Query, texts).await?;
         let classifier = IntentClassifier::new(labels.into_iter().zip(vectors).collect());
-        Ok(Self {
-            embedder,
-            classifier,
-        })
+        self.classifier.store(Some(Arc::new(classifier)));
+        Ok(())
+    }
+
+    fn classify(&self, vector: &[f32]) -> (IntentClass, f32) {
+        match &*self.classifier.load() {
+            Some(classifier) => classifier.classify(vector),
+            None => (IntentClass::Other, 0.0),
+        }
     }
 }
 
@@ -193,7 +227,7 @@ impl IntentService {
             });
         };
         let vector = model.embedder.embed_query(query).await?;
-        let (intent, confidence) = model.classifier.classify(&vector);
+        let (intent, confidence) = model.classify(&vector);
         Ok(ReadQuery {
             understanding: dialogue.advance(intent, confidence, turn),
             vector: Some(vector),

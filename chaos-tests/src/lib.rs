@@ -20,26 +20,26 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts `binary serve` on `data_dir` with the demo catalog and waits until it listens.
-    /// The node runs without an encoder: these tests are about durability, and embedding the
-    /// demo catalog at every start would only slow them down.
+    /// Starts `binary serve` on `data_dir` and waits until it listens. Unless `extra` says
+    /// otherwise, the node loads the demo catalog and runs without an encoder: these tests
+    /// are about durability, and embedding the demo catalog at every start would only slow
+    /// them down.
     pub fn start(binary: &Path, data_dir: &Path) -> Self {
         Self::start_with(binary, data_dir, "127.0.0.1:0", &[])
     }
 
     /// Starts `binary serve` listening on `listen`, with `extra` flags (cluster membership).
     pub fn start_with(binary: &Path, data_dir: &Path, listen: &str, extra: &[String]) -> Self {
+        // The defaults, unless `extra` sets them.
+        let defaults: Vec<&str> = [("--catalog", "demo"), ("--model", "none")]
+            .into_iter()
+            .filter(|(flag, _)| !extra.iter().any(|given| given == flag))
+            .flat_map(|(flag, value)| [flag, value])
+            .collect();
         let mut child = Command::new(binary)
-            .args([
-                "serve",
-                "--listen",
-                listen,
-                "--catalog",
-                "demo",
-                "--data-dir",
-            ])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
-            .args(["--model", "none"])
+            .args(defaults)
             .args(extra)
             .env("RUST_LOG", "warn,openraft=off")
             .stdout(Stdio::piped())
@@ -132,6 +132,8 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Opt
 /// with the same port, each with its own data folder.
 pub struct ClusterSandbox {
     binary: PathBuf,
+    /// Flags every node gets: the cluster's cookie.
+    common_args: Vec<String>,
     _folder: tempfile::TempDir,
     members: Vec<SandboxMember>,
     nodes: Vec<Option<NodeProcess>>,
@@ -141,22 +143,36 @@ struct SandboxMember {
     name: String,
     listen: String,
     data_dir: PathBuf,
+    /// Flags for this node alone (its roles, say).
+    extra: Vec<String>,
 }
 
 impl ClusterSandbox {
     /// Starts `size` nodes on 127.0.`subnet`.x; tests running at once use distinct subnets.
     pub fn start(binary: &Path, subnet: u8, size: usize) -> Self {
+        Self::start_with(binary, subnet, vec![Vec::new(); size])
+    }
+
+    /// Starts one node per entry of `flags`, each with its own extra flags.
+    pub fn start_with(binary: &Path, subnet: u8, flags: Vec<Vec<String>>) -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
         let port = free_port(&format!("127.0.{subnet}.1"));
-        let members: Vec<SandboxMember> = (1..=size)
-            .map(|index| SandboxMember {
-                name: format!("node-{index}"),
-                listen: format!("127.0.{subnet}.{index}:{port}"),
-                data_dir: folder.path().join(format!("node-{index}")),
+        let size = flags.len();
+        let members: Vec<SandboxMember> = flags
+            .into_iter()
+            .enumerate()
+            .map(|(index, extra)| SandboxMember {
+                name: format!("node-{}", index + 1),
+                listen: format!("127.0.{subnet}.{}:{port}", index + 1),
+                data_dir: folder.path().join(format!("node-{}", index + 1)),
+                extra,
             })
             .collect();
+        let cookie = format!("sandbox-{}-{subnet}", std::process::id());
+        let common_args = vec!["--cookie".to_string(), cookie];
         let mut sandbox = Self {
             binary: binary.to_path_buf(),
+            common_args,
             _folder: folder,
             members,
             nodes: Vec::new(),
@@ -175,6 +191,7 @@ impl ClusterSandbox {
             .map(|started| Some(started.join().expect("node started")))
             .collect();
         sandbox.wait_until_led();
+        sandbox.wait_until_meshed();
         sandbox
     }
 
@@ -185,12 +202,14 @@ impl ClusterSandbox {
             .map(|member| format!("{}={}", member.name, member.listen))
             .collect();
         let member = &self.members[index];
-        let extra = vec![
+        let mut extra = vec![
             "--node-name".to_string(),
             member.name.clone(),
             "--initial-members".to_string(),
             initial.join(","),
         ];
+        extra.extend(self.common_args.iter().cloned());
+        extra.extend(member.extra.iter().cloned());
         (
             self.binary.clone(),
             member.listen.clone(),
@@ -233,13 +252,15 @@ impl ClusterSandbox {
             name: format!("node-{}", index + 1),
             listen,
             data_dir: self._folder.path().join(format!("node-{}", index + 1)),
+            extra: Vec::new(),
         };
-        let extra = vec![
+        let mut extra = vec![
             "--node-name".to_string(),
             member.name.clone(),
             "--seeds".to_string(),
             self.members[0].listen.clone(),
         ];
+        extra.extend(self.common_args.iter().cloned());
         let node = NodeProcess::start_with(&self.binary, &member.data_dir, &member.listen, &extra);
         self.members.push(member);
         self.nodes.push(Some(node));
@@ -298,6 +319,20 @@ impl ClusterSandbox {
                 let partitions = status["partitions"].as_array()?;
                 let led = partitions.iter().all(|entry| entry["leader"].is_string());
                 (led && !partitions.is_empty()).then_some(())
+            });
+        }
+    }
+}
+
+impl ClusterSandbox {
+    /// Waits until every running node has an actor-mesh session with every other one.
+    pub fn wait_until_meshed(&self) {
+        let running = self.running();
+        for index in &running {
+            wait_for("every node to join the actor mesh", STARTUP_TIMEOUT, || {
+                let status = self.status(*index).ok()?;
+                let peers = status["mesh_peers"].as_array()?.len();
+                (peers + 1 >= running.len()).then_some(())
             });
         }
     }

@@ -347,3 +347,119 @@ impl NodeDelete {
             .expect("erase answer is JSON")
     }
 }
+
+/// A user whose partition node `leader` leads, as node `observer` sees it.
+fn user_led_by(cluster: &ClusterSandbox, leader: usize, observer: usize) -> String {
+    let leader_url = cluster.url(leader);
+    (0..10_000)
+        .map(|n| format!("shopper-{n}"))
+        .find(|user| {
+            let partition = u64::from(partition_of(user));
+            cluster
+                .leader_of(observer, partition)
+                .is_some_and(|addr| leader_url.ends_with(&addr))
+        })
+        .expect("the node leads some partition")
+}
+
+/// Writes a certificate authority and one certificate for every node (naming each by its
+/// IP address) into `folder`, and answers the flags that turn on mutual TLS.
+fn tls_flags(folder: &std::path::Path, ips: Vec<String>) -> Vec<String> {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer};
+    use rcgen::{KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let node_key = KeyPair::generate().expect("node key");
+    let mut node = CertificateParams::new(ips).expect("node parameters");
+    node.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let node_cert = node
+        .signed_by(&node_key, &issuer)
+        .expect("node certificate");
+    let files = [
+        ("ca.pem", ca_cert.pem()),
+        ("node.pem", node_cert.pem()),
+        ("node.key", node_key.serialize_pem()),
+    ];
+    for (name, pem) in &files {
+        std::fs::write(folder.join(name), pem).expect("write a PEM file");
+    }
+    let path = |name: &str| folder.join(name).display().to_string();
+    vec![
+        "--tls-cert".to_string(),
+        path("node.pem"),
+        "--tls-key".to_string(),
+        path("node.key"),
+        "--tls-ca".to_string(),
+        path("ca.pem"),
+    ]
+}
+
+#[test]
+fn the_actor_mesh_runs_over_mutual_tls() {
+    let subnet = 66;
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let ips = (1..=2)
+        .map(|node| format!("127.0.{subnet}.{node}"))
+        .collect();
+    let flags = tls_flags(folder.path(), ips);
+    // `start_with` returns once every node has an authenticated mesh session with the
+    // other, which a node accepting only TLS grants only over TLS.
+    let cluster = ClusterSandbox::start_with(binary(), subnet, vec![flags.clone(), flags]);
+    let user = user_led_by(&cluster, 0, 1);
+    let events = json!({ "events": [view(&user, "over-tls")] });
+    post_json(&cluster.url(1), "/v1/events", &events).expect("events through the mesh");
+    assert_eq!(event_count(&cluster, 1, &user), Some(1));
+}
+
+#[test]
+fn a_node_without_an_encoder_serves_hybrid_search_through_a_remote_pool() {
+    let encoder = ["--model", "all-minilm-l6-v2", "--models-dir"].map(String::from);
+    let models_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps/models").to_string();
+    let with_pool: Vec<String> = encoder
+        .iter()
+        .cloned()
+        .chain([models_dir, "--catalog".into(), "none".into()])
+        .collect();
+    let mut without_pool = with_pool.clone();
+    without_pool.extend(["--roles".to_string(), "gateway,sessions,index".to_string()]);
+    let cluster = ClusterSandbox::start_with(binary(), 67, vec![with_pool, without_pool]);
+
+    let pools = cluster.status(1).expect("status")["model_pools"].clone();
+    assert_eq!(pools, json!({ "inkling.models.all-minilm-l6-v2.cpu": 1 }));
+    let products = json!({ "products": [
+        { "id": "flask", "title": "Stainless Steel Vacuum Thermos Flask", "category_path": ["Kitchen"], "price": 99 },
+        { "id": "headphones", "title": "Wireless Noise Cancelling Headphones", "category_path": ["Audio"], "price": 899 },
+        { "id": "shoes", "title": "Lightweight Trail Running Shoes", "category_path": ["Sports"], "price": 459 },
+    ]});
+    inkling_chaos_tests::NodeProcess::agent()
+        .put(&format!("{}/v1/products", cluster.url(1)))
+        .send_json(products)
+        .expect("the node without an encoder embeds new products through the remote pool");
+
+    // Served by node 1's own session: no word of the query is in the flask's title, so
+    // only the query's embedding, made by node 0's pool, can find it.
+    let user = user_led_by(&cluster, 1, 1);
+    let top = |mode: &str| -> Option<String> {
+        let body = json!({ "user_id": user, "query": "something to keep my coffee hot for hours", "k": 1, "mode": mode });
+        let answer = post_json(&cluster.url(1), "/v1/search", &body).ok()?;
+        Some(
+            answer["items"][0]["product"]["id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    let hybrid = wait_for("a hybrid search answer", RECOVERY_TIMEOUT, || top("hybrid"));
+    assert_eq!(hybrid, "flask");
+    assert_ne!(top("lexical").as_deref(), Some("flask"));
+}

@@ -18,7 +18,7 @@ use inkling_models::recommend::{RankerModel, TrainOptions};
 use inkling_storage::ChineseSegmentation;
 
 use inkling_cluster::InitialMember;
-use inkling_node::{CatalogSource, ClusterOptions, NodeOptions};
+use inkling_node::{CatalogSource, ClusterOptions, MeshTls, NodeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node: storage under --data-dir, HTTP API on --listen.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Local development clusters.
     Cluster {
         #[command(subcommand)]
@@ -489,7 +489,8 @@ impl EngineArgs {
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
     /// A TOML file with any of: node_name, listen, data_dir, seeds, initial_members
-    /// (["NAME=ADDR", ...]), roles. Flags and environment variables override it.
+    /// (["NAME=ADDR", ...]), roles, actor_addr, cookie, tls_cert, tls_key, tls_ca. Flags
+    /// and environment variables override it.
     #[arg(long, env = "INKLING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Folder for the sled database and the index shards.
@@ -524,6 +525,11 @@ struct NodeFile {
     #[serde(default)]
     initial_members: Vec<String>,
     roles: Option<String>,
+    actor_addr: Option<SocketAddr>,
+    cookie: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -564,8 +570,27 @@ impl ServeArgs {
                 .collect::<Result<_, _>>()
                 .map_err(|error| anyhow::anyhow!("{}: initial_members: {error}", path.display()))?;
         }
-        if let Some(roles) = file.roles {
-            self.cluster.roles = roles;
+        if let (Some(roles), true) = (file.roles, unset("roles")) {
+            self.cluster.roles = parse_roles(&roles)
+                .map_err(|error| anyhow::anyhow!("{}: roles: {error}", path.display()))?;
+        }
+        let cluster = &mut self.cluster;
+        for (id, field, value) in [
+            ("cookie", &mut cluster.cookie, file.cookie),
+            (
+                "tls_cert",
+                &mut cluster.tls_cert,
+                file.tls_cert.map(path_text),
+            ),
+            ("tls_key", &mut cluster.tls_key, file.tls_key.map(path_text)),
+            ("tls_ca", &mut cluster.tls_ca, file.tls_ca.map(path_text)),
+        ] {
+            if value.is_some() && unset(id) {
+                *field = value;
+            }
+        }
+        if let (Some(addr), true) = (file.actor_addr, unset("actor_addr")) {
+            self.cluster.actor_addr = Some(addr);
         }
         Ok(())
     }
@@ -586,9 +611,60 @@ pub struct ClusterArgs {
     /// initial members by default.
     #[arg(long, env = "INKLING_SEEDS", value_delimiter = ',')]
     pub seeds: Vec<String>,
-    /// What this node does, published to the cluster (informational for now).
-    #[arg(skip = String::from("gateway,sessions,models,index"))]
+    /// What this node does, any of gateway, sessions, models, index, comma-separated. A
+    /// node without `models` runs no encoder and embeds through other nodes' model pools;
+    /// the other roles are published to the cluster but not acted on yet.
+    #[arg(long, env = "INKLING_ROLES", default_value = "gateway,sessions,models,index", value_parser = parse_roles)]
     pub roles: String,
+    /// Where the actor mesh (ractor_cluster) listens; the --listen IP and the next port by
+    /// default.
+    #[arg(long, env = "INKLING_ACTOR_ADDR")]
+    pub actor_addr: Option<SocketAddr>,
+    /// The secret shared by every node of the cluster; required when the node has peers.
+    #[arg(long, env = "INKLING_COOKIE", hide_env_values = true)]
+    pub cookie: Option<String>,
+    /// PEM certificate chain for mutual TLS on the actor mesh (with --tls-key, --tls-ca).
+    #[arg(long, env = "INKLING_TLS_CERT")]
+    pub tls_cert: Option<String>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "INKLING_TLS_KEY")]
+    pub tls_key: Option<String>,
+    /// PEM certificate of the authority every node's certificate chains to.
+    #[arg(long, env = "INKLING_TLS_CA")]
+    pub tls_ca: Option<String>,
+}
+
+const ROLES: [&str; 4] = ["gateway", "sessions", "models", "index"];
+
+fn parse_roles(text: &str) -> Result<String, String> {
+    let roles: Vec<&str> = text.split(',').map(str::trim).collect();
+    if let Some(unknown) = roles.iter().find(|role| !ROLES.contains(role)) {
+        return Err(format!(
+            "`{unknown}` is not a role; roles are {}",
+            ROLES.join(", ")
+        ));
+    }
+    Ok(roles.join(","))
+}
+
+fn path_text(path: PathBuf) -> String {
+    path.display().to_string()
+}
+
+impl ClusterArgs {
+    fn mesh_tls(&self) -> anyhow::Result<Option<MeshTls>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(MeshTls {
+                cert: cert.into(),
+                key: key.into(),
+                ca: ca.into(),
+            })),
+            _ => anyhow::bail!(
+                "TLS on the actor mesh needs all of --tls-cert, --tls-key and --tls-ca"
+            ),
+        }
+    }
 }
 
 fn parse_member(text: &str) -> Result<InitialMember, String> {
@@ -649,6 +725,7 @@ impl ServeArgs {
             catalog,
             actors: ActorConfig {
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
+                local_model_pool: self.cluster.roles.split(',').any(|role| role == "models"),
                 ..self.engine.actor_config()?
             },
             cluster: ClusterOptions {
@@ -656,6 +733,9 @@ impl ServeArgs {
                 seeds: self.cluster.seeds.clone(),
                 initial_members: self.cluster.initial_members.clone(),
                 roles: self.cluster.roles.clone(),
+                actor_addr: self.cluster.actor_addr,
+                cookie: self.cluster.cookie.clone(),
+                tls: self.cluster.mesh_tls()?,
             },
         })
     }
@@ -697,6 +777,7 @@ pub fn main() -> ExitCode {
                     port,
                     data_dir,
                     serve_args,
+                    cookie: inkling_node::random_cookie()?,
                 };
                 cluster.run().await
             }
@@ -751,7 +832,7 @@ mod tests {
         let file = dir.path().join("node.toml");
         std::fs::write(
             &file,
-            "node_name = \"from-file\"\nlisten = \"127.0.0.9:9000\"\ninitial_members = [\"from-file=127.0.0.9:9000\"]\n",
+            "node_name = \"from-file\"\nlisten = \"127.0.0.9:9000\"\ninitial_members = [\"from-file=127.0.0.9:9000\"]\nroles = \"gateway,index\"\ncookie = \"from-file\"\ntls_cert = \"n.pem\"\ntls_key = \"n.key\"\ntls_ca = \"ca.pem\"\n",
         )
         .unwrap();
         let config = file.to_str().unwrap();
@@ -772,5 +853,35 @@ mod tests {
         assert_eq!(args.cluster.node_name, "from-file");
         assert_eq!(args.listen.to_string(), "127.0.0.8:8000", "the flag wins");
         assert_eq!(args.cluster.initial_members.len(), 1);
+        let options = args.node_options().unwrap();
+        assert_eq!(options.cluster.cookie.as_deref(), Some("from-file"));
+        assert!(options.cluster.tls.is_some());
+        assert!(!options.actors.local_model_pool, "no `models` role");
+    }
+
+    #[test]
+    fn roles_and_tls_flags_are_checked() {
+        let cases: [(&[&str], &str); 3] = [
+            (&["--roles", "gateway,cache"], "`cache` is not a role"),
+            (
+                &["--tls-cert", "n.pem"],
+                "needs all of --tls-cert, --tls-key and --tls-ca",
+            ),
+            (&["--roles", "models", "--tls-ca", "ca.pem"], "needs all of"),
+        ];
+        for (flags, fragment) in cases {
+            let argv = ["inkling", "serve"].iter().chain(flags.iter());
+            let error = match Cli::command().try_get_matches_from(argv) {
+                Err(error) => error.to_string(),
+                Ok(matches) => {
+                    let Command::Serve(args) = Cli::from_arg_matches(&matches).unwrap().command
+                    else {
+                        panic!("not serve");
+                    };
+                    args.node_options().expect_err("refused").to_string()
+                }
+            };
+            assert!(error.contains(fragment), "{flags:?}: {error}");
+        }
     }
 }

@@ -1,7 +1,6 @@
-//! The routes nodes call on each other: raft messages, proposals forwarded to a partition's
-//! leader, shopper requests forwarded to the node that holds the shopper's session, and
-//! the status `inkling status` prints. They answer `Result`s as JSON, so a peer tells
-//! "not leader, try there" from a real failure.
+//! The HTTP routes nodes call on each other: raft messages, which get connections of their
+//! own rather than the actor mesh (see `mesh`), and what `inkling status` and
+//! `inkling drain` call. Shopper requests and proposals travel over the mesh instead.
 
 use std::sync::Arc;
 
@@ -20,8 +19,8 @@ use inkling_actors::ActorError;
 use inkling_domain::Profile;
 
 use crate::partition::PartitionId;
-use crate::raft_types::{Applied, Command, NodeId, PartitionRaft, Raft};
-use crate::routing::{Cluster, ClusterStatus, RouteError, UserAnswer, UserCall};
+use crate::raft_types::{NodeId, PartitionRaft, Raft};
+use crate::routing::{Cluster, ClusterStatus};
 
 type Shared = State<Arc<Cluster>>;
 
@@ -30,8 +29,6 @@ pub fn router(cluster: Arc<Cluster>) -> axum::Router {
         .route("/internal/raft/{partition}/append", post(append))
         .route("/internal/raft/{partition}/vote", post(vote))
         .route("/internal/raft/{partition}/snapshot", post(snapshot))
-        .route("/internal/partitions/{partition}/propose", post(propose))
-        .route("/internal/users", post(serve_user))
         .route("/internal/status", get(status))
         .route("/internal/drain", post(drain))
         .route("/internal/replica/users/{id}", get(stored_profile))
@@ -82,21 +79,6 @@ async fn snapshot(
     Ok(Json(
         raft_of(&cluster, group)?.install_snapshot(request).await,
     ))
-}
-
-async fn propose(
-    State(cluster): Shared,
-    Path(partition): Path<PartitionId>,
-    Json(command): Json<Command>,
-) -> Json<Result<Applied, RouteError>> {
-    Json(cluster.propose_here(partition, command).await)
-}
-
-async fn serve_user(
-    State(cluster): Shared,
-    Json(call): Json<UserCall>,
-) -> Json<Result<UserAnswer, RouteError>> {
-    Json(cluster.serve_here(call).await)
 }
 
 async fn status(State(cluster): Shared) -> Json<ClusterStatus> {

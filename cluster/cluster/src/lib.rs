@@ -1,6 +1,7 @@
 //! The cluster: membership and failure detection (chitchat), shoppers' durable state in
-//! user partitions replicated by raft (openraft), and routing of every shopper request to the
-//! node that leads the shopper's partition.
+//! user partitions replicated by raft (openraft), the actor mesh between nodes
+//! (ractor_cluster), and routing of every shopper request to the node that leads the
+//! shopper's partition.
 //!
 //! `inkling-cluster` owns nodes, placement and the traffic between nodes. It stores raft
 //! logs and state through the storage engine trait and applies committed events through
@@ -14,6 +15,7 @@
 pub mod internal_api;
 pub mod log_store;
 pub mod membership;
+pub mod mesh;
 pub mod network;
 pub mod partition;
 pub mod raft_types;
@@ -21,5 +23,6 @@ pub mod rebalance;
 pub mod routing;
 pub mod state_machine;
 
+pub use mesh::{MeshConfig, MeshTls};
 pub use partition::{CATALOG_GROUP, PARTITIONS, PartitionId, partition_of};
 pub use routing::{Cluster, ClusterConfig, ClusterStatus, InitialMember};

@@ -6,6 +6,7 @@
 //! replica of a partition learn its leader from there. A restarted node gossips under a
 //! new generation, so peers see a new incarnation rather than a resurrected one.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ const PHI_THRESHOLD: f64 = 8.0;
 const KEY_HTTP: &str = "http_addr";
 const KEY_ROLES: &str = "roles";
 const KEY_DRAINING: &str = "draining";
+const KEY_ACTORS: &str = "actor_addr";
 
 fn leader_key(partition: PartitionId) -> String {
     format!("leads.{partition}")
@@ -41,6 +43,9 @@ pub struct Member {
     pub roles: String,
     pub draining: bool,
     pub generation: u64,
+    /// Where its ractor_cluster node server listens; absent on a cluster of one.
+    #[serde(default)]
+    pub actor_addr: Option<String>,
 }
 
 pub struct Membership {
@@ -55,6 +60,8 @@ pub struct MembershipConfig {
     pub seeds: Vec<String>,
     pub roles: String,
     pub cluster_id: String,
+    /// Where this node's ractor_cluster node server listens, when peers may connect to it.
+    pub actor_addr: Option<SocketAddr>,
 }
 
 impl Membership {
@@ -82,11 +89,14 @@ impl Membership {
             // Every node runs the same build, so the compressed digest format is safe.
             protocol_version: ProtocolVersion::V1,
         };
-        let initial = vec![
+        let mut initial = vec![
             (KEY_HTTP.to_string(), config.addr.to_string()),
             (KEY_ROLES.to_string(), config.roles),
             (KEY_DRAINING.to_string(), "false".to_string()),
         ];
+        if let Some(actor_addr) = config.actor_addr {
+            initial.push((KEY_ACTORS.to_string(), actor_addr.to_string()));
+        }
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
             .with_context(|| format!("cannot start gossip on udp {}", config.addr))?;
@@ -113,19 +123,30 @@ impl Membership {
                 roles: state.get(KEY_ROLES).unwrap_or_default().to_string(),
                 draining: state.get(KEY_DRAINING) == Some("true"),
                 generation: id.generation_id,
+                actor_addr: state.get(KEY_ACTORS).map(str::to_string),
             })
         })
         .await
     }
 
-    /// Names of members the failure detector holds dead.
+    /// Names of members the failure detector holds dead. A restarted node's earlier
+    /// incarnation stays dead in gossip under the same name; it is not listed while the
+    /// new one lives.
     pub async fn dead_members(&self) -> Vec<String> {
         let chitchat = self.handle.chitchat();
         let chitchat = chitchat.lock().await;
-        chitchat
+        let live: HashSet<String> = chitchat
+            .live_nodes()
+            .map(|id| id.node_id.to_string())
+            .collect();
+        let mut dead: Vec<String> = chitchat
             .dead_nodes()
             .map(|id| id.node_id.to_string())
-            .collect()
+            .filter(|name| !live.contains(name))
+            .collect();
+        dead.sort();
+        dead.dedup();
+        dead
     }
 
     /// The HTTP address of the live member that claims leadership of `partition` in the

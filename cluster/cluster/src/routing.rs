@@ -2,9 +2,9 @@
 //!
 //! A shopper's requests run where the shopper's partition is led: events are proposed to
 //! that raft group, and searches, recommendations and profile reads are answered by the
-//! session actor on the leader. A node that does not lead the partition forwards the
-//! request to the leader it knows and, on "not leader", follows the hint and retries until
-//! the request's deadline. Catalog writes go through the catalog's own raft group, whose
+//! session actor on the leader. A node that does not lead the partition sends the request
+//! to the leader's router over the actor mesh and, on "not leader", follows the hint and
+//! retries until the request's deadline. Catalog writes go through the catalog's own raft group, whose
 //! every voter writes them into its catalog and index; searches read the local index.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::log_store::LogStore;
 use crate::membership::{Member, Membership, MembershipConfig};
+use crate::mesh::{Mesh, MeshConfig, RouterMsg, router_at};
 use crate::network::RaftNetworkFor;
 use crate::partition::{CATALOG_GROUP, PartitionId, REPLICAS, partition_of, placement};
 use crate::raft_types::{Applied, Command, NodeId, Raft, node_id_of};
@@ -57,6 +58,7 @@ pub struct ClusterConfig {
     pub roles: String,
     /// How long a request may take, retries and forwarding included.
     pub request_timeout: Duration,
+    pub mesh: MeshConfig,
 }
 
 /// Why one attempt to reach a partition's leader failed.
@@ -128,6 +130,7 @@ pub struct Cluster {
     pub(crate) inkling: Arc<Inkling>,
     pub(crate) partitions: BTreeMap<PartitionId, Raft>,
     pub(crate) membership: Arc<Membership>,
+    mesh: Mesh,
     http: reqwest::Client,
     /// The term in which each partition led here was last confirmed caught up.
     caught_up: Mutex<HashMap<PartitionId, u64>>,
@@ -178,9 +181,12 @@ impl Cluster {
                 seeds: config.seeds.clone(),
                 roles: config.roles.clone(),
                 cluster_id: "inkling".to_string(),
+                // Port 0 is a cluster of one: nobody dials it.
+                actor_addr: (config.mesh.addr.port() != 0).then_some(config.mesh.addr),
             })
             .await?,
         );
+        let mesh = Mesh::start(config.mesh.clone(), &config.node_name, membership.clone()).await?;
         let http = peer_client()?;
         let me = node_id_of(&config.node_name);
         // Raft gets a connection pool of its own: a heartbeat never waits for a connection
@@ -200,6 +206,7 @@ impl Cluster {
             inkling,
             partitions,
             membership,
+            mesh,
             http,
             caught_up: Mutex::new(HashMap::new()),
             event_keys: (now_ms(), AtomicU64::new(0)),
@@ -209,6 +216,7 @@ impl Cluster {
             drained: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
         });
+        crate::mesh::start_router(&cluster, &cluster.addr).await?;
         tokio::spawn(cluster.clone().rebalance_forever());
         for (partition, raft) in &cluster.partitions {
             tokio::spawn(watch_leadership(
@@ -447,8 +455,8 @@ impl Cluster {
                 match leader {
                     Leader::Here(raft) => propose_here(&raft, partition, command).await,
                     Leader::At(addr) => {
-                        let path = format!("/internal/partitions/{partition}/propose");
-                        self.forward(&addr, &path, &command, budget).await
+                        let message = |reply| RouterMsg::Propose(partition, command, reply);
+                        call_router(&addr, message, budget).await
                     }
                     Leader::Unknown => Err(RouteError::NotLeader {
                         partition,
@@ -482,7 +490,9 @@ impl Cluster {
             async move {
                 match leader {
                     Leader::Here(_) => self.serve_here(call).await,
-                    Leader::At(addr) => self.forward(&addr, "/internal/users", &call, budget).await,
+                    Leader::At(addr) => {
+                        call_router(&addr, |reply| RouterMsg::User(call, reply), budget).await
+                    }
                     Leader::Unknown => Err(RouteError::NotLeader {
                         partition,
                         hint: None,
@@ -557,32 +567,6 @@ impl Cluster {
         response.json().await.ok()
     }
 
-    async fn forward<Request, Answer>(
-        &self,
-        addr: &str,
-        path: &str,
-        request: &Request,
-        budget: Duration,
-    ) -> Result<Answer, RouteError>
-    where
-        Request: Serialize,
-        Answer: serde::de::DeserializeOwned,
-    {
-        let response = self
-            .http
-            .post(format!("http://{addr}{path}"))
-            .timeout(budget)
-            .json(request)
-            .send()
-            .await
-            .map_err(|error| RouteError::Unreachable(format!("{addr}: {error}")))?;
-        let answer: Result<Answer, RouteError> = response
-            .json()
-            .await
-            .map_err(|error| RouteError::Unreachable(format!("{addr}: {error}")))?;
-        answer
-    }
-
     /// Members, partitions and their leaders, as this node sees them.
     pub async fn status(&self) -> ClusterStatus {
         let members = self.membership.live_members().await;
@@ -600,10 +584,20 @@ impl Cluster {
                 partition_status(*partition, raft, active)
             })
             .collect();
+        let model_pools = ractor::pg::which_groups()
+            .into_iter()
+            .filter(|group| group.starts_with("inkling.models."))
+            .map(|group| {
+                let count = ractor::pg::get_members(&group).len();
+                (group, count)
+            })
+            .collect();
         ClusterStatus {
             node: self.name.clone(),
             members,
             dead,
+            mesh_peers: self.mesh.peers().await,
+            model_pools,
             partitions,
         }
     }
@@ -620,7 +614,34 @@ impl Cluster {
                 tracing::warn!(%error, "raft group did not stop cleanly");
             }
         }
+        self.mesh.stop();
         self.membership.leave().await;
+    }
+}
+
+/// Sends one request to the router of the node at `addr` over the actor mesh, waiting at
+/// most `budget`.
+async fn call_router<T>(
+    addr: &str,
+    message: impl FnOnce(ractor::RpcReplyPort<Result<T, RouteError>>) -> RouterMsg,
+    budget: Duration,
+) -> Result<T, RouteError>
+where
+    T: Send + 'static,
+{
+    let Some(router) = router_at(addr) else {
+        return Err(RouteError::Unreachable(format!(
+            "{addr}: no actor mesh session with that node"
+        )));
+    };
+    match router.call(message, Some(budget)).await {
+        Ok(ractor::rpc::CallResult::Success(answer)) => answer,
+        Ok(ractor::rpc::CallResult::Timeout) => Err(RouteError::Unreachable(format!(
+            "{addr} did not answer within {budget:?}"
+        ))),
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(RouteError::Unreachable(format!(
+            "{addr}: the mesh session closed"
+        ))),
     }
 }
 
@@ -733,6 +754,13 @@ pub struct ClusterStatus {
     pub node: String,
     pub members: Vec<Member>,
     pub dead: Vec<String>,
+    /// Members this node has an authenticated actor-mesh session with.
+    #[serde(default)]
+    pub mesh_peers: Vec<String>,
+    /// Model pools this node can reach, by process group (`inkling.models.MODEL.DEVICE`),
+    /// counting its own.
+    #[serde(default)]
+    pub model_pools: BTreeMap<String, usize>,
     pub partitions: Vec<PartitionStatus>,
 }
 

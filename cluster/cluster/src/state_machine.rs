@@ -10,6 +10,7 @@
 
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Duration;
 
 use inkling_actors::{ActorError, Inkling};
 use inkling_domain::{Product, Profile};
@@ -61,6 +62,38 @@ pub struct StateMachine {
     commit: GroupCommit,
 }
 
+/// How long a catalog write may keep failing for a passing reason before the replica gives
+/// up on the group: a storage error from apply stops the group on this node.
+const TRANSIENT_APPLY_LIMIT: Duration = Duration::from_secs(600);
+const APPLY_RETRY: Duration = Duration::from_millis(200);
+
+/// Runs a committed catalog write until it succeeds. An apply must not fail for a passing
+/// reason (a busy model pool, a shard restarting, no model pool reachable yet on a node
+/// that runs none): that would stop the replica for good. Writes are upserts and deletes,
+/// so running one again is safe.
+async fn until_applied<T, F, Fut>(log_id: &LogId, write: F) -> Result<T, ActorError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ActorError>>,
+{
+    let started = tokio::time::Instant::now();
+    for attempt in 0u64.. {
+        match write().await {
+            Ok(done) => return Ok(done),
+            Err(ActorError::Storage(error)) => return Err(ActorError::Storage(error)),
+            Err(error) if started.elapsed() > TRANSIENT_APPLY_LIMIT => return Err(error),
+            Err(error) => {
+                // Once every few seconds is enough to see why a replica lags.
+                if attempt % 25 == 0 {
+                    tracing::warn!(%log_id, %error, "catalog write not applied yet; trying again");
+                }
+                tokio::time::sleep(APPLY_RETRY).await;
+            }
+        }
+    }
+    unreachable!("the attempts never run out")
+}
+
 impl StateMachine {
     pub fn new(
         group: PartitionId,
@@ -97,13 +130,13 @@ impl StateMachine {
                 writer.erase(&user_id).map_err(apply_error)?;
                 1
             }
-            Command::UpsertProducts(products) => self
-                .inkling
-                .upsert_products(products)
-                .await
-                .map_err(apply_error)?,
+            Command::UpsertProducts(products) => {
+                let write = || self.inkling.upsert_products(products.clone());
+                until_applied(log_id, write).await.map_err(apply_error)?
+            }
             Command::DeleteProduct(id) => {
-                usize::from(self.inkling.delete_product(id).await.map_err(apply_error)?)
+                let write = || self.inkling.delete_product(id.clone());
+                usize::from(until_applied(log_id, write).await.map_err(apply_error)?)
             }
         };
         Ok(Applied { count })

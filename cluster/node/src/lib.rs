@@ -8,7 +8,7 @@
 pub mod demo;
 pub mod local_cluster;
 
-pub use inkling_cluster::InitialMember;
+pub use inkling_cluster::{InitialMember, MeshTls};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use inkling_actors::inkling::NodeStorage;
 use inkling_actors::{ActorConfig, Inkling};
-use inkling_cluster::{Cluster, ClusterConfig};
+use inkling_cluster::{Cluster, ClusterConfig, MeshConfig};
 use inkling_domain::Product;
 use inkling_storage::{CatalogStore, KvEngine, SledEngine};
 use tokio::net::TcpListener;
@@ -57,6 +57,12 @@ pub struct ClusterOptions {
     /// (at its listening address) when empty.
     pub initial_members: Vec<InitialMember>,
     pub roles: String,
+    /// Where the actor mesh listens; the listening IP and the next port by default.
+    pub actor_addr: Option<SocketAddr>,
+    /// The secret every node of the cluster shares; required once there are peers.
+    pub cookie: Option<String>,
+    /// Mutual TLS on the actor mesh.
+    pub tls: Option<MeshTls>,
 }
 
 impl Default for ClusterOptions {
@@ -66,6 +72,9 @@ impl Default for ClusterOptions {
             seeds: Vec::new(),
             initial_members: Vec::new(),
             roles: "gateway,sessions,models,index".to_string(),
+            actor_addr: None,
+            cookie: None,
+            tls: None,
         }
     }
 }
@@ -81,7 +90,7 @@ impl NodeOptions {
         }
     }
 
-    fn cluster_config(&self, addr: SocketAddr) -> ClusterConfig {
+    fn cluster_config(&self, addr: SocketAddr) -> Result<ClusterConfig> {
         let options = &self.cluster;
         // With seeds and no initial members the node joins a running cluster, whose leaders
         // move replicas onto it; with neither it is a cluster of one.
@@ -105,15 +114,50 @@ impl NodeOptions {
         } else {
             options.seeds.clone()
         };
-        ClusterConfig {
+        let alone = seeds.is_empty();
+        let cookie = match &options.cookie {
+            Some(cookie) => cookie.clone(),
+            // Nobody dials a cluster of one; a cookie no one knows keeps it that way.
+            None if alone => random_cookie()?,
+            None => anyhow::bail!(
+                "a cluster of several nodes needs a shared cookie: pass --cookie or set INKLING_COOKIE on every node"
+            ),
+        };
+        Ok(ClusterConfig {
             node_name: options.node_name.clone(),
             addr,
             seeds,
             initial_members,
             roles: options.roles.clone(),
             request_timeout: self.actors.request_timeout,
-        }
+            mesh: MeshConfig {
+                addr: options
+                    .actor_addr
+                    .unwrap_or_else(|| default_actor_addr(addr)),
+                cookie,
+                tls: options.tls.clone(),
+            },
+        })
     }
+}
+
+/// The listening IP and the next port; port 0 (any free port) stays 0.
+fn default_actor_addr(addr: SocketAddr) -> SocketAddr {
+    let port = match addr.port() {
+        0 => 0,
+        port => port.checked_add(1).unwrap_or(0),
+    };
+    SocketAddr::new(addr.ip(), port)
+}
+
+/// 128 random bits from the operating system, as hex.
+pub fn random_cookie() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for a cookie")?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// A node whose actors run, whose storage is open and whose listener is bound, ready to
@@ -131,6 +175,7 @@ impl Node {
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr()?;
+        let cluster_config = options.cluster_config(addr)?;
         if let Some(encoder) = &options.actors.encoder
             && !encoder.models_dir.is_dir()
         {
@@ -152,7 +197,7 @@ impl Node {
             taxonomy: crate::demo::taxonomy(),
         };
         let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
-        let cluster = Cluster::start(options.cluster_config(addr), inkling, engine.clone()).await?;
+        let cluster = Cluster::start(cluster_config, inkling, engine.clone()).await?;
         load_catalog(&cluster, &engine, &options.catalog).await?;
         Ok(Self {
             cluster,

@@ -13,6 +13,9 @@ pub struct LocalCluster {
     pub data_dir: PathBuf,
     /// Flags passed on to every `inkling serve` (catalog, model, ...).
     pub serve_args: Vec<String>,
+    /// The cookie the nodes share, passed in the environment (so `ps` does not show it);
+    /// a `--cookie` among `serve_args` wins.
+    pub cookie: String,
 }
 
 impl LocalCluster {
@@ -39,6 +42,7 @@ impl LocalCluster {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(&self.serve_args)
+            .env("INKLING_COOKIE", &self.cookie)
             .spawn()
             .with_context(|| format!("cannot start node-{}", index + 1))
     }

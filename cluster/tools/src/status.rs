@@ -32,6 +32,10 @@ fn print_table(status: &ClusterStatus) {
     for name in &status.dead {
         println!("{name:<12} {:<22} {:<10}", "", "down");
     }
+    println!("actor mesh sessions: {}", status.mesh_peers.join(" "));
+    for (group, pools) in &status.model_pools {
+        println!("model pools in {group}: {pools}");
+    }
     println!();
     println!(
         "{:>9} {:<10} {:>5} {:<22} {:>8} {:>8}  voters",

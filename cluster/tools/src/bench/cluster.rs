@@ -82,6 +82,7 @@ impl Sandbox {
             serve_args: ["--model", "none", "--catalog", "demo"]
                 .map(String::from)
                 .to_vec(),
+            cookie: inkling_node::random_cookie()?,
         };
         let children = (0..nodes)
             .map(|index| cluster.spawn(index))
@@ -110,13 +111,15 @@ impl Sandbox {
             .ok()
     }
 
-    /// Waits until node `index` sees a leader for each of its partitions.
+    /// Waits until node `index` sees a leader for each of its partitions and has a mesh
+    /// session with every other node.
     fn wait_led(&self, index: usize) -> Result<()> {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Some(status) = self.status(index)
                 && !status.partitions.is_empty()
                 && status.partitions.iter().all(|p| p.leader.is_some())
+                && status.mesh_peers.len() + 1 == self.children.len()
             {
                 return Ok(());
             }

@@ -1,0 +1,343 @@
+//! The actor mesh: this node's ractor_cluster node server, a connection to every live member
+//! that gossip reports, and the router through which other nodes reach this node's sessions
+//! and partitions.
+//!
+//! ractor_cluster authenticates peers with a shared cookie (and TLS when configured) and
+//! keeps process groups in step across nodes, but it has no failure detector and never
+//! reconnects. So chitchat decides who is alive: [`keep_connected`] dials live members it
+//! has no session with, backing off after failures, and closes the session of a member
+//! gossip holds dead, because a frozen peer keeps its TCP connection open and would
+//! otherwise be waited on until every request's deadline.
+//!
+//! Only node-level actors are remotable (ractor_cluster mirrors each one on every peer): the
+//! router here, in a process group named after its node's address, and the model pools, in
+//! groups per model and device. Raft does not use the mesh: the mesh has one stream per pair
+//! of nodes, and a heartbeat must never queue behind a large answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use inkling_actors::node_supervisor::ChildSpec;
+use inkling_actors::slot::ActorSlot;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, call_t};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage, RactorClusterMessage};
+use tokio::time::Instant;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::membership::Membership;
+use crate::partition::PartitionId;
+use crate::raft_types::{Applied, Command};
+use crate::routing::{Cluster, RouteError, UserAnswer, UserCall};
+
+/// How often the connection manager compares sessions with gossip.
+const RECONCILE_EVERY: Duration = Duration::from_millis(250);
+/// Backoff between attempts to dial a member, doubling from the first to the last.
+const FIRST_REDIAL: Duration = Duration::from_millis(500);
+const MAX_REDIAL: Duration = Duration::from_secs(5);
+
+/// PEM files for mutual TLS between node servers: this node's certificate chain and key, and
+/// the certificate authority every peer's certificate must chain to. Certificates name the
+/// node by its IP address.
+#[derive(Debug, Clone)]
+pub struct MeshTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    /// Where this node's server listens; port 0 on a cluster of one, which no peer dials.
+    pub addr: SocketAddr,
+    /// Shared by every node of the cluster; a peer with another cookie is refused.
+    pub cookie: String,
+    pub tls: Option<MeshTls>,
+}
+
+/// A request from another node, answered by this node's raft groups and sessions.
+#[derive(RactorClusterMessage)]
+pub enum RouterMsg {
+    /// A shopper request for a partition this node should lead.
+    #[rpc]
+    User(UserCall, RpcReplyPort<Result<UserAnswer, RouteError>>),
+    /// A command for a partition this node should lead.
+    #[rpc]
+    Propose(
+        PartitionId,
+        Command,
+        RpcReplyPort<Result<Applied, RouteError>>,
+    ),
+}
+
+/// The process group of the router of the node whose HTTP address is `http_addr`: raft
+/// names leaders by that address, so it is what callers know.
+pub fn router_group(http_addr: &str) -> String {
+    format!("inkling.router.{http_addr}")
+}
+
+/// This node's entry point for the mesh; each request runs in a task of its own so a slow
+/// one never holds up the next.
+#[derive(Clone)]
+pub struct Router {
+    group: String,
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = Weak<Cluster>;
+    type Arguments = Weak<Cluster>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        cluster: Weak<Cluster>,
+    ) -> Result<Weak<Cluster>, ActorProcessingErr> {
+        ractor::pg::join(self.group.clone(), vec![myself.get_cell()]);
+        Ok(cluster)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<RouterMsg>,
+        message: RouterMsg,
+        cluster: &mut Weak<Cluster>,
+    ) -> Result<(), ActorProcessingErr> {
+        let cluster = cluster.upgrade();
+        match message {
+            RouterMsg::User(call, reply) => {
+                tokio::spawn(async move {
+                    let answer = match cluster {
+                        Some(cluster) => cluster.serve_here(call).await,
+                        None => Err(stopping()),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
+            RouterMsg::Propose(partition, command, reply) => {
+                tokio::spawn(async move {
+                    let answer = match cluster {
+                        Some(cluster) => cluster.propose_here(partition, command).await,
+                        None => Err(stopping()),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stopping() -> RouteError {
+    RouteError::Unreachable("the node is stopping".to_string())
+}
+
+/// Starts the router under the node's supervisor, which restarts it (and so rejoins its
+/// group) if it ever fails.
+pub async fn start_router(
+    cluster: &Arc<Cluster>,
+    http_addr: &str,
+) -> Result<ActorSlot<RouterMsg>, inkling_actors::ActorError> {
+    let weak = Arc::downgrade(cluster);
+    let spec = ChildSpec {
+        kind: "router",
+        slot: ActorSlot::empty("router"),
+        handler: Router {
+            group: router_group(http_addr),
+        },
+        arguments: Arc::new(move || {
+            let weak = weak.clone();
+            Box::pin(async move { Ok(weak) })
+        }),
+        after_restart: None,
+    };
+    cluster.local().supervise(spec).await
+}
+
+/// The router of the node at `http_addr`, wherever it runs, if the mesh reaches it.
+pub fn router_at(http_addr: &str) -> Option<ActorRef<RouterMsg>> {
+    ractor::pg::get_members(&router_group(http_addr))
+        .into_iter()
+        .next()
+        .map(ActorRef::from)
+}
+
+/// This node's server and the task that keeps it connected to the live members.
+pub struct Mesh {
+    server: ActorRef<NodeServerMessage>,
+    connector: tokio::task::JoinHandle<()>,
+}
+
+impl Mesh {
+    pub async fn start(
+        config: MeshConfig,
+        node_name: &str,
+        membership: Arc<Membership>,
+    ) -> anyhow::Result<Self> {
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let encryption = tls
+            .as_ref()
+            .map(|(acceptor, _)| IncomingEncryptionMode::Tls(acceptor.clone()));
+        let server = NodeServer::new(
+            config.addr.port(),
+            config.cookie.clone(),
+            node_name.to_string(),
+            config.addr.ip().to_string(),
+            encryption,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(config.addr.ip());
+        let (server, _) = Actor::spawn(None, server, ())
+            .await
+            .with_context(|| format!("cannot start the actor mesh on {}", config.addr))?;
+        let connector = tokio::spawn(keep_connected(
+            server.clone(),
+            membership,
+            node_name.to_string(),
+            tls.map(|(_, connector)| connector),
+        ));
+        Ok(Self { server, connector })
+    }
+
+    /// Names of the peers this node has an authenticated session with.
+    pub async fn peers(&self) -> Vec<String> {
+        let mut names: Vec<String> = sessions_by_name(&self.server).await.into_keys().collect();
+        names.sort();
+        names
+    }
+
+    pub fn stop(&self) {
+        self.connector.abort();
+        self.server.stop(Some("node stopping".to_string()));
+    }
+}
+
+/// Every session whose peer has told its name, by node name.
+async fn sessions_by_name(
+    server: &ActorRef<NodeServerMessage>,
+) -> HashMap<String, ActorRef<ractor_cluster::NodeSessionMessage>> {
+    let Ok(sessions) = call_t!(server, NodeServerMessage::GetSessions, 1_000) else {
+        return HashMap::new();
+    };
+    sessions
+        .into_values()
+        .filter_map(|session| {
+            let name = session.peer_name?.name;
+            // ractor_cluster names a node `name@host`.
+            let node = name.split_once('@').map_or(name.as_str(), |(node, _)| node);
+            Some((node.to_string(), session.actor))
+        })
+        .collect()
+}
+
+/// When a member may be dialled again, and how long the wait after a further failure is.
+struct Redial {
+    not_before: Instant,
+    backoff: Duration,
+}
+
+/// Dials every live member that has no session with this node and closes the sessions of
+/// members gossip holds dead. Of each pair of nodes, the one with the greater name dials,
+/// so two nodes never race to open two sessions with each other.
+async fn keep_connected(
+    server: ActorRef<NodeServerMessage>,
+    membership: Arc<Membership>,
+    me: String,
+    tls: Option<TlsConnector>,
+) {
+    let mut redials: HashMap<String, Redial> = HashMap::new();
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    loop {
+        tick.tick().await;
+        let sessions = sessions_by_name(&server).await;
+        for dead in membership.dead_members().await {
+            if let Some(session) = sessions.get(&dead) {
+                tracing::info!(peer = dead, "closing the mesh session of a dead member");
+                session.stop(Some("gossip holds the node dead".to_string()));
+            }
+        }
+        let now = Instant::now();
+        for member in membership.live_members().await {
+            let Some(addr) = member.actor_addr else {
+                continue;
+            };
+            if member.name >= me || sessions.contains_key(&member.name) {
+                redials.remove(&member.name);
+                continue;
+            }
+            let redial = redials.entry(member.name.clone()).or_insert(Redial {
+                not_before: now,
+                backoff: FIRST_REDIAL,
+            });
+            if now < redial.not_before {
+                continue;
+            }
+            if let Err(error) = dial(&server, &addr, tls.as_ref()).await {
+                tracing::debug!(peer = member.name, %error, "cannot reach the peer's mesh");
+            }
+            // Whether the dial worked shows in the sessions; until then, wait before the next.
+            redial.not_before = now + redial.backoff;
+            redial.backoff = (redial.backoff * 2).min(MAX_REDIAL);
+        }
+    }
+}
+
+async fn dial(
+    server: &ActorRef<NodeServerMessage>,
+    addr: &str,
+    tls: Option<&TlsConnector>,
+) -> anyhow::Result<()> {
+    let Some(tls) = tls else {
+        return Ok(ractor_cluster::client_connect(server, addr).await?);
+    };
+    let socket: SocketAddr = addr.parse()?;
+    let name = ServerName::IpAddress(socket.ip().into());
+    Ok(ractor_cluster::client_connect_enc(server, socket, tls.clone(), name).await?)
+}
+
+/// The acceptor and connector for mutual TLS: each side proves its certificate chains to
+/// the cluster's authority.
+fn load_tls(files: &MeshTls) -> anyhow::Result<(TlsAcceptor, TlsConnector)> {
+    let certs = read_pem_certs(&files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .with_context(|| format!("cannot read a private key from {}", files.key.display()))?;
+    let mut roots = RootCertStore::empty();
+    for ca in read_pem_certs(&files.ca)? {
+        roots
+            .add(ca)
+            .with_context(|| format!("{} is not a usable CA certificate", files.ca.display()))?;
+    }
+    let roots = Arc::new(roots);
+    let client_verifier = WebPkiClientVerifier::builder(roots.clone())
+        .build()
+        .context("cannot build the TLS client verifier")?;
+    let server = ServerConfig::builder()
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(certs.clone(), key.clone_key())
+        .context("the TLS certificate and key do not match")?;
+    let client = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .context("the TLS certificate and key do not match")?;
+    Ok((
+        TlsAcceptor::from(Arc::new(server)),
+        TlsConnector::from(Arc::new(client)),
+    ))
+}
+
+fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read certificates from {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} holds a malformed certificate", path.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", path.display());
+    Ok(certs)
+}
