@@ -422,20 +422,46 @@ fn the_actor_mesh_runs_over_mutual_tls() {
 }
 
 #[test]
-fn a_node_without_an_encoder_serves_hybrid_search_through_a_remote_pool() {
+fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
     let encoder = ["--model", "all-minilm-l6-v2", "--models-dir"].map(String::from);
     let models_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps/models").to_string();
-    let with_pool: Vec<String> = encoder
-        .iter()
-        .cloned()
-        .chain([models_dir, "--catalog".into(), "none".into()])
+    let common: Vec<String> = encoder
+        .into_iter()
+        .chain([
+            models_dir,
+            "--catalog".into(),
+            "none".into(),
+            "--roles".into(),
+        ])
         .collect();
-    let mut without_pool = with_pool.clone();
-    without_pool.extend(["--roles".to_string(), "gateway,sessions,index".to_string()]);
-    let cluster = ClusterSandbox::start_with(binary(), 67, vec![with_pool, without_pool]);
+    let pool_node = [common.clone(), vec!["models,index".into()]].concat();
+    let session_node = [common, vec!["gateway,sessions,index".into()]].concat();
+    let cluster = ClusterSandbox::start_with(binary(), 67, vec![pool_node, session_node]);
 
+    // Node 0 has no gateway role: the public API is refused with a reason.
+    let body = json!({ "user_id": "anyone", "query": "flask", "k": 1 });
+    let refused = post_json(&cluster.url(0), "/v1/search", &body).expect_err("not a gateway");
+    assert!(refused.contains("421"), "{refused}");
+    // Node 0 has no sessions role: the leaders move every user partition's voters off it.
+    let session_node_addr = cluster.url(1).trim_start_matches("http://").to_string();
+    wait_for(
+        "user partitions voted by node 1 alone",
+        RECOVERY_TIMEOUT,
+        || {
+            let status = cluster.status(1).ok()?;
+            let partitions = status["partitions"].as_array()?;
+            let users_only = partitions
+                .iter()
+                .filter(|p| p["partition"].as_u64() < Some(16));
+            users_only
+                .map(|p| p["voters"].clone())
+                .all(|voters| voters == json!([session_node_addr]))
+                .then_some(())
+        },
+    );
     let pools = cluster.status(1).expect("status")["model_pools"].clone();
     assert_eq!(pools, json!({ "inkling.models.all-minilm-l6-v2.cpu": 1 }));
+
     let products = json!({ "products": [
         { "id": "flask", "title": "Stainless Steel Vacuum Thermos Flask", "category_path": ["Kitchen"], "price": 99 },
         { "id": "headphones", "title": "Wireless Noise Cancelling Headphones", "category_path": ["Audio"], "price": 899 },
@@ -448,9 +474,8 @@ fn a_node_without_an_encoder_serves_hybrid_search_through_a_remote_pool() {
 
     // Served by node 1's own session: no word of the query is in the flask's title, so
     // only the query's embedding, made by node 0's pool, can find it.
-    let user = user_led_by(&cluster, 1, 1);
     let top = |mode: &str| -> Option<String> {
-        let body = json!({ "user_id": user, "query": "something to keep my coffee hot for hours", "k": 1, "mode": mode });
+        let body = json!({ "user_id": "thirsty", "query": "something to keep my coffee hot for hours", "k": 1, "mode": mode });
         let answer = post_json(&cluster.url(1), "/v1/search", &body).ok()?;
         Some(
             answer["items"][0]["product"]["id"]

@@ -611,9 +611,10 @@ pub struct ClusterArgs {
     /// initial members by default.
     #[arg(long, env = "INKLING_SEEDS", value_delimiter = ',')]
     pub seeds: Vec<String>,
-    /// What this node does, any of gateway, sessions, models, index, comma-separated. A
-    /// node without `models` runs no encoder and embeds through other nodes' model pools;
-    /// the other roles are published to the cluster but not acted on yet.
+    /// What this node does, any of: gateway (serves the public API), sessions (may vote in
+    /// and lead user partitions, so it holds shoppers' sessions), models (runs a model
+    /// pool; without it the node embeds through other nodes' pools), index (may vote in
+    /// the catalog group). Every node still learns every group's log.
     #[arg(long, env = "INKLING_ROLES", default_value = "gateway,sessions,models,index", value_parser = parse_roles)]
     pub roles: String,
     /// Where the actor mesh (ractor_cluster) listens; the --listen IP and the next port by

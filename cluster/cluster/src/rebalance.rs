@@ -1,8 +1,9 @@
 //! Moving replicas as nodes join and drain.
 //!
 //! Each node, for every group it leads, compares the group's voters with the placement
-//! over the live members that are not draining (rendezvous hashing, so a joining node
-//! takes over about one in N placements). A node that should hold the group first joins as
+//! over the live members that are not draining and have the group's role (`sessions` for
+//! user partitions, `index` for the catalog), by rendezvous hashing, so a joining node
+//! takes over about one in N placements. A node that should hold the group first joins as
 //! a learner and catches up (openraft replicates the log or sends a snapshot: the data moves
 //! before ownership does); only then does the leader replace the voter set. A voter that
 //! stopped answering stays a candidate: membership changes only when a live node outranks
@@ -32,28 +33,47 @@ const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a draining node waits for a peer's view of the cluster.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The members the groups may be placed on, and those leaving.
+/// The role a node needs to be a voter of `group`: user partitions' leaders hold sessions,
+/// and the catalog group's voters acknowledge product writes once indexed.
+fn voter_role(group: PartitionId) -> &'static str {
+    if group == CATALOG_GROUP {
+        "index"
+    } else {
+        "sessions"
+    }
+}
+
+/// The members a group's voters may be placed on, those that learn it, and those leaving.
 struct Candidates {
     placeable: BTreeMap<NodeId, BasicNode>,
+    learning: BTreeMap<NodeId, BasicNode>,
     draining: BTreeSet<NodeId>,
 }
 
 impl Candidates {
-    fn from_members(members: &[Member]) -> Self {
-        let mut placeable = BTreeMap::new();
-        let mut draining = BTreeSet::new();
+    fn for_group(group: PartitionId, members: &[Member]) -> Self {
+        let mut candidates = Self {
+            placeable: BTreeMap::new(),
+            learning: BTreeMap::new(),
+            draining: BTreeSet::new(),
+        };
         for member in members {
             let id = node_id_of(&member.name);
             if member.draining {
-                draining.insert(id);
-            } else {
-                placeable.insert(id, BasicNode::new(&member.http_addr));
+                candidates.draining.insert(id);
+                continue;
             }
+            let node = BasicNode::new(&member.http_addr);
+            if member
+                .roles
+                .split(',')
+                .any(|role| role == voter_role(group))
+            {
+                candidates.placeable.insert(id, node.clone());
+            }
+            candidates.learning.insert(id, node);
         }
-        Self {
-            placeable,
-            draining,
-        }
+        candidates
     }
 }
 
@@ -91,7 +111,7 @@ impl Cluster {
         raft: &Raft,
         members: &[Member],
     ) -> anyhow::Result<()> {
-        let mut candidates = Candidates::from_members(members);
+        let mut candidates = Candidates::for_group(group, members);
         let (voters, nodes) = {
             let metrics = raft.metrics();
             let metrics = metrics.borrow();
@@ -103,11 +123,13 @@ impl Cluster {
                 .collect();
             (voters, nodes)
         };
+        // A voter gossip does not list stays placeable: no automatic downing.
+        let listed: BTreeSet<NodeId> = members.iter().map(|m| node_id_of(&m.name)).collect();
         for voter in &voters {
-            if !candidates.draining.contains(voter) && !candidates.placeable.contains_key(voter) {
-                if let Some(node) = nodes.get(voter) {
-                    candidates.placeable.insert(*voter, node.clone());
-                }
+            if !listed.contains(voter)
+                && let Some(node) = nodes.get(voter)
+            {
+                candidates.placeable.insert(*voter, node.clone());
             }
         }
         let ids: Vec<NodeId> = candidates.placeable.keys().copied().collect();
@@ -132,9 +154,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Every placeable node that is not a voter learns the group: every node indexes the
-    /// whole catalog, and every node's online signals learn from every committed event, so
-    /// recommendations do not get worse as nodes are added. Draining nodes stop learning.
+    /// Every live node that is not a voter learns the group, whatever its roles: every node
+    /// indexes the whole catalog, and every node's online signals learn from every
+    /// committed event, so recommendations do not get worse as nodes are added. Draining
+    /// nodes stop learning.
     async fn keep_every_node_learning(
         &self,
         raft: &Raft,
@@ -142,7 +165,7 @@ impl Cluster {
         voters: &BTreeSet<NodeId>,
         nodes: &BTreeMap<NodeId, BasicNode>,
     ) -> anyhow::Result<()> {
-        for (id, node) in &candidates.placeable {
+        for (id, node) in &candidates.learning {
             if !nodes.contains_key(id) && !voters.contains(id) {
                 tokio::time::timeout(CHANGE_TIMEOUT, raft.add_learner(*id, node.clone(), false))
                     .await

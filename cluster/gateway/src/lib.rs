@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use inkling_cluster::Cluster;
 use inkling_domain::now_ms;
@@ -32,16 +32,14 @@ pub use crate::error::ApiError;
 pub use crate::limits::{MAX_BATCH, MAX_K};
 use crate::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
 
-pub fn router(cluster: Arc<Cluster>) -> Router {
-    let v1 = Router::new()
-        .route("/v1/products", put(upsert_products))
-        .route("/v1/products/{id}", delete(delete_product))
-        .route("/v1/events", post(record_events))
-        .route("/v1/search", post(search))
-        .route("/v1/recommend", post(recommend))
-        .route("/v1/users/{id}/profile", get(profile))
-        .route("/v1/users/{id}", delete(erase_user))
-        .route_layer(middleware::from_fn(reject_query_parameters));
+/// The public API; on a node without the `gateway` role (`serves_api` false) only
+/// `/healthz` and `/metrics`, and every `/v1` route answers that this is not a gateway.
+pub fn router(cluster: Arc<Cluster>, serves_api: bool) -> Router {
+    let v1 = if serves_api {
+        api_routes()
+    } else {
+        not_a_gateway()
+    };
     Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
@@ -57,6 +55,31 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(cluster)
+}
+
+fn not_a_gateway() -> Router<Arc<Cluster>> {
+    Router::new().route(
+        "/v1/{*route}",
+        any(|| async {
+            ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "not_a_gateway",
+                "this node does not serve the public API (it lacks the gateway role); send requests to a gateway node",
+            )
+        }),
+    )
+}
+
+fn api_routes() -> Router<Arc<Cluster>> {
+    Router::new()
+        .route("/v1/products", put(upsert_products))
+        .route("/v1/products/{id}", delete(delete_product))
+        .route("/v1/events", post(record_events))
+        .route("/v1/search", post(search))
+        .route("/v1/recommend", post(recommend))
+        .route("/v1/users/{id}/profile", get(profile))
+        .route("/v1/users/{id}", delete(erase_user))
+        .route_layer(middleware::from_fn(reject_query_parameters))
 }
 
 /// `Json` whose rejections are [`ApiError`]s, so malformed bodies get the same JSON errors.

@@ -166,6 +166,8 @@ pub struct Node {
     pub cluster: Arc<Cluster>,
     listener: TcpListener,
     engine: Arc<dyn KvEngine>,
+    /// Whether the node has the `gateway` role and so serves the public API.
+    gateway: bool,
 }
 
 impl Node {
@@ -203,6 +205,11 @@ impl Node {
             cluster,
             listener,
             engine,
+            gateway: options
+                .cluster
+                .roles
+                .split(',')
+                .any(|role| role == "gateway"),
         })
     }
 
@@ -220,8 +227,9 @@ impl Node {
             cluster,
             listener,
             engine,
+            gateway,
         } = self;
-        let app = inkling_gateway::router(cluster.clone())
+        let app = inkling_gateway::router(cluster.clone(), gateway)
             .merge(inkling_cluster::internal_api::router(cluster.clone()));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
