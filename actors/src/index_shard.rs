@@ -8,25 +8,33 @@ use std::sync::Arc;
 use inkling_domain::{Product, Taxonomy};
 use inkling_storage::{IndexHit, IndexQuery, IndexedProduct, ShardIndex, ShardLayout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use ractor_cluster::RactorClusterMessage;
 
 use crate::{ActorError, fail_point};
 
-#[derive(RactorMessage)]
+/// Remotable so that replicas on other nodes can answer reads; only this node's catalog
+/// writer sends writes.
+#[derive(RactorClusterMessage)]
 pub enum IndexShardMsg {
     /// Answers a query; searches run concurrently with each other.
+    #[rpc]
     Search(IndexQuery, RpcReplyPort<Result<Vec<IndexHit>, ActorError>>),
     /// Adds or replaces products with their embeddings; visible to searches once answered.
+    #[rpc]
     Upsert(Vec<IndexedProduct>, RpcReplyPort<Result<(), ActorError>>),
     /// The shard's live products among these ids, from memory.
+    #[rpc]
     Lookup(Vec<String>, RpcReplyPort<Vec<Arc<Product>>>),
     /// The embedding of one product, when the shard holds it with one.
+    #[rpc]
     VectorOf(String, RpcReplyPort<Option<Vec<f32>>>),
     /// Every product the shard holds, by id, with the version of its content; what the
     /// catalog reconciles the shard against.
+    #[rpc]
     Versions(RpcReplyPort<HashMap<String, u64>>),
     /// Removes products by id; invisible to searches once answered. Answers how many of
     /// them the shard held.
+    #[rpc]
     Delete(Vec<String>, RpcReplyPort<Result<usize, ActorError>>),
 }
 
@@ -37,6 +45,8 @@ pub struct IndexShard;
 pub struct IndexShardArgs {
     /// The shard's number, for fault injection and logs.
     pub shard: usize,
+    /// The process group replicas of this shard share across nodes.
+    pub group: String,
     pub dir: PathBuf,
     pub taxonomy: Taxonomy,
     pub layout: ShardLayout,
@@ -54,14 +64,15 @@ impl Actor for IndexShard {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: IndexShardArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let shard = args.shard;
+        let (shard, group) = (args.shard, args.group.clone());
         let index = tokio::task::spawn_blocking(move || {
             ShardIndex::open(&args.dir, args.taxonomy, &args.layout)
         })
         .await??;
+        ractor::pg::join(group, vec![myself.get_cell()]);
         Ok(ShardState {
             shard,
             index: Arc::new(index),

@@ -21,7 +21,7 @@ use crate::embedder::Embedder;
 use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
 use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
 use crate::node_supervisor::{ChildSpec, NodeSupervisor, NodeSupervisorMsg, supervise};
-use crate::placement::{LocalShards, ShardPlacement};
+use crate::placement::{NodeShards, ShardPlacement, shard_group};
 use crate::profile_writer::ProfileWriter;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::{Ranker, RankerMsg, RankerState};
@@ -405,6 +405,7 @@ impl NodeBuilder {
         for shard in 0..self.config.shards.max(1) {
             let args = IndexShardArgs {
                 shard,
+                group: shard_group(layout, self.config.shards.max(1), shard),
                 dir: shard_folder(&self.storage.index_dir, shard),
                 taxonomy: self.storage.taxonomy.clone(),
                 layout: layout.clone(),
@@ -427,7 +428,7 @@ impl NodeBuilder {
             };
             slots.push(supervise(&self.root, spec, timeout).await?);
         }
-        Ok(Arc::new(LocalShards::new(slots)))
+        Ok(Arc::new(NodeShards::new(slots, layout.clone())))
     }
 
     /// The online signals start empty on every incarnation and relearn from traffic; only

@@ -3,10 +3,11 @@
 //! supervisor, plus [`Inkling`], the façade that wires them together.
 //!
 //! `inkling-actors` owns concurrency, supervision and message flow. Every actor has one
-//! message enum, and every call carries a timeout. Only the model pool's messages derive
-//! `RactorClusterMessage`: ractor_cluster mirrors every remotable actor on every peer, so
-//! per-user and per-shard actors stay local, and a pool is found by other nodes through its
-//! process group ([`model_pool::pool_group`]). It must never know about sockets, HTTP, node
+//! message enum, and every call carries a timeout. Only the model pool's and the index
+//! shards' messages derive `RactorClusterMessage`: ractor_cluster mirrors every remotable
+//! actor on every peer, so per-user actors stay local, and pools and shard replicas are
+//! found by other nodes through their process groups ([`model_pool::pool_group`],
+//! [`placement::shard_group`]). It must never know about sockets, HTTP, node
 //! addresses or placement: that is `inkling-cluster`'s.
 
 pub mod catalog;

@@ -1,9 +1,14 @@
 //! Placement: which index shard owns a product, and where to reach that shard now.
 //!
 //! Callers ask by id and get an actor reference back; they never index a list of shards
-//! with a hash themselves, so a placement that spreads shards over nodes (and keeps replicas
-//! of each) can replace [`LocalShards`], the single-node placement, without changing them.
+//! with a hash themselves. Writes go to this node's copy of a shard ([`ShardPlacement::shard`]);
+//! reads may go to any replica ([`ShardPlacement::replicas`]): every shard actor joins the
+//! process group of its shard ([`shard_group`]), which ractor_cluster keeps in step across
+//! nodes, so replicas on other nodes answer when this node's copy is down or slow.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use inkling_storage::ShardLayout;
 use ractor::ActorRef;
 
 use crate::ActorError;
@@ -21,33 +26,47 @@ pub trait ShardPlacement: Send + Sync + 'static {
     /// How many shards the catalog is split into.
     fn shard_count(&self) -> usize;
 
-    /// Where to reach `shard` now; `Unavailable` while no copy of it runs.
+    /// This node's copy of `shard`, the one writes go to; `Unavailable` while it is down.
     fn shard(&self, shard: usize) -> Result<ActorRef<IndexShardMsg>, ActorError>;
+
+    /// Every running replica of `shard` a read may ask, this node's first; empty while
+    /// none runs anywhere reachable.
+    fn replicas(&self, shard: usize) -> Vec<ActorRef<IndexShardMsg>>;
 
     /// The shard that owns `product_id`.
     fn shard_of(&self, product_id: &str) -> usize {
         shard_of(product_id, self.shard_count())
     }
-
-    /// The shard that owns `product_id`, and where to reach it.
-    fn owner(&self, product_id: &str) -> (usize, Result<ActorRef<IndexShardMsg>, ActorError>) {
-        let shard = self.shard_of(product_id);
-        (shard, self.shard(shard))
-    }
 }
 
-/// Every shard on this node, each in the slot its supervisor keeps current.
-pub struct LocalShards {
+/// The process group of every replica of shard `shard` of `shard_count` with this layout,
+/// on any node: replicas with another shard count or another embedding model hold other
+/// products or other vectors, so they are never mixed.
+pub fn shard_group(layout: &ShardLayout, shard_count: usize, shard: usize) -> String {
+    let vectors = layout.vector_model.as_deref().unwrap_or("lexical");
+    format!("inkling.index.{vectors}.{shard_count}.{shard}")
+}
+
+/// This node's shards, each in the slot its supervisor keeps current, and the replicas of
+/// the same shards on other nodes.
+pub struct NodeShards {
     slots: Vec<ActorSlot<IndexShardMsg>>,
+    layout: ShardLayout,
+    /// Spreads reads over remote replicas.
+    next_remote: AtomicUsize,
 }
 
-impl LocalShards {
-    pub fn new(slots: Vec<ActorSlot<IndexShardMsg>>) -> Self {
-        Self { slots }
+impl NodeShards {
+    pub fn new(slots: Vec<ActorSlot<IndexShardMsg>>, layout: ShardLayout) -> Self {
+        Self {
+            slots,
+            layout,
+            next_remote: AtomicUsize::new(0),
+        }
     }
 }
 
-impl ShardPlacement for LocalShards {
+impl ShardPlacement for NodeShards {
     fn shard_count(&self) -> usize {
         self.slots.len()
     }
@@ -57,5 +76,19 @@ impl ShardPlacement for LocalShards {
             Some(slot) => slot.get(),
             None => Err(ActorError::Unavailable(format!("no index shard {shard}"))),
         }
+    }
+
+    fn replicas(&self, shard: usize) -> Vec<ActorRef<IndexShardMsg>> {
+        let group = shard_group(&self.layout, self.shard_count(), shard);
+        let mut remote: Vec<ActorRef<IndexShardMsg>> = ractor::pg::get_members(&group)
+            .into_iter()
+            .filter(|replica| !replica.get_id().is_local())
+            .map(ActorRef::from)
+            .collect();
+        if !remote.is_empty() {
+            let turn = self.next_remote.fetch_add(1, Ordering::Relaxed) % remote.len();
+            remote.rotate_left(turn);
+        }
+        self.shard(shard).into_iter().chain(remote).collect()
     }
 }

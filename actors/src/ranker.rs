@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::FutureExt;
 use inkling_domain::{EventKind, Filters, Product, Profile, now_ms};
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
@@ -14,7 +16,7 @@ use inkling_models::recommend::{
 };
 use inkling_models::slot_evidence::{FILTER_CONFIDENCE, settle};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
-use inkling_storage::{IndexQuery, Retrieval};
+use inkling_storage::{IndexHit, IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
@@ -538,7 +540,7 @@ async fn similar_to_newest(
     if known_followers >= COLD_ITEM_FOLLOWERS {
         return None;
     }
-    let (_, owner) = state.shards.owner(newest);
+    let owner = any_replica(state, state.shards.shard_of(newest));
     let vector = ask(
         &owner.ok()?,
         |reply| IndexShardMsg::VectorOf(newest.clone(), reply),
@@ -564,7 +566,7 @@ async fn lookup(state: &RankerState, ids: Vec<String>) -> Vec<Arc<Product>> {
         .enumerate()
         .filter(|(_, ids)| !ids.is_empty())
         .map(|(shard, ids)| async move {
-            let found = match state.shards.shard(shard) {
+            let found = match any_replica(state, shard) {
                 Ok(actor) => {
                     ask(
                         &actor,
@@ -639,20 +641,7 @@ async fn scatter(
     };
     let requests = (0..state.shards.shard_count()).map(|shard| {
         let query = query.clone();
-        async move {
-            let actor = match state.shards.shard(shard) {
-                Ok(actor) => actor,
-                Err(error) => return (shard, Err(error)),
-            };
-            let answer = ask(
-                &actor,
-                |reply| IndexShardMsg::Search(query, reply),
-                state.config.shard_timeout,
-                &format!("index shard {shard}"),
-            )
-            .await;
-            (shard, answer.and_then(|hits| hits))
-        }
+        async move { (shard, search_shard(state, shard, query).await) }
     });
     let mut candidates = Vec::new();
     let mut missing = Vec::new();
@@ -670,6 +659,52 @@ async fn scatter(
         }
     }
     (candidates, missing)
+}
+
+/// Searches `shard` on its replicas, this node's copy first. When that copy fails, or has
+/// not answered within half the shard deadline, the next replica (on another node) is
+/// asked as well and the first good answer wins, all within one shard deadline: a slow or
+/// lost copy costs a hedged read, not the shard's share of the results.
+async fn search_shard(
+    state: &RankerState,
+    shard: usize,
+    query: IndexQuery,
+) -> Result<Vec<IndexHit>, ActorError> {
+    let deadline = state.config.shard_timeout;
+    let name = format!("index shard {shard}");
+    let ask_replica = |replica: ActorRef<IndexShardMsg>, budget: Duration| {
+        let (query, name) = (query.clone(), name.clone());
+        async move {
+            let message = |reply| IndexShardMsg::Search(query, reply);
+            ask(&replica, message, budget, &name).await?
+        }
+    };
+    let mut replicas = state.shards.replicas(shard).into_iter();
+    let Some(first) = replicas.next() else {
+        return Err(no_replica(shard));
+    };
+    let first_try = ask_replica(first, deadline).boxed();
+    let Some(second) = replicas.next() else {
+        return first_try.await;
+    };
+    let hedge_after = deadline / 2;
+    let second_try = async move {
+        tokio::time::sleep(hedge_after).await;
+        ask_replica(second, deadline - hedge_after).await
+    }
+    .boxed();
+    let (hits, _) = futures::future::select_ok([first_try, second_try]).await?;
+    Ok(hits)
+}
+
+/// This node's copy of `shard` when it runs, else a replica on another node.
+fn any_replica(state: &RankerState, shard: usize) -> Result<ActorRef<IndexShardMsg>, ActorError> {
+    let replica = state.shards.replicas(shard).into_iter().next();
+    replica.ok_or_else(|| no_replica(shard))
+}
+
+fn no_replica(shard: usize) -> ActorError {
+    ActorError::Unavailable(format!("no replica of index shard {shard} is running"))
 }
 
 fn finish(

@@ -14,6 +14,23 @@ use std::time::{Duration, Instant};
 /// How long a node may take to load the demo catalog and start listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What one node runs with beyond the defaults: extra flags, and environment variables
+/// (`FAILPOINTS`, read by the test build of the binary).
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpec {
+    pub flags: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl NodeSpec {
+    pub fn flags(flags: Vec<String>) -> Self {
+        Self {
+            flags,
+            env: Vec::new(),
+        }
+    }
+}
+
 pub struct NodeProcess {
     child: Child,
     pub base_url: String,
@@ -25,11 +42,12 @@ impl NodeProcess {
     /// are about durability, and embedding the demo catalog at every start would only slow
     /// them down.
     pub fn start(binary: &Path, data_dir: &Path) -> Self {
-        Self::start_with(binary, data_dir, "127.0.0.1:0", &[])
+        Self::start_with(binary, data_dir, "127.0.0.1:0", &NodeSpec::default())
     }
 
-    /// Starts `binary serve` listening on `listen`, with `extra` flags (cluster membership).
-    pub fn start_with(binary: &Path, data_dir: &Path, listen: &str, extra: &[String]) -> Self {
+    /// Starts `binary serve` listening on `listen`, with the flags and environment of `spec`.
+    pub fn start_with(binary: &Path, data_dir: &Path, listen: &str, spec: &NodeSpec) -> Self {
+        let extra = &spec.flags;
         // The defaults, unless `extra` sets them.
         let defaults: Vec<&str> = [("--catalog", "demo"), ("--model", "none")]
             .into_iter()
@@ -42,6 +60,7 @@ impl NodeProcess {
             .args(defaults)
             .args(extra)
             .env("RUST_LOG", "warn,openraft=off")
+            .envs(spec.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -143,29 +162,29 @@ struct SandboxMember {
     name: String,
     listen: String,
     data_dir: PathBuf,
-    /// Flags for this node alone (its roles, say).
-    extra: Vec<String>,
+    /// Flags and environment for this node alone (its roles, say).
+    spec: NodeSpec,
 }
 
 impl ClusterSandbox {
     /// Starts `size` nodes on 127.0.`subnet`.x; tests running at once use distinct subnets.
     pub fn start(binary: &Path, subnet: u8, size: usize) -> Self {
-        Self::start_with(binary, subnet, vec![Vec::new(); size])
+        Self::start_with(binary, subnet, vec![NodeSpec::default(); size])
     }
 
-    /// Starts one node per entry of `flags`, each with its own extra flags.
-    pub fn start_with(binary: &Path, subnet: u8, flags: Vec<Vec<String>>) -> Self {
+    /// Starts one node per entry of `specs`, each with its own flags and environment.
+    pub fn start_with(binary: &Path, subnet: u8, specs: Vec<NodeSpec>) -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
         let port = free_port(&format!("127.0.{subnet}.1"));
-        let size = flags.len();
-        let members: Vec<SandboxMember> = flags
+        let size = specs.len();
+        let members: Vec<SandboxMember> = specs
             .into_iter()
             .enumerate()
-            .map(|(index, extra)| SandboxMember {
+            .map(|(index, spec)| SandboxMember {
                 name: format!("node-{}", index + 1),
                 listen: format!("127.0.{subnet}.{}:{port}", index + 1),
                 data_dir: folder.path().join(format!("node-{}", index + 1)),
-                extra,
+                spec,
             })
             .collect();
         let cookie = format!("sandbox-{}-{subnet}", std::process::id());
@@ -180,9 +199,9 @@ impl ClusterSandbox {
         // Start every process first: each waits for its peers only once it runs.
         let starting: Vec<_> = (0..size)
             .map(|index| {
-                let (binary, listen, data_dir, extra) = sandbox.launch_args(index);
+                let (binary, listen, data_dir, spec) = sandbox.launch_args(index);
                 std::thread::spawn(move || {
-                    NodeProcess::start_with(&binary, &data_dir, &listen, &extra)
+                    NodeProcess::start_with(&binary, &data_dir, &listen, &spec)
                 })
             })
             .collect();
@@ -195,7 +214,7 @@ impl ClusterSandbox {
         sandbox
     }
 
-    fn launch_args(&self, index: usize) -> (PathBuf, String, PathBuf, Vec<String>) {
+    fn launch_args(&self, index: usize) -> (PathBuf, String, PathBuf, NodeSpec) {
         let initial: Vec<String> = self
             .members
             .iter()
@@ -209,12 +228,16 @@ impl ClusterSandbox {
             initial.join(","),
         ];
         extra.extend(self.common_args.iter().cloned());
-        extra.extend(member.extra.iter().cloned());
+        extra.extend(member.spec.flags.iter().cloned());
+        let spec = NodeSpec {
+            flags: extra,
+            env: member.spec.env.clone(),
+        };
         (
             self.binary.clone(),
             member.listen.clone(),
             member.data_dir.clone(),
-            extra,
+            spec,
         )
     }
 
@@ -252,7 +275,7 @@ impl ClusterSandbox {
             name: format!("node-{}", index + 1),
             listen,
             data_dir: self._folder.path().join(format!("node-{}", index + 1)),
-            extra: Vec::new(),
+            spec: NodeSpec::default(),
         };
         let mut extra = vec![
             "--node-name".to_string(),
@@ -261,7 +284,8 @@ impl ClusterSandbox {
             self.members[0].listen.clone(),
         ];
         extra.extend(self.common_args.iter().cloned());
-        let node = NodeProcess::start_with(&self.binary, &member.data_dir, &member.listen, &extra);
+        let spec = NodeSpec::flags(extra);
+        let node = NodeProcess::start_with(&self.binary, &member.data_dir, &member.listen, &spec);
         self.members.push(member);
         self.nodes.push(Some(node));
         index

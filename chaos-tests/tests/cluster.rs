@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use inkling_chaos_tests::{ClusterSandbox, get_json, post_json, wait_for};
+use inkling_chaos_tests::{ClusterSandbox, NodeSpec, get_json, post_json, wait_for};
 use inkling_cluster::partition_of;
 use serde_json::{Value, json};
 
@@ -414,7 +414,8 @@ fn the_actor_mesh_runs_over_mutual_tls() {
     let flags = tls_flags(folder.path(), ips);
     // `start_with` returns once every node has an authenticated mesh session with the
     // other, which a node accepting only TLS grants only over TLS.
-    let cluster = ClusterSandbox::start_with(binary(), subnet, vec![flags.clone(), flags]);
+    let specs = vec![NodeSpec::flags(flags.clone()), NodeSpec::flags(flags)];
+    let cluster = ClusterSandbox::start_with(binary(), subnet, specs);
     let user = user_led_by(&cluster, 0, 1);
     let events = json!({ "events": [view(&user, "over-tls")] });
     post_json(&cluster.url(1), "/v1/events", &events).expect("events through the mesh");
@@ -436,7 +437,8 @@ fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
         .collect();
     let pool_node = [common.clone(), vec!["models,index".into()]].concat();
     let session_node = [common, vec!["gateway,sessions,index".into()]].concat();
-    let cluster = ClusterSandbox::start_with(binary(), 67, vec![pool_node, session_node]);
+    let specs = vec![NodeSpec::flags(pool_node), NodeSpec::flags(session_node)];
+    let cluster = ClusterSandbox::start_with(binary(), 67, specs);
 
     // Node 0 has no gateway role: the public API is refused with a reason.
     let body = json!({ "user_id": "anyone", "query": "flask", "k": 1 });
@@ -487,4 +489,41 @@ fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
     let hybrid = wait_for("a hybrid search answer", RECOVERY_TIMEOUT, || top("hybrid"));
     assert_eq!(hybrid, "flask");
     assert_ne!(top("lexical").as_deref(), Some("flask"));
+}
+
+#[test]
+fn a_search_whose_local_shards_stall_is_answered_by_replicas_on_another_node() {
+    // Node 1's copy of every shard takes 3 s to search, far past the shard deadline; the
+    // test build of the binary reads FAILPOINTS.
+    let stalled = (0..4)
+        .map(|shard| format!("index-shard-{shard}-search=sleep(3000)"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let specs = vec![
+        NodeSpec::default(),
+        NodeSpec {
+            flags: Vec::new(),
+            env: vec![("FAILPOINTS".to_string(), stalled)],
+        },
+    ];
+    let cluster = ClusterSandbox::start_with(binary(), 68, specs);
+    let user = user_led_by(&cluster, 1, 1);
+    let search = |index: usize| -> Option<(Vec<String>, f64)> {
+        let body = json!({ "user_id": user, "query": "xiaomi phone", "k": 5, "mode": "lexical" });
+        let answer = post_json(&cluster.url(index), "/v1/search", &body).ok()?;
+        let ids = answer["items"].as_array()?.iter();
+        let ids = ids.filter_map(|item| item["product"]["id"].as_str().map(str::to_string));
+        Some((ids.collect(), answer["coverage"].as_f64()?))
+    };
+    // Served by node 1's session, whose own shards never answer in time: every shard
+    // answers from node 0's replicas (retried, since a loaded machine may miss a deadline).
+    let ids = wait_for(
+        "a complete answer from remote replicas",
+        RECOVERY_TIMEOUT,
+        || {
+            let (ids, coverage) = search(1)?;
+            (coverage == 1.0).then_some(ids)
+        },
+    );
+    assert!(!ids.is_empty());
 }

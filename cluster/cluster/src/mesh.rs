@@ -195,9 +195,12 @@ impl Mesh {
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(config.addr.ip());
-        let (server, _) = Actor::spawn(None, server, ())
-            .await
-            .with_context(|| format!("cannot start the actor mesh on {}", config.addr))?;
+        let (server, _) = Actor::spawn(None, server, ()).await.with_context(|| {
+            format!(
+                "cannot start the actor mesh on {} (choose another with --actor-addr)",
+                config.addr
+            )
+        })?;
         let connector = tokio::spawn(keep_connected(
             server.clone(),
             membership,

@@ -133,7 +133,7 @@ impl NodeOptions {
             mesh: MeshConfig {
                 addr: options
                     .actor_addr
-                    .unwrap_or_else(|| default_actor_addr(addr)),
+                    .unwrap_or_else(|| default_actor_addr(self.listen, addr)),
                 cookie,
                 tls: options.tls.clone(),
             },
@@ -141,13 +141,15 @@ impl NodeOptions {
     }
 }
 
-/// The listening IP and the next port; port 0 (any free port) stays 0.
-fn default_actor_addr(addr: SocketAddr) -> SocketAddr {
-    let port = match addr.port() {
+/// The listening IP and the port after the configured one. A node told to listen on any
+/// free port gets any free port for the mesh too: the port after the one it got may well
+/// be taken, and such a node is a cluster of one that nobody dials.
+fn default_actor_addr(configured: SocketAddr, bound: SocketAddr) -> SocketAddr {
+    let port = match configured.port() {
         0 => 0,
         port => port.checked_add(1).unwrap_or(0),
     };
-    SocketAddr::new(addr.ip(), port)
+    SocketAddr::new(bound.ip(), port)
 }
 
 /// 128 random bits from the operating system, as hex.
