@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: storage under --data-dir, HTTP API on --listen.
+    /// Run a node: storage under --data-dir, HTTP API on --listen (also `inkling node`).
+    #[command(visible_alias = "node")]
     Serve(Box<ServeArgs>),
     /// Local development clusters.
     Cluster {

@@ -584,20 +584,15 @@ impl Cluster {
                 partition_status(*partition, raft, active)
             })
             .collect();
-        let model_pools = ractor::pg::which_groups()
-            .into_iter()
-            .filter(|group| group.starts_with("inkling.models."))
-            .map(|group| {
-                let count = ractor::pg::get_members(&group).len();
-                (group, count)
-            })
-            .collect();
+        let model_pools = group_sizes("inkling.models.");
+        let shard_replicas = group_sizes("inkling.index.");
         ClusterStatus {
             node: self.name.clone(),
             members,
             dead,
             mesh_peers: self.mesh.peers().await,
             model_pools,
+            shard_replicas,
             partitions,
         }
     }
@@ -643,6 +638,19 @@ where
             "{addr}: the mesh session closed"
         ))),
     }
+}
+
+/// How many actors, here and on connected nodes, are in each process group whose name
+/// starts with `prefix`.
+fn group_sizes(prefix: &str) -> BTreeMap<String, usize> {
+    ractor::pg::which_groups()
+        .into_iter()
+        .filter(|group| group.starts_with(prefix))
+        .map(|group| {
+            let members = ractor::pg::get_members(&group).len();
+            (group, members)
+        })
+        .collect()
 }
 
 fn unexpected_answer() -> ActorError {
@@ -761,6 +769,10 @@ pub struct ClusterStatus {
     /// counting its own.
     #[serde(default)]
     pub model_pools: BTreeMap<String, usize>,
+    /// Replicas of each index shard this node can reach, by process group
+    /// (`inkling.index.MODEL.COUNT.SHARD`), counting its own.
+    #[serde(default)]
+    pub shard_replicas: BTreeMap<String, usize>,
     pub partitions: Vec<PartitionStatus>,
 }
 

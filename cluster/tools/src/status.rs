@@ -36,6 +36,9 @@ fn print_table(status: &ClusterStatus) {
     for (group, pools) in &status.model_pools {
         println!("model pools in {group}: {pools}");
     }
+    for (group, replicas) in &status.shard_replicas {
+        println!("shard replicas in {group}: {replicas}");
+    }
     println!();
     println!(
         "{:>9} {:<10} {:>5} {:<22} {:>8} {:>8}  voters",
