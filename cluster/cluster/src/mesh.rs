@@ -4,8 +4,8 @@
 //!
 //! ractor_cluster authenticates peers with a shared cookie (and TLS when configured) and
 //! keeps process groups in step across nodes, but it has no failure detector and never
-//! reconnects. So chitchat decides who is alive: [`keep_connected`] dials live members it
-//! has no session with, backing off after failures, and closes the session of a member
+//! reconnects. So chitchat decides who is alive: the connection manager dials live members
+//! it has no session with, backing off after failures, and closes the session of a member
 //! gossip holds dead, because a frozen peer keeps its TCP connection open and would
 //! otherwise be waited on until every request's deadline.
 //!
@@ -21,11 +21,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
+use inkling_actors::Inkling;
 use inkling_actors::node_supervisor::ChildSpec;
 use inkling_actors::slot::ActorSlot;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, call_t};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage, RactorClusterMessage};
+use ractor_cluster::{
+    IncomingEncryptionMode, NodeServer, NodeServerMessage, RactorClusterMessage, RactorMessage,
+};
 use tokio::time::Instant;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -170,56 +173,210 @@ pub fn router_at(http_addr: &str) -> Option<ActorRef<RouterMsg>> {
         .map(ActorRef::from)
 }
 
-/// This node's server and the task that keeps it connected to the live members.
+/// This node's end of the mesh: the connection manager, a child of the node supervisor.
 pub struct Mesh {
-    server: ActorRef<NodeServerMessage>,
-    connector: tokio::task::JoinHandle<()>,
+    manager: ActorSlot<MeshMsg>,
 }
 
 impl Mesh {
+    /// Starts the node server (under the connection manager) and the manager (under the
+    /// node supervisor).
     pub async fn start(
         config: MeshConfig,
         node_name: &str,
         membership: Arc<Membership>,
+        inkling: &Inkling,
     ) -> anyhow::Result<Self> {
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
-        let encryption = tls
-            .as_ref()
-            .map(|(acceptor, _)| IncomingEncryptionMode::Tls(acceptor.clone()));
-        let server = NodeServer::new(
-            config.addr.port(),
-            config.cookie.clone(),
-            node_name.to_string(),
-            config.addr.ip().to_string(),
-            encryption,
-            Some(NodeConnectionMode::Isolated),
-        )
-        .with_listen_addr(config.addr.ip());
-        let (server, _) = Actor::spawn(None, server, ()).await.with_context(|| {
-            format!(
-                "cannot start the actor mesh on {} (choose another with --actor-addr)",
-                config.addr
-            )
-        })?;
-        let connector = tokio::spawn(keep_connected(
-            server.clone(),
+        let manager = ConnectionManager {
+            config: Arc::new(config),
+            node_name: node_name.to_string(),
             membership,
-            node_name.to_string(),
-            tls.map(|(_, connector)| connector),
-        ));
-        Ok(Self { server, connector })
+            tls,
+        };
+        let spec = ChildSpec {
+            kind: "mesh",
+            slot: ActorSlot::empty("actor mesh"),
+            handler: manager,
+            arguments: Arc::new(|| Box::pin(async { Ok(()) })),
+            after_restart: None,
+        };
+        let manager = inkling.supervise(spec).await?;
+        Ok(Self { manager })
     }
 
     /// Names of the peers this node has an authenticated session with.
     pub async fn peers(&self) -> Vec<String> {
-        let mut names: Vec<String> = sessions_by_name(&self.server).await.into_keys().collect();
-        names.sort();
-        names
+        let asked = self.manager.ask(MeshMsg::Peers, PEERS_TIMEOUT).await;
+        asked.unwrap_or_default()
     }
 
-    pub fn stop(&self) {
-        self.connector.abort();
-        self.server.stop(Some("node stopping".to_string()));
+    /// Closes every session and stops dialling; the node is leaving.
+    pub fn leave(&self) {
+        let _ = self.manager.cast(MeshMsg::Leave);
+    }
+}
+
+const PEERS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A dial that takes longer (a frozen peer accepts TCP but never completes TLS) is given up.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(RactorMessage)]
+pub enum MeshMsg {
+    /// Compare the sessions with gossip: dial, close, back off.
+    Reconcile,
+    Peers(RpcReplyPort<Vec<String>>),
+    Leave,
+}
+
+/// Keeps the node server connected to every live member. It supervises the node server:
+/// if the server dies, the manager fails with it, and the node supervisor starts both
+/// afresh.
+#[derive(Clone)]
+struct ConnectionManager {
+    config: Arc<MeshConfig>,
+    node_name: String,
+    membership: Arc<Membership>,
+    tls: Option<(TlsAcceptor, TlsConnector)>,
+}
+
+struct ManagerState {
+    server: ActorRef<NodeServerMessage>,
+    redials: HashMap<String, Redial>,
+    leaving: bool,
+}
+
+impl Actor for ConnectionManager {
+    type Msg = MeshMsg;
+    type State = ManagerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MeshMsg>,
+        _: (),
+    ) -> Result<ManagerState, ActorProcessingErr> {
+        let addr = self.config.addr;
+        let encryption = self
+            .tls
+            .as_ref()
+            .map(|(acceptor, _)| IncomingEncryptionMode::Tls(acceptor.clone()));
+        let server = NodeServer::new(
+            addr.port(),
+            self.config.cookie.clone(),
+            self.node_name.clone(),
+            addr.ip().to_string(),
+            encryption,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(addr.ip());
+        let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell())
+            .await
+            .map_err(|error| {
+                format!("cannot start the actor mesh on {addr} (choose another with --actor-addr): {error}")
+            })?;
+        myself.send_message(MeshMsg::Reconcile)?;
+        Ok(ManagerState {
+            server,
+            redials: HashMap::new(),
+            leaving: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<MeshMsg>,
+        message: MeshMsg,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            MeshMsg::Reconcile if state.leaving => {}
+            MeshMsg::Reconcile => {
+                self.reconcile(state).await;
+                myself.send_after(RECONCILE_EVERY, || MeshMsg::Reconcile);
+            }
+            MeshMsg::Peers(reply) => {
+                let mut names: Vec<String> =
+                    sessions_by_name(&state.server).await.into_keys().collect();
+                names.sort();
+                let _ = reply.send(names);
+            }
+            MeshMsg::Leave => {
+                state.leaving = true;
+                state.server.stop(Some("node leaving".to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<MeshMsg>,
+        event: SupervisionEvent,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        let server_ended = matches!(
+            &event,
+            SupervisionEvent::ActorFailed(cell, _) | SupervisionEvent::ActorTerminated(cell, _, _)
+                if cell.get_id() == state.server.get_id()
+        );
+        if server_ended && !state.leaving {
+            return Err("the actor mesh's node server stopped".into());
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<MeshMsg>,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.server.stop(None);
+        Ok(())
+    }
+}
+
+impl ConnectionManager {
+    /// Dials every live member that has no session with this node and closes the sessions
+    /// of members gossip holds dead. Of each pair of nodes, the one with the greater name
+    /// dials, so two nodes never race to open two sessions with each other.
+    async fn reconcile(&self, state: &mut ManagerState) {
+        let sessions = sessions_by_name(&state.server).await;
+        for dead in self.membership.dead_members().await {
+            if let Some(session) = sessions.get(&dead) {
+                tracing::info!(peer = dead, "closing the mesh session of a dead member");
+                session.stop(Some("gossip holds the node dead".to_string()));
+            }
+        }
+        let now = Instant::now();
+        for member in self.membership.live_members().await {
+            let Some(addr) = member.actor_addr else {
+                continue;
+            };
+            if member.name >= self.node_name || sessions.contains_key(&member.name) {
+                state.redials.remove(&member.name);
+                continue;
+            }
+            let redial = state.redials.entry(member.name.clone()).or_insert(Redial {
+                not_before: now,
+                backoff: FIRST_REDIAL,
+            });
+            if now < redial.not_before {
+                continue;
+            }
+            let connector = self.tls.as_ref().map(|(_, connector)| connector);
+            let dialled = tokio::time::timeout(DIAL_TIMEOUT, dial(&state.server, &addr, connector));
+            match dialled.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(peer = member.name, %error, "cannot reach the peer's mesh")
+                }
+                Err(_) => tracing::debug!(peer = member.name, "dialling the peer's mesh timed out"),
+            }
+            // Whether the dial worked shows in the sessions; until then, wait before the next.
+            redial.not_before = now + redial.backoff;
+            redial.backoff = (redial.backoff * 2).min(MAX_REDIAL);
+        }
     }
 }
 
@@ -245,52 +402,6 @@ async fn sessions_by_name(
 struct Redial {
     not_before: Instant,
     backoff: Duration,
-}
-
-/// Dials every live member that has no session with this node and closes the sessions of
-/// members gossip holds dead. Of each pair of nodes, the one with the greater name dials,
-/// so two nodes never race to open two sessions with each other.
-async fn keep_connected(
-    server: ActorRef<NodeServerMessage>,
-    membership: Arc<Membership>,
-    me: String,
-    tls: Option<TlsConnector>,
-) {
-    let mut redials: HashMap<String, Redial> = HashMap::new();
-    let mut tick = tokio::time::interval(RECONCILE_EVERY);
-    loop {
-        tick.tick().await;
-        let sessions = sessions_by_name(&server).await;
-        for dead in membership.dead_members().await {
-            if let Some(session) = sessions.get(&dead) {
-                tracing::info!(peer = dead, "closing the mesh session of a dead member");
-                session.stop(Some("gossip holds the node dead".to_string()));
-            }
-        }
-        let now = Instant::now();
-        for member in membership.live_members().await {
-            let Some(addr) = member.actor_addr else {
-                continue;
-            };
-            if member.name >= me || sessions.contains_key(&member.name) {
-                redials.remove(&member.name);
-                continue;
-            }
-            let redial = redials.entry(member.name.clone()).or_insert(Redial {
-                not_before: now,
-                backoff: FIRST_REDIAL,
-            });
-            if now < redial.not_before {
-                continue;
-            }
-            if let Err(error) = dial(&server, &addr, tls.as_ref()).await {
-                tracing::debug!(peer = member.name, %error, "cannot reach the peer's mesh");
-            }
-            // Whether the dial worked shows in the sessions; until then, wait before the next.
-            redial.not_before = now + redial.backoff;
-            redial.backoff = (redial.backoff * 2).min(MAX_REDIAL);
-        }
-    }
 }
 
 async fn dial(

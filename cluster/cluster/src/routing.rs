@@ -186,7 +186,13 @@ impl Cluster {
             })
             .await?,
         );
-        let mesh = Mesh::start(config.mesh.clone(), &config.node_name, membership.clone()).await?;
+        let mesh = Mesh::start(
+            config.mesh.clone(),
+            &config.node_name,
+            membership.clone(),
+            &inkling,
+        )
+        .await?;
         let http = peer_client()?;
         let me = node_id_of(&config.node_name);
         // Raft gets a connection pool of its own: a heartbeat never waits for a connection
@@ -609,7 +615,7 @@ impl Cluster {
                 tracing::warn!(%error, "raft group did not stop cleanly");
             }
         }
-        self.mesh.stop();
+        self.mesh.leave();
         self.membership.leave().await;
     }
 }
