@@ -52,13 +52,14 @@ impl Embedder {
                 texts: part.to_vec(),
             };
             let (pool, name) = self.pool()?;
-            let answer = crate::ask(
-                &pool,
-                |reply| ModelPoolMsg::Embed(request, reply),
-                timeout,
-                &name,
-            )
-            .await??;
+            let started = std::time::Instant::now();
+            let message = |reply| ModelPoolMsg::Embed(request, reply);
+            let asked = crate::ask(&pool, message, timeout, &name).await;
+            if !pool.get_id().is_local() {
+                let answered = matches!(asked, Ok(Ok(_)));
+                inkling_ops::metrics::observe_remote_call("model_pool", started, answered);
+            }
+            let answer = asked??;
             vectors.extend(answer);
         }
         Ok(vectors)

@@ -675,8 +675,14 @@ async fn search_shard(
     let ask_replica = |replica: ActorRef<IndexShardMsg>, budget: Duration| {
         let (query, name) = (query.clone(), name.clone());
         async move {
+            let started = std::time::Instant::now();
             let message = |reply| IndexShardMsg::Search(query, reply);
-            ask(&replica, message, budget, &name).await?
+            let asked = ask(&replica, message, budget, &name).await;
+            if !replica.get_id().is_local() {
+                let answered = matches!(asked, Ok(Ok(_)));
+                inkling_ops::metrics::observe_remote_call("index_shard", started, answered);
+            }
+            asked?
         }
     };
     let mut replicas = state.shards.replicas(shard).into_iter();

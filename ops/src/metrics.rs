@@ -120,6 +120,115 @@ pub static ACTOR_GIVE_UPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Raft entries proposed on this node, from the proposal to the leader having applied it.
+pub static RAFT_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "inkling_raft_commit_seconds",
+                "Proposals led here: time until committed by a quorum and applied",
+            )
+            .buckets(latency_buckets()),
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static RAFT_LEADER_CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "inkling_raft_leader_changes_total",
+            "Times this node started or stopped leading a raft group",
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static RAFT_GROUPS_LED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "inkling_raft_groups_led",
+            "Raft groups (user partitions and the catalog) this node leads",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// The furthest any replica of a group led here trails the leader's log.
+pub static RAFT_REPLICATION_LAG: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "inkling_raft_replication_lag_entries",
+            "Most entries any replica of a group led here is behind its leader",
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static CLUSTER_LIVE_MEMBERS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "inkling_cluster_live_members",
+            "Members gossip holds alive, this node included",
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static CLUSTER_MESH_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "inkling_cluster_mesh_sessions",
+            "Authenticated actor-mesh sessions with other nodes",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Calls to actors on other nodes, by what was called (`router`, `model_pool`,
+/// `index_shard`) and whether an answer came back.
+pub static CLUSTER_CALL_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "inkling_cluster_call_seconds",
+                "Calls to actors on other nodes over the actor mesh",
+            )
+            .buckets(latency_buckets()),
+            &["target", "outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Records one call to an actor on another node.
+pub fn observe_remote_call(target: &str, started: std::time::Instant, answered: bool) {
+    let outcome = if answered { "answered" } else { "failed" };
+    CLUSTER_CALL_SECONDS
+        .with_label_values(&[target, outcome])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Registers every metric, so that a scrape shows each one (at zero) before anything has
+/// recorded it: a gauge that appears only later looks like a gap on a dashboard.
+pub fn register_all() {
+    LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&HTTP_LATENCY);
+    LazyLock::force(&EVENTS_INGESTED);
+    LazyLock::force(&GROUP_COMMIT_SIZE);
+    LazyLock::force(&STORAGE_SYNC_SECONDS);
+    LazyLock::force(&ACTIVE_SESSIONS);
+    LazyLock::force(&ACTOR_RESTARTS);
+    LazyLock::force(&ACTOR_GIVE_UPS);
+    LazyLock::force(&RAFT_COMMIT_SECONDS);
+    LazyLock::force(&RAFT_LEADER_CHANGES);
+    LazyLock::force(&RAFT_GROUPS_LED);
+    LazyLock::force(&RAFT_REPLICATION_LAG);
+    LazyLock::force(&CLUSTER_LIVE_MEMBERS);
+    LazyLock::force(&CLUSTER_MESH_SESSIONS);
+    LazyLock::force(&CLUSTER_CALL_SECONDS);
+}
+
 /// Renders every registered metric in the Prometheus text format.
 pub fn render() -> String {
     let mut buffer = Vec::new();

@@ -342,6 +342,7 @@ impl ConnectionManager {
     /// dials, so two nodes never race to open two sessions with each other.
     async fn reconcile(&self, state: &mut ManagerState) {
         let sessions = sessions_by_name(&state.server).await;
+        inkling_ops::metrics::CLUSTER_MESH_SESSIONS.set(sessions.len() as i64);
         for dead in self.membership.dead_members().await {
             if let Some(session) = sessions.get(&dead) {
                 tracing::info!(peer = dead, "closing the mesh session of a dead member");
@@ -349,7 +350,9 @@ impl ConnectionManager {
             }
         }
         let now = Instant::now();
-        for member in self.membership.live_members().await {
+        let members = self.membership.live_members().await;
+        inkling_ops::metrics::CLUSTER_LIVE_MEMBERS.set(members.len() as i64);
+        for member in members {
             let Some(addr) = member.actor_addr else {
                 continue;
             };

@@ -77,6 +77,21 @@ impl Candidates {
     }
 }
 
+/// How many entries the furthest-behind replica of a group this node leads trails its log.
+fn replication_lag(raft: &Raft) -> u64 {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let last = metrics.last_log_index.unwrap_or(0);
+    let Some(replication) = &metrics.replication else {
+        return 0;
+    };
+    replication
+        .values()
+        .map(|matched| last.saturating_sub(matched.map_or(0, |log_id| log_id.index)))
+        .max()
+        .unwrap_or(0)
+}
+
 impl Cluster {
     /// Runs until the node stops.
     pub(crate) async fn rebalance_forever(self: Arc<Self>) {
@@ -86,14 +101,17 @@ impl Cluster {
                 return;
             }
             let members = self.membership.live_members().await;
+            let mut most_behind = 0;
             for group in 0..=CATALOG_GROUP {
                 let Some(raft) = self.leading(group) else {
                     continue;
                 };
+                most_behind = most_behind.max(replication_lag(&raft));
                 if let Err(error) = self.rebalance_group(group, &raft, &members).await {
                     tracing::warn!(group, error = %format!("{error:#}"), "rebalancing failed; retrying later");
                 }
             }
+            inkling_ops::metrics::RAFT_REPLICATION_LAG.set(most_behind as i64);
             self.notice_if_drained().await;
         }
     }

@@ -635,7 +635,11 @@ where
             "{addr}: no actor mesh session with that node"
         )));
     };
-    match router.call(message, Some(budget)).await {
+    let started = std::time::Instant::now();
+    let called = router.call(message, Some(budget)).await;
+    let answered = matches!(called, Ok(ractor::rpc::CallResult::Success(_)));
+    inkling_ops::metrics::observe_remote_call("router", started, answered);
+    match called {
         Ok(ractor::rpc::CallResult::Success(answer)) => answer,
         Ok(ractor::rpc::CallResult::Timeout) => Err(RouteError::Unreachable(format!(
             "{addr} did not answer within {budget:?}"
@@ -668,8 +672,13 @@ async fn propose_here(
     partition: PartitionId,
     command: Command,
 ) -> Result<Applied, RouteError> {
+    let started = std::time::Instant::now();
     match raft.client_write(command).await {
-        Ok(written) => Ok(written.data),
+        Ok(written) => {
+            let elapsed = started.elapsed().as_secs_f64();
+            inkling_ops::metrics::RAFT_COMMIT_SECONDS.observe(elapsed);
+            Ok(written.data)
+        }
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
             Err(RouteError::NotLeader {
                 partition,
@@ -751,6 +760,12 @@ async fn watch_leadership(
             (current.state == ServerState::Leader).then_some(current.current_term)
         };
         if now_leading != leading {
+            match (leading, now_leading) {
+                (None, Some(_)) => inkling_ops::metrics::RAFT_GROUPS_LED.inc(),
+                (Some(_), None) => inkling_ops::metrics::RAFT_GROUPS_LED.dec(),
+                _ => {}
+            }
+            inkling_ops::metrics::RAFT_LEADER_CHANGES.inc();
             if leading.is_some() {
                 inkling.stop_sessions_where(move |user| partition_of(user) == partition);
             }
@@ -758,6 +773,9 @@ async fn watch_leadership(
             leading = now_leading;
         }
         if metrics.changed().await.is_err() {
+            if leading.is_some() {
+                inkling_ops::metrics::RAFT_GROUPS_LED.dec();
+            }
             return;
         }
     }

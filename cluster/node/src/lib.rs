@@ -180,6 +180,7 @@ impl Node {
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr()?;
         let cluster_config = options.cluster_config(addr)?;
+        inkling_ops::metrics::register_all();
         if let Some(encoder) = &options.actors.encoder
             && !encoder.models_dir.is_dir()
         {

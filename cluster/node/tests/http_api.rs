@@ -827,3 +827,38 @@ fn a_retried_event_id_is_acknowledged_but_applied_once() {
     assert_eq!(status, 200, "{profile}");
     assert_eq!(profile["event_count"], 1, "{profile}");
 }
+
+#[test]
+fn metrics_expose_requests_storage_actors_and_the_cluster() {
+    let node = TestNode::start();
+    node.post(
+        "/v1/events",
+        json!({ "events": [{ "user_id": "metered", "type": "view", "item_id": "xiaomi-12" }] }),
+    );
+    node.post(
+        "/v1/search",
+        json!({ "user_id": "metered", "query": "phone", "k": 3 }),
+    );
+    let (status, body) = node.send("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let text = body.as_str().expect("the text exposition format");
+    // Each: what the exposition must hold once the node has served the requests above.
+    // Values are left out: tests run several nodes in this process, and metrics are
+    // process-wide.
+    let expected = [
+        "inkling_http_requests_total{route=\"/v1/search\",status=\"200\"}",
+        "inkling_http_request_seconds_bucket{route=\"/v1/events\"",
+        "inkling_events_ingested_total",
+        "inkling_storage_sync_seconds_bucket",
+        "inkling_active_sessions",
+        "inkling_raft_commit_seconds_bucket",
+        "inkling_raft_groups_led ",
+        "inkling_raft_leader_changes_total ",
+        "inkling_raft_replication_lag_entries ",
+        "inkling_cluster_live_members ",
+        "inkling_cluster_mesh_sessions ",
+    ];
+    for line in expected {
+        assert!(text.contains(line), "/metrics lacks {line}:\n{text}");
+    }
+}
