@@ -10,8 +10,9 @@
 //! otherwise be waited on until every request's deadline.
 //!
 //! Only node-level actors are remotable (ractor_cluster mirrors each one on every peer): the
-//! router here, in a process group named after its node's address, and the model pools, in
-//! groups per model and device. Raft does not use the mesh: the mesh has one stream per pair
+//! router here, in a process group named after its node's address, the model pools, in
+//! groups per model and device, and the index shards, in groups per shard. Raft does not
+//! use the mesh: the mesh has one stream per pair
 //! of nodes, and a heartbeat must never queue behind a large answer.
 
 use std::collections::HashMap;
