@@ -3,6 +3,7 @@
 
 mod cluster;
 mod index;
+mod load;
 mod updates;
 
 use std::collections::HashMap;
@@ -89,6 +90,9 @@ pub enum BenchCommand {
     /// Recommendation latency through the leader's gateway and through another node's,
     /// on a local cluster of real processes.
     Hop(cluster::HopArgs),
+    /// Open-loop load at a fixed rate (free of coordinated omission): real sessions as
+    /// events and recommendations, real queries as searches; latency percentiles by kind.
+    Load(load::LoadArgs),
     /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
     /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
     Gpu {
@@ -160,6 +164,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Updates(args) => updates::run(args),
         BenchCommand::Failover(args) => cluster::run(args),
         BenchCommand::Hop(args) => cluster::run_hop(args),
+        BenchCommand::Load(args) => load::run(args).await,
     }
 }
 

@@ -1,0 +1,403 @@
+//! `inkling bench load`: an open-loop load generator.
+//!
+//! Requests leave at a fixed rate whatever the latency, each timed from the moment it was
+//! due rather than from when it was sent, so a slow server cannot slow the generator down
+//! and hide its own queueing (coordinated omission). Shoppers replay real sessions from
+//! Diginetica (a view per event, then recommendations), and searches are real queries:
+//! Home Depot's in English, and the Chinese queries of the demo probe set.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::{SplitMix, percentile};
+use inkling_actors::ActorConfig;
+use inkling_node::{CatalogSource, LocalNode};
+
+/// Requests in flight at once; a request due while all are taken counts as failed, so an
+/// overloaded server shows as errors rather than as a generator that quietly slows down.
+const MAX_IN_FLIGHT: usize = 4_096;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Base URLs of running gateways, comma separated; requests go round them. A fresh
+    /// local node (demo catalog, no encoder: lexical search only) when absent.
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<String>,
+    /// Requests per second, all kinds together.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Seconds to run (each step, with --find-max).
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Shares of each request kind, as kind=weight.
+    #[arg(long, default_value = "events=60,recommend=30,search=10", value_parser = parse_mix)]
+    mix: Mix,
+    /// Search mode: lexical, vector or hybrid.
+    #[arg(long, default_value = "lexical")]
+    search_mode: String,
+    /// Diginetica sessions, one per line, item ids separated by spaces.
+    #[arg(long, default_value = "../shared/data/diginetica/train_sessions.txt")]
+    sessions: PathBuf,
+    /// English queries as `id<TAB>text` lines.
+    #[arg(long, default_value = "../shared/data/homedepot/queries.tsv")]
+    queries: PathBuf,
+    /// Chinese queries: the demo probe set, whose second column is the query.
+    #[arg(long, default_value = "cluster/tools/probes/demo.tsv")]
+    chinese_queries: PathBuf,
+    /// Steps the rate up by half each time until a kind's p99 passes --p99-ms or more than
+    /// 1% of requests fail, and reports the highest rate that held.
+    #[arg(long)]
+    find_max: bool,
+    #[arg(long, default_value_t = 100.0)]
+    p99_ms: f64,
+    /// Ends with one line of JSON holding the figures.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mix(Vec<(Kind, u32)>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Events,
+    Recommend,
+    Search,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Events => "events",
+            Kind::Recommend => "recommend",
+            Kind::Search => "search",
+        }
+    }
+}
+
+fn parse_mix(text: &str) -> Result<Mix, String> {
+    let mut shares = Vec::new();
+    for part in text.split(',') {
+        let (name, weight) = part
+            .split_once('=')
+            .ok_or(format!("`{part}` is not kind=weight"))?;
+        let kind = match name.trim() {
+            "events" => Kind::Events,
+            "recommend" => Kind::Recommend,
+            "search" => Kind::Search,
+            other => return Err(format!("`{other}` is not events, recommend or search")),
+        };
+        let weight: u32 = weight
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{weight}` is not a whole number"))?;
+        shares.push((kind, weight));
+    }
+    if shares.iter().all(|(_, weight)| *weight == 0) {
+        return Err("the mix needs a kind with a positive weight".to_string());
+    }
+    Ok(Mix(shares))
+}
+
+impl Mix {
+    fn pick(&self, random: u64) -> Kind {
+        let total: u64 = self.0.iter().map(|(_, weight)| u64::from(*weight)).sum();
+        let mut ticket = random % total;
+        for (kind, weight) in &self.0 {
+            if ticket < u64::from(*weight) {
+                return *kind;
+            }
+            ticket -= u64::from(*weight);
+        }
+        unreachable!("the tickets cover the total")
+    }
+}
+
+/// What the requests are made of.
+struct Workload {
+    sessions: Vec<Vec<String>>,
+    queries: Vec<String>,
+    search_mode: String,
+}
+
+impl Workload {
+    fn load(args: &LoadArgs) -> Result<Self> {
+        let sessions: Vec<Vec<String>> = read(&args.sessions)?
+            .lines()
+            .map(|line| line.split_whitespace().map(str::to_string).collect())
+            .filter(|items: &Vec<String>| !items.is_empty())
+            .take(50_000)
+            .collect();
+        let english = read(&args.queries)?;
+        let chinese = read(&args.chinese_queries)?;
+        let mut queries: Vec<String> = english
+            .lines()
+            .filter_map(|line| line.split_once('\t').map(|(_, text)| text.to_string()))
+            .collect();
+        queries.extend(
+            chinese
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .filter_map(|line| line.split('\t').nth(1))
+                .filter(|query| {
+                    query
+                        .chars()
+                        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+                })
+                .map(str::to_string),
+        );
+        if sessions.is_empty() || queries.is_empty() {
+            bail!("no sessions or no queries to replay");
+        }
+        Ok(Self {
+            sessions,
+            queries,
+            search_mode: args.search_mode.clone(),
+        })
+    }
+
+    /// The path and body of request number `n`, of `kind`.
+    fn request(&self, kind: Kind, n: u64, random: u64) -> (&'static str, Value) {
+        let session = n as usize % self.sessions.len();
+        let user = format!("load-{session}");
+        let items = &self.sessions[session];
+        match kind {
+            Kind::Events => {
+                let item = &items[(n as usize / self.sessions.len()) % items.len()];
+                let event = json!({ "user_id": user, "type": "view", "item_id": item });
+                ("/v1/events", json!({ "events": [event] }))
+            }
+            Kind::Recommend => ("/v1/recommend", json!({ "user_id": user, "k": 10 })),
+            Kind::Search => {
+                let query = &self.queries[random as usize % self.queries.len()];
+                let body =
+                    json!({ "user_id": user, "query": query, "k": 10, "mode": self.search_mode });
+                ("/v1/search", body)
+            }
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Latencies (ms, from the due time) and failures of one kind.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<f64>,
+    failed: u64,
+}
+
+struct Outcome {
+    rate: f64,
+    seconds: f64,
+    by_kind: BTreeMap<Kind, Tally>,
+}
+
+impl Outcome {
+    fn holds(&self, p99_ms: f64) -> bool {
+        self.by_kind.values().all(|tally| {
+            let total = tally.latencies.len() as u64 + tally.failed;
+            let mut sorted = tally.latencies.clone();
+            sorted.sort_by(f64::total_cmp);
+            let p99 = percentile(&sorted, 0.99);
+            tally.failed * 100 <= total && (sorted.is_empty() || p99 <= p99_ms)
+        })
+    }
+
+    fn report(&self) -> Value {
+        let mut kinds = serde_json::Map::new();
+        for (kind, tally) in &self.by_kind {
+            let mut sorted = tally.latencies.clone();
+            sorted.sort_by(f64::total_cmp);
+            let total = sorted.len() as u64 + tally.failed;
+            kinds.insert(
+                kind.name().to_string(),
+                json!({
+                    "requests": total,
+                    "per_second": sorted.len() as f64 / self.seconds,
+                    "error_rate": tally.failed as f64 / total.max(1) as f64,
+                    "p50_ms": percentile(&sorted, 0.50),
+                    "p90_ms": percentile(&sorted, 0.90),
+                    "p99_ms": percentile(&sorted, 0.99),
+                    "p999_ms": percentile(&sorted, 0.999),
+                }),
+            );
+        }
+        json!({ "rate": self.rate, "seconds": self.seconds, "kinds": kinds })
+    }
+}
+
+fn print_table(report: &Value) {
+    println!(
+        "\nopen loop at {} requests/s for {:.0} s\n",
+        report["rate"], report["seconds"]
+    );
+    println!("| kind | requests | answered/s | errors | p50 ms | p90 ms | p99 ms | p99.9 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let Some(kinds) = report["kinds"].as_object() else {
+        return;
+    };
+    for (kind, figures) in kinds {
+        let number = |key: &str| figures[key].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {kind} | {} | {:.0} | {:.2}% | {:.2} | {:.2} | {:.2} | {:.2} |",
+            figures["requests"],
+            number("per_second"),
+            number("error_rate") * 100.0,
+            number("p50_ms"),
+            number("p90_ms"),
+            number("p99_ms"),
+            number("p999_ms"),
+        );
+    }
+}
+
+/// Sends requests at `rate` per second for `duration`, each timed from its due time.
+async fn run_at(
+    client: &reqwest::Client,
+    targets: &[String],
+    workload: &Arc<Workload>,
+    mix: &Mix,
+    rate: f64,
+    duration: Duration,
+    seed: u64,
+) -> Outcome {
+    let tallies: Arc<Mutex<BTreeMap<Kind, Tally>>> = Arc::default();
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut random = SplitMix(seed);
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for n in 0u64.. {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
+        if due >= started + duration {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        let kind = mix.pick(random.next());
+        let (path, body) = workload.request(kind, n, random.next());
+        let url = format!("{}{path}", targets[n as usize % targets.len()]);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tallies.lock().entry(kind).or_default().failed += 1;
+            continue;
+        };
+        let (client, tallies) = (client.clone(), tallies.clone());
+        running.push(tokio::spawn(async move {
+            let answered = client.post(&url).json(&body).send().await;
+            let ok = matches!(&answered, Ok(response) if response.status().is_success());
+            let elapsed = due.elapsed().as_secs_f64() * 1000.0;
+            let mut tallies = tallies.lock();
+            let tally = tallies.entry(kind).or_default();
+            if ok {
+                tally.latencies.push(elapsed);
+            } else {
+                tally.failed += 1;
+            }
+            drop(permit);
+        }));
+    }
+    for request in running {
+        let _ = request.await;
+    }
+    let by_kind = std::mem::take(&mut *tallies.lock());
+    Outcome {
+        rate,
+        seconds: duration.as_secs_f64(),
+        by_kind,
+    }
+}
+
+pub async fn run(args: LoadArgs) -> Result<()> {
+    if !args.rate.is_finite() || args.rate <= 0.0 || args.duration == 0 {
+        bail!("--rate and --duration must be positive");
+    }
+    let workload = Arc::new(Workload::load(&args)?);
+    let local = match args.target.is_empty() {
+        true => Some(LocalNode::start(CatalogSource::Demo, ActorConfig::default()).await?),
+        false => None,
+    };
+    let targets: Vec<String> = match &local {
+        Some(node) => vec![node.base_url.clone()],
+        None => args.target.clone(),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
+        .build()?;
+    let duration = Duration::from_secs(args.duration);
+    let mut rate = args.rate;
+    let mut held: Option<Value> = None;
+    let last = loop {
+        let outcome = run_at(
+            &client, &targets, &workload, &args.mix, rate, duration, args.seed,
+        )
+        .await;
+        let report = outcome.report();
+        print_table(&report);
+        if !args.find_max {
+            break report;
+        }
+        if !outcome.holds(args.p99_ms) {
+            println!(
+                "\n{rate} requests/s does not hold p99 ≤ {} ms with ≤ 1% errors",
+                args.p99_ms
+            );
+            break json!({ "highest_rate_held": held.as_ref().map(|r| r["rate"].clone()), "held": held, "p99_target_ms": args.p99_ms });
+        }
+        held = Some(report);
+        rate *= 1.5;
+    };
+    if let Some(node) = local {
+        node.stop().await?;
+    }
+    if args.json {
+        println!("{last}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixes_parse_or_name_the_problem() {
+        let cases = [
+            ("events=60,recommend=30,search=10", Ok(3)),
+            ("search=1", Ok(1)),
+            ("events", Err("is not kind=weight")),
+            ("browse=3", Err("is not events, recommend or search")),
+            ("events=x", Err("is not a whole number")),
+            ("events=0", Err("positive weight")),
+        ];
+        for (text, expected) in cases {
+            match (parse_mix(text), expected) {
+                (Ok(mix), Ok(kinds)) => assert_eq!(mix.0.len(), kinds, "{text}"),
+                (Err(error), Err(fragment)) => assert!(error.contains(fragment), "{text}: {error}"),
+                (outcome, _) => panic!("{text}: unexpected {outcome:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_mix_picks_each_kind_by_its_weight() {
+        let mix = parse_mix("events=3,search=1").unwrap();
+        let picks: Vec<Kind> = (0..4).map(|ticket| mix.pick(ticket)).collect();
+        assert_eq!(
+            picks,
+            [Kind::Events, Kind::Events, Kind::Events, Kind::Search]
+        );
+    }
+}
