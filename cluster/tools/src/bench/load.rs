@@ -50,7 +50,7 @@ pub struct LoadArgs {
     /// English queries as `id<TAB>text` lines.
     #[arg(long, default_value = "../shared/data/homedepot/queries.tsv")]
     queries: PathBuf,
-    /// Chinese queries: the demo probe set, whose second column is the query.
+    /// Chinese queries: those of a probe file (the demo probe set by default).
     #[arg(long, default_value = "cluster/tools/probes/demo.tsv")]
     chinese_queries: PathBuf,
     /// Steps the rate up by half each time until a kind's p99 passes --p99-ms or more than
@@ -139,23 +139,15 @@ impl Workload {
             .filter(|items: &Vec<String>| !items.is_empty())
             .take(50_000)
             .collect();
-        let english = read(&args.queries)?;
-        let chinese = read(&args.chinese_queries)?;
-        let mut queries: Vec<String> = english
+        let mut queries: Vec<String> = read(&args.queries)?
             .lines()
             .filter_map(|line| line.split_once('\t').map(|(_, text)| text.to_string()))
             .collect();
         queries.extend(
-            chinese
-                .lines()
-                .filter(|line| !line.starts_with('#'))
-                .filter_map(|line| line.split('\t').nth(1))
-                .filter(|query| {
-                    query
-                        .chars()
-                        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
-                })
-                .map(str::to_string),
+            crate::eval::probe::read(&args.chinese_queries)?
+                .into_iter()
+                .map(|case| case.query)
+                .filter(|query| query.chars().any(inkling_domain::is_han)),
         );
         if sessions.is_empty() || queries.is_empty() {
             bail!("no sessions or no queries to replay");
@@ -193,7 +185,7 @@ fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Latencies (ms, from the due time) and failures of one kind.
+/// Latencies (ms, from the due time; sorted once the run is over) and failures of one kind.
 #[derive(Default)]
 struct Tally {
     latencies: Vec<f64>,
@@ -209,10 +201,9 @@ struct Outcome {
 impl Outcome {
     fn holds(&self, p99_ms: f64) -> bool {
         self.by_kind.values().all(|tally| {
-            let total = tally.latencies.len() as u64 + tally.failed;
-            let mut sorted = tally.latencies.clone();
-            sorted.sort_by(f64::total_cmp);
-            let p99 = percentile(&sorted, 0.99);
+            let sorted = &tally.latencies;
+            let total = sorted.len() as u64 + tally.failed;
+            let p99 = percentile(sorted, 0.99);
             tally.failed * 100 <= total && (sorted.is_empty() || p99 <= p99_ms)
         })
     }
@@ -220,8 +211,7 @@ impl Outcome {
     fn report(&self) -> Value {
         let mut kinds = serde_json::Map::new();
         for (kind, tally) in &self.by_kind {
-            let mut sorted = tally.latencies.clone();
-            sorted.sort_by(f64::total_cmp);
+            let sorted = &tally.latencies;
             let total = sorted.len() as u64 + tally.failed;
             kinds.insert(
                 kind.name().to_string(),
@@ -229,10 +219,10 @@ impl Outcome {
                     "requests": total,
                     "per_second": sorted.len() as f64 / self.seconds,
                     "error_rate": tally.failed as f64 / total.max(1) as f64,
-                    "p50_ms": percentile(&sorted, 0.50),
-                    "p90_ms": percentile(&sorted, 0.90),
-                    "p99_ms": percentile(&sorted, 0.99),
-                    "p999_ms": percentile(&sorted, 0.999),
+                    "p50_ms": percentile(sorted, 0.50),
+                    "p90_ms": percentile(sorted, 0.90),
+                    "p99_ms": percentile(sorted, 0.99),
+                    "p999_ms": percentile(sorted, 0.999),
                 }),
             );
         }
@@ -311,7 +301,10 @@ async fn run_at(
     for request in running {
         let _ = request.await;
     }
-    let by_kind = std::mem::take(&mut *tallies.lock());
+    let mut by_kind = std::mem::take(&mut *tallies.lock());
+    for tally in by_kind.values_mut() {
+        tally.latencies.sort_by(f64::total_cmp);
+    }
     Outcome {
         rate,
         seconds: duration.as_secs_f64(),
