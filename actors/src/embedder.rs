@@ -53,7 +53,8 @@ impl Embedder {
             };
             let (pool, name) = self.pool()?;
             let started = std::time::Instant::now();
-            let message = |reply| ModelPoolMsg::Embed(request, reply);
+            let trace = inkling_ops::trace::TraceContext::current();
+            let message = |reply| ModelPoolMsg::Embed(request, trace, reply);
             let asked = crate::ask(&pool, message, timeout, &name).await;
             if !pool.get_id().is_local() {
                 let answered = matches!(asked, Ok(Ok(_)));

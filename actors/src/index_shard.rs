@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use inkling_domain::{Product, Taxonomy};
+use inkling_ops::trace::TraceContext;
 use inkling_storage::{IndexHit, IndexQuery, IndexedProduct, ShardIndex, ShardLayout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
+use tracing::Instrument;
 
 use crate::{ActorError, fail_point};
 
@@ -18,7 +20,11 @@ use crate::{ActorError, fail_point};
 pub enum IndexShardMsg {
     /// Answers a query; searches run concurrently with each other.
     #[rpc]
-    Search(IndexQuery, RpcReplyPort<Result<Vec<IndexHit>, ActorError>>),
+    Search(
+        IndexQuery,
+        TraceContext,
+        RpcReplyPort<Result<Vec<IndexHit>, ActorError>>,
+    ),
     /// Adds or replaces products with their embeddings; visible to searches once answered.
     #[rpc]
     Upsert(Vec<IndexedProduct>, RpcReplyPort<Result<(), ActorError>>),
@@ -88,10 +94,11 @@ impl Actor for IndexShard {
         fail_point!("index-shard-handle");
         let index = state.index.clone();
         match message {
-            IndexShardMsg::Search(query, reply) => {
+            IndexShardMsg::Search(query, trace, reply) => {
                 let shard = state.shard;
+                let span = trace.span(format_args!("index_shard.search.{shard}"));
                 // Not awaited: the mailbox moves on while the search runs on a blocking thread.
-                tokio::spawn(async move {
+                let search = async move {
                     let answer = tokio::task::spawn_blocking(move || {
                         fail_point!(format!("index-shard-{shard}-search"));
                         index.search(&query)
@@ -104,7 +111,8 @@ impl Actor for IndexShard {
                         }
                     };
                     let _ = reply.send(answer);
-                });
+                };
+                tokio::spawn(search.instrument(span));
             }
             IndexShardMsg::Lookup(ids, reply) => {
                 let _ = reply.send(index.lookup(&ids));

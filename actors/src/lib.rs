@@ -48,6 +48,7 @@ macro_rules! fail_point {
     }};
 }
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -105,6 +106,28 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|error| ActorError::Unavailable(format!("storage task failed: {error}")))?
 }
 
+/// The metric label of the actors that take messages of type `M`: `RankerMsg` is `ranker`,
+/// `IndexShardMsg` is `index_shard`.
+fn actor_kind<M>() -> &'static str {
+    static KINDS: std::sync::LazyLock<parking_lot::Mutex<HashMap<&'static str, &'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let type_name = std::any::type_name::<M>();
+    let mut kinds = KINDS.lock();
+    let kind: &mut &'static str = kinds.entry(type_name).or_insert_with(|| {
+        let name = type_name.rsplit("::").next().unwrap_or(type_name);
+        let name = name.strip_suffix("Msg").unwrap_or(name);
+        let mut kind = String::new();
+        for (index, letter) in name.chars().enumerate() {
+            if letter.is_uppercase() && index > 0 {
+                kind.push('_');
+            }
+            kind.push(letter.to_ascii_lowercase());
+        }
+        Box::leak(kind.into_boxed_str())
+    });
+    kind
+}
+
 /// Sends a request built by `build` and waits at most `timeout` for the answer.
 ///
 /// `what` names the callee in errors, so a timeout says which actor was slow.
@@ -118,7 +141,12 @@ where
     M: Message,
     T: Send + 'static,
 {
-    match actor.call(build, Some(timeout)).await {
+    let in_flight =
+        inkling_ops::metrics::ACTOR_MAILBOX_DEPTH.with_label_values(&[actor_kind::<M>()]);
+    in_flight.inc();
+    let answer = actor.call(build, Some(timeout)).await;
+    in_flight.dec();
+    match answer {
         Ok(CallResult::Success(answer)) => Ok(answer),
         Ok(CallResult::Timeout) => Err(ActorError::Timeout(format!(
             "{what} did not answer within {timeout:?}"

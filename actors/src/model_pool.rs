@@ -23,6 +23,8 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use ractor_cluster::{RactorClusterMessage, RactorMessage};
 use serde::{Deserialize, Serialize};
 
+use inkling_ops::trace::TraceContext;
+
 use crate::node_supervisor::ended_child;
 use crate::{ActorError, fail_point};
 
@@ -64,6 +66,11 @@ pub struct EmbedRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PoolStats {
+    /// Where the pool's encoders run: `cpu` or `cuda`.
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub workers: u64,
     pub queued_texts: u64,
     pub batches: u64,
     pub texts_encoded: u64,
@@ -108,6 +115,7 @@ pub enum ModelPoolMsg {
     #[rpc]
     Embed(
         EmbedRequest,
+        TraceContext,
         RpcReplyPort<Result<Vec<Vec<f32>>, ActorError>>,
     ),
     #[rpc]
@@ -127,6 +135,8 @@ pub struct Pending {
     vectors: Vec<Option<Vec<f32>>>,
     reply: RpcReplyPort<Result<Vec<Vec<f32>>, ActorError>>,
     queued_at: Instant,
+    /// The request's stage in its trace, open from arrival until answered.
+    _span: tracing::Span,
 }
 
 impl Pending {
@@ -158,6 +168,8 @@ pub struct ModelPoolState {
     cache: LruCache<(TextKind, String), Vec<f32>>,
     flush_scheduled: bool,
     stats: PoolStats,
+    /// Where the workers' encoders run: the label of the pool's metrics.
+    device: Device,
 }
 
 impl Actor for ModelPool {
@@ -181,8 +193,15 @@ impl Actor for ModelPool {
             cache: LruCache::new(cache_capacity),
             flush_scheduled: false,
             stats: PoolStats::default(),
+            device: Device::local(),
             config,
         };
+        state.publish_queue_depth();
+        // Shown at zero from the start, so a dashboard has a line before the first batch.
+        let device = [state.device.as_str()];
+        inkling_ops::metrics::MODEL_REJECTED.with_label_values(&device);
+        inkling_ops::metrics::MODEL_BATCH_TEXTS.with_label_values(&device);
+        inkling_ops::metrics::MODEL_INFERENCE_SECONDS.with_label_values(&device);
         for index in 0..count {
             state.start_worker(&myself, index).await?;
         }
@@ -201,9 +220,14 @@ impl Actor for ModelPool {
     ) -> Result<(), ActorProcessingErr> {
         fail_point!("model-pool-handle");
         match message {
-            ModelPoolMsg::Embed(request, reply) => state.enqueue(request, reply),
+            ModelPoolMsg::Embed(request, trace, reply) => {
+                let span = trace.span(format_args!("model_pool.embed.{}", state.device.as_str()));
+                state.enqueue(request, span, reply)
+            }
             ModelPoolMsg::Stats(reply) => {
                 let mut stats = state.stats.clone();
+                stats.device = state.device.as_str().to_string();
+                stats.workers = state.workers.len() as u64;
                 stats.queued_texts = state.queued_texts as u64;
                 let _ = reply.send(stats);
             }
@@ -289,6 +313,7 @@ impl ModelPoolState {
     fn enqueue(
         &mut self,
         request: EmbedRequest,
+        span: tracing::Span,
         reply: RpcReplyPort<Result<Vec<Vec<f32>>, ActorError>>,
     ) {
         if request.model != self.config.model {
@@ -311,9 +336,16 @@ impl ModelPoolState {
             vectors,
             reply,
             queued_at: Instant::now(),
+            _span: span,
         };
         let missing = pending.missing();
-        self.stats.cache_hits += (pending.texts.len() - missing) as u64;
+        let hits = pending.texts.len() - missing;
+        self.stats.cache_hits += hits as u64;
+        if request.kind == TextKind::Query {
+            let lookups = &inkling_ops::metrics::EMBEDDING_CACHE_LOOKUPS;
+            lookups.with_label_values(&["hit"]).inc_by(hits as u64);
+            lookups.with_label_values(&["miss"]).inc_by(missing as u64);
+        }
         if missing == 0 {
             let vectors = pending.vectors.into_iter().flatten().collect();
             let _ = pending.reply.send(Ok(vectors));
@@ -321,6 +353,9 @@ impl ModelPoolState {
         }
         if self.queued_texts + missing > self.config.queue_capacity {
             self.stats.rejected += 1;
+            inkling_ops::metrics::MODEL_REJECTED
+                .with_label_values(&[self.device.as_str()])
+                .inc();
             let message = format!(
                 "{} has {} texts queued (capacity {}); retry later",
                 self.config.model.as_str(),
@@ -332,6 +367,13 @@ impl ModelPoolState {
         }
         self.queued_texts += missing;
         self.queue.push_back(pending);
+        self.publish_queue_depth();
+    }
+
+    fn publish_queue_depth(&self) {
+        inkling_ops::metrics::MODEL_QUEUE_TEXTS
+            .with_label_values(&[self.device.as_str()])
+            .set(self.queued_texts as i64);
     }
 
     /// Hands batches to idle workers while a batch is full or its oldest request is due.
@@ -372,6 +414,7 @@ impl ModelPoolState {
             batch.push(next);
         }
         self.queued_texts -= texts;
+        self.publish_queue_depth();
         batch
     }
 
@@ -447,6 +490,11 @@ impl Actor for ModelWorker {
                     .map(|(text, _)| text.clone())
             })
             .collect();
+        let device = [Device::local().as_str()];
+        inkling_ops::metrics::MODEL_BATCH_TEXTS
+            .with_label_values(&device)
+            .observe(texts.len() as f64);
+        let started = Instant::now();
         let (encoder, outcome) = tokio::task::spawn_blocking(move || {
             // A panic inside tch fails this batch only: inference does not change the
             // weights, so the encoder is still sound and the worker keeps it.
@@ -459,6 +507,9 @@ impl Actor for ModelWorker {
             (encoder, outcome.map(|vectors| (texts, vectors)))
         })
         .await?;
+        inkling_ops::metrics::MODEL_INFERENCE_SECONDS
+            .with_label_values(&device)
+            .observe(started.elapsed().as_secs_f64());
         state.encoder = Some(encoder);
         let fresh = match outcome {
             Ok((texts, vectors)) => answer(batch, kind, texts, vectors),

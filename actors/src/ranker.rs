@@ -19,6 +19,7 @@ use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, r
 use inkling_storage::{IndexHit, IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
+use tracing::Instrument;
 
 use crate::config::ActorConfig;
 use crate::index_shard::IndexShardMsg;
@@ -101,17 +102,19 @@ impl Actor for Ranker {
         // Each request runs as its own task so a slow shard never stalls the mailbox.
         match message {
             RankerMsg::Search(request, profile, understanding, vector, reply) => {
-                tokio::spawn(async move {
+                let search = async move {
                     let understanding = understanding.map(|u| *u);
                     let answer = search(&state, request, &profile, understanding, vector).await;
                     let _ = reply.send(Ok(answer));
-                });
+                };
+                tokio::spawn(search.instrument(tracing::info_span!("ranker.search")));
             }
             RankerMsg::Recommend(request, profile, stated, reply) => {
-                tokio::spawn(async move {
+                let recommend = async move {
                     let stated = stated.map(|slots| *slots).unwrap_or_default();
                     let _ = reply.send(Ok(recommend(&state, request, &profile, stated).await));
-                });
+                };
+                tokio::spawn(recommend.instrument(tracing::info_span!("ranker.recommend")));
             }
         }
         Ok(())
@@ -676,7 +679,8 @@ async fn search_shard(
         let (query, name) = (query.clone(), name.clone());
         async move {
             let started = std::time::Instant::now();
-            let message = |reply| IndexShardMsg::Search(query, reply);
+            let trace = inkling_ops::trace::TraceContext::current();
+            let message = |reply| IndexShardMsg::Search(query, trace, reply);
             let asked = ask(&replica, message, budget, &name).await;
             if !replica.get_id().is_local() {
                 let answered = matches!(asked, Ok(Ok(_)));

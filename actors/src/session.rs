@@ -10,6 +10,7 @@ use inkling_models::segments::Segments;
 use inkling_storage::{CatalogStore, ProfileStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
+use tracing::Instrument;
 
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::RankerMsg;
@@ -94,14 +95,15 @@ impl Actor for SessionActor {
         match message {
             SessionMsg::ProfileChanged(profile) => state.replace_profile(*profile),
             SessionMsg::Search(request, reply) => {
+                let span = tracing::info_span!("session.search");
                 state.remember_query(&request.query);
-                match state.understand(&request).await {
+                match state.understand(&request).instrument(span.clone()).await {
                     Ok(read) => {
                         let profile = Box::new(state.profile.clone());
                         let understanding = Some(Box::new(read.understanding));
                         let search =
                             RankerMsg::Search(request, profile, understanding, read.vector, reply);
-                        forward(&state.context.ranker, search);
+                        span.in_scope(|| forward(&state.context.ranker, search));
                     }
                     // Overload or a dead pool: say so rather than search half-blind.
                     Err(error) => {
@@ -115,10 +117,9 @@ impl Actor for SessionActor {
                     && !state.dialogue.constraints.is_empty())
                 .then(|| Box::new(state.dialogue.constraints.clone()));
                 let profile = Box::new(state.profile.clone());
-                forward(
-                    &state.context.ranker,
-                    RankerMsg::Recommend(request, profile, stated, reply),
-                );
+                let recommend = RankerMsg::Recommend(request, profile, stated, reply);
+                tracing::info_span!("session.recommend")
+                    .in_scope(|| forward(&state.context.ranker, recommend));
             }
             SessionMsg::GetProfile(reply) => {
                 let _ = reply.send(state.profile.clone());

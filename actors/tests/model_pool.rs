@@ -24,7 +24,7 @@ async fn embed(
     };
     ask(
         pool,
-        |reply| ModelPoolMsg::Embed(request, reply),
+        |reply| ModelPoolMsg::Embed(request, Default::default(), reply),
         Duration::from_secs(30),
         "model pool",
     )

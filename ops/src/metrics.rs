@@ -6,8 +6,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -209,6 +209,112 @@ pub fn observe_remote_call(target: &str, started: std::time::Instant, answered: 
         .observe(started.elapsed().as_secs_f64());
 }
 
+/// Requests sent to actors of one kind (`ranker`, `index_shard`, `model_pool`, ...) and not
+/// yet answered: queued in the mailbox or being handled. ractor does not expose a mailbox's
+/// length, so callers count what they are waiting for.
+pub static ACTOR_MAILBOX_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "inkling_actor_mailbox_depth",
+                "Requests sent to actors of this kind and not yet answered",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// The current value of [`ACTOR_MAILBOX_DEPTH`] for each actor kind that has been asked.
+pub fn mailbox_depths() -> std::collections::BTreeMap<String, i64> {
+    use prometheus::core::Collector;
+    let mut depths = std::collections::BTreeMap::new();
+    for family in ACTOR_MAILBOX_DEPTH.collect() {
+        for metric in family.get_metric() {
+            let kind = metric
+                .get_label()
+                .iter()
+                .find(|label| label.name() == "kind");
+            if let Some(kind) = kind {
+                depths.insert(
+                    kind.value().to_string(),
+                    metric.get_gauge().get_value() as i64,
+                );
+            }
+        }
+    }
+    depths
+}
+
+/// Texts encoded per model batch, by device (`cpu`, `cuda`).
+pub static MODEL_BATCH_TEXTS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("inkling_model_batch_texts", "Texts encoded per model batch")
+                .buckets(prometheus::exponential_buckets(1.0, 2.0, 8).expect("valid buckets")),
+            &["device"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Time one model batch spends in the encoder, by device.
+pub static MODEL_INFERENCE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "inkling_model_inference_seconds",
+                "Time a model batch spends in the encoder",
+            )
+            .buckets(latency_buckets()),
+            &["device"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Texts waiting for a model worker, by device.
+pub static MODEL_QUEUE_TEXTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "inkling_model_queue_texts",
+                "Texts waiting for a model worker",
+            ),
+            &["device"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Embedding requests refused because the pool's queue was full, by device.
+pub static MODEL_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_model_requests_rejected_total",
+                "Embedding requests refused as overloaded (queue full)",
+            ),
+            &["device"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Texts looked up in the query-embedding cache, by `result` (`hit`, `miss`).
+pub static EMBEDDING_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_embedding_cache_lookups_total",
+                "Texts looked up in the embedding cache",
+            ),
+            &["result"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Registers every metric, so that a scrape shows each one (at zero) before anything has
 /// recorded it: a gauge that appears only later looks like a gap on a dashboard.
 pub fn register_all() {
@@ -227,6 +333,14 @@ pub fn register_all() {
     LazyLock::force(&CLUSTER_LIVE_MEMBERS);
     LazyLock::force(&CLUSTER_MESH_SESSIONS);
     LazyLock::force(&CLUSTER_CALL_SECONDS);
+    LazyLock::force(&ACTOR_MAILBOX_DEPTH);
+    LazyLock::force(&MODEL_BATCH_TEXTS);
+    LazyLock::force(&MODEL_INFERENCE_SECONDS);
+    LazyLock::force(&MODEL_QUEUE_TEXTS);
+    LazyLock::force(&MODEL_REJECTED);
+    for result in ["hit", "miss"] {
+        EMBEDDING_CACHE_LOOKUPS.with_label_values(&[result]);
+    }
 }
 
 /// Renders every registered metric in the Prometheus text format.

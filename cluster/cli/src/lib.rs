@@ -29,6 +29,25 @@ use inkling_node::{CatalogSource, ClusterOptions, MeshTls, NodeOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written: `text`, or `json` (one object per line, carrying the
+    /// request's `trace_id`).
+    #[arg(
+        long,
+        global = true,
+        env = "INKLING_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormatArg,
+    /// Export request traces to this OTLP/HTTP collector (`http://HOST:4318`); tracing is
+    /// off when unset.
+    #[arg(long, global = true, env = "INKLING_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -745,11 +764,37 @@ impl ServeArgs {
 
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    inkling_ops::init_logging();
+    // Read before logging starts: the node's name there names this process in traces.
+    if let (Command::Serve(args), Some(serve)) =
+        (&mut cli.command, matches.subcommand_matches("serve"))
+    {
+        if let Err(error) = args.apply_config_file(serve) {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let telemetry = inkling_ops::TelemetryOptions {
+        log_format: match cli.log_format {
+            LogFormatArg::Text => inkling_ops::LogFormat::Text,
+            LogFormatArg::Json => inkling_ops::LogFormat::Json,
+        },
+        otlp_endpoint: cli.otlp_endpoint.clone(),
+        instance: match &cli.command {
+            Command::Serve(args) => args.cluster.node_name.clone(),
+            _ => "inkling".to_string(),
+        },
+    };
+    let _telemetry = match inkling_ops::init_telemetry(&telemetry) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -759,12 +804,7 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(mut args) => {
-                if let Some(serve) = matches.subcommand_matches("serve") {
-                    args.apply_config_file(serve)?;
-                }
-                inkling_node::run(args.node_options()?).await
-            }
+            Command::Serve(args) => inkling_node::run(args.node_options()?).await,
             Command::Cluster {
                 cluster:
                     ClusterCommand::Up {

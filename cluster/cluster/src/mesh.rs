@@ -25,6 +25,7 @@ use anyhow::Context;
 use inkling_actors::Inkling;
 use inkling_actors::node_supervisor::ChildSpec;
 use inkling_actors::slot::ActorSlot;
+use inkling_ops::trace::TraceContext;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{
@@ -36,6 +37,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName}
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::Instrument;
 
 use crate::membership::Membership;
 use crate::partition::PartitionId;
@@ -72,12 +74,17 @@ pub struct MeshConfig {
 pub enum RouterMsg {
     /// A shopper request for a partition this node should lead.
     #[rpc]
-    User(UserCall, RpcReplyPort<Result<UserAnswer, RouteError>>),
+    User(
+        UserCall,
+        TraceContext,
+        RpcReplyPort<Result<UserAnswer, RouteError>>,
+    ),
     /// A command for a partition this node should lead.
     #[rpc]
     Propose(
         PartitionId,
         Command,
+        TraceContext,
         RpcReplyPort<Result<Applied, RouteError>>,
     ),
 }
@@ -117,23 +124,25 @@ impl Actor for Router {
     ) -> Result<(), ActorProcessingErr> {
         let cluster = cluster.upgrade();
         match message {
-            RouterMsg::User(call, reply) => {
-                tokio::spawn(async move {
+            RouterMsg::User(call, trace, reply) => {
+                let serve = async move {
                     let answer = match cluster {
                         Some(cluster) => cluster.serve_here(call).await,
                         None => Err(stopping()),
                     };
                     let _ = reply.send(answer);
-                });
+                };
+                tokio::spawn(serve.instrument(trace.span("router.user")));
             }
-            RouterMsg::Propose(partition, command, reply) => {
-                tokio::spawn(async move {
+            RouterMsg::Propose(partition, command, trace, reply) => {
+                let propose = async move {
                     let answer = match cluster {
                         Some(cluster) => cluster.propose_here(partition, command).await,
                         None => Err(stopping()),
                     };
                     let _ = reply.send(answer);
-                });
+                };
+                tokio::spawn(propose.instrument(trace.span("router.propose")));
             }
         }
         Ok(())

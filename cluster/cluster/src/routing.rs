@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use inkling_actors::model_pool::PoolStats;
 use inkling_actors::{ActorError, Inkling, RankedList, RecommendRequest, SearchRequest};
 use inkling_domain::{Event, Product, Profile, now_ms};
+use inkling_ops::trace::TraceContext;
 use inkling_storage::KvEngine;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
@@ -461,7 +463,8 @@ impl Cluster {
                 match leader {
                     Leader::Here(raft) => propose_here(&raft, partition, command).await,
                     Leader::At(addr) => {
-                        let message = |reply| RouterMsg::Propose(partition, command, reply);
+                        let trace = TraceContext::current();
+                        let message = |reply| RouterMsg::Propose(partition, command, trace, reply);
                         call_router(&addr, message, budget).await
                     }
                     Leader::Unknown => Err(RouteError::NotLeader {
@@ -497,7 +500,9 @@ impl Cluster {
                 match leader {
                     Leader::Here(_) => self.serve_here(call).await,
                     Leader::At(addr) => {
-                        call_router(&addr, |reply| RouterMsg::User(call, reply), budget).await
+                        let trace = TraceContext::current();
+                        let message = |reply| RouterMsg::User(call, trace, reply);
+                        call_router(&addr, message, budget).await
                     }
                     Leader::Unknown => Err(RouteError::NotLeader {
                         partition,
@@ -592,12 +597,18 @@ impl Cluster {
             .collect();
         let model_pools = group_sizes("inkling.models.");
         let shard_replicas = group_sizes("inkling.index.");
+        let local_model_pool = match self.inkling.model_pool_stats().await {
+            Some(Ok(stats)) => Some(stats),
+            _ => None,
+        };
         ClusterStatus {
             node: self.name.clone(),
             members,
             dead,
             mesh_peers: self.mesh.peers().await,
             model_pools,
+            local_model_pool,
+            mailbox_depths: inkling_ops::metrics::mailbox_depths(),
             shard_replicas,
             partitions,
         }
@@ -793,6 +804,12 @@ pub struct ClusterStatus {
     /// counting its own.
     #[serde(default)]
     pub model_pools: BTreeMap<String, usize>,
+    /// This node's own model pool: its device, workers and queue; none without an encoder.
+    #[serde(default)]
+    pub local_model_pool: Option<PoolStats>,
+    /// Requests waiting on or being handled by this node's actors, by actor kind.
+    #[serde(default)]
+    pub mailbox_depths: BTreeMap<String, i64>,
     /// Replicas of each index shard this node can reach, by process group
     /// (`inkling.index.MODEL.COUNT.SHARD`), counting its own.
     #[serde(default)]

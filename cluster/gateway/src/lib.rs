@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use inkling_cluster::Cluster;
 use inkling_domain::now_ms;
+use inkling_ops::trace::{TRACEPARENT, TraceContext};
+use tracing::Instrument;
 
 use crate::api::{
     DeleteAnswer, ErasedAnswer, EventBatch, EventsAnswer, HealthView, ModelPoolView, ProductBatch,
@@ -53,6 +55,7 @@ pub fn router(cluster: Arc<Cluster>, serves_api: bool) -> Router {
             )
         })
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(trace_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(cluster)
 }
@@ -110,6 +113,30 @@ async fn reject_query_parameters(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
+}
+
+/// Runs the request inside the span that starts (or, with a `traceparent` header, continues)
+/// its trace, and tells the client the trace id in `x-trace-id`, so a slow answer can be
+/// found in the logs and the tracing backend.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok());
+    let span = TraceContext::from_header(header).span(format_args!(
+        "{} {}",
+        request.method(),
+        request.uri().path()
+    ));
+    let trace = TraceContext::of(&span);
+    let mut response = next.run(request).instrument(span).await;
+    if let Some(value) = trace
+        .trace_id()
+        .and_then(|trace_id| HeaderValue::from_str(trace_id).ok())
+    {
+        response.headers_mut().insert("x-trace-id", value);
+    }
+    response
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

@@ -857,6 +857,8 @@ fn metrics_expose_requests_storage_actors_and_the_cluster() {
         "inkling_raft_replication_lag_entries ",
         "inkling_cluster_live_members ",
         "inkling_cluster_mesh_sessions ",
+        "inkling_actor_mailbox_depth{kind=",
+        "inkling_embedding_cache_lookups_total",
     ];
     for line in expected {
         assert!(text.contains(line), "/metrics lacks {line}:\n{text}");

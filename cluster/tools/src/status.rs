@@ -19,33 +19,58 @@ pub fn show(node: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The status as a table. Built whole and written once, so `inkling status | head`, which
+/// closes the pipe early, ends quietly instead of panicking in `println!`.
 fn print_table(status: &ClusterStatus) {
-    println!("as seen by {}", status.node);
-    println!("{:<12} {:<22} {:<10} roles", "member", "address", "state");
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "as seen by {}", status.node);
+    let _ = writeln!(
+        out,
+        "{:<12} {:<22} {:<10} roles",
+        "member", "address", "state"
+    );
     for member in &status.members {
         let state = if member.draining { "draining" } else { "live" };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<12} {:<22} {:<10} {}",
             member.name, member.http_addr, state, member.roles
         );
     }
     for name in &status.dead {
-        println!("{name:<12} {:<22} {:<10}", "", "down");
+        let _ = writeln!(out, "{name:<12} {:<22} {:<10}", "", "down");
     }
-    println!("actor mesh sessions: {}", status.mesh_peers.join(" "));
+    let _ = writeln!(out, "actor mesh sessions: {}", status.mesh_peers.join(" "));
     for (group, pools) in &status.model_pools {
-        println!("model pools in {group}: {pools}");
+        let _ = writeln!(out, "model pools in {group}: {pools}");
     }
+    if let Some(pool) = &status.local_model_pool {
+        let _ = writeln!(
+            out,
+            "this node's model pool: {} worker(s) on {}, {} texts queued, {} refused as overloaded",
+            pool.workers, pool.device, pool.queued_texts, pool.rejected
+        );
+    }
+    let mailboxes: Vec<String> = status
+        .mailbox_depths
+        .iter()
+        .map(|(kind, depth)| format!("{kind}={depth}"))
+        .collect();
+    let _ = writeln!(out, "requests in actor mailboxes: {}", mailboxes.join(" "));
     for (group, replicas) in &status.shard_replicas {
-        println!("shard replicas in {group}: {replicas}");
+        let _ = writeln!(out, "shard replicas in {group}: {replicas}");
     }
-    println!();
-    println!(
+    out.push('\n');
+    let _ = writeln!(
+        out,
         "{:>9} {:<10} {:>5} {:<22} {:>8} {:>8}  voters",
         "partition", "here", "term", "leader", "applied", "sessions"
     );
     for partition in &status.partitions {
-        println!(
+        let _ = writeln!(
+            out,
             "{:>9} {:<10} {:>5} {:<22} {:>8} {:>8}  {}",
             partition.partition,
             partition.state,
@@ -58,6 +83,7 @@ fn print_table(status: &ClusterStatus) {
             partition.voters.join(" ")
         );
     }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
 /// How long `inkling drain` waits for the node to hand everything over and exit.

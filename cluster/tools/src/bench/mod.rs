@@ -345,7 +345,7 @@ async fn pool_latency(options: &EncoderBench) -> Result<()> {
         let started = Instant::now();
         ask(
             &pool,
-            |reply| ModelPoolMsg::Embed(request, reply),
+            |reply| ModelPoolMsg::Embed(request, Default::default(), reply),
             Duration::from_secs(30),
             "model pool",
         )
