@@ -209,6 +209,21 @@ pub fn observe_remote_call(target: &str, started: std::time::Instant, answered: 
         .observe(started.elapsed().as_secs_f64());
 }
 
+/// Replicas of each index shard this node can reach over the actor mesh, by `shard`
+/// (`MODEL.COUNT.SHARD`) and `location` (`local`, `remote`). Set when `/metrics` is scraped.
+pub static SHARD_REPLICAS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "inkling_cluster_shard_replicas",
+                "Replicas of each index shard reachable from this node",
+            ),
+            &["shard", "location"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Requests sent to actors of one kind (`ranker`, `index_shard`, `model_pool`, ...) and not
 /// yet answered: queued in the mailbox or being handled. ractor does not expose a mailbox's
 /// length, so callers count what they are waiting for.
@@ -334,6 +349,7 @@ pub fn register_all() {
     LazyLock::force(&CLUSTER_MESH_SESSIONS);
     LazyLock::force(&CLUSTER_CALL_SECONDS);
     LazyLock::force(&ACTOR_MAILBOX_DEPTH);
+    LazyLock::force(&SHARD_REPLICAS);
     LazyLock::force(&MODEL_BATCH_TEXTS);
     LazyLock::force(&MODEL_INFERENCE_SECONDS);
     LazyLock::force(&MODEL_QUEUE_TEXTS);

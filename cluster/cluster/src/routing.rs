@@ -663,6 +663,27 @@ where
 
 /// How many actors, here and on connected nodes, are in each process group whose name
 /// starts with `prefix`.
+/// Sets the shard-replica gauges from the process groups, for a scrape of `/metrics`.
+pub fn publish_replica_gauges() {
+    let gauge = &inkling_ops::metrics::SHARD_REPLICAS;
+    gauge.reset();
+    let prefix = "inkling.index.";
+    for group in ractor::pg::which_groups() {
+        let Some(shard) = group.strip_prefix(prefix) else {
+            continue;
+        };
+        let (local, remote): (Vec<_>, Vec<_>) = ractor::pg::get_members(&group)
+            .into_iter()
+            .partition(|member| member.get_id().is_local());
+        gauge
+            .with_label_values(&[shard, "local"])
+            .set(local.len() as i64);
+        gauge
+            .with_label_values(&[shard, "remote"])
+            .set(remote.len() as i64);
+    }
+}
+
 fn group_sizes(prefix: &str) -> BTreeMap<String, usize> {
     ractor::pg::which_groups()
         .into_iter()

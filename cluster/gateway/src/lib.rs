@@ -172,6 +172,7 @@ async fn health(State(cluster): State<Arc<Cluster>>) -> ApiResult<HealthView> {
 }
 
 async fn metrics() -> String {
+    inkling_cluster::routing::publish_replica_gauges();
     inkling_ops::metrics::render()
 }
 

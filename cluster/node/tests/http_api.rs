@@ -859,6 +859,7 @@ fn metrics_expose_requests_storage_actors_and_the_cluster() {
         "inkling_cluster_mesh_sessions ",
         "inkling_actor_mailbox_depth{kind=",
         "inkling_embedding_cache_lookups_total",
+        "inkling_cluster_shard_replicas{location=\"local\"",
     ];
     for line in expected {
         assert!(text.contains(line), "/metrics lacks {line}:\n{text}");
