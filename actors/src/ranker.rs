@@ -107,14 +107,14 @@ impl Actor for Ranker {
                     let answer = search(&state, request, &profile, understanding, vector).await;
                     let _ = reply.send(Ok(answer));
                 };
-                tokio::spawn(search.instrument(tracing::info_span!("ranker.search")));
+                tokio::spawn(search.instrument(inkling_ops::trace::stage("ranker.search")));
             }
             RankerMsg::Recommend(request, profile, stated, reply) => {
                 let recommend = async move {
                     let stated = stated.map(|slots| *slots).unwrap_or_default();
                     let _ = reply.send(Ok(recommend(&state, request, &profile, stated).await));
                 };
-                tokio::spawn(recommend.instrument(tracing::info_span!("ranker.recommend")));
+                tokio::spawn(recommend.instrument(inkling_ops::trace::stage("ranker.recommend")));
             }
         }
         Ok(())

@@ -95,7 +95,7 @@ impl Actor for SessionActor {
         match message {
             SessionMsg::ProfileChanged(profile) => state.replace_profile(*profile),
             SessionMsg::Search(request, reply) => {
-                let span = tracing::info_span!("session.search");
+                let span = inkling_ops::trace::stage("session.search");
                 state.remember_query(&request.query);
                 match state.understand(&request).instrument(span.clone()).await {
                     Ok(read) => {
@@ -118,7 +118,7 @@ impl Actor for SessionActor {
                 .then(|| Box::new(state.dialogue.constraints.clone()));
                 let profile = Box::new(state.profile.clone());
                 let recommend = RankerMsg::Recommend(request, profile, stated, reply);
-                tracing::info_span!("session.recommend")
+                inkling_ops::trace::stage("session.recommend")
                     .in_scope(|| forward(&state.context.ranker, recommend));
             }
             SessionMsg::GetProfile(reply) => {

@@ -97,6 +97,16 @@ impl TraceContext {
     /// the context is empty): the child of the remote parent when spans are exported, and
     /// carrying the trace id in its `trace_id` field for the logs either way.
     pub fn span(&self, name: impl Display) -> Span {
+        // Without an exporter a span only serves to put the trace id in the logs; a local
+        // caller's span, which ractor hands on with the message, already does.
+        if !exporting() {
+            let current = Span::current();
+            if self.trace_id().is_some()
+                && recorded_trace_id(&current).as_deref() == self.trace_id()
+            {
+                return current;
+            }
+        }
         let span = tracing::info_span!(
             "inkling",
             otel.name = %name,
@@ -121,6 +131,18 @@ impl TraceContext {
         let parent = TraceContextPropagator::new().extract(&carrier);
         let valid = parent.span().span_context().is_valid();
         valid.then_some(parent)
+    }
+}
+
+/// A span for a stage of the request the caller is in, inside one process (the session,
+/// the ranker). Opened only when spans are exported: otherwise the request's own span, which
+/// stays current, already gives the logs their trace id, and a span per stage would cost
+/// every request for nothing.
+pub fn stage(name: &'static str) -> Span {
+    if exporting() {
+        tracing::info_span!("inkling", otel.name = name)
+    } else {
+        Span::current()
     }
 }
 

@@ -27,7 +27,10 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 fn every_metric_the_docs_name_is_registered() {
     // Crate names (`inkling_ops`) are not metrics.
     let is_metric = |name: &String| !name.ends_with("_ops") && name.len() > "inkling_".len();
-    let cases = [("docs/grafana-dashboard.json", DASHBOARD), ("docs/operations.md", OPERATIONS)];
+    let cases = [
+        ("docs/grafana-dashboard.json", DASHBOARD),
+        ("docs/operations.md", OPERATIONS),
+    ];
     for (file, text) in cases {
         let named: Vec<String> = metric_names(text).into_iter().filter(is_metric).collect();
         assert!(named.len() >= 15, "{file} names only {named:?}");
@@ -48,7 +51,13 @@ fn every_registered_metric_is_on_the_dashboard_and_in_the_guide() {
         .collect();
     assert!(registered.len() >= 20, "{registered:?}");
     for name in &registered {
-        assert!(DASHBOARD.contains(name.as_str()), "the dashboard lacks {name}");
-        assert!(OPERATIONS.contains(name.as_str()), "docs/operations.md lacks {name}");
+        assert!(
+            DASHBOARD.contains(name.as_str()),
+            "the dashboard lacks {name}"
+        );
+        assert!(
+            OPERATIONS.contains(name.as_str()),
+            "docs/operations.md lacks {name}"
+        );
     }
 }
