@@ -18,12 +18,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
+use inkling_ops::trace::TraceContext;
 use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::{RactorClusterMessage, RactorMessage};
 use serde::{Deserialize, Serialize};
-
-use inkling_ops::trace::TraceContext;
 
 use crate::node_supervisor::ended_child;
 use crate::{ActorError, fail_point};
@@ -443,6 +442,8 @@ struct WorkerState {
     /// Moved into the blocking task while it encodes, and back afterwards.
     encoder: Option<Box<dyn TextEncoder>>,
     pool: ActorRef<ModelPoolMsg>,
+    /// Where the encoder runs, for the metrics' label.
+    device: Device,
 }
 
 impl Actor for ModelWorker {
@@ -464,6 +465,7 @@ impl Actor for ModelWorker {
             index: args.index,
             encoder: Some(encoder),
             pool: args.pool,
+            device: Device::local(),
         })
     }
 
@@ -490,7 +492,7 @@ impl Actor for ModelWorker {
                     .map(|(text, _)| text.clone())
             })
             .collect();
-        let device = [Device::local().as_str()];
+        let device = [state.device.as_str()];
         inkling_ops::metrics::MODEL_BATCH_TEXTS
             .with_label_values(&device)
             .observe(texts.len() as f64);
