@@ -48,6 +48,27 @@ macro_rules! fail_point {
     }};
 }
 
+/// Whether this build carries fail-points (the `failpoints` feature, test builds only).
+pub const FAILPOINTS: bool = cfg!(feature = "failpoints");
+
+/// Whether the fail-point `name` is armed with `return`: for crates above this one, whose
+/// own builds do not carry the `failpoints` feature (the test build turns it on here only).
+/// Always false in production builds.
+pub fn fail_point_armed(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        (|| {
+            ::fail::fail_point!(name, |_| true);
+            false
+        })()
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 use std::time::Duration;
 
 use ractor::rpc::CallResult;

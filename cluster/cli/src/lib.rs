@@ -622,6 +622,14 @@ pub struct ClusterArgs {
     /// default.
     #[arg(long, env = "INKLING_ACTOR_ADDR")]
     pub actor_addr: Option<SocketAddr>,
+    /// The address peers reach this node's HTTP (raft) and gossip on, when it is not the
+    /// --listen address: behind a NAT or a proxy (the chaos harness puts a fault-injecting
+    /// proxy there). Outgoing peer traffic then leaves from the --listen IP.
+    #[arg(long, env = "INKLING_ADVERTISE")]
+    pub advertise: Option<SocketAddr>,
+    /// The address peers dial this node's actor mesh on; --actor-addr by default.
+    #[arg(long, env = "INKLING_ADVERTISE_ACTOR")]
+    pub advertise_actor: Option<SocketAddr>,
     /// The secret shared by every node of the cluster; required when the node has peers.
     #[arg(long, env = "INKLING_COOKIE", hide_env_values = true)]
     pub cookie: Option<String>,
@@ -736,6 +744,8 @@ impl ServeArgs {
                 initial_members: self.cluster.initial_members.clone(),
                 roles: self.cluster.roles.clone(),
                 actor_addr: self.cluster.actor_addr,
+                advertise: self.cluster.advertise,
+                advertise_actor: self.cluster.advertise_actor,
                 cookie: self.cluster.cookie.clone(),
                 tls: self.cluster.mesh_tls()?,
             },
