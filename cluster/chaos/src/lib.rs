@@ -54,6 +54,8 @@ pub struct RunConfig {
     /// Whether the node binary carries fail-points (a test build); without them a
     /// disk-full fault cannot be injected and is skipped, and the report says so.
     pub failpoints: bool,
+    /// Keep the nodes' data folders and logs when the checker fails, for a post-mortem.
+    pub keep_failed: bool,
 }
 
 impl RunConfig {
@@ -84,6 +86,7 @@ impl RunConfig {
                 seed,
             },
             failpoints: true,
+            keep_failed: true,
         }
     }
 }
@@ -163,7 +166,7 @@ pub fn run(config: &RunConfig, log: &mut dyn Write) -> anyhow::Result<Report> {
         &faults,
         &read_backs,
     );
-    if !report.passed() {
+    if !report.passed() && config.keep_failed {
         let kept = cluster.keep_folder();
         let _ = writeln!(log, "data and logs kept in {}", kept.display());
     }
