@@ -302,26 +302,51 @@ impl ChaosCluster {
         Ok(index)
     }
 
-    /// Asks node `index` to drain and waits until its process has exited.
+    /// Asks node `index` to drain and waits until its process has exited. A node that has
+    /// not exited by the deadline is killed, so the cluster is back to its size either way,
+    /// and the drain reported as failed.
     pub fn drain(&mut self, index: usize, timeout: Duration) -> anyhow::Result<()> {
-        crate::http::post(&self.url(index), "/internal/drain", &serde_json::json!({}))
-            .map_err(|error| anyhow::anyhow!("drain request: {error}"))?;
+        let asked =
+            crate::http::post_admin(&self.url(index), "/internal/drain", &serde_json::json!({}));
         let deadline = Instant::now() + timeout;
+        let name = self.members[index].name.clone();
         let child = self.members[index]
             .process
             .as_mut()
             .context("the drained node is not running")?;
         while child.try_wait()?.is_none() {
             if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.members[index].process = None;
                 bail!(
-                    "{} did not finish draining within {timeout:?}",
-                    self.members[index].name
+                    "{name} did not finish draining within {timeout:?} ({}); killed",
+                    asked
+                        .err()
+                        .unwrap_or_else(|| "the request was answered".to_string())
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         self.members[index].process = None;
         Ok(())
+    }
+
+    /// Forgets processes that have exited on their own (a node that failed, or drained
+    /// after its drain request was not answered), so they are not waited for.
+    fn reap(&mut self) -> Vec<usize> {
+        let mut exited = Vec::new();
+        for (index, member) in self.members.iter_mut().enumerate() {
+            let gone = match &mut member.process {
+                Some(child) => !member.paused && matches!(child.try_wait(), Ok(Some(_))),
+                None => false,
+            };
+            if gone {
+                member.process = None;
+                exited.push(index);
+            }
+        }
+        exited
     }
 
     /// The cluster status as node `index` sees it.
@@ -354,7 +379,19 @@ impl ChaosCluster {
 
     /// Waits until every running node sees a leader for every group it holds and has a
     /// mesh session with every other running node.
-    pub fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+    pub fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        // A node of the original cluster that exited on its own is a finding; it is started
+        // again so the run goes on with the cluster's size. A joined one stays gone.
+        let exited = self.reap();
+        for index in &exited {
+            if *index < self.spec.nodes {
+                self.restart(*index)?;
+            }
+        }
+        let names: Vec<String> = exited
+            .iter()
+            .map(|index| self.name(*index).to_string())
+            .collect();
         let deadline = Instant::now() + timeout;
         let running = self.running();
         for index in &running {
@@ -378,6 +415,7 @@ impl ChaosCluster {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        anyhow::ensure!(names.is_empty(), "{} exited on its own", names.join(", "));
         Ok(())
     }
 

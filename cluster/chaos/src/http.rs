@@ -19,6 +19,20 @@ thread_local! {
     static AGENT: ureq::Agent = agent();
 }
 
+/// An administrative call (a drain moves replicas before it answers) may take this long.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A POST that may take long to answer, for the harness's administrative calls.
+pub fn post_admin(
+    base_url: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let agent = ureq::AgentBuilder::new().timeout(ADMIN_TIMEOUT).build();
+    outcome(agent.post(&format!("{base_url}{path}")).send_json(body))
+        .map_err(|error| error.to_string())
+}
+
 /// Why a call failed: the HTTP status (0 when there was no answer at all) and the message.
 #[derive(Debug, Clone)]
 pub struct CallError {

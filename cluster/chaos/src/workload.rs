@@ -2,13 +2,13 @@
 //! searches through every gateway, retrying each request with backoff within a budget, and
 //! logging every acknowledged event as (user, key) with the commit record the node gave.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{Value, json};
 
 use crate::http::post_json;
@@ -102,12 +102,16 @@ impl Workload {
     /// Starts the shoppers against `gateways`, which the caller may update (a node joined).
     pub fn start(config: WorkloadConfig, gateways: Arc<RwLock<Vec<String>>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let balancer = Arc::new(Balancer {
+            gateways,
+            ejected: Mutex::new(HashMap::new()),
+        });
         let threads = (0..config.shoppers)
             .map(|shopper| {
-                let (config, gateways, stop) = (config.clone(), gateways.clone(), stop.clone());
+                let (config, balancer, stop) = (config.clone(), balancer.clone(), stop.clone());
                 std::thread::Builder::new()
                     .name(format!("shopper-{shopper}"))
-                    .spawn(move || shop(shopper, &config, &gateways, &stop))
+                    .spawn(move || shop(shopper, &config, &balancer, &stop))
                     .expect("start a shopper thread")
             })
             .collect();
@@ -126,10 +130,44 @@ impl Workload {
     }
 }
 
+/// What the shoppers share, as clients behind one load balancer would: the gateways, and
+/// those that recently gave no answer at all (refused, or timed out: a dead or frozen
+/// node), which are skipped for a while (outlier ejection).
+struct Balancer {
+    gateways: Arc<RwLock<Vec<String>>>,
+    ejected: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a gateway that gave no answer is skipped.
+const EJECTION: Duration = Duration::from_secs(3);
+
+impl Balancer {
+    /// The gateway at `index` or the next one not ejected (any, if all are).
+    fn pick(&self, index: &mut usize) -> String {
+        let gateways = self.gateways.read();
+        let ejected = self.ejected.lock();
+        let now = Instant::now();
+        for offset in 0..gateways.len() {
+            let url = &gateways[(*index + offset) % gateways.len()];
+            if ejected.get(url).is_none_or(|until| *until <= now) {
+                *index += offset;
+                return url.clone();
+            }
+        }
+        gateways[*index % gateways.len()].clone()
+    }
+
+    fn eject(&self, url: &str) {
+        self.ejected
+            .lock()
+            .insert(url.to_string(), Instant::now() + EJECTION);
+    }
+}
+
 fn shop(
     shopper: usize,
     config: &WorkloadConfig,
-    gateways: &RwLock<Vec<String>>,
+    balancer: &Balancer,
     stop: &AtomicBool,
 ) -> Journal {
     let mut rng = Rng::new(config.seed ^ (shopper as u64).wrapping_mul(0x9e37_79b9));
@@ -173,7 +211,7 @@ fn shop(
             ("search", "/v1/search", body, Vec::new())
         };
         let started = Instant::now();
-        let answered = with_retries(config.retry_budget, gateways, &mut gateway, |url| {
+        let answered = with_retries(config.retry_budget, balancer, &mut gateway, |url| {
             post_json(url, path, &body)
         });
         let finished = Instant::now();
@@ -216,20 +254,18 @@ fn shop(
 
 /// Calls `attempt` on the current gateway until it answers, moving to the next gateway on
 /// every failure, with backoff from 50 ms to 1 s, until `budget` is spent. A 4xx other than
-/// 429 is the client's fault and is not retried.
+/// 429 is the client's fault and is not retried; a gateway that gave no answer at all is
+/// ejected for a while.
 fn with_retries(
     budget: Duration,
-    gateways: &RwLock<Vec<String>>,
+    balancer: &Balancer,
     gateway: &mut usize,
     attempt: impl Fn(&str) -> Result<Value, crate::http::CallError>,
 ) -> Result<Value, String> {
     let deadline = Instant::now() + budget;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let url = {
-            let gateways = gateways.read();
-            gateways[*gateway % gateways.len()].clone()
-        };
+        let url = balancer.pick(gateway);
         let error = match attempt(&url) {
             Ok(answer) => return Ok(answer),
             Err(error) if (400..500).contains(&error.status) && error.status != 429 => {
@@ -237,6 +273,9 @@ fn with_retries(
             }
             Err(error) => error,
         };
+        if error.status == 0 {
+            balancer.eject(&url);
+        }
         *gateway += 1;
         if Instant::now() + backoff >= deadline {
             return Err(format!("{url}: {error} (retry budget spent)"));
