@@ -175,12 +175,21 @@ pub fn run(config: &RunConfig, log: &mut dyn Write) -> anyhow::Result<Report> {
 
 /// Injects one fault, holds it, heals it and waits until the cluster is whole again.
 fn inject(cluster: &mut ChaosCluster, step: &Step, gateways: &RwLock<Vec<String>>) -> FaultRecord {
-    let nodes = cluster.len();
+    // The smaller side of a split: (n-1)/2 of the n running nodes, starting at the target.
+    // Counted over running nodes only: nodes that joined and drained are members of the
+    // harness but not of the cluster, and counting them made a "minority" that was a
+    // majority of the live nodes (the first 30-minute soak).
+    let live = cluster.running();
     let minority: Vec<usize> = match step.kind {
-        // The smaller side of a split: (n-1)/2 nodes starting at the target.
-        FaultKind::Split => (0..((nodes - 1) / 2).max(1))
-            .map(|offset| (step.node + offset) % nodes)
-            .collect(),
+        FaultKind::Split => {
+            let start = live
+                .iter()
+                .position(|index| *index == step.node)
+                .unwrap_or(0);
+            (0..((live.len().saturating_sub(1)) / 2).max(1))
+                .map(|offset| live[(start + offset) % live.len()])
+                .collect()
+        }
         _ => vec![step.node],
     };
     let leaders = cluster.leaders();
