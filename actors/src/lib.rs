@@ -55,6 +55,27 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
+/// Whether this build carries fail-points (the `failpoints` feature, test builds only).
+pub const FAILPOINTS: bool = cfg!(feature = "failpoints");
+
+/// Whether the fail-point `name` is armed with `return`: for crates above this one, whose
+/// own builds do not carry the `failpoints` feature (the test build turns it on here only).
+/// Always false in production builds.
+pub fn fail_point_armed(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        (|| {
+            ::fail::fail_point!(name, |_| true);
+            false
+        })()
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 pub use config::ActorConfig;
 pub use inkling::{Inkling, NodeStorage};
 pub use protocol::{RankedItem, RankedList, RecommendRequest, SearchRequest};

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
@@ -93,6 +94,36 @@ enum Command {
     Profile {
         #[command(subcommand)]
         profile: ProfileCommand,
+    },
+    /// Seeded faults against a local cluster of real nodes, checked for lost writes.
+    Chaos {
+        #[command(subcommand)]
+        chaos: ChaosCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChaosCommand {
+    /// Runs this binary's nodes behind a fault proxy on 127.SUBNET.x.x for M minutes,
+    /// injecting faults of every kind in a seeded order while shoppers write, then checks
+    /// that nothing acknowledged was lost or applied twice and prints a summary table.
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Replays a run's schedule; a fresh seed (printed) by default.
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(3..=16))]
+        nodes: u16,
+        /// Fault kinds to draw from, comma-separated (default: every kind).
+        #[arg(long, value_delimiter = ',', value_parser = inkling_chaos::FaultKind::parse)]
+        kinds: Vec<inkling_chaos::FaultKind>,
+        /// Second octet of the loopback addresses the cluster uses.
+        #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=254))]
+        subnet: u8,
+        /// Also print the summary as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -641,6 +672,14 @@ pub struct ClusterArgs {
     /// default.
     #[arg(long, env = "INKLING_ACTOR_ADDR")]
     pub actor_addr: Option<SocketAddr>,
+    /// The address peers reach this node's HTTP (raft) and gossip on, when it is not the
+    /// --listen address: behind a NAT or a proxy (the chaos harness puts a fault-injecting
+    /// proxy there). Outgoing peer traffic then leaves from the --listen IP.
+    #[arg(long, env = "INKLING_ADVERTISE")]
+    pub advertise: Option<SocketAddr>,
+    /// The address peers dial this node's actor mesh on; --actor-addr by default.
+    #[arg(long, env = "INKLING_ADVERTISE_ACTOR")]
+    pub advertise_actor: Option<SocketAddr>,
     /// The secret shared by every node of the cluster; required when the node has peers.
     #[arg(long, env = "INKLING_COOKIE", hide_env_values = true)]
     pub cookie: Option<String>,
@@ -755,6 +794,8 @@ impl ServeArgs {
                 initial_members: self.cluster.initial_members.clone(),
                 roles: self.cluster.roles.clone(),
                 actor_addr: self.cluster.actor_addr,
+                advertise: self.cluster.advertise,
+                advertise_actor: self.cluster.advertise_actor,
                 cookie: self.cluster.cookie.clone(),
                 tls: self.cluster.mesh_tls()?,
             },
@@ -829,6 +870,10 @@ pub fn main() -> ExitCode {
             Command::Eval { eval } => run_eval(eval).await,
             Command::Train { train } => run_train(train).await,
             Command::Profile { profile } => run_profile(profile),
+            // The chaos harness blocks (processes, threads, its proxy's own runtime).
+            Command::Chaos { chaos } => tokio::task::spawn_blocking(move || run_chaos(chaos))
+                .await
+                .map_err(|error| anyhow::anyhow!("the chaos run panicked: {error}"))?,
         }
     });
     match outcome {
@@ -838,6 +883,49 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_chaos(command: ChaosCommand) -> anyhow::Result<()> {
+    let ChaosCommand::Soak {
+        minutes,
+        seed,
+        nodes,
+        kinds,
+        subnet,
+        json,
+    } = command;
+    let seed = seed.unwrap_or_else(inkling_domain::now_ms);
+    let kinds = if kinds.is_empty() {
+        inkling_chaos::FaultKind::ALL.to_vec()
+    } else {
+        kinds
+    };
+    let limit = Duration::from_secs(minutes * 60);
+    // More faults than the time allows (none is shorter than about 10 s): the run stops
+    // at the time limit, and the printed schedule is the one any replay draws.
+    let count = (limit.as_secs() / 10).max(kinds.len() as u64) as usize;
+    let schedule = inkling_chaos::schedule::rounds(seed, &kinds, usize::from(nodes), count);
+    let binary = std::env::current_exe().context("cannot find this binary to run nodes")?;
+    let mut config =
+        inkling_chaos::RunConfig::new(binary, subnet, usize::from(nodes), seed, schedule);
+    config.time_limit = Some(limit);
+    config.workload.shoppers = 8;
+    config.workload.users_per_shopper = 25;
+    config.failpoints = inkling_actors::FAILPOINTS;
+    let report = inkling_chaos::run(&config, &mut std::io::stdout())?;
+    println!("{}", report.table());
+    for finding in &report.findings {
+        println!("finding: {finding}");
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    anyhow::ensure!(
+        report.passed(),
+        "the chaos checker failed: {}",
+        report.failed.join("; ")
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,4 +25,5 @@ pub mod state_machine;
 
 pub use mesh::{MeshConfig, MeshTls};
 pub use partition::{CATALOG_GROUP, PARTITIONS, PartitionId, partition_of};
-pub use routing::{Cluster, ClusterConfig, ClusterStatus, InitialMember};
+pub use raft_types::node_id_of;
+pub use routing::{Cluster, ClusterConfig, ClusterStatus, Commit, InitialMember};

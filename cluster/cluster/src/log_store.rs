@@ -241,6 +241,19 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        // A full disk (the chaos nemesis arms it on one node): the append fails, and raft
+        // stops on this node rather than acknowledge what it could not store.
+        if inkling_actors::fail_point_armed("disk-full") {
+            let full = std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected: disk-full)",
+            );
+            tracing::error!(
+                group = self.partition,
+                "cannot append to the raft log: {full}"
+            );
+            return Err(storage_error(ErrorSubject::Logs, ErrorVerb::Write, full));
+        }
         for entry in entries {
             let bytes = serde_json::to_vec(&entry)
                 .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Write, error))?;

@@ -56,6 +56,9 @@ pub struct MembershipConfig {
     pub node_name: String,
     /// Both the gossip address (UDP) and the HTTP address peers use (TCP).
     pub addr: SocketAddr,
+    /// Where gossip binds: `addr` unless a proxy or NAT stands between the node and its
+    /// peers.
+    pub listen: SocketAddr,
     /// Gossip addresses of nodes to join through.
     pub seeds: Vec<String>,
     pub roles: String,
@@ -80,7 +83,7 @@ impl Membership {
             chitchat_id,
             cluster_id: config.cluster_id,
             gossip_interval: GOSSIP_INTERVAL,
-            listen_addr: config.addr,
+            listen_addr: config.listen,
             seed_nodes: config.seeds,
             failure_detector_config,
             marked_for_deletion_grace_period: Duration::from_secs(3600),
@@ -99,7 +102,7 @@ impl Membership {
         }
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
-            .with_context(|| format!("cannot start gossip on udp {}", config.addr))?;
+            .with_context(|| format!("cannot start gossip on udp {}", config.listen))?;
         Ok(Self { handle })
     }
 

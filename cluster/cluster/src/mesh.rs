@@ -64,6 +64,11 @@ pub struct MeshTls {
 pub struct MeshConfig {
     /// Where this node's server listens; port 0 on a cluster of one, which no peer dials.
     pub addr: SocketAddr,
+    /// Where peers dial it (published in gossip): `addr` unless a proxy or NAT is between.
+    pub advertise: SocketAddr,
+    /// The IP this node's dials leave from, when set, so a proxy in front of the peer knows
+    /// which node is calling.
+    pub source_ip: Option<std::net::IpAddr>,
     /// Shared by every node of the cluster; a peer with another cookie is refused.
     pub cookie: String,
     pub tls: Option<MeshTls>,
@@ -378,7 +383,10 @@ impl ConnectionManager {
                 continue;
             }
             let connector = self.tls.as_ref().map(|(_, connector)| connector);
-            let dialled = tokio::time::timeout(DIAL_TIMEOUT, dial(&state.server, &addr, connector));
+            let dialled = tokio::time::timeout(
+                DIAL_TIMEOUT,
+                dial(&state.server, &addr, connector, self.config.source_ip),
+            );
             match dialled.await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -421,13 +429,56 @@ async fn dial(
     server: &ActorRef<NodeServerMessage>,
     addr: &str,
     tls: Option<&TlsConnector>,
+    source_ip: Option<std::net::IpAddr>,
 ) -> anyhow::Result<()> {
+    if let Some(source_ip) = source_ip {
+        return dial_from(server, addr, tls, source_ip).await;
+    }
     let Some(tls) = tls else {
         return Ok(ractor_cluster::client_connect(server, addr).await?);
     };
     let socket: SocketAddr = addr.parse()?;
     let name = ServerName::IpAddress(socket.ip().into());
     Ok(ractor_cluster::client_connect_enc(server, socket, tls.clone(), name).await?)
+}
+
+/// `dial` from a given local IP: what `ractor_cluster::client_connect(_enc)` do, on a socket
+/// bound first, so a proxy in front of the peer can tell this node's connections apart.
+async fn dial_from(
+    server: &ActorRef<NodeServerMessage>,
+    addr: &str,
+    tls: Option<&TlsConnector>,
+    source_ip: std::net::IpAddr,
+) -> anyhow::Result<()> {
+    let peer: SocketAddr = addr.parse()?;
+    let socket = match source_ip {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source_ip, 0))?;
+    let stream = socket.connect(peer).await?;
+    stream.set_nodelay(true)?;
+    let (peer_addr, local_addr) = (stream.peer_addr()?, stream.local_addr()?);
+    let stream = match tls {
+        None => ractor_cluster::NetworkStream::Raw {
+            peer_addr,
+            local_addr,
+            stream,
+        },
+        Some(tls) => {
+            let name = ServerName::IpAddress(peer.ip().into());
+            ractor_cluster::NetworkStream::TlsClient {
+                peer_addr,
+                local_addr,
+                stream: tls.connect(name, stream).await?,
+            }
+        }
+    };
+    server.cast(NodeServerMessage::ConnectionOpened {
+        stream: Box::new(stream),
+        is_server: false,
+    })?;
+    Ok(())
 }
 
 /// The acceptor and connector for mutual TLS: each side proves its certificate chains to

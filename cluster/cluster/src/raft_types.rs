@@ -27,6 +27,12 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Applied {
     pub count: usize,
+    /// The term of the leader that committed the command and that leader's id: what the
+    /// chaos checker reads to prove one owner per partition and term.
+    #[serde(default)]
+    pub term: u64,
+    #[serde(default)]
+    pub leader: NodeId,
 }
 
 openraft::declare_raft_types!(

@@ -50,8 +50,15 @@ pub struct InitialMember {
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     pub node_name: String,
-    /// The address peers reach this node on: HTTP (TCP) and gossip (UDP).
+    /// The address peers reach this node on: HTTP (TCP) and gossip (UDP). Raft and gossip
+    /// know the node by it.
     pub addr: SocketAddr,
+    /// The address the node's listener is bound to; gossip binds it too. Differs from
+    /// `addr` only behind a proxy or NAT.
+    pub listen: SocketAddr,
+    /// The IP outgoing peer connections leave from, when set: a proxy in front of each
+    /// node then knows which node a connection comes from.
+    pub source_ip: Option<std::net::IpAddr>,
     /// Gossip addresses of nodes to join through.
     pub seeds: Vec<String>,
     /// The members the partitions are first placed on, this node included. Used only when a
@@ -61,6 +68,15 @@ pub struct ClusterConfig {
     /// How long a request may take, retries and forwarding included.
     pub request_timeout: Duration,
     pub mesh: MeshConfig,
+}
+
+/// Which leader, in which term, committed a write to a partition.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Commit {
+    pub partition: PartitionId,
+    pub term: u64,
+    /// The raft id of the leader ([`crate::node_id_of`] of its name).
+    pub leader: NodeId,
 }
 
 /// Why one attempt to reach a partition's leader failed.
@@ -146,9 +162,10 @@ pub struct Cluster {
     stopping: AtomicBool,
 }
 
-fn peer_client() -> anyhow::Result<reqwest::Client> {
+fn peer_client(source_ip: Option<std::net::IpAddr>) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(30))
+        .local_address(source_ip)
         .build()
         .context("cannot build the HTTP client for peers")
 }
@@ -180,11 +197,12 @@ impl Cluster {
             Membership::start(MembershipConfig {
                 node_name: config.node_name.clone(),
                 addr: config.addr,
+                listen: config.listen,
                 seeds: config.seeds.clone(),
                 roles: config.roles.clone(),
                 cluster_id: "inkling".to_string(),
                 // Port 0 is a cluster of one: nobody dials it.
-                actor_addr: (config.mesh.addr.port() != 0).then_some(config.mesh.addr),
+                actor_addr: (config.mesh.addr.port() != 0).then_some(config.mesh.advertise),
             })
             .await?,
         );
@@ -195,11 +213,18 @@ impl Cluster {
             &inkling,
         )
         .await?;
-        let http = peer_client()?;
+        let http = peer_client(config.source_ip)?;
         let me = node_id_of(&config.node_name);
         // Raft gets a connection pool of its own: a heartbeat never waits for a connection
         // that a large forwarded answer holds.
-        let partitions = start_partitions(&config, me, &inkling, &engine, &peer_client()?).await?;
+        let partitions = start_partitions(
+            &config,
+            me,
+            &inkling,
+            &engine,
+            &peer_client(config.source_ip)?,
+        )
+        .await?;
         let initial_ids: Vec<NodeId> = config
             .initial_members
             .iter()
@@ -263,7 +288,20 @@ impl Cluster {
     /// Records events and returns once each is committed by a quorum of its partition's
     /// voters, every one of which has synced it to disk.
     pub async fn record_events(&self, events: Vec<Event>) -> Result<usize, ActorError> {
+        Ok(self.record_events_committed(events).await?.0)
+    }
+
+    /// [`Self::record_events`], also answering, per partition written, the term and leader
+    /// that committed the events: the ownership record the chaos checker verifies.
+    pub async fn record_events_committed(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<(usize, Vec<Commit>), ActorError> {
         let count = events.len();
+        // A broken build for the chaos checker to catch: acknowledge without proposing.
+        if inkling_actors::fail_point_armed("events-ack-before-commit") {
+            return Ok((count, Vec::new()));
+        }
         let deadline = Instant::now() + self.request_timeout;
         let at_ms = now_ms();
         let mut by_partition: BTreeMap<PartitionId, Vec<Event>> = BTreeMap::new();
@@ -276,13 +314,22 @@ impl Cluster {
                 .or_default()
                 .push(event);
         }
-        let proposals = by_partition.into_iter().map(|(partition, events)| {
-            self.propose(partition, Command::RecordEvents { at_ms, events }, deadline)
-        });
+        let proposals = by_partition
+            .into_iter()
+            .map(|(partition, events)| async move {
+                let command = Command::RecordEvents { at_ms, events };
+                let applied = self.propose(partition, command, deadline).await?;
+                Ok::<_, ActorError>(Commit {
+                    partition,
+                    term: applied.term,
+                    leader: applied.leader,
+                })
+            });
+        let mut commits = Vec::new();
         for outcome in futures::future::join_all(proposals).await {
-            outcome?;
+            commits.push(outcome?);
         }
-        Ok(count)
+        Ok((count, commits))
     }
 
     /// Stores and indexes products on every replica of the catalog; answers once they are
@@ -709,7 +756,11 @@ async fn propose_here(
         Ok(written) => {
             let elapsed = started.elapsed().as_secs_f64();
             inkling_ops::metrics::RAFT_COMMIT_SECONDS.observe(elapsed);
-            Ok(written.data)
+            Ok(Applied {
+                term: written.log_id.leader_id.term,
+                leader: written.log_id.leader_id.node_id,
+                ..written.data
+            })
         }
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
             Err(RouteError::NotLeader {

@@ -139,7 +139,10 @@ impl StateMachine {
                 usize::from(until_applied(log_id, write).await.map_err(apply_error)?)
             }
         };
-        Ok(Applied { count })
+        Ok(Applied {
+            count,
+            ..Applied::default()
+        })
     }
 
     /// What a snapshot of this group holds.

@@ -293,6 +293,18 @@ pub struct ErasedAnswer {
 pub struct EventsAnswer {
     pub accepted: usize,
     pub durable: bool,
+    /// Per partition written: the raft term and leader id that committed the events, so a
+    /// client (the chaos checker) can verify that one owner acknowledged each term.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<CommitView>,
+}
+
+/// One partition's commit of an event batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitView {
+    pub partition: u16,
+    pub term: u64,
+    pub leader: u64,
 }
 
 /// The answer to a search or a recommendation.
@@ -416,6 +428,10 @@ pub struct ProfileView {
     pub purchased: Vec<String>,
     /// The shopper segment from the last `inkling profile build`.
     pub segment: Option<u32>,
+    /// xxh3 hashes of the newest idempotency keys (`event_id`) applied, oldest first: a
+    /// client can check that an acknowledged event is in the profile, exactly once.
+    #[serde(default)]
+    pub applied_event_keys: Vec<u64>,
 }
 
 /// A category or brand with its current strength, the strongest being 1.0.

@@ -202,10 +202,19 @@ async fn record_events(
 ) -> ApiResult<EventsAnswer> {
     let events = batch.into_events().map_err(ApiError::invalid)?;
     // Answered only after a quorum of each partition's voters has synced the events.
-    let accepted = cluster.record_events(events).await?;
+    let (accepted, commits) = cluster.record_events_committed(events).await?;
+    let commits = commits
+        .into_iter()
+        .map(|commit| api::CommitView {
+            partition: commit.partition,
+            term: commit.term,
+            leader: commit.leader,
+        })
+        .collect();
     Ok(Json(EventsAnswer {
         accepted,
         durable: true,
+        commits,
     }))
 }
 

@@ -59,6 +59,11 @@ pub struct ClusterOptions {
     pub roles: String,
     /// Where the actor mesh listens; the listening IP and the next port by default.
     pub actor_addr: Option<SocketAddr>,
+    /// Where peers reach this node's HTTP and gossip when that is not the listening
+    /// address (a proxy or NAT in between); the listening address by default.
+    pub advertise: Option<SocketAddr>,
+    /// Where peers dial this node's actor mesh; the mesh's own address by default.
+    pub advertise_actor: Option<SocketAddr>,
     /// The secret every node of the cluster shares; required once there are peers.
     pub cookie: Option<String>,
     /// Mutual TLS on the actor mesh.
@@ -73,6 +78,8 @@ impl Default for ClusterOptions {
             initial_members: Vec::new(),
             roles: "gateway,sessions,models,index".to_string(),
             actor_addr: None,
+            advertise: None,
+            advertise_actor: None,
             cookie: None,
             tls: None,
         }
@@ -90,8 +97,10 @@ impl NodeOptions {
         }
     }
 
-    fn cluster_config(&self, addr: SocketAddr) -> Result<ClusterConfig> {
+    /// `bound` is the address the listener got; peers know the node by the advertised one.
+    fn cluster_config(&self, bound: SocketAddr) -> Result<ClusterConfig> {
         let options = &self.cluster;
+        let addr = options.advertise.unwrap_or(bound);
         // With seeds and no initial members the node joins a running cluster, whose leaders
         // move replicas onto it; with neither it is a cluster of one.
         let joining = options.initial_members.is_empty() && !options.seeds.is_empty();
@@ -123,17 +132,24 @@ impl NodeOptions {
                 "a cluster of several nodes needs a shared cookie: pass --cookie or set INKLING_COOKIE on every node"
             ),
         };
+        let mesh_addr = options
+            .actor_addr
+            .unwrap_or_else(|| default_actor_addr(self.listen, bound));
         Ok(ClusterConfig {
             node_name: options.node_name.clone(),
             addr,
+            listen: bound,
+            // Behind a proxy, outgoing peer traffic leaves from the listening IP, so the
+            // proxy can tell which node sent it.
+            source_ip: options.advertise.map(|_| bound.ip()),
             seeds,
             initial_members,
             roles: options.roles.clone(),
             request_timeout: self.actors.request_timeout,
             mesh: MeshConfig {
-                addr: options
-                    .actor_addr
-                    .unwrap_or_else(|| default_actor_addr(self.listen, addr)),
+                addr: mesh_addr,
+                advertise: options.advertise_actor.unwrap_or(mesh_addr),
+                source_ip: options.advertise.map(|_| bound.ip()),
                 cookie,
                 tls: options.tls.clone(),
             },

@@ -574,10 +574,13 @@ fn events_shape_profile_and_recommendations() {
         { "user_id": "shopper", "type": "search", "query": "laptop" },
         { "user_id": "shopper", "type": "purchase", "item_id": "ipad-mini", "timestamp": 1_700_000_000_000u64 },
     ]});
-    assert_eq!(
-        node.post("/v1/events", events),
-        json!({ "accepted": 4, "durable": true })
-    );
+    let answer = node.post("/v1/events", events);
+    assert_eq!(answer["accepted"], 4, "{answer}");
+    assert_eq!(answer["durable"], true, "{answer}");
+    // One user, so one partition: the term and leader that committed the batch.
+    let commits = answer["commits"].as_array().expect("commit records");
+    assert_eq!(commits.len(), 1, "{answer}");
+    assert!(commits[0]["term"].as_u64() >= Some(1), "{answer}");
 
     let (status, profile) = node.send("GET", "/v1/users/shopper/profile", None);
     assert_eq!(status, 200);
@@ -817,15 +820,16 @@ fn a_retried_event_id_is_acknowledged_but_applied_once() {
         { "user_id": "retrier", "type": "view", "item_id": "xiaomi-12", "event_id": "retrier-1" },
     ]});
     for attempt in 0..2 {
-        assert_eq!(
-            node.post("/v1/events", batch.clone()),
-            json!({ "accepted": 1, "durable": true }),
-            "attempt {attempt}"
-        );
+        let answer = node.post("/v1/events", batch.clone());
+        assert_eq!(answer["accepted"], 1, "attempt {attempt}: {answer}");
+        assert_eq!(answer["durable"], true, "attempt {attempt}: {answer}");
     }
     let (status, profile) = node.send("GET", "/v1/users/retrier/profile", None);
     assert_eq!(status, 200, "{profile}");
     assert_eq!(profile["event_count"], 1, "{profile}");
+    // The key is remembered once, as its xxh3 hash.
+    let key = inkling_domain::event_key_hash("retrier-1");
+    assert_eq!(profile["applied_event_keys"], json!([key]), "{profile}");
 }
 
 #[test]

@@ -11,7 +11,9 @@ pub mod profile;
 pub mod testing;
 pub mod types;
 
-pub use profile::{Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery};
+pub use profile::{
+    Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery, event_key_hash,
+};
 pub use types::{Event, EventKind, Filters, Product, Taxonomy};
 
 /// Whether `c` is a Han (Chinese) character: text analysis and per-language tuning both

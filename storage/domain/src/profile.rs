@@ -281,7 +281,7 @@ impl Profile {
 
 /// A stable hash of an idempotency key: xxh3 is fixed across releases and platforms, so a
 /// profile written by one node version deduplicates correctly on the next.
-fn event_key_hash(key: &str) -> u64 {
+pub fn event_key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 

@@ -1,0 +1,286 @@
+//! Shoppers: threads that send event batches with idempotency keys, recommendations and
+//! searches through every gateway, retrying each request with backoff within a budget, and
+//! logging every acknowledged event as (user, key) with the commit record the node gave.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Value, json};
+
+use crate::http::post_json;
+use crate::schedule::Rng;
+
+/// Items the shoppers look at: products of the demo catalog.
+const ITEMS: [&str; 5] = [
+    "xiaomi-12",
+    "iphone-se",
+    "iphone-14",
+    "ipad-mini",
+    "macbook-pro",
+];
+const QUERIES: [&str; 3] = ["手机", "phone", "laptop"];
+
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    pub shoppers: usize,
+    pub users_per_shopper: usize,
+    /// How long a client keeps retrying one request, across gateways.
+    pub retry_budget: Duration,
+    /// Pause between a shopper's requests.
+    pub think_time: Duration,
+    /// Names users `{prefix}-s{shopper}-u{n}`: distinct per run.
+    pub prefix: String,
+    pub seed: u64,
+}
+
+/// Which partition leader committed an acknowledged batch, and in which term.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitRecord {
+    pub partition: u64,
+    pub term: u64,
+    pub leader: u64,
+}
+
+/// One acknowledged event batch.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub user: String,
+    pub keys: Vec<String>,
+    /// When the client first sent it and when it got the 2xx.
+    pub started: Instant,
+    pub finished: Instant,
+    pub commits: Vec<CommitRecord>,
+}
+
+/// One request, whatever its kind, with its outcome.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub user: String,
+    pub kind: &'static str,
+    pub started: Instant,
+    pub finished: Instant,
+    pub ok: bool,
+    /// The last error, for a request that failed.
+    pub error: Option<String>,
+}
+
+/// What the shoppers did.
+#[derive(Debug, Default)]
+pub struct Journal {
+    pub acks: Vec<Ack>,
+    /// Every key ever sent, per user, acknowledged or not.
+    pub sent: BTreeMap<String, Vec<String>>,
+    pub requests: Vec<RequestRecord>,
+}
+
+impl Journal {
+    fn merge(&mut self, other: Journal) {
+        self.acks.extend(other.acks);
+        for (user, keys) in other.sent {
+            self.sent.entry(user).or_default().extend(keys);
+        }
+        self.requests.extend(other.requests);
+    }
+
+    /// Every user that was sent anything.
+    pub fn users(&self) -> impl Iterator<Item = &String> {
+        self.sent.keys()
+    }
+}
+
+/// Running shoppers; [`Workload::stop`] answers their journal.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Journal>>,
+}
+
+impl Workload {
+    /// Starts the shoppers against `gateways`, which the caller may update (a node joined).
+    pub fn start(config: WorkloadConfig, gateways: Arc<RwLock<Vec<String>>>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let balancer = Arc::new(Balancer {
+            gateways,
+            ejected: Mutex::new(HashMap::new()),
+        });
+        let threads = (0..config.shoppers)
+            .map(|shopper| {
+                let (config, balancer, stop) = (config.clone(), balancer.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("shopper-{shopper}"))
+                    .spawn(move || shop(shopper, &config, &balancer, &stop))
+                    .expect("start a shopper thread")
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    pub fn stop(self) -> Journal {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut journal = Journal::default();
+        for thread in self.threads {
+            if let Ok(part) = thread.join() {
+                journal.merge(part);
+            }
+        }
+        journal
+    }
+}
+
+/// What the shoppers share, as clients behind one load balancer would: the gateways, and
+/// those that recently gave no answer at all (refused, or timed out: a dead or frozen
+/// node), which are skipped for a while (outlier ejection).
+struct Balancer {
+    gateways: Arc<RwLock<Vec<String>>>,
+    ejected: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a gateway that gave no answer is skipped.
+const EJECTION: Duration = Duration::from_secs(3);
+
+impl Balancer {
+    /// The gateway at `index` or the next one not ejected (any, if all are).
+    fn pick(&self, index: &mut usize) -> String {
+        let gateways = self.gateways.read();
+        let ejected = self.ejected.lock();
+        let now = Instant::now();
+        for offset in 0..gateways.len() {
+            let url = &gateways[(*index + offset) % gateways.len()];
+            if ejected.get(url).is_none_or(|until| *until <= now) {
+                *index += offset;
+                return url.clone();
+            }
+        }
+        gateways[*index % gateways.len()].clone()
+    }
+
+    fn eject(&self, url: &str) {
+        self.ejected
+            .lock()
+            .insert(url.to_string(), Instant::now() + EJECTION);
+    }
+}
+
+fn shop(
+    shopper: usize,
+    config: &WorkloadConfig,
+    balancer: &Balancer,
+    stop: &AtomicBool,
+) -> Journal {
+    let mut rng = Rng::new(config.seed ^ (shopper as u64).wrapping_mul(0x9e37_79b9));
+    let users: Vec<String> = (0..config.users_per_shopper)
+        .map(|n| format!("{}-s{shopper}-u{n}", config.prefix))
+        .collect();
+    let mut journal = Journal::default();
+    let mut sequence = 0u64;
+    // A client sticks to the gateway that last answered and moves on when it fails.
+    let mut gateway = shopper;
+    while !stop.load(Ordering::Relaxed) {
+        let user = users[rng.below(users.len())].clone();
+        let roll = rng.below(10);
+        let (kind, path, body, keys) = if roll < 7 {
+            let count = 1 + rng.below(3);
+            let keys: Vec<String> = (0..count)
+                .map(|_| {
+                    sequence += 1;
+                    format!("{user}-{sequence}")
+                })
+                .collect();
+            let events: Vec<Value> = keys
+                .iter()
+                .map(|key| {
+                    let item = ITEMS[rng.below(ITEMS.len())];
+                    json!({ "user_id": user, "type": "view", "item_id": item, "event_id": key })
+                })
+                .collect();
+            journal
+                .sent
+                .entry(user.clone())
+                .or_default()
+                .extend(keys.iter().cloned());
+            ("events", "/v1/events", json!({ "events": events }), keys)
+        } else if roll < 9 {
+            let body = json!({ "user_id": user, "k": 5 });
+            ("recommend", "/v1/recommend", body, Vec::new())
+        } else {
+            let query = QUERIES[rng.below(QUERIES.len())];
+            let body = json!({ "user_id": user, "query": query, "k": 5, "mode": "lexical" });
+            ("search", "/v1/search", body, Vec::new())
+        };
+        let started = Instant::now();
+        let answered = with_retries(config.retry_budget, balancer, &mut gateway, |url| {
+            post_json(url, path, &body)
+        });
+        let finished = Instant::now();
+        if let (Ok(answer), "events") = (&answered, kind) {
+            let commits = answer["commits"]
+                .as_array()
+                .map(|commits| {
+                    commits
+                        .iter()
+                        .filter_map(|commit| {
+                            Some(CommitRecord {
+                                partition: commit["partition"].as_u64()?,
+                                term: commit["term"].as_u64()?,
+                                leader: commit["leader"].as_u64()?,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            journal.acks.push(Ack {
+                user: user.clone(),
+                keys,
+                started,
+                finished,
+                commits,
+            });
+        }
+        journal.requests.push(RequestRecord {
+            user,
+            kind,
+            started,
+            finished,
+            ok: answered.is_ok(),
+            error: answered.err(),
+        });
+        std::thread::sleep(config.think_time);
+    }
+    journal
+}
+
+/// Calls `attempt` on the current gateway until it answers, moving to the next gateway on
+/// every failure, with backoff from 50 ms to 1 s, until `budget` is spent. A 4xx other than
+/// 429 is the client's fault and is not retried; a gateway that gave no answer at all is
+/// ejected for a while.
+fn with_retries(
+    budget: Duration,
+    balancer: &Balancer,
+    gateway: &mut usize,
+    attempt: impl Fn(&str) -> Result<Value, crate::http::CallError>,
+) -> Result<Value, String> {
+    let deadline = Instant::now() + budget;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let url = balancer.pick(gateway);
+        let error = match attempt(&url) {
+            Ok(answer) => return Ok(answer),
+            Err(error) if (400..500).contains(&error.status) && error.status != 429 => {
+                return Err(format!("{url}: {error}"));
+            }
+            Err(error) => error,
+        };
+        if error.status == 0 {
+            balancer.eject(&url);
+        }
+        *gateway += 1;
+        if Instant::now() + backoff >= deadline {
+            return Err(format!("{url}: {error} (retry budget spent)"));
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
