@@ -181,7 +181,7 @@ fn inject(cluster: &mut ChaosCluster, step: &Step, gateways: &RwLock<Vec<String>
     // majority of the live nodes (the first 30-minute soak).
     let live = cluster.running();
     let minority: Vec<usize> = match step.kind {
-        FaultKind::Split => {
+        FaultKind::Split if !live.is_empty() => {
             let start = live
                 .iter()
                 .position(|index| *index == step.node)
