@@ -335,6 +335,19 @@ impl ClusterSandbox {
             .map(str::to_string)
     }
 
+    /// A user whose partition node `leader` leads, as node `observer` sees it.
+    pub fn user_led_by(&self, leader: usize, observer: usize) -> String {
+        let leader_url = self.url(leader);
+        (0..10_000)
+            .map(|n| format!("shopper-{n}"))
+            .find(|user| {
+                let partition = u64::from(inkling_cluster::partition_of(user));
+                self.leader_of(observer, partition)
+                    .is_some_and(|addr| leader_url.ends_with(&addr))
+            })
+            .expect("the node leads some partition")
+    }
+
     /// Waits until every running node sees a leader for every partition it holds.
     pub fn wait_until_led(&self) {
         for index in self.running() {

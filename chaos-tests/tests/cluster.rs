@@ -348,20 +348,6 @@ impl NodeDelete {
     }
 }
 
-/// A user whose partition node `leader` leads, as node `observer` sees it.
-fn user_led_by(cluster: &ClusterSandbox, leader: usize, observer: usize) -> String {
-    let leader_url = cluster.url(leader);
-    (0..10_000)
-        .map(|n| format!("shopper-{n}"))
-        .find(|user| {
-            let partition = u64::from(partition_of(user));
-            cluster
-                .leader_of(observer, partition)
-                .is_some_and(|addr| leader_url.ends_with(&addr))
-        })
-        .expect("the node leads some partition")
-}
-
 /// Writes a certificate authority and one certificate for every node (naming each by its
 /// IP address) into `folder`, and answers the flags that turn on mutual TLS.
 fn tls_flags(folder: &std::path::Path, ips: Vec<String>) -> Vec<String> {
@@ -416,7 +402,7 @@ fn the_actor_mesh_runs_over_mutual_tls() {
     // other, which a node accepting only TLS grants only over TLS.
     let specs = vec![NodeSpec::flags(flags.clone()), NodeSpec::flags(flags)];
     let cluster = ClusterSandbox::start_with(binary(), subnet, specs);
-    let user = user_led_by(&cluster, 0, 1);
+    let user = cluster.user_led_by(0, 1);
     let events = json!({ "events": [view(&user, "over-tls")] });
     post_json(&cluster.url(1), "/v1/events", &events).expect("events through the mesh");
     assert_eq!(event_count(&cluster, 1, &user), Some(1));
@@ -507,7 +493,7 @@ fn a_search_whose_local_shards_stall_is_answered_by_replicas_on_another_node() {
         },
     ];
     let cluster = ClusterSandbox::start_with(binary(), 68, specs);
-    let user = user_led_by(&cluster, 1, 1);
+    let user = cluster.user_led_by(1, 1);
     let search = |index: usize| -> Option<(Vec<String>, f64)> {
         let body = json!({ "user_id": user, "query": "xiaomi phone", "k": 5, "mode": "lexical" });
         let answer = post_json(&cluster.url(index), "/v1/search", &body).ok()?;

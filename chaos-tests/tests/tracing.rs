@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use inkling_chaos_tests::{ClusterSandbox, NodeProcess, NodeSpec, wait_for};
-use inkling_cluster::partition_of;
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,20 +58,6 @@ fn spans_of(export: &Value) -> Vec<(String, String, String)> {
     spans
 }
 
-/// A user whose partition node `leader` leads, as node `observer` sees it.
-fn user_led_by(cluster: &ClusterSandbox, leader: usize, observer: usize) -> String {
-    let leader_url = cluster.url(leader);
-    (0..10_000)
-        .map(|n| format!("shopper-{n}"))
-        .find(|user| {
-            let partition = u64::from(partition_of(user));
-            cluster
-                .leader_of(observer, partition)
-                .is_some_and(|addr| leader_url.ends_with(&addr))
-        })
-        .expect("the node leads some partition")
-}
-
 #[test]
 fn a_request_served_across_two_nodes_is_one_trace_with_spans_from_both() {
     let (collector, received) = start_collector();
@@ -102,7 +87,7 @@ fn a_request_served_across_two_nodes_is_one_trace_with_spans_from_both() {
         .expect("products written");
 
     // Node 0's gateway forwards the shopper to node 1, which leads the shopper's partition.
-    let user = user_led_by(&cluster, 1, 0);
+    let user = cluster.user_led_by(1, 0);
     let body = json!({ "user_id": user, "query": "vacuum flask", "k": 2, "mode": "hybrid" });
     let trace_id = wait_for("a search served through node 0", TIMEOUT, || {
         let answer = NodeProcess::agent()
