@@ -122,11 +122,6 @@ fn inkling_spans() -> Targets {
     })
 }
 
-/// Installs text logs and no exporter: for commands that serve no requests.
-pub fn init_logging() {
-    let _ = init_telemetry(&TelemetryOptions::default());
-}
-
 fn tracer_provider(endpoint: &str, instance: &str) -> anyhow::Result<SdkTracerProvider> {
     let endpoint = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
         endpoint.to_string()
