@@ -199,6 +199,22 @@ enum ProfileCommand {
 
 #[derive(Subcommand)]
 enum EvalCommand {
+    /// Intent classification accuracy on a labelled set written apart from the classifier's
+    /// examples.
+    Intent {
+        /// `intent<TAB>text` lines.
+        #[arg(long, default_value = "models/data/intent_eval.tsv")]
+        file: PathBuf,
+        /// Encoder the classifier embeds with.
+        #[arg(long, default_value = "multilingual-e5-small")]
+        model: ModelArg,
+        /// Folder with the model files that scripts/setup.sh unpacks.
+        #[arg(long, env = "INKLING_MODELS_DIR", default_value = ".deps/models")]
+        models_dir: PathBuf,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Brand and product-type extraction on BIEOS-tagged text, with dictionaries from --train.
     Slots {
         #[arg(long)]
@@ -366,6 +382,26 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
             inkling_tools::eval::probe::print_report(&report);
             if !report.failures.is_empty() {
                 anyhow::bail!("{} probe cases fail", report.failures.len());
+            }
+            Ok(())
+        }
+        EvalCommand::Intent {
+            file,
+            model,
+            models_dir,
+            json,
+        } => {
+            let model = match model {
+                ModelArg::E5 => ModelName::MultilingualE5Small,
+                ModelArg::MiniLm => ModelName::AllMiniLmL6V2,
+                ModelArg::None => anyhow::bail!("the intent classifier needs an encoder"),
+            };
+            let queries = inkling_tools::eval::intent::read(&file)?;
+            let report = inkling_tools::eval::intent::evaluate(&queries, model, &models_dir)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                inkling_tools::eval::intent::print_report(&report);
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Offline evaluations that run Inkling's real components on public data sets, plus the
 //! plumbing they share: progress bars and parallel HTTP clients.
 
+pub mod intent;
 pub mod probe;
 pub mod search;
 pub mod sessions;
