@@ -324,9 +324,11 @@ pub fn check(
 
     // (e): for each user whose partition's leader the fault took away, from when the user
     // was first waiting after the fault (the fault itself, for a request in flight then) to
-    // the first successful answer to a request sent after the fault.
+    // the first successful answer to an attempt sent after the fault.
     let mut failovers: Vec<Duration> = Vec::new();
     let mut failovers_by_kind: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    // The slowest failover of each kind, with what its user's requests went through.
+    let mut worst_by_kind: BTreeMap<&str, (Duration, String)> = BTreeMap::new();
     for fault in faults
         .iter()
         .filter(|fault| fault.step.kind.takes_a_node_away())
@@ -341,7 +343,13 @@ pub fn check(
             let since = request.started.max(fault.started);
             let entry = waiting.entry(request.user.as_str()).or_insert(since);
             *entry = (*entry).min(since);
-            if request.ok && request.started >= fault.started {
+            // The answer counts once the attempt that got it was sent after the fault: a
+            // request in flight at the fault that a retry completed shows the failover too.
+            let answered_after_fault = request
+                .attempts
+                .last()
+                .is_some_and(|attempt| attempt.started >= fault.started);
+            if request.ok && answered_after_fault {
                 let entry = answered
                     .entry(request.user.as_str())
                     .or_insert(request.finished);
@@ -351,11 +359,22 @@ pub fn check(
         for (user, answered) in answered {
             let taken = answered.duration_since(waiting[user]);
             failovers.push(taken);
-            failovers_by_kind
-                .entry(fault.step.kind.name())
-                .or_default()
-                .push(taken);
+            let kind = fault.step.kind.name();
+            failovers_by_kind.entry(kind).or_default().push(taken);
+            if worst_by_kind
+                .get(kind)
+                .is_none_or(|(worst, _)| taken > *worst)
+            {
+                let story = failover_story(journal, fault, user, answered);
+                worst_by_kind.insert(kind, (taken, story));
+            }
         }
+    }
+    for (kind, (taken, story)) in &worst_by_kind {
+        note(format!(
+            "slowest failover after {kind} ({} ms): {story}",
+            taken.as_millis()
+        ));
     }
     for (kind, mut taken) in failovers_by_kind {
         taken.sort();
@@ -460,4 +479,30 @@ fn led_by_targets(journal: &Journal, fault: &FaultRecord) -> HashSet<u64> {
 /// Whether any fault of `kind` was injected.
 pub fn injected(faults: &[FaultRecord], kind: FaultKind) -> bool {
     faults.iter().any(|fault| fault.step.kind == kind)
+}
+
+/// What one user's requests went through between a fault and their first answer after it:
+/// each attempt's gateway, start and end (ms since the fault) and error.
+fn failover_story(journal: &Journal, fault: &FaultRecord, user: &str, answered: Instant) -> String {
+    let since_fault = |at: Instant| at.saturating_duration_since(fault.started).as_millis();
+    let attempts: Vec<String> = journal
+        .requests
+        .iter()
+        .filter(|request| request.user == user)
+        .filter(|request| request.finished > fault.started && request.started <= answered)
+        .flat_map(|request| {
+            request.attempts.iter().map(move |attempt| {
+                let outcome = attempt.error.as_deref().unwrap_or("ok");
+                format!(
+                    "{} {} {}–{} ms {}",
+                    request.kind,
+                    attempt.gateway,
+                    since_fault(attempt.started),
+                    since_fault(attempt.finished),
+                    outcome.chars().take(120).collect::<String>()
+                )
+            })
+        })
+        .collect();
+    format!("{user}: {}", attempts.join("; "))
 }

@@ -66,6 +66,18 @@ pub struct RequestRecord {
     pub ok: bool,
     /// The last error, for a request that failed.
     pub error: Option<String>,
+    /// Every attempt, in order: the evidence behind a slow failover.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One try of a request at one gateway.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub gateway: String,
+    pub started: Instant,
+    pub finished: Instant,
+    /// Why it failed; none for the attempt that was answered.
+    pub error: Option<String>,
 }
 
 /// What the shoppers did.
@@ -211,9 +223,14 @@ fn shop(
             ("search", "/v1/search", body, Vec::new())
         };
         let started = Instant::now();
-        let answered = with_retries(config.retry_budget, balancer, &mut gateway, |url| {
-            post_json(url, path, &body)
-        });
+        let mut attempts = Vec::new();
+        let answered = with_retries(
+            config.retry_budget,
+            balancer,
+            &mut gateway,
+            &mut attempts,
+            |url| post_json(url, path, &body),
+        );
         let finished = Instant::now();
         if let (Ok(answer), "events") = (&answered, kind) {
             let commits = answer["commits"]
@@ -246,6 +263,7 @@ fn shop(
             finished,
             ok: answered.is_ok(),
             error: answered.err(),
+            attempts,
         });
         std::thread::sleep(config.think_time);
     }
@@ -260,13 +278,22 @@ fn with_retries(
     budget: Duration,
     balancer: &Balancer,
     gateway: &mut usize,
+    attempts: &mut Vec<Attempt>,
     attempt: impl Fn(&str) -> Result<Value, crate::http::CallError>,
 ) -> Result<Value, String> {
     let deadline = Instant::now() + budget;
     let mut backoff = Duration::from_millis(50);
     loop {
         let url = balancer.pick(gateway);
-        let error = match attempt(&url) {
+        let started = Instant::now();
+        let outcome = attempt(&url);
+        attempts.push(Attempt {
+            gateway: url.clone(),
+            started,
+            finished: Instant::now(),
+            error: outcome.as_ref().err().map(ToString::to_string),
+        });
+        let error = match outcome {
             Ok(answer) => return Ok(answer),
             Err(error) if (400..500).contains(&error.status) && error.status != 429 => {
                 return Err(format!("{url}: {error}"));
