@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use inkling_models::RankingWeights;
 use inkling_models::recommend::RankerModel;
+use inkling_models::search_ranker::SearchRanker;
 
 use crate::model_pool::ModelPoolConfig;
 use crate::node_supervisor::RestartBudget;
@@ -32,6 +33,9 @@ pub struct ActorConfig {
     /// The learned recommendation model (`inkling train ranker`); an untrained prior until
     /// one is loaded.
     pub recommender: RankerModel,
+    /// The learned search ranker (`inkling train search-ranker`); without one, search fuses
+    /// its lists by `ranking.fusion`.
+    pub search_ranker: Option<SearchRanker>,
     /// The encoder pool behind intent classification; without one, queries still get slot
     /// extraction and dialogue tracking, but no intent class.
     pub encoder: Option<ModelPoolConfig>,
@@ -57,6 +61,7 @@ impl Default for ActorConfig {
             profile: ProfileConfig::default(),
             ranking: RankingWeights::default(),
             recommender: RankerModel::default(),
+            search_ranker: None,
             encoder: None,
             local_model_pool: true,
             signals: SignalsConfig::default(),

@@ -284,6 +284,7 @@ impl NodeBuilder {
             shards: shards.clone(),
             signals: signals.clone(),
             recommender: Arc::new(config.recommender.clone()),
+            search_ranker: config.search_ranker.clone().map(Arc::new),
             config: config.clone(),
         };
         let ranker_spec = ChildSpec {

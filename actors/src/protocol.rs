@@ -19,6 +19,9 @@ pub struct SearchRequest {
     pub filters: Filters,
     #[serde(default)]
     pub mode: SearchMode,
+    /// Return each item's ranking features with it, for training the search ranker.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// Which retrieval a search uses.

@@ -15,6 +15,7 @@ use inkling_models::recommend::{
     self as recommendations, Evidence, Feature, Proposal, RankerModel, RecommendContext,
 };
 use inkling_models::slot_evidence::{FILTER_CONFIDENCE, settle};
+use inkling_models::search_ranker::{SEARCH_FEATURES, SearchFeatureVector, SearchRanker, fuse_learned};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use inkling_storage::{IndexHit, IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -75,6 +76,8 @@ pub struct RankerState {
     pub signals: ActorSlot<SignalsMsg>,
     /// The learned model that scores recommendations.
     pub recommender: Arc<RankerModel>,
+    /// The learned search ranker, if one was loaded.
+    pub search_ranker: Option<Arc<SearchRanker>>,
     pub config: ActorConfig,
 }
 
@@ -178,19 +181,31 @@ async fn search(
     let ((words, words_missing), (meaning, meaning_missing), (wanted, wanted_missing)) =
         futures::future::join3(lexical, semantic, requested).await;
     let weights = &state.config.ranking;
-    let lists = vec![
-        RankedHits {
-            hits: by_score(words),
-            matched: Matched::Words,
-            weight: 1.0,
-        },
-        RankedHits {
-            hits: by_score(meaning),
-            matched: Matched::Meaning,
-            weight: weights.semantic,
-        },
-    ];
-    let mut candidates = fuse(&request.query, lists, weights.fusion);
+    // Explaining without a learned ranker logs the features under weights that rank as
+    // convex fusion does, so the answer is the one the shopper would get.
+    let learned = state.search_ranker.clone().or_else(|| {
+        request
+            .explain
+            .then(|| Arc::new(SearchRanker::convex(weights.semantic)))
+    });
+    let (mut candidates, features) = match learned {
+        Some(ranker) => fuse_learned(&request.query, by_score(words), by_score(meaning), &ranker),
+        None => {
+            let lists = vec![
+                RankedHits {
+                    hits: by_score(words),
+                    matched: Matched::Words,
+                    weight: 1.0,
+                },
+                RankedHits {
+                    hits: by_score(meaning),
+                    matched: Matched::Meaning,
+                    weight: weights.semantic,
+                },
+            ];
+            (fuse(&request.query, lists, weights.fusion), HashMap::new())
+        }
+    };
     candidates.extend(wanted.into_iter().map(|mut candidate| {
         candidate.source = CandidateSource::Requested;
         candidate.retrieval_score = 0.0;
@@ -216,6 +231,9 @@ async fn search(
         &context,
         request.k,
     );
+    if request.explain {
+        explain_search(&mut list, &features);
+    }
     list.understanding = understanding;
     list.notices = settled.notices;
     list
@@ -715,6 +733,19 @@ fn any_replica(state: &RankerState, shard: usize) -> Result<ActorRef<IndexShardM
 
 fn no_replica(shard: usize) -> ActorError {
     ActorError::Unavailable(format!("no replica of index shard {shard} is running"))
+}
+
+/// Attaches each item's search features, by name.
+fn explain_search(list: &mut RankedList, features: &HashMap<String, SearchFeatureVector>) {
+    for item in &mut list.items {
+        item.features = features.get(&item.product.id).map(|vector| {
+            SEARCH_FEATURES
+                .iter()
+                .zip(vector)
+                .map(|(name, value)| (name.to_string(), *value))
+                .collect()
+        });
+    }
 }
 
 fn finish(

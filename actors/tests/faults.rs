@@ -89,6 +89,7 @@ fn search(user: &str, query: &str, mode: SearchMode) -> SearchRequest {
         k: 10,
         filters: Filters::default(),
         mode,
+        explain: false,
     }
 }
 

@@ -68,6 +68,7 @@ async fn search_is_personalised_by_recorded_events() {
         k: 10,
         filters,
         mode: SearchMode::default(),
+        explain: false,
     };
     let anonymous = node
         .search(search("new", Filters::default()))
@@ -216,6 +217,7 @@ async fn deleted_products_disappear_from_search() {
         k: 5,
         filters: Filters::default(),
         mode: SearchMode::default(),
+        explain: false,
     };
     assert!(node.search(request).await.unwrap().items.is_empty());
 }
@@ -295,6 +297,7 @@ fn search_for(user: &str, query: &str, mode: SearchMode) -> SearchRequest {
         k: 10,
         filters: Filters::default(),
         mode,
+        explain: false,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod fusion;
 pub mod intent;
 pub mod ranking;
 pub mod recommend;
+pub mod search_ranker;
 pub mod segments;
 pub mod signals;
 pub mod slot_evidence;

@@ -16,6 +16,8 @@ use inkling_actors::protocol::SearchMode;
 use inkling_models::baskets::RuleThresholds;
 use inkling_models::encoder::ModelName;
 use inkling_models::recommend::{RankerModel, TrainOptions};
+use inkling_models::search_ranker::{SearchRanker, SearchTrainOptions};
+use inkling_tools::eval::search::{SearchData, SearchEval, Split};
 use inkling_storage::ChineseSegmentation;
 
 use inkling_cluster::InitialMember;
@@ -171,6 +173,106 @@ enum TrainCommand {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// The search ranker, on the training half of a judged query set (`eval search
+    /// --split train`); writes weights that `serve --search-ranker` and `eval search
+    /// --search-ranker` load, and prints nDCG on the held-out half.
+    SearchRanker {
+        #[command(flatten)]
+        search: SearchDataArgs,
+        /// Where to write the weights (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// The logged answers: read from this file when it exists (no node is started),
+        /// else logged through a node and written to it.
+        #[arg(long)]
+        features: Option<PathBuf>,
+        /// Passes of the optimiser over the queries.
+        #[arg(long, default_value_t = 400)]
+        epochs: usize,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = 1e-4)]
+        l2: f64,
+    },
+}
+
+/// A judged query set and how a node searches it; shared by `eval search` and
+/// `train search-ranker`.
+#[derive(clap::Args)]
+struct SearchDataArgs {
+    /// `id<TAB>text` documents; each becomes a product titled with its text.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// `id<TAB>text` queries.
+    #[arg(long)]
+    queries: PathBuf,
+    /// `qid<TAB>0<TAB>docid<TAB>grade` judgements; the grade is the gain.
+    #[arg(long)]
+    qrels: PathBuf,
+    /// Cut-off for nDCG and MRR.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    #[arg(long, value_enum, default_value = "hybrid")]
+    mode: ModeArg,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Weight of embedding similarity against BM25 in hybrid fusion (default: the tuned
+    /// value in docs/benchmarks.md).
+    #[arg(long)]
+    semantic_weight: Option<f64>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+impl SearchDataArgs {
+    /// The data, and the evaluation of it over `split`.
+    fn read(&self, split: SplitArg) -> anyhow::Result<(SearchData, SearchEval)> {
+        if self.k == 0 || self.k > inkling_gateway::MAX_K {
+            anyhow::bail!("--k must be between 1 and {}", inkling_gateway::MAX_K);
+        }
+        let mode: SearchMode = self.mode.into();
+        let mut actors = self.engine.actor_config()?;
+        if mode == SearchMode::Lexical {
+            // Lexical search never touches the encoder: don't embed the corpus for it.
+            actors.encoder = None;
+        } else if actors.encoder.is_none() {
+            anyhow::bail!("--mode {mode:?} needs an encoder: drop --model none");
+        }
+        if let Some(weight) = self.semantic_weight {
+            if !(weight.is_finite() && weight >= 0.0) {
+                anyhow::bail!("--semantic-weight must be a non-negative number");
+            }
+            actors.ranking.semantic = weight;
+        }
+        let data = inkling_tools::eval::search::read(&self.corpus, &self.queries, &self.qrels)?;
+        let eval = SearchEval {
+            k: self.k,
+            mode,
+            actors,
+            concurrency: self.concurrency.max(1),
+            run_file: None,
+            split: split.into(),
+            explain: false,
+        };
+        Ok((data, eval))
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    All,
+    Train,
+    HeldOut,
+}
+
+impl From<SplitArg> for Split {
+    fn from(split: SplitArg) -> Self {
+        match split {
+            SplitArg::All => Split::All,
+            SplitArg::Train => Split::Train,
+            SplitArg::HeldOut => Split::HeldOut,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -227,32 +329,15 @@ enum EvalCommand {
     },
     /// Retrieval quality and speed on BEIR/TREC-style TSV files, through a real node.
     Search {
-        /// `id<TAB>text` documents; each becomes a product titled with its text.
-        #[arg(long)]
-        corpus: PathBuf,
-        /// `id<TAB>text` queries.
-        #[arg(long)]
-        queries: PathBuf,
-        /// `qid<TAB>0<TAB>docid<TAB>grade` judgements; the grade is the gain.
-        #[arg(long)]
-        qrels: PathBuf,
-        /// Cut-off for nDCG and MRR.
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        #[arg(long, value_enum, default_value = "hybrid")]
-        mode: ModeArg,
-        /// Concurrent HTTP clients.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
+        #[command(flatten)]
+        search: SearchDataArgs,
+        /// Which judged queries to ask: all, or the half `train search-ranker` fits on, or
+        /// the half it holds out.
+        #[arg(long, value_enum, default_value = "all")]
+        split: SplitArg,
         /// Also write the ranked lists to this file as a TREC run.
         #[arg(long)]
         run: Option<PathBuf>,
-        /// Weight of embedding similarity against BM25 in hybrid fusion (default: the tuned
-        /// value in docs/benchmarks.md).
-        #[arg(long)]
-        semantic_weight: Option<f64>,
-        #[command(flatten)]
-        engine: EngineArgs,
         #[arg(long)]
         json: bool,
     },
@@ -296,43 +381,17 @@ enum EvalCommand {
 async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
     match eval {
         EvalCommand::Search {
-            corpus,
-            queries,
-            qrels,
-            k,
-            mode,
-            concurrency,
+            search,
+            split,
             run,
-            semantic_weight,
-            engine,
             json,
         } => {
-            if k == 0 || k > inkling_gateway::MAX_K {
-                anyhow::bail!("--k must be between 1 and {}", inkling_gateway::MAX_K);
-            }
-            let mode = mode.into();
-            let mut actors = engine.actor_config()?;
-            if mode == SearchMode::Lexical {
-                // Lexical search never touches the encoder: don't embed the corpus for it.
-                actors.encoder = None;
-            } else if actors.encoder.is_none() {
-                anyhow::bail!("--mode {mode:?} needs an encoder: drop --model none");
-            }
-            if let Some(weight) = semantic_weight {
-                if !(weight.is_finite() && weight >= 0.0) {
-                    anyhow::bail!("--semantic-weight must be a non-negative number");
-                }
-                actors.ranking.semantic = weight;
-            }
-            let data = inkling_tools::eval::search::read(&corpus, &queries, &qrels)?;
-            let eval = inkling_tools::eval::search::SearchEval {
-                k,
-                mode,
-                actors,
-                concurrency: concurrency.max(1),
+            let (data, eval) = search.read(split)?;
+            let eval = SearchEval {
                 run_file: run,
+                ..eval
             };
-            let report = inkling_tools::eval::search::evaluate(data, eval).await?;
+            let (report, _) = inkling_tools::eval::search::evaluate(data, eval).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -444,6 +503,32 @@ async fn run_train(train: TrainCommand) -> anyhow::Result<()> {
             };
             inkling_tools::train::train_ranker(options).await
         }
+        TrainCommand::SearchRanker {
+            search,
+            out,
+            features,
+            epochs,
+            l2,
+        } => {
+            let (data, eval) = search.read(SplitArg::All)?;
+            let prior = match &eval.actors.search_ranker {
+                Some(ranker) => ranker.clone(),
+                None => SearchRanker::convex(eval.actors.ranking.semantic),
+            };
+            let options = inkling_tools::train_search::SearchRankerTraining {
+                data,
+                eval,
+                out,
+                features,
+                fitting: SearchTrainOptions {
+                    epochs: epochs.max(1),
+                    l2,
+                    ..Default::default()
+                },
+                prior,
+            };
+            inkling_tools::train_search::train_search_ranker(options).await
+        }
     }
 }
 
@@ -518,6 +603,9 @@ pub struct EngineArgs {
     /// prior).
     #[arg(long, env = "INKLING_RANKER")]
     pub ranker: Option<PathBuf>,
+    /// Search ranker weights from `inkling train search-ranker` (default: convex fusion).
+    #[arg(long, env = "INKLING_SEARCH_RANKER")]
+    pub search_ranker: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -553,6 +641,11 @@ impl EngineArgs {
                 SegmentationArg::Bigram => ChineseSegmentation::Bigram,
             },
             recommender: load_ranker(self.ranker.as_deref())?,
+            search_ranker: self
+                .search_ranker
+                .as_deref()
+                .map(SearchRanker::load)
+                .transpose()?,
             ..Default::default()
         })
     }
@@ -937,9 +1030,11 @@ fn run_chaos(command: ChaosCommand) -> anyhow::Result<()> {
         kinds
     };
     let limit = Duration::from_secs(minutes * 60);
-    // More faults than the time allows (none is shorter than about 10 s): the run stops
-    // at the time limit, and the printed schedule is the one any replay draws.
-    let count = (limit.as_secs() / 10).max(kinds.len() as u64) as usize;
+    // More faults than the time allows (none is shorter than about 5 s, a hold and a
+    // pause): the run stops at the time limit, not when the schedule runs out, and the
+    // printed schedule is the one any replay draws. One fault per 10 s left a 30-minute
+    // soak 90 s short on a fast build.
+    let count = (limit.as_secs() / 5).max(kinds.len() as u64) as usize;
     let schedule = inkling_chaos::schedule::rounds(seed, &kinds, usize::from(nodes), count);
     let binary = std::env::current_exe().context("cannot find this binary to run nodes")?;
     let mut config =

@@ -182,6 +182,9 @@ pub struct SearchBody {
     pub filters: FiltersBody,
     #[serde(default)]
     pub mode: SearchMode,
+    /// Return each item's ranking features with it, for training the search ranker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
 }
 
 impl SearchBody {

@@ -129,6 +129,7 @@ impl SearchBody {
             k: self.k,
             filters: self.filters.into(),
             mode: self.mode.into(),
+            explain: self.explain,
         };
         request.filters.validate()?;
         Ok(request)

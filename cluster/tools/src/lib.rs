@@ -11,3 +11,4 @@ pub mod eval;
 pub mod profiles;
 pub mod status;
 pub mod train;
+pub mod train_search;

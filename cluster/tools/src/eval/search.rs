@@ -8,13 +8,14 @@
 //! documents counted as 0, MRR@10 and Recall@100 over documents with a positive grade.
 //! Queries without judgements are skipped, and counted as skipped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
 use inkling_actors::protocol::SearchMode;
+use inkling_models::search_ranker::SEARCH_FEATURES;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -35,6 +36,8 @@ struct SearchAnswer {
 struct AnswerItem {
     product: AnswerProduct,
     score: f64,
+    #[serde(default)]
+    features: Option<BTreeMap<String, f32>>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +123,7 @@ pub fn read(corpus: &Path, queries: &Path, qrels: &Path) -> Result<SearchData> {
 #[derive(Debug, Serialize)]
 pub struct SearchReport {
     pub mode: SearchMode,
+    pub split: Split,
     pub documents: usize,
     pub queries: usize,
     pub skipped_unjudged_queries: usize,
@@ -176,6 +180,36 @@ pub fn score_ranking(
     (ndcg, reciprocal_rank, recall)
 }
 
+/// Which judged queries an evaluation asks: the search ranker is fitted on the training
+/// half and measured on the held-out half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    All,
+    Train,
+    HeldOut,
+}
+
+impl Split {
+    /// Whether the query belongs to this split: half the queries, by a hash of their id, are
+    /// held out.
+    pub fn contains(self, query_id: &str) -> bool {
+        match self {
+            Split::All => true,
+            Split::Train => !is_held_out(query_id),
+            Split::HeldOut => is_held_out(query_id),
+        }
+    }
+}
+
+/// FNV-1a of the query id, odd = held out: stable across runs, machines and versions.
+pub fn is_held_out(query_id: &str) -> bool {
+    let hash = query_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % 2 == 1
+}
+
 /// How to run an evaluation, beyond the data.
 pub struct SearchEval {
     pub k: usize,
@@ -184,34 +218,34 @@ pub struct SearchEval {
     pub concurrency: usize,
     /// Where to write the ranked lists as a TREC run, if anywhere.
     pub run_file: Option<std::path::PathBuf>,
+    pub split: Split,
+    /// Ask for each answer's ranking features and keep them, for fitting the search ranker.
+    pub explain: bool,
 }
 
-pub async fn evaluate(data: SearchData, eval: SearchEval) -> Result<SearchReport> {
-    let SearchEval {
-        k,
-        mode,
-        actors,
-        concurrency,
-        run_file,
-    } = eval;
+/// One query's answer with the features each item was ranked by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoggedAnswer {
+    pub query: String,
+    /// (document id, features in `SEARCH_FEATURES` order), in the order answered.
+    pub items: Vec<(String, Vec<f32>)>,
+}
+
+/// Runs the evaluation; with `explain`, also answers every query's logged features.
+pub async fn evaluate(
+    data: SearchData,
+    eval: SearchEval,
+) -> Result<(SearchReport, Vec<LoggedAnswer>)> {
+    let actors = eval.actors.clone();
     let node = LocalNode::start(CatalogSource::Empty, actors).await?;
     let base = node.base_url.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        run(&base, &data, k, mode, concurrency, run_file.as_deref())
-    })
-    .await?;
+    let report = tokio::task::spawn_blocking(move || run(&base, &data, &eval)).await?;
     node.stop().await?;
     report
 }
 
-fn run(
-    base: &str,
-    data: &SearchData,
-    k: usize,
-    mode: SearchMode,
-    concurrency: usize,
-    run_file: Option<&Path>,
-) -> Result<SearchReport> {
+fn run(base: &str, data: &SearchData, eval: &SearchEval) -> Result<(SearchReport, Vec<LoggedAnswer>)> {
+    let (k, mode, concurrency) = (eval.k, eval.mode, eval.concurrency);
     let loading = Instant::now();
     load_corpus(base, &data.corpus)?;
     let load_seconds = loading.elapsed().as_secs_f64();
@@ -219,7 +253,7 @@ fn run(
     let judged: Vec<&(String, String)> = data
         .queries
         .iter()
-        .filter(|(id, _)| data.qrels.contains_key(id))
+        .filter(|(id, _)| data.qrels.contains_key(id) && eval.split.contains(id))
         .collect();
     if judged.is_empty() {
         bail!("no query has judgements in the qrels file");
@@ -236,21 +270,34 @@ fn run(
                 "query": text,
                 "k": k.max(RECALL_DEPTH),
                 "mode": mode,
+                "explain": eval.explain,
             }))
             .with_context(|| format!("search for query {id} failed"))?
             .into_json()?;
         let latency = asked.elapsed().as_secs_f64() * 1000.0;
+        let logged = LoggedAnswer {
+            query: id.clone(),
+            items: answer
+                .items
+                .iter()
+                .map(|item| (item.product.id.clone(), feature_vector(item.features.as_ref())))
+                .collect(),
+        };
         let ranked: Vec<(String, f64)> = answer
             .items
             .into_iter()
             .map(|item| (item.product.id, item.score))
             .collect();
-        Ok((ranked, latency))
+        Ok((ranked, latency, logged))
     })?;
     let search_seconds = searching.elapsed().as_secs_f64();
     bar.finish();
 
-    if let Some(path) = run_file {
+    let (answers, logged): (Vec<_>, Vec<_>) = answers
+        .into_iter()
+        .map(|(ranked, latency, logged)| ((ranked, latency), logged))
+        .unzip();
+    if let Some(path) = &eval.run_file {
         write_run(path, &judged, &answers, mode)?;
     }
     let (mut ndcg, mut mrr, mut recall) = (0.0, 0.0, 0.0);
@@ -264,8 +311,9 @@ fn run(
     let count = judged.len() as f64;
     let mut latencies: Vec<f64> = answers.iter().map(|(_, latency)| *latency).collect();
     latencies.sort_by(f64::total_cmp);
-    Ok(SearchReport {
+    let report = SearchReport {
         mode,
+        split: eval.split,
         documents: data.corpus.len(),
         queries: judged.len(),
         skipped_unjudged_queries: data.queries.len() - judged.len(),
@@ -278,7 +326,17 @@ fn run(
         latency_p50_ms: crate::bench::percentile(&latencies, 0.50),
         latency_p99_ms: crate::bench::percentile(&latencies, 0.99),
         load_seconds,
-    })
+    };
+    let logged = if eval.explain { logged } else { Vec::new() };
+    Ok((report, logged))
+}
+
+/// An answer item's features in `SEARCH_FEATURES` order (zeros when it has none).
+fn feature_vector(features: Option<&BTreeMap<String, f32>>) -> Vec<f32> {
+    SEARCH_FEATURES
+        .iter()
+        .map(|name| features.and_then(|map| map.get(*name)).copied().unwrap_or(0.0))
+        .collect()
 }
 
 /// Writes the ranked lists in TREC run format (`qid Q0 docid rank score tag`), for
@@ -318,12 +376,13 @@ fn load_corpus(base: &str, corpus: &[(String, String)]) -> Result<()> {
 pub fn print_table(report: &SearchReport) {
     let k = report.k;
     println!(
-        "| mode | documents | queries | nDCG@{k} | MRR@{k} | Recall@100 | queries/s | p50 ms | p99 ms | load s |"
+        "| mode | split | documents | queries | nDCG@{k} | MRR@{k} | Recall@100 | queries/s | p50 ms | p99 ms | load s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {:?} | {} | {} | {:.4} | {:.4} | {:.4} | {:.0} | {:.2} | {:.2} | {:.0} |",
+        "| {:?} | {:?} | {} | {} | {:.4} | {:.4} | {:.4} | {:.0} | {:.2} | {:.2} | {:.0} |",
         report.mode,
+        report.split,
         report.documents,
         report.queries,
         report.ndcg_at_k,
