@@ -5,11 +5,16 @@ Takes a deterministic sample of about 2,000 products, spread over the top catego
 proportion to their size (every category with at least one product keeps one), and writes
 it as JSON lines in Inkling's product format. Re-run it to regenerate
 cluster/node/demo/flipkart-sample.jsonl; the output is byte-identical for the same input.
+
+With --all OUT it writes every usable product instead (about 20,000) to OUT, for the
+whole-catalog probe set (cluster/tools/probes/flipkart.tsv); keep OUT outside the repository.
+
+Usage: scripts/make-demo-catalog.py [--all OUT] [flipkart_products_20k.csv]
 """
+import argparse
 import csv
 import json
 import random
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -66,8 +71,18 @@ def product(row):
     }
 
 
+def write(items, target):
+    with open(target, "w", encoding="utf-8") as out:
+        for item in items:
+            out.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
+
+
 def main():
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else SOURCE
+    parser = argparse.ArgumentParser()
+    parser.add_argument("source", nargs="?", type=Path, default=SOURCE)
+    parser.add_argument("--all", type=Path, help="write every product to this file")
+    args = parser.parse_args()
+    source = args.source
     by_category = defaultdict(list)
     seen = set()
     with open(source, encoding="utf-8") as handle:
@@ -78,6 +93,13 @@ def main():
             seen.add(item["id"])
             by_category[item["category_path"][0]].append(item)
     total = sum(len(items) for items in by_category.values())
+    if args.all:
+        everything = sorted(
+            (item for items in by_category.values() for item in items), key=lambda item: item["id"]
+        )
+        write(everything, args.all)
+        print(f"wrote {len(everything)} products in {len(by_category)} top categories to {args.all}")
+        return
     rng = random.Random(20161)
     sample = []
     for category in sorted(by_category):
@@ -85,9 +107,7 @@ def main():
         quota = max(1, round(SAMPLE_SIZE * len(items) / total))
         sample.extend(rng.sample(items, min(quota, len(items))))
     sample.sort(key=lambda item: item["id"])
-    with open(TARGET, "w", encoding="utf-8") as out:
-        for item in sample:
-            out.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
+    write(sample, TARGET)
     print(f"wrote {len(sample)} products in {len(by_category)} top categories to {TARGET}")
 
 
