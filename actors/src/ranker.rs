@@ -14,8 +14,10 @@ use inkling_models::intent::{Slots, Understanding};
 use inkling_models::recommend::{
     self as recommendations, Evidence, Feature, Proposal, RankerModel, RecommendContext,
 };
+use inkling_models::search_ranker::{
+    SEARCH_FEATURES, SearchFeatureVector, SearchRanker, fuse_learned,
+};
 use inkling_models::slot_evidence::{FILTER_CONFIDENCE, settle};
-use inkling_models::search_ranker::{SEARCH_FEATURES, SearchFeatureVector, SearchRanker, fuse_learned};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use inkling_storage::{IndexHit, IndexQuery, Retrieval};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};

@@ -155,17 +155,20 @@ pub fn fuse_learned(
         };
         candidates.push((candidate, features, score));
     }
-    let (low, high) = candidates
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(low, high), (_, _, score)| {
-            (low.min(*score), high.max(*score))
-        });
+    let (low, high) = candidates.iter().fold(
+        (f32::INFINITY, f32::NEG_INFINITY),
+        |(low, high), (_, _, score)| (low.min(*score), high.max(*score)),
+    );
     let span = high - low;
     let mut features = HashMap::with_capacity(candidates.len());
     let mut fused: Vec<Candidate> = candidates
         .into_iter()
         .map(|(mut candidate, vector, score)| {
-            candidate.retrieval_score = if span > 0.0 { (score - low) / span } else { 1.0 };
+            candidate.retrieval_score = if span > 0.0 {
+                (score - low) / span
+            } else {
+                1.0
+            };
             features.insert(candidate.product.id.clone(), vector);
             candidate
         })
@@ -355,8 +358,7 @@ pub fn fit(
     let mut optimiser = nn::Adam::default().build(&store, options.learning_rate)?;
     for _ in 0..options.epochs {
         let logits = inputs.matmul(&weights).squeeze_dim(-1) + &padding;
-        let cross_entropy = -(logits.log_softmax(-1, Kind::Float) * &targets)
-            .sum(Kind::Float)
+        let cross_entropy = -(logits.log_softmax(-1, Kind::Float) * &targets).sum(Kind::Float)
             / count.max(1) as f64;
         let loss = cross_entropy + options.l2 * weights.pow_tensor_scalar(2).sum(Kind::Float);
         optimiser.backward_step(&loss);
@@ -446,10 +448,18 @@ mod tests {
             crate::fusion::Fusion::Convex,
         );
         let (learned, features) = fuse_learned("mug", words, meaning, &SearchRanker::convex(0.5));
-        let ids = |list: &[Candidate]| list.iter().map(|c| c.product.id.clone()).collect::<Vec<_>>();
+        let ids = |list: &[Candidate]| {
+            list.iter()
+                .map(|c| c.product.id.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(&learned), ids(&convex));
         let index = |name: &str| SEARCH_FEATURES.iter().position(|f| *f == name).unwrap();
-        assert_eq!(features["b"][index("both_lists")], 1.0, "b is in both lists");
+        assert_eq!(
+            features["b"][index("both_lists")],
+            1.0,
+            "b is in both lists"
+        );
         assert_eq!(features["c"][index("bm25")], 0.0, "c has no text match");
     }
 

@@ -17,8 +17,8 @@ use inkling_models::baskets::RuleThresholds;
 use inkling_models::encoder::ModelName;
 use inkling_models::recommend::{RankerModel, TrainOptions};
 use inkling_models::search_ranker::{SearchRanker, SearchTrainOptions};
-use inkling_tools::eval::search::{SearchData, SearchEval, Split};
 use inkling_storage::ChineseSegmentation;
+use inkling_tools::eval::search::{SearchData, SearchEval, Split};
 
 use inkling_cluster::InitialMember;
 use inkling_node::{CatalogSource, ClusterOptions, MeshTls, NodeOptions};

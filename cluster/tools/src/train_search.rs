@@ -63,12 +63,11 @@ pub async fn train_search_ranker(options: SearchRankerTraining) -> Result<()> {
             logged
         }
     };
-    let (train, held_out): (Vec<(String, GradedList)>, Vec<(String, GradedList)>) = logged
+    let (train, held_out): (Vec<&LoggedAnswer>, Vec<&LoggedAnswer>) = logged
         .iter()
-        .map(|answer| (answer.query.clone(), graded(answer, &qrels)))
-        .partition(|(query, _)| !is_held_out(query));
-    let train: Vec<GradedList> = train.into_iter().map(|(_, list)| list).collect();
-    let held_out: Vec<GradedList> = held_out.into_iter().map(|(_, list)| list).collect();
+        .partition(|answer| !is_held_out(&answer.query));
+    let train: Vec<GradedList> = train.into_iter().map(|a| graded(a, &qrels)).collect();
+    let held_out: Vec<GradedList> = held_out.into_iter().map(|a| graded(a, &qrels)).collect();
     let fitted = fit(&train, &fitting)?;
     std::fs::write(&out, serde_json::to_string_pretty(&fitted)?)
         .with_context(|| format!("cannot write {}", out.display()))?;
@@ -104,7 +103,10 @@ fn graded(answer: &LoggedAnswer, qrels: &HashMap<String, HashMap<String, f64>>) 
             for (slot, value) in vector.iter_mut().zip(features) {
                 *slot = *value;
             }
-            let gain = judged.and_then(|grades| grades.get(id)).copied().unwrap_or(0.0);
+            let gain = judged
+                .and_then(|grades| grades.get(id))
+                .copied()
+                .unwrap_or(0.0);
             (vector, gain.max(0.0) as f32)
         })
         .unzip();

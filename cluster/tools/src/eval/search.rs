@@ -204,9 +204,11 @@ impl Split {
 
 /// FNV-1a of the query id, odd = held out: stable across runs, machines and versions.
 pub fn is_held_out(query_id: &str) -> bool {
-    let hash = query_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = query_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
     hash % 2 == 1
 }
 
@@ -244,7 +246,11 @@ pub async fn evaluate(
     report
 }
 
-fn run(base: &str, data: &SearchData, eval: &SearchEval) -> Result<(SearchReport, Vec<LoggedAnswer>)> {
+fn run(
+    base: &str,
+    data: &SearchData,
+    eval: &SearchEval,
+) -> Result<(SearchReport, Vec<LoggedAnswer>)> {
     let (k, mode, concurrency) = (eval.k, eval.mode, eval.concurrency);
     let loading = Instant::now();
     load_corpus(base, &data.corpus)?;
@@ -280,7 +286,12 @@ fn run(base: &str, data: &SearchData, eval: &SearchEval) -> Result<(SearchReport
             items: answer
                 .items
                 .iter()
-                .map(|item| (item.product.id.clone(), feature_vector(item.features.as_ref())))
+                .map(|item| {
+                    (
+                        item.product.id.clone(),
+                        feature_vector(item.features.as_ref()),
+                    )
+                })
                 .collect(),
         };
         let ranked: Vec<(String, f64)> = answer
@@ -335,7 +346,12 @@ fn run(base: &str, data: &SearchData, eval: &SearchEval) -> Result<(SearchReport
 fn feature_vector(features: Option<&BTreeMap<String, f32>>) -> Vec<f32> {
     SEARCH_FEATURES
         .iter()
-        .map(|name| features.and_then(|map| map.get(*name)).copied().unwrap_or(0.0))
+        .map(|name| {
+            features
+                .and_then(|map| map.get(*name))
+                .copied()
+                .unwrap_or(0.0)
+        })
         .collect()
 }
 
