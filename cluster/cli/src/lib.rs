@@ -346,10 +346,13 @@ enum EvalCommand {
     Probe {
         /// `session<TAB>query<TAB>expectation` lines (see cluster/tools/probes/demo.tsv).
         file: PathBuf,
-        /// A running node to probe (it must serve the demo catalog); by default a fresh
-        /// local node on the demo catalog.
+        /// A running node to probe (it must serve the catalog the file was written for);
+        /// by default a fresh local node.
         #[arg(long)]
         url: Option<String>,
+        /// The fresh node's catalog, as JSON lines (default: the bundled demo catalog).
+        #[arg(long, conflicts_with = "url")]
+        catalog_file: Option<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -426,7 +429,12 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        EvalCommand::Probe { file, url, engine } => {
+        EvalCommand::Probe {
+            file,
+            url,
+            catalog_file,
+            engine,
+        } => {
             let cases = inkling_tools::eval::probe::read(&file)?;
             let report = match url {
                 Some(url) => {
@@ -436,7 +444,11 @@ async fn run_eval(eval: EvalCommand) -> anyhow::Result<()> {
                     })
                     .await??
                 }
-                None => inkling_tools::eval::probe::evaluate(cases, engine.actor_config()?).await?,
+                None => {
+                    let catalog = catalog_file.map_or(CatalogSource::Demo, CatalogSource::File);
+                    inkling_tools::eval::probe::evaluate(cases, catalog, engine.actor_config()?)
+                        .await?
+                }
             };
             inkling_tools::eval::probe::print_report(&report);
             if !report.failures.is_empty() {

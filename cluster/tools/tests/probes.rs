@@ -5,6 +5,7 @@
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_models::encoder::ModelName;
+use inkling_node::CatalogSource;
 use inkling_tools::eval::probe;
 
 fn probes(name: &str) -> std::path::PathBuf {
@@ -21,7 +22,9 @@ async fn the_ci_probes_pass_on_the_demo_catalog() {
         ..Default::default()
     };
     let cases = probe::read(&probes("ci.tsv")).unwrap();
-    let report = probe::evaluate(cases, actors).await.unwrap();
+    let report = probe::evaluate(cases, CatalogSource::Demo, actors)
+        .await
+        .unwrap();
     probe::print_report(&report);
     assert!(report.failures.is_empty(), "{:#?}", report.failures);
 }

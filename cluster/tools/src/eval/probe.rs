@@ -173,8 +173,13 @@ pub struct ProbeReport {
 }
 
 /// Runs `cases` against the demo catalog on a fresh local node with `actors`.
-pub async fn evaluate(cases: Vec<ProbeCase>, actors: ActorConfig) -> Result<ProbeReport> {
-    let node = LocalNode::start(CatalogSource::Demo, actors).await?;
+/// Runs `cases` against a fresh local node serving `catalog`.
+pub async fn evaluate(
+    cases: Vec<ProbeCase>,
+    catalog: CatalogSource,
+    actors: ActorConfig,
+) -> Result<ProbeReport> {
+    let node = LocalNode::start(catalog, actors).await?;
     let base = node.base_url.clone();
     let report = tokio::task::spawn_blocking(move || run(&base, &cases)).await??;
     node.stop().await?;
