@@ -262,6 +262,12 @@ impl Node {
 /// leader: its peers may still be starting.
 const CATALOG_LEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Products per proposal of the initial catalog. Every replica applies a proposal as one
+/// index write with a deadline that grows with its size, and retries it whole when it
+/// misses it; 10,000 at once (the API's batch limit) missed it on every retry on a busy
+/// two-core machine, until the catalog group gave up (the 19,595-product Flipkart file).
+const INITIAL_CATALOG_CHUNK: usize = 1_000;
+
 /// Proposes the initial catalog to the catalog group, which writes it on every replica.
 /// Only the group's first choice does it, and only while its own catalog is empty; a node
 /// with products keeps them.
@@ -287,7 +293,7 @@ async fn load_catalog(
     cluster
         .wait_for_leader(inkling_cluster::CATALOG_GROUP, CATALOG_LEADER_TIMEOUT)
         .await?;
-    for chunk in products.chunks(inkling_gateway::MAX_BATCH) {
+    for chunk in products.chunks(INITIAL_CATALOG_CHUNK) {
         cluster.upsert_products(chunk.to_vec()).await?;
     }
     tracing::info!(count, "loaded initial catalog");
