@@ -15,10 +15,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use inkling_models::search_ranker::{
     GradedList, SEARCH_FEATURE_COUNT, SEARCH_FEATURES, SearchFeatureVector, SearchRanker,
-    SearchTrainOptions, fit, ndcg,
+    SearchTrainOptions, fit,
 };
 
-use crate::eval::search::{LoggedAnswer, SearchData, SearchEval, Split, evaluate, is_held_out};
+use crate::eval::search::{
+    LoggedAnswer, SearchData, SearchEval, Split, evaluate, is_held_out, score_ranking,
+};
+
+/// Query id → document id → grade.
+type Qrels = HashMap<String, HashMap<String, f64>>;
 
 pub struct SearchRankerTraining {
     pub data: SearchData,
@@ -66,9 +71,8 @@ pub async fn train_search_ranker(options: SearchRankerTraining) -> Result<()> {
     let (train, held_out): (Vec<&LoggedAnswer>, Vec<&LoggedAnswer>) = logged
         .iter()
         .partition(|answer| !is_held_out(&answer.query));
-    let train: Vec<GradedList> = train.into_iter().map(|a| graded(a, &qrels)).collect();
-    let held_out: Vec<GradedList> = held_out.into_iter().map(|a| graded(a, &qrels)).collect();
-    let fitted = fit(&train, &fitting)?;
+    let training: Vec<GradedList> = train.iter().map(|a| graded(a, &qrels)).collect();
+    let fitted = fit(&training, &fitting)?;
     std::fs::write(&out, serde_json::to_string_pretty(&fitted)?)
         .with_context(|| format!("cannot write {}", out.display()))?;
 
@@ -81,8 +85,8 @@ pub async fn train_search_ranker(options: SearchRankerTraining) -> Result<()> {
     for (name, ranker) in [("as served", &prior), ("fitted", &fitted)] {
         println!(
             "| {name} | {:.4} | {:.4} |",
-            mean_ndcg(&train, ranker),
-            mean_ndcg(&held_out, ranker)
+            mean_ndcg(&train, &qrels, ranker),
+            mean_ndcg(&held_out, &qrels, ranker)
         );
     }
     println!("\n| feature | weight |\n|---|---:|");
@@ -93,38 +97,50 @@ pub async fn train_search_ranker(options: SearchRankerTraining) -> Result<()> {
     Ok(())
 }
 
-fn graded(answer: &LoggedAnswer, qrels: &HashMap<String, HashMap<String, f64>>) -> GradedList {
+fn graded(answer: &LoggedAnswer, qrels: &Qrels) -> GradedList {
     let judged = qrels.get(&answer.query);
     let (candidates, gains) = answer
         .items
         .iter()
         .map(|(id, features)| {
-            let mut vector: SearchFeatureVector = [0.0; SEARCH_FEATURE_COUNT];
-            for (slot, value) in vector.iter_mut().zip(features) {
-                *slot = *value;
-            }
             let gain = judged
                 .and_then(|grades| grades.get(id))
                 .copied()
                 .unwrap_or(0.0);
-            (vector, gain.max(0.0) as f32)
+            (vector_of(features), gain.max(0.0) as f32)
         })
         .unzip();
-    let judged = judged
-        .map(|grades| grades.values().map(|grade| grade.max(0.0) as f32).collect())
-        .unwrap_or_default();
-    GradedList {
-        candidates,
-        gains,
-        judged,
-    }
+    GradedList { candidates, gains }
 }
 
-fn mean_ndcg(lists: &[GradedList], ranker: &SearchRanker) -> f64 {
-    if lists.is_empty() {
+/// Mean nDCG@K of the answers re-ranked by `ranker`, counted as `eval search` counts it.
+fn mean_ndcg(answers: &[&LoggedAnswer], qrels: &Qrels, ranker: &SearchRanker) -> f64 {
+    if answers.is_empty() {
         return 0.0;
     }
-    lists.iter().map(|list| ndcg(list, ranker, K)).sum::<f64>() / lists.len() as f64
+    let total: f64 = answers
+        .iter()
+        .map(|answer| {
+            let mut scored: Vec<(f32, &String)> = answer
+                .items
+                .iter()
+                .map(|(id, features)| (ranker.score(&vector_of(features)), id))
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            let ranked: Vec<String> = scored.into_iter().map(|(_, id)| id.clone()).collect();
+            let judged = qrels.get(&answer.query).cloned().unwrap_or_default();
+            score_ranking(&ranked, &judged, K).0
+        })
+        .sum();
+    total / answers.len() as f64
+}
+
+fn vector_of(features: &[f32]) -> SearchFeatureVector {
+    let mut vector: SearchFeatureVector = [0.0; SEARCH_FEATURE_COUNT];
+    for (slot, value) in vector.iter_mut().zip(features) {
+        *slot = *value;
+    }
+    vector
 }
 
 fn write_logged(path: &Path, logged: &[LoggedAnswer]) -> Result<()> {
