@@ -161,7 +161,7 @@ pub fn fuse_learned(
     );
     let span = high - low;
     let mut features = HashMap::with_capacity(candidates.len());
-    let mut fused: Vec<Candidate> = candidates
+    let fused: Vec<Candidate> = candidates
         .into_iter()
         .map(|(mut candidate, vector, score)| {
             candidate.retrieval_score = if span > 0.0 {
@@ -173,12 +173,7 @@ pub fn fuse_learned(
             candidate
         })
         .collect();
-    fused.sort_by(|a, b| {
-        b.retrieval_score
-            .total_cmp(&a.retrieval_score)
-            .then_with(|| a.product.id.cmp(&b.product.id))
-    });
-    (fused, features)
+    (crate::fusion::by_score(fused), features)
 }
 
 /// Where a hit stands in its list: rank from 1, raw score, min-max normalised score.
