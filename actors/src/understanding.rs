@@ -9,9 +9,11 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::ActorError;
 use crate::embedder::Embedder;
+use inkling_domain::product_words::names_of_category;
 use inkling_domain::{Product, Taxonomy};
 use inkling_models::encoder::TextKind;
 use inkling_models::intent::classifier::examples;
+use inkling_models::intent::slots::brand_names;
 use inkling_models::intent::{
     CatalogVocabulary, DialogueState, IntentClass, IntentClassifier, SlotExtractor, Understanding,
 };
@@ -87,15 +89,29 @@ impl VocabularyTracker {
     /// Rebuilds the extractor from the current counts and hands it to every session.
     pub fn publish(&self) {
         let mut vocabulary = CatalogVocabulary::default();
+        // A name two categories share goes to the first added: own names and the taxonomy's
+        // aliases (curated: "bracelets" means "Bangles, Bracelets & Armlets", not a small
+        // "Bracelets" leaf), then the dictionary's translations, then parts; so a category
+        // called "手机" keeps that word from another's translation.
         for category in self.categories.keys() {
             vocabulary.add_category(category, self.taxonomy.aliases_of(category));
         }
         for category in self.categories.keys() {
+            vocabulary.add_category(category, &names_of_category(category));
+        }
+        for category in self.categories.keys() {
             vocabulary.add_category_parts(category);
         }
-        for (brand, count) in &self.brands {
-            let aliases = self.taxonomy.brand_aliases_of(brand);
-            vocabulary.add_brand_with(brand, aliases, self.brand_confidence(brand, *count));
+        // Brands with more products first, so a name two brands share ("小米" of "MIUI/小米"
+        // and of "小米（家电）") reads as the one with real support.
+        let mut brands: Vec<(&String, &usize)> = self.brands.iter().collect();
+        brands.sort_by_key(|(_, count)| std::cmp::Reverse(**count));
+        for (brand, count) in brands {
+            let aliases: Vec<String> = brand_names(brand)
+                .iter()
+                .flat_map(|name| self.taxonomy.brand_aliases_of(name))
+                .collect();
+            vocabulary.add_brand_with(brand, &aliases, self.brand_confidence(brand, *count));
         }
         self.shared.replace(SlotExtractor::new(&vocabulary));
     }

@@ -31,7 +31,7 @@ async fn the_ci_probes_pass_on_the_demo_catalog() {
 
 #[test]
 fn every_probe_file_parses() {
-    for name in ["ci.tsv", "demo.tsv", "flipkart.tsv"] {
+    for name in ["ci.tsv", "demo.tsv", "flipkart.tsv", "openbg.tsv"] {
         let cases = probe::read(&probes(name)).unwrap();
         assert!(!cases.is_empty(), "{name}");
     }

@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
+use inkling_domain::product_words::category_parts;
+
 use super::{Preference, Slots};
 
 /// The catalog words slot extraction matches: `(surface form, canonical value)` pairs.
@@ -32,18 +34,11 @@ impl CatalogVocabulary {
     }
 
     /// Adds each part of a category named as a list ("wallets" and "clutches" for "Wallets &
-    /// Clutches"), so a query naming one part finds the category. Call it after every
-    /// category's own names: a part that is also a category's name keeps that category.
+    /// Clutches", "手机保护套" and "壳" for "手机保护套/壳"), so a query naming one part finds
+    /// the category. Call it after every category's own names: a part that is also a
+    /// category's name keeps that category.
     pub fn add_category_parts(&mut self, category: &str) {
-        let parts: Vec<&str> = category
-            .split([',', '&'])
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .collect();
-        if parts.len() < 2 {
-            return;
-        }
-        for part in parts {
+        for part in category_parts(category) {
             for variant in number_variants(part) {
                 self.categories.push((variant, category.to_string()));
             }
@@ -54,10 +49,13 @@ impl CatalogVocabulary {
         self.add_brand_surface(brand, brand);
     }
 
-    /// Adds `brand` under its name and `aliases`, read with `confidence` (see
-    /// [`CatalogVocabulary::brand_confidence`]).
+    /// Adds `brand` under its name, the names its spelling holds (see [`brand_names`]) and
+    /// `aliases`, read with `confidence` (see [`CatalogVocabulary::brand_confidence`]).
+    /// A name two brands share goes to the brand added first: add the brands with the most
+    /// products first.
     pub fn add_brand_with(&mut self, brand: &str, aliases: &[String], confidence: f64) {
-        for surface in std::iter::once(brand).chain(aliases.iter().map(String::as_str)) {
+        let names = brand_names(brand);
+        for surface in names.iter().chain(aliases).map(String::as_str) {
             self.add_brand_surface(surface, brand);
         }
         self.brand_confidence.insert(brand.to_string(), confidence);
@@ -69,6 +67,21 @@ impl CatalogVocabulary {
             self.brands.push((surface.to_string(), brand.to_string()));
         }
     }
+}
+
+/// The names a brand is spelled with. Chinese marketplaces write a brand as its Latin and
+/// Chinese names joined by a slash, sometimes with the seller's note in brackets:
+/// "MIUI/小米", "Apple/苹果", "小米（家电）". A shopper types one of the names: "小米的呢？".
+pub fn brand_names(brand: &str) -> Vec<String> {
+    let without_note = brand.split(['（', '(']).next().unwrap_or(brand).trim();
+    let mut names = vec![brand.trim().to_string()];
+    for name in std::iter::once(without_note).chain(without_note.split('/')) {
+        let name = name.trim();
+        if !name.is_empty() && !names.iter().any(|known| known == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
 }
 
 /// Confidence in a category or brand the shopper stated as a constraint: "只看手机", "only Apple".
@@ -379,7 +392,14 @@ impl SlotExtractor {
 
     pub fn extract(&self, query: &str) -> Slots {
         let text = query.to_lowercase();
-        let category = self.categories.first(&text);
+        // The category a query is about is its head noun, the first category word that does
+        // not qualify a later one: "手机壳" is about 壳 (phone cases), not 手机.
+        let categories = self.categories.find_all(&text);
+        let category = categories
+            .iter()
+            .find(|hit| self.category_confidence(&text, hit) > MODIFIER_CATEGORY)
+            .or(categories.first())
+            .cloned();
         // A brand word inside the category's own name ("coffee" in "coffee mug") is not a brand.
         let brand = self.brands.find_all(&text).into_iter().find(|brand| {
             let outside_category = category
@@ -572,12 +592,18 @@ mod tests {
         vocabulary.add_brand_with("Coffee", &[], 0.1);
         vocabulary.add_brand_with("Apple", &[], 0.5);
         vocabulary.add_brand_with("Only", &[], 0.5);
-        vocabulary.add_category("Wallets & Clutches", &[]);
-        vocabulary.add_category_parts("Wallets & Clutches");
+        for category in [
+            "Wallets & Clutches",
+            "手机保护套/壳",
+            "Cargos, Shorts & 3/4ths",
+        ] {
+            vocabulary.add_category(category, &[]);
+            vocabulary.add_category_parts(category);
+        }
         let extractor = SlotExtractor::new(&vocabulary);
         // (query, category and its confidence, brand and its confidence)
         type Reading<'a> = Option<(&'a str, f64)>;
-        let cases: [(&str, Reading, Reading); 12] = [
+        let cases: [(&str, Reading, Reading); 14] = [
             ("跑步鞋", Some(("鞋", HEAD_CATEGORY)), None),
             (
                 "小米手机",
@@ -600,7 +626,11 @@ mod tests {
                 Some(("手机", MODIFIER_CATEGORY)),
                 None,
             ),
-            ("手机壳", Some(("手机", MODIFIER_CATEGORY)), None),
+            // The head noun names the category: 壳 of "手机保护套/壳", not 手机.
+            ("手机壳", Some(("手机保护套/壳", HEAD_CATEGORY)), None),
+            ("苹果手机壳", Some(("手机保护套/壳", HEAD_CATEGORY)), None),
+            // A slash inside an English name is not a list: "3" is no category.
+            ("iphone 3 under 500", None, None),
             ("watch for men", Some(("Watches", HEAD_CATEGORY)), None),
             // The brand "Coffee" is a word of the category's name, not a brand here.
             ("coffee mug", Some(("Coffee Mugs", HEAD_CATEGORY)), None),
@@ -629,6 +659,37 @@ mod tests {
                     read(slots.brand, slots.brand_confidence)
                 ),
                 (expect(category), expect(brand)),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn brand_names_come_from_the_marketplace_spelling() {
+        let cases: [(&str, &[&str]); 5] = [
+            ("Xiaomi", &["Xiaomi"]),
+            ("MIUI/小米", &["MIUI/小米", "MIUI", "小米"]),
+            ("小米（家电）", &["小米（家电）", "小米"]),
+            ("Kaia（数码）", &["Kaia（数码）", "Kaia"]),
+            ("G－VOr/杰沃 ", &["G－VOr/杰沃", "G－VOr", "杰沃"]),
+        ];
+        for (brand, expected) in cases {
+            assert_eq!(brand_names(brand), expected, "{brand}");
+        }
+    }
+
+    #[test]
+    fn a_shared_brand_name_goes_to_the_brand_added_first() {
+        let mut vocabulary = CatalogVocabulary::default();
+        vocabulary.add_category("手机", &[]);
+        for brand in ["MIUI/小米", "小米", "小米（家电）"] {
+            vocabulary.add_brand_with(brand, &[], 1.0);
+        }
+        let extractor = SlotExtractor::new(&vocabulary);
+        for query in ["小米的呢？", "miui手机", "小米手机"] {
+            assert_eq!(
+                extractor.extract(query).brand.as_deref(),
+                Some("MIUI/小米"),
                 "{query}"
             );
         }

@@ -6,6 +6,7 @@
 //! served or placed: it depends on serde alone, so `models` can use a `Product` without
 //! pulling in tantivy, sled or jieba.
 
+pub mod product_words;
 pub mod profile;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -253,11 +253,20 @@ impl Taxonomy {
         self.aliases.get(category).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    pub fn brand_aliases_of(&self, brand: &str) -> &[String] {
+    /// The other names of the brand called `name`: its aliases when `name` is a brand of the
+    /// taxonomy, and that brand with its other aliases when `name` is one of them ("小米" →
+    /// "Xiaomi"), so a catalog that spells the brand "MIUI/小米" is found by "xiaomi" too.
+    pub fn brand_aliases_of(&self, name: &str) -> Vec<String> {
+        if let Some(aliases) = self.brand_aliases.get(name) {
+            return aliases.clone();
+        }
         self.brand_aliases
-            .get(brand)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+            .iter()
+            .filter(|(_, aliases)| aliases.iter().any(|alias| alias == name))
+            .flat_map(|(brand, aliases)| std::iter::once(brand).chain(aliases))
+            .filter(|other| *other != name)
+            .cloned()
+            .collect()
     }
 }
 
@@ -385,6 +394,27 @@ mod tests {
         ];
         for (filters, expected) in cases {
             assert_eq!(filters.accepts(&phone), expected, "{filters:?}");
+        }
+    }
+
+    #[test]
+    fn a_brand_alias_names_the_brand_and_its_other_aliases() {
+        let taxonomy = Taxonomy {
+            brand_aliases: [(
+                "Xiaomi".to_string(),
+                vec!["小米".to_string(), "mi".to_string()],
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let cases: [(&str, &[&str]); 4] = [
+            ("Xiaomi", &["小米", "mi"]),
+            ("小米", &["Xiaomi", "mi"]),
+            ("MIUI", &[]),
+            ("MIUI/小米", &[]),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(taxonomy.brand_aliases_of(name), expected, "{name}");
         }
     }
 }

@@ -1,10 +1,11 @@
 //! `inkling eval probe`: what a shopper sees, checked query by query.
 //!
-//! A probe file holds queries over the bundled demo catalog, each with a machine-checkable
-//! expectation for its top results. Every query goes through `POST /v1/search` of a real
-//! node (the demo catalog on a temporary folder, or a running node with `--url`); queries
-//! that share a session name run in file order in one session, so follow-ups are checked
-//! turn by turn. The answer is the list of cases that fail, with what came back.
+//! A probe file holds queries over one catalog (the bundled demo, or a file such as the whole
+//! Flipkart catalog), each with a machine-checkable expectation for its top results. Every
+//! query goes through `POST /v1/search` of a real node (the catalog on a temporary folder,
+//! or a running node with `--url`); queries that share a session name run in file order in
+//! one session, so follow-ups are checked turn by turn. The answer is the list of cases
+//! that fail, with what came back.
 //!
 //! The file is tab-separated: `session<TAB>query<TAB>expectation`, `#` starts a comment, and
 //! a session of `-` is a fresh shopper. The expectation is `;`-separated clauses:
@@ -16,7 +17,11 @@
 //! * `brand=X`: every checked result is of brand `X`;
 //! * `price<=N`, `price>=N`: every checked result's price is within the bound;
 //! * `first=id`: the first result is the product `id`;
-//! * `notice=text`: the answer's notices contain `text`.
+//! * `notice=text`: the answer's notices contain `text`;
+//! * `understood.FIELD=V`: the constraints the search applied (`understanding.constraints`
+//!   of the answer) have `FIELD` equal to `V`: `understood.price_max=1500`,
+//!   `understood.preference=cheapest`. It checks understanding where a catalog lacks the
+//!   field itself (openbg-zh has no prices).
 
 use std::path::Path;
 
@@ -52,6 +57,8 @@ pub struct Expectation {
     pub price_min: Option<f64>,
     pub first: Option<String>,
     pub notice: Option<String>,
+    /// `(field, value)` pairs the applied constraints must hold.
+    pub understood: Vec<(String, String)>,
 }
 
 impl std::str::FromStr for Expectation {
@@ -89,6 +96,10 @@ impl std::str::FromStr for Expectation {
                     "brand" => expect.brand = Some(value.trim().to_string()),
                     "first" => expect.first = Some(value.trim().to_string()),
                     "notice" => expect.notice = Some(value.trim().to_string()),
+                    key if key.starts_with("understood.") => expect.understood.push((
+                        key["understood.".len()..].to_string(),
+                        value.trim().to_string(),
+                    )),
                     other => return Err(format!("unknown clause `{other}`")),
                 }
             } else {
@@ -142,6 +153,8 @@ struct Answer {
     items: Vec<Item>,
     #[serde(default)]
     notices: Vec<String>,
+    #[serde(default)]
+    understanding: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +261,9 @@ fn check(expect: &Expectation, answer: &Answer) -> Result<(), String> {
     {
         return Err(format!("no notice \"{notice}\" in {:?}", answer.notices));
     }
+    for (field, wanted) in &expect.understood {
+        check_understood(answer, field, wanted)?;
+    }
     for (rank, item) in answer.items.iter().take(expect.top).enumerate() {
         let product = &item.product;
         let at = |what: String| format!("#{} {:?}: {what}", rank + 1, product.title);
@@ -290,6 +306,25 @@ fn check(expect: &Expectation, answer: &Answer) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that the answer's applied constraints hold `field` = `wanted`: text compared
+/// without case, numbers by value.
+fn check_understood(answer: &Answer, field: &str, wanted: &str) -> Result<(), String> {
+    let given = answer
+        .understanding
+        .as_ref()
+        .and_then(|understanding| understanding.get("constraints"))
+        .and_then(|constraints| constraints.get(field));
+    let holds = match given {
+        Some(serde_json::Value::String(text)) => text.eq_ignore_ascii_case(wanted),
+        Some(serde_json::Value::Number(number)) => wanted.parse::<f64>().ok() == number.as_f64(),
+        _ => false,
+    };
+    if holds {
+        return Ok(());
+    }
+    Err(format!("understood {field} is {given:?}, not {wanted}"))
+}
+
 /// Prints every failing case and the tally.
 pub fn print_report(report: &ProbeReport) {
     for failure in &report.failures {
@@ -315,7 +350,7 @@ mod tests {
 
     #[test]
     fn expectations_parse_or_name_the_bad_clause() {
-        let cases: [(&str, Result<Expectation, &str>); 4] = [
+        let cases: [(&str, Result<Expectation, &str>); 5] = [
             (
                 "top=5; path=Coffee Mugs|Mugs; price<=300",
                 Ok(Expectation {
@@ -330,6 +365,17 @@ mod tests {
                 Ok(Expectation {
                     top: DEFAULT_TOP,
                     first: Some("xiaomi-12".into()),
+                    ..Default::default()
+                }),
+            ),
+            (
+                "understood.price_max=1500; understood.preference=cheapest",
+                Ok(Expectation {
+                    top: DEFAULT_TOP,
+                    understood: vec![
+                        ("price_max".into(), "1500".into()),
+                        ("preference".into(), "cheapest".into()),
+                    ],
                     ..Default::default()
                 }),
             ),
