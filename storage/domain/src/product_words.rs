@@ -93,6 +93,14 @@ pub fn category_parts(category: &str) -> Vec<&str> {
 mod tests {
     use super::*;
 
+    /// Checks that `given` holds exactly the names `expected`, in any order.
+    fn assert_same_names(mut given: Vec<String>, expected: &[&str], case: &str) {
+        let mut expected: Vec<String> = expected.iter().map(|name| name.to_string()).collect();
+        given.sort();
+        expected.sort();
+        assert_eq!(given, expected, "{case}");
+    }
+
     #[test]
     fn words_translate_both_ways() {
         let cases: [(&str, &[&str]); 5] = [
@@ -106,11 +114,7 @@ mod tests {
             ("spaceship", &[]),
         ];
         for (word, expected) in cases {
-            let mut given = translations_of(word).to_vec();
-            let mut expected: Vec<String> = expected.iter().map(|w| w.to_string()).collect();
-            given.sort();
-            expected.sort();
-            assert_eq!(given, expected, "{word}");
+            assert_same_names(translations_of(word).to_vec(), expected, word);
         }
     }
 
@@ -132,11 +136,7 @@ mod tests {
             ("Mobiles & Accessories", &[]),
         ];
         for (category, expected) in cases {
-            let mut given = names_of_category(category);
-            let mut expected: Vec<String> = expected.iter().map(|w| w.to_string()).collect();
-            given.sort();
-            expected.sort();
-            assert_eq!(given, expected, "{category}");
+            assert_same_names(names_of_category(category), expected, category);
         }
     }
 
