@@ -9,11 +9,10 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::ActorError;
 use crate::embedder::Embedder;
-use inkling_domain::product_words::names_of_category;
+use inkling_domain::product_words::{brand_names, names_of_category};
 use inkling_domain::{Product, Taxonomy};
 use inkling_models::encoder::TextKind;
 use inkling_models::intent::classifier::examples;
-use inkling_models::intent::slots::brand_names;
 use inkling_models::intent::{
     CatalogVocabulary, DialogueState, IntentClass, IntentClassifier, SlotExtractor, Understanding,
 };

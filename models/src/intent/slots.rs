@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
-use inkling_domain::product_words::category_parts;
+use inkling_domain::product_words::{brand_names, category_parts};
 
 use super::{Preference, Slots};
 
@@ -49,7 +49,7 @@ impl CatalogVocabulary {
         self.add_brand_surface(brand, brand);
     }
 
-    /// Adds `brand` under its name, the names its spelling holds (see [`brand_names`]) and
+    /// Adds `brand` under its name, the names its spelling holds ([`brand_names`]) and
     /// `aliases`, read with `confidence` (see [`CatalogVocabulary::brand_confidence`]).
     /// A name two brands share goes to the brand added first: add the brands with the most
     /// products first.
@@ -67,21 +67,6 @@ impl CatalogVocabulary {
             self.brands.push((surface.to_string(), brand.to_string()));
         }
     }
-}
-
-/// The names a brand is spelled with. Chinese marketplaces write a brand as its Latin and
-/// Chinese names joined by a slash, sometimes with the seller's note in brackets:
-/// "MIUI/小米", "Apple/苹果", "小米（家电）". A shopper types one of the names: "小米的呢？".
-pub fn brand_names(brand: &str) -> Vec<String> {
-    let without_note = brand.split(['（', '(']).next().unwrap_or(brand).trim();
-    let mut names = vec![brand.trim().to_string()];
-    for name in std::iter::once(without_note).chain(without_note.split('/')) {
-        let name = name.trim();
-        if !name.is_empty() && !names.iter().any(|known| known == name) {
-            names.push(name.to_string());
-        }
-    }
-    names
 }
 
 /// Confidence in a category or brand the shopper stated as a constraint: "只看手机", "only Apple".
@@ -212,7 +197,7 @@ impl DictionaryMatcher {
         self.hits(text).collect()
     }
 
-    /// The first hit only: a search reads one category or brand, so it stops scanning there.
+    /// The first hit only: a query reads one preference or colour, so it stops scanning there.
     pub fn first<'s>(&'s self, text: &str) -> Option<DictionaryHit<'s>> {
         self.hits(text).next()
     }
@@ -661,20 +646,6 @@ mod tests {
                 (expect(category), expect(brand)),
                 "{query}"
             );
-        }
-    }
-
-    #[test]
-    fn brand_names_come_from_the_marketplace_spelling() {
-        let cases: [(&str, &[&str]); 5] = [
-            ("Xiaomi", &["Xiaomi"]),
-            ("MIUI/小米", &["MIUI/小米", "MIUI", "小米"]),
-            ("小米（家电）", &["小米（家电）", "小米"]),
-            ("Kaia（数码）", &["Kaia（数码）", "Kaia"]),
-            ("G－VOr/杰沃 ", &["G－VOr/杰沃", "G－VOr", "杰沃"]),
-        ];
-        for (brand, expected) in cases {
-            assert_eq!(brand_names(brand), expected, "{brand}");
         }
     }
 

@@ -1,6 +1,7 @@
-//! A bilingual dictionary of product and category words (`data/product-words.tsv`), so
-//! query understanding reads a category named in one language from the other's words, and
-//! the way a category's name lists its parts.
+//! How catalogs name things: a bilingual dictionary of product and category words
+//! (`data/product-words.tsv`), so query understanding reads a category named in one
+//! language from the other's words, and the way a category's name lists its parts and a
+//! brand's spelling holds its names.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -89,6 +90,21 @@ pub fn category_parts(category: &str) -> Vec<&str> {
     parts
 }
 
+/// The names a brand is spelled with. Chinese marketplaces write a brand as its Latin and
+/// Chinese names joined by a slash, sometimes with the seller's note in brackets:
+/// "MIUI/小米", "Apple/苹果", "小米（家电）". A shopper types one of the names: "小米的呢？".
+pub fn brand_names(brand: &str) -> Vec<String> {
+    let without_note = brand.split(['（', '(']).next().unwrap_or(brand).trim();
+    let mut names = vec![brand.trim().to_string()];
+    for name in std::iter::once(without_note).chain(without_note.split('/')) {
+        let name = name.trim();
+        if !name.is_empty() && !names.iter().any(|known| known == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +153,20 @@ mod tests {
         ];
         for (category, expected) in cases {
             assert_same_names(names_of_category(category), expected, category);
+        }
+    }
+
+    #[test]
+    fn brand_names_come_from_the_marketplace_spelling() {
+        let cases: [(&str, &[&str]); 5] = [
+            ("Xiaomi", &["Xiaomi"]),
+            ("MIUI/小米", &["MIUI/小米", "MIUI", "小米"]),
+            ("小米（家电）", &["小米（家电）", "小米"]),
+            ("Kaia（数码）", &["Kaia（数码）", "Kaia"]),
+            ("G－VOr/杰沃 ", &["G－VOr/杰沃", "G－VOr", "杰沃"]),
+        ];
+        for (brand, expected) in cases {
+            assert_eq!(brand_names(brand), expected, "{brand}");
         }
     }
 
