@@ -2,7 +2,7 @@
 //!
 //! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
 //! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`],
-//! [`profile`] and fitted-[`models`] stores on top of it, and the [`shard_index`] of one
+//! [`profile`] and fitted-model ([`fitted_models`]) stores on top of it, and the [`shard_index`] of one
 //! index shard (tantivy for text with bilingual [`analysis`], HNSW for vectors). It must
 //! never know about actors, messages, nodes or HTTP: callers drive it with plain function
 //! calls, so it can be tested, benchmarked and swapped on its own.
@@ -10,7 +10,7 @@
 pub mod analysis;
 pub mod catalog;
 pub mod engine;
-pub mod models;
+pub mod fitted_models;
 pub mod profile;
 pub mod shard_index;
 pub mod vector_index;
@@ -18,7 +18,7 @@ pub mod vector_index;
 pub use analysis::ChineseSegmentation;
 pub use catalog::CatalogStore;
 pub use engine::{GroupCommit, KeyValues, Keyspace, KvEngine, SledEngine};
-pub use models::ModelStore;
+pub use fitted_models::ModelStore;
 pub use profile::ProfileStore;
 pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};
 
