@@ -348,7 +348,7 @@ impl NodeBuilder {
         let spec = ChildSpec {
             kind: "model_pool",
             slot: ActorSlot::empty("model pool"),
-            handler: ModelPool,
+            handler: ModelPool::default(),
             arguments: same(pool_config.clone()),
             after_restart: None,
         };

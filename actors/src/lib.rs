@@ -8,7 +8,7 @@
 //! actor on every peer, so per-user actors stay local, and pools and shard replicas are
 //! found by other nodes through their process groups ([`model_pool::pool_group`],
 //! [`placement::shard_group`]). It must never know about sockets, HTTP, node
-//! addresses or placement: that is `inkling-cluster`'s.
+//! addresses or placement: that is `inkling-replication`'s.
 
 pub mod catalog;
 pub mod config;

@@ -10,14 +10,20 @@
 //! * **Supervision:** the pool supervises its workers. A panic while encoding costs only
 //!   that batch (the worker catches it and keeps its encoder); a worker that dies anyway is
 //!   replaced by a new one that loads the encoder again, while requests wait in the queue.
+//!
+//! Why not `ractor::factory`: a factory worker takes one job at a time and its queue is
+//! bounded in jobs, so batches would have to be sealed in front of it and would stop
+//! growing with the backlog; and a replacement worker that fails to load stops the whole
+//! factory instead of being retried. ARCHITECTURE.md has the details.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
+use inkling_models::encoder::{self, EncoderError, ModelName, TextEncoder, TextKind};
 use inkling_ops::trace::TraceContext;
 use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -27,8 +33,21 @@ use serde::{Deserialize, Serialize};
 use crate::node_supervisor::ended_child;
 use crate::{ActorError, fail_point};
 
+#[cfg(test)]
+mod tests;
+
 /// Wait before trying again to start a worker whose encoder failed to load.
 const WORKER_RETRY: Duration = Duration::from_secs(1);
+
+/// How a worker gets its encoder. Each worker calls it on its own start (and again when it
+/// is replaced), so every worker owns a fresh encoder: they are `Send` but not `Sync`.
+pub(crate) type LoadEncoder =
+    Arc<dyn Fn(ModelName, &Path) -> Result<Box<dyn TextEncoder>, EncoderError> + Send + Sync>;
+
+/// The encoder from the model files, on this node's device.
+fn encoder_from_files() -> LoadEncoder {
+    Arc::new(|model, models_dir| encoder::load(model, models_dir, encoder::default_device()))
+}
 
 #[derive(Debug, Clone)]
 pub struct ModelPoolConfig {
@@ -153,8 +172,20 @@ pub enum ModelWorkerMsg {
     Run(Vec<Pending>),
 }
 
+/// The pool actor. `ModelPool::default()` loads each worker's encoder from the model files
+/// on this node's device; the unit tests give it fake encoders instead.
 #[derive(Clone)]
-pub struct ModelPool;
+pub struct ModelPool {
+    load: LoadEncoder,
+}
+
+impl Default for ModelPool {
+    fn default() -> Self {
+        Self {
+            load: encoder_from_files(),
+        }
+    }
+}
 
 pub struct ModelPoolState {
     config: ModelPoolConfig,
@@ -169,6 +200,7 @@ pub struct ModelPoolState {
     stats: PoolStats,
     /// Where the workers' encoders run: the label of the pool's metrics.
     device: Device,
+    load: LoadEncoder,
 }
 
 impl Actor for ModelPool {
@@ -181,6 +213,38 @@ impl Actor for ModelPool {
         myself: ActorRef<Self::Msg>,
         config: ModelPoolConfig,
     ) -> Result<Self::State, ActorProcessingErr> {
+        ModelPoolState::start(myself, config, self.load.clone()).await
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.handle(&myself, message).await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.worker_ended(&myself, event).await;
+        Ok(())
+    }
+}
+
+impl ModelPoolState {
+    /// Starts every worker (each loads its encoder with `load`) and joins the pool's
+    /// process group.
+    async fn start(
+        myself: ActorRef<ModelPoolMsg>,
+        config: ModelPoolConfig,
+        load: LoadEncoder,
+    ) -> Result<Self, ActorProcessingErr> {
         let count = config.workers.max(1);
         let cache_capacity = NonZeroUsize::new(config.cache_capacity.max(1)).expect("non-zero");
         let mut state = ModelPoolState {
@@ -194,6 +258,7 @@ impl Actor for ModelPool {
             stats: PoolStats::default(),
             device: Device::local(),
             config,
+            load,
         };
         state.publish_queue_depth();
         // Shown at zero from the start, so a dashboard has a line before the first batch.
@@ -211,71 +276,61 @@ impl Actor for ModelPool {
         Ok(state)
     }
 
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&mut self, myself: &ActorRef<ModelPoolMsg>, message: ModelPoolMsg) {
         fail_point!("model-pool-handle");
         match message {
             ModelPoolMsg::Embed(request, trace, reply) => {
-                let span = trace.span(format_args!("model_pool.embed.{}", state.device.as_str()));
-                state.enqueue(request, span, reply)
+                let span = trace.span(format_args!("model_pool.embed.{}", self.device.as_str()));
+                self.enqueue(request, span, reply)
             }
             ModelPoolMsg::Stats(reply) => {
-                let mut stats = state.stats.clone();
-                stats.device = state.device.as_str().to_string();
-                stats.workers = state.workers.len() as u64;
-                stats.queued_texts = state.queued_texts as u64;
-                let _ = reply.send(stats);
+                let _ = reply.send(self.current_stats());
             }
-            ModelPoolMsg::FlushDue => state.flush_scheduled = false,
+            ModelPoolMsg::FlushDue => self.flush_scheduled = false,
             ModelPoolMsg::BatchDone(worker, vectors) => {
                 // Passages are embedded once per catalog write: caching them would only
                 // evict the queries that repeat.
                 for (kind, text, vector) in vectors {
                     if kind == TextKind::Query {
-                        state.cache.put((kind, text), vector);
+                        self.cache.put((kind, text), vector);
                     }
                 }
-                state.idle.push(worker as usize);
+                self.idle.push(worker as usize);
             }
-            ModelPoolMsg::RestartWorker(index) => {
-                state.replace_worker(&myself, index as usize).await
-            }
+            ModelPoolMsg::RestartWorker(index) => self.replace_worker(myself, index as usize).await,
         }
-        state.dispatch(&myself);
-        Ok(())
+        self.dispatch(myself);
     }
 
-    async fn handle_supervisor_evt(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        event: SupervisionEvent,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    fn current_stats(&self) -> PoolStats {
+        PoolStats {
+            device: self.device.as_str().to_string(),
+            workers: self.workers.len() as u64,
+            queued_texts: self.queued_texts as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    /// A worker that died is replaced by a new one with a fresh encoder.
+    async fn worker_ended(&mut self, myself: &ActorRef<ModelPoolMsg>, event: SupervisionEvent) {
         let Some((worker, failure)) = ended_child(event) else {
-            return Ok(());
+            return;
         };
         let failure = failure.unwrap_or_else(|| "stopped".into());
-        let Some(index) = state.worker_of.remove(&worker) else {
-            return Ok(());
+        let Some(index) = self.worker_of.remove(&worker) else {
+            return;
         };
         // Its batch's callers already got an error (their reply ports died with it).
         tracing::warn!(worker = index, failure, "model worker died; replacing it");
-        state.workers[index] = None;
-        state.idle.retain(|idle| *idle != index);
+        self.workers[index] = None;
+        self.idle.retain(|idle| *idle != index);
         inkling_ops::metrics::ACTOR_RESTARTS
             .with_label_values(&["model_worker"])
             .inc();
-        state.replace_worker(&myself, index).await;
-        state.dispatch(&myself);
-        Ok(())
+        self.replace_worker(myself, index).await;
+        self.dispatch(myself);
     }
-}
 
-impl ModelPoolState {
     /// Starts worker `index`, which loads its own encoder, and marks it idle.
     async fn start_worker(
         &mut self,
@@ -286,6 +341,7 @@ impl ModelPoolState {
             index: index as u64,
             model: self.config.model,
             models_dir: self.config.models_dir.clone(),
+            load: self.load.clone(),
             pool: myself.clone(),
         };
         let (worker, _) = Actor::spawn_linked(None, ModelWorker, args, myself.get_cell()).await?;
@@ -434,6 +490,7 @@ struct WorkerArgs {
     index: u64,
     model: ModelName,
     models_dir: PathBuf,
+    load: LoadEncoder,
     pool: ActorRef<ModelPoolMsg>,
 }
 
@@ -456,11 +513,8 @@ impl Actor for ModelWorker {
         _myself: ActorRef<Self::Msg>,
         args: WorkerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (model, dir) = (args.model, args.models_dir);
-        let encoder = tokio::task::spawn_blocking(move || {
-            encoder::load(model, &dir, encoder::default_device())
-        })
-        .await??;
+        let (model, dir, load) = (args.model, args.models_dir, args.load);
+        let encoder = tokio::task::spawn_blocking(move || load(model, &dir)).await??;
         Ok(WorkerState {
             index: args.index,
             encoder: Some(encoder),
@@ -513,37 +567,37 @@ impl Actor for ModelWorker {
             .with_label_values(&device)
             .observe(started.elapsed().as_secs_f64());
         state.encoder = Some(encoder);
-        let fresh = match outcome {
-            Ok((texts, vectors)) => answer(batch, kind, texts, vectors),
+        let (texts, vectors) = match outcome {
+            Ok(encoded) => encoded,
             Err(error) => {
                 for pending in batch {
                     let _ = pending.reply.send(Err(ActorError::Unavailable(format!(
                         "encoder failed: {error}"
                     ))));
                 }
-                Vec::new()
+                let _ = state
+                    .pool
+                    .send_message(ModelPoolMsg::BatchDone(state.index, Vec::new()));
+                return Ok(());
             }
         };
+        let fresh: Vec<(TextKind, String, Vec<f32>)> = texts
+            .into_iter()
+            .zip(vectors)
+            .map(|(text, vector)| (kind, text, vector))
+            .collect();
+        // The pool caches the vectors before any caller hears back, so a caller that repeats
+        // its query as soon as it is answered finds it in the cache.
         let _ = state
             .pool
-            .send_message(ModelPoolMsg::BatchDone(state.index, fresh));
+            .send_message(ModelPoolMsg::BatchDone(state.index, fresh.clone()));
+        answer(batch, &fresh);
         Ok(())
     }
 }
 
-/// Answers each request with its cached and fresh vectors, in order, and returns the fresh
-/// ones for the cache.
-fn answer(
-    batch: Vec<Pending>,
-    kind: TextKind,
-    texts: Vec<String>,
-    vectors: Vec<Vec<f32>>,
-) -> Vec<(TextKind, String, Vec<f32>)> {
-    let fresh: Vec<(TextKind, String, Vec<f32>)> = texts
-        .into_iter()
-        .zip(vectors)
-        .map(|(text, vector)| (kind, text, vector))
-        .collect();
+/// Answers each request with its cached and fresh vectors, in order.
+fn answer(batch: Vec<Pending>, fresh: &[(TextKind, String, Vec<f32>)]) {
     let mut next = fresh.iter().map(|(_, _, vector)| vector);
     for pending in batch {
         let filled: Vec<Vec<f32>> = pending
@@ -553,7 +607,6 @@ fn answer(
             .collect();
         let _ = pending.reply.send(Ok(filled));
     }
-    fresh
 }
 
 /// The text of a caught panic, for the error its batch's callers receive.

@@ -44,7 +44,9 @@ async fn stats(pool: &ActorRef<ModelPoolMsg>) -> inkling_actors::model_pool::Poo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_are_batched_and_repeats_are_cached() {
-    let (pool, _) = Actor::spawn(None, ModelPool, config()).await.unwrap();
+    let (pool, _) = Actor::spawn(None, ModelPool::default(), config())
+        .await
+        .unwrap();
     let texts: Vec<String> = (0..40)
         .map(|index| format!("a phone with {index} GB of storage"))
         .collect();
@@ -81,7 +83,9 @@ async fn a_full_queue_refuses_at_once_and_stays_bounded() {
         max_wait: Duration::from_millis(50),
         ..config()
     };
-    let (pool, _) = Actor::spawn(None, ModelPool, config).await.unwrap();
+    let (pool, _) = Actor::spawn(None, ModelPool::default(), config)
+        .await
+        .unwrap();
     let texts: Vec<String> = (0..200)
         .map(|index| format!("query number {index}"))
         .collect();
