@@ -20,7 +20,8 @@ use inkling_domain::Profile;
 
 use crate::partition::PartitionId;
 use crate::raft_types::{NodeId, PartitionRaft, Raft};
-use crate::routing::{Cluster, ClusterStatus};
+use crate::routing::Cluster;
+use crate::status::ClusterStatus;
 
 type Shared = State<Arc<Cluster>>;
 
@@ -91,7 +92,7 @@ async fn stored_profile(
     State(cluster): Shared,
     Path(user_id): Path<String>,
 ) -> Json<Result<Option<Profile>, ActorError>> {
-    Json(cluster.local().profile_writer().stored(&user_id))
+    Json(cluster.replicas.stored_profile(&user_id))
 }
 
 /// Starts draining this node: leaders move its replicas away, and it exits once it holds

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use inkling_actors::inkling::NodeStorage;
 use inkling_actors::{ActorConfig, Inkling};
-use inkling_cluster::log_store::LogStore;
-use inkling_cluster::raft_types::{NodeId, PartitionRaft};
-use inkling_cluster::state_machine::{GroupKind, StateMachine};
-use inkling_cluster::{CATALOG_GROUP, PartitionId};
+use inkling_replication::log_store::LogStore;
+use inkling_replication::raft_types::{NodeId, PartitionRaft};
+use inkling_replication::state_machine::{GroupKind, StateMachine};
+use inkling_replication::{CATALOG_GROUP, PartitionId};
 use inkling_storage::{KvEngine, SledEngine};
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -42,7 +42,8 @@ use tracing::Instrument;
 use crate::membership::Membership;
 use crate::partition::PartitionId;
 use crate::raft_types::{Applied, Command};
-use crate::routing::{Cluster, RouteError, UserAnswer, UserCall};
+use crate::replicas::LocalReplicas;
+use crate::request::{RouteError, UserAnswer, UserCall};
 
 /// How often the connection manager compares sessions with gossip.
 const RECONCILE_EVERY: Duration = Duration::from_millis(250);
@@ -100,8 +101,8 @@ pub fn router_group(http_addr: &str) -> String {
     format!("inkling.router.{http_addr}")
 }
 
-/// This node's entry point for the mesh; each request runs in a task of its own so a slow
-/// one never holds up the next.
+/// This node's entry point for the mesh: it hands each request to the local replicas, in a
+/// task of its own so a slow one never holds up the next.
 #[derive(Clone)]
 pub struct Router {
     group: String,
@@ -109,30 +110,31 @@ pub struct Router {
 
 impl Actor for Router {
     type Msg = RouterMsg;
-    type State = Weak<Cluster>;
-    type Arguments = Weak<Cluster>;
+    type State = Arc<LocalReplicas>;
+    type Arguments = Arc<LocalReplicas>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<RouterMsg>,
-        cluster: Weak<Cluster>,
-    ) -> Result<Weak<Cluster>, ActorProcessingErr> {
+        replicas: Arc<LocalReplicas>,
+    ) -> Result<Arc<LocalReplicas>, ActorProcessingErr> {
         ractor::pg::join(self.group.clone(), vec![myself.get_cell()]);
-        Ok(cluster)
+        Ok(replicas)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<RouterMsg>,
         message: RouterMsg,
-        cluster: &mut Weak<Cluster>,
+        replicas: &mut Arc<LocalReplicas>,
     ) -> Result<(), ActorProcessingErr> {
-        let cluster = cluster.upgrade();
+        // A stopping node's raft groups are shut down: the caller should try elsewhere.
+        let replicas = (!replicas.is_stopping()).then(|| replicas.clone());
         match message {
             RouterMsg::User(call, trace, reply) => {
                 let serve = async move {
-                    let answer = match cluster {
-                        Some(cluster) => cluster.serve_here(call).await,
+                    let answer = match replicas {
+                        Some(replicas) => replicas.serve(call).await,
                         None => Err(stopping()),
                     };
                     let _ = reply.send(answer);
@@ -141,8 +143,8 @@ impl Actor for Router {
             }
             RouterMsg::Propose(partition, command, trace, reply) => {
                 let propose = async move {
-                    let answer = match cluster {
-                        Some(cluster) => cluster.propose_here(partition, command).await,
+                    let answer = match replicas {
+                        Some(replicas) => replicas.propose(partition, command).await,
                         None => Err(stopping()),
                     };
                     let _ = reply.send(answer);
@@ -158,26 +160,25 @@ fn stopping() -> RouteError {
     RouteError::Unreachable("the node is stopping".to_string())
 }
 
-/// Starts the router under the node's supervisor, which restarts it (and so rejoins its
-/// group) if it ever fails.
+/// Starts the router of this node's replicas under the node's supervisor, which restarts it
+/// (and so rejoins its group) if it ever fails.
 pub async fn start_router(
-    cluster: &Arc<Cluster>,
-    http_addr: &str,
+    replicas: &Arc<LocalReplicas>,
 ) -> Result<ActorSlot<RouterMsg>, inkling_actors::ActorError> {
-    let weak = Arc::downgrade(cluster);
+    let arguments = replicas.clone();
     let spec = ChildSpec {
         kind: "router",
         slot: ActorSlot::empty("router"),
         handler: Router {
-            group: router_group(http_addr),
+            group: router_group(replicas.addr()),
         },
         arguments: Arc::new(move || {
-            let weak = weak.clone();
-            Box::pin(async move { Ok(weak) })
+            let replicas = arguments.clone();
+            Box::pin(async move { Ok(replicas) })
         }),
         after_restart: None,
     };
-    cluster.local().supervise(spec).await
+    replicas.supervise(spec).await
 }
 
 /// The router of the node at `http_addr`, wherever it runs, if the mesh reaches it.
@@ -186,6 +187,36 @@ pub fn router_at(http_addr: &str) -> Option<ActorRef<RouterMsg>> {
         .into_iter()
         .next()
         .map(ActorRef::from)
+}
+
+/// Sends one request to the router of the node at `addr` over the actor mesh, waiting at
+/// most `budget`.
+pub(crate) async fn call_router<T>(
+    addr: &str,
+    message: impl FnOnce(RpcReplyPort<Result<T, RouteError>>) -> RouterMsg,
+    budget: Duration,
+) -> Result<T, RouteError>
+where
+    T: Send + 'static,
+{
+    let Some(router) = router_at(addr) else {
+        return Err(RouteError::Unreachable(format!(
+            "{addr}: no actor mesh session with that node"
+        )));
+    };
+    let started = std::time::Instant::now();
+    let called = router.call(message, Some(budget)).await;
+    let answered = matches!(called, Ok(ractor::rpc::CallResult::Success(_)));
+    inkling_ops::metrics::observe_remote_call("router", started, answered);
+    match called {
+        Ok(ractor::rpc::CallResult::Success(answer)) => answer,
+        Ok(ractor::rpc::CallResult::Timeout) => Err(RouteError::Unreachable(format!(
+            "{addr} did not answer within {budget:?}"
+        ))),
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(RouteError::Unreachable(format!(
+            "{addr}: the mesh session closed"
+        ))),
+    }
 }
 
 /// This node's end of the mesh: the connection manager, a child of the node supervisor.

@@ -1,0 +1,508 @@
+//! Moving replicas as nodes join and drain.
+//!
+//! Each node, for every group it leads, compares the group's voters with the placement
+//! over the live members that are not draining and have the group's role (`sessions` for
+//! user partitions, `index` for the catalog), by rendezvous hashing, so a joining node
+//! takes over about one in N placements. A node that should hold the group first joins as
+//! a learner and catches up (openraft replicates the log or sends a snapshot: the data moves
+//! before ownership does); only then does the leader replace the voter set. A voter that
+//! stopped answering stays a candidate: membership changes only when a live node outranks
+//! it or it drains, never because the failure detector suspects it. Every live member also
+//! learns every group it is not a voter of: the catalog, so every node can search it, and
+//! the user partitions, so every node's online signals see every committed event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use openraft::{BasicNode, ChangeMembers};
+
+use crate::membership::Member;
+use crate::partition::{CATALOG_GROUP, PartitionId, REPLICAS, placement};
+use crate::raft_types::{NodeId, Raft, node_id_of};
+use crate::routing::Cluster;
+use crate::status::peer_status;
+
+/// How often a leader checks its groups' placement.
+const REBALANCE_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long a new replica may take to catch up before the move is retried later.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a membership change may take to commit before it is retried later.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a draining node waits for a peer's view of the cluster.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The role a node needs to be a voter of `group`: user partitions' leaders hold sessions,
+/// and the catalog group's voters acknowledge product writes once indexed.
+fn voter_role(group: PartitionId) -> &'static str {
+    if group == CATALOG_GROUP {
+        "index"
+    } else {
+        "sessions"
+    }
+}
+
+/// The members a group's voters may be placed on, those that learn it, and those leaving.
+struct Candidates {
+    placeable: BTreeMap<NodeId, BasicNode>,
+    learning: BTreeMap<NodeId, BasicNode>,
+    draining: BTreeSet<NodeId>,
+}
+
+impl Candidates {
+    fn for_group(group: PartitionId, members: &[Member]) -> Self {
+        let mut candidates = Self {
+            placeable: BTreeMap::new(),
+            learning: BTreeMap::new(),
+            draining: BTreeSet::new(),
+        };
+        for member in members {
+            let id = node_id_of(&member.name);
+            if member.draining {
+                candidates.draining.insert(id);
+                continue;
+            }
+            let node = BasicNode::new(&member.http_addr);
+            if member
+                .roles
+                .split(',')
+                .any(|role| role == voter_role(group))
+            {
+                candidates.placeable.insert(id, node.clone());
+            }
+            candidates.learning.insert(id, node);
+        }
+        candidates
+    }
+}
+
+/// How many entries the furthest-behind replica of a group this node leads trails its log.
+fn replication_lag(raft: &Raft) -> u64 {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let last = metrics.last_log_index.unwrap_or(0);
+    let Some(replication) = &metrics.replication else {
+        return 0;
+    };
+    replication
+        .values()
+        .map(|matched| last.saturating_sub(matched.map_or(0, |log_id| log_id.index)))
+        .max()
+        .unwrap_or(0)
+}
+
+/// What a group's raft membership is now: its voters, and every node it holds (voters and
+/// learners) with its address.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct GroupMembers {
+    pub voters: BTreeSet<NodeId>,
+    pub nodes: BTreeMap<NodeId, BasicNode>,
+}
+
+impl GroupMembers {
+    fn of(raft: &Raft) -> Self {
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        Self {
+            voters: membership.voter_ids().collect(),
+            nodes: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The changes a group's leader makes, in this order: each new voter joins as a learner and
+/// catches up (`catch_up`), then the voter set is replaced (`voters`), then every other live
+/// node learns the group (`learners`), and draining nodes that are no voters leave it
+/// (`remove`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Changes {
+    pub catch_up: Vec<(NodeId, BasicNode)>,
+    pub voters: Option<BTreeSet<NodeId>>,
+    pub learners: Vec<(NodeId, BasicNode)>,
+    pub remove: BTreeSet<NodeId>,
+}
+
+/// What the leader of `group` should change, given the live members gossip lists and the
+/// group's membership now.
+pub(crate) fn plan(group: PartitionId, members: &[Member], current: &GroupMembers) -> Changes {
+    let mut candidates = Candidates::for_group(group, members);
+    // A voter gossip does not list stays placeable: no automatic downing.
+    let listed: BTreeSet<NodeId> = members.iter().map(|m| node_id_of(&m.name)).collect();
+    for voter in &current.voters {
+        if !listed.contains(voter)
+            && let Some(node) = current.nodes.get(voter)
+        {
+            candidates.placeable.insert(*voter, node.clone());
+        }
+    }
+    let ids: Vec<NodeId> = candidates.placeable.keys().copied().collect();
+    let desired: BTreeSet<NodeId> = placement(group, &ids, REPLICAS).into_iter().collect();
+    let mut changes = Changes::default();
+    if !desired.is_empty() && desired != current.voters {
+        changes.catch_up = desired
+            .difference(&current.voters)
+            .map(|id| (*id, candidates.placeable[id].clone()))
+            .collect();
+        changes.voters = Some(desired.clone());
+    }
+    // Every live node that is not a voter learns the group, whatever its roles: every node
+    // indexes the whole catalog, and every node's online signals learn from every committed
+    // event, so recommendations do not get worse as nodes are added. Draining nodes stop
+    // learning.
+    changes.learners = candidates
+        .learning
+        .iter()
+        .filter(|(id, _)| !current.nodes.contains_key(id) && !desired.contains(id))
+        .map(|(id, node)| (*id, node.clone()))
+        .collect();
+    changes.remove = candidates
+        .draining
+        .iter()
+        .filter(|id| current.nodes.contains_key(id) && !desired.contains(id))
+        .copied()
+        .collect();
+    changes
+}
+
+/// Makes the changes [`plan`] proposes for a group this node leads.
+async fn rebalance_group(
+    group: PartitionId,
+    raft: &Raft,
+    members: &[Member],
+) -> anyhow::Result<()> {
+    let changes = plan(group, members, &GroupMembers::of(raft));
+    for (id, node) in changes.catch_up {
+        tracing::info!(group, node = %node.addr, "adding a replica");
+        tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(id, node, true))
+            .await
+            .context("the new replica did not catch up in time")??;
+    }
+    if let Some(desired) = changes.voters {
+        tracing::info!(group, ?desired, "moving the voters");
+        // Displaced voters stay on as learners; draining ones are removed below.
+        let change = ChangeMembers::ReplaceAllVoters(desired);
+        tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, true))
+            .await
+            .context("the membership change did not commit in time")??;
+    }
+    for (id, node) in changes.learners {
+        tokio::time::timeout(CHANGE_TIMEOUT, raft.add_learner(id, node, false))
+            .await
+            .context("adding a learner did not commit in time")??;
+    }
+    if !changes.remove.is_empty() {
+        let change = ChangeMembers::RemoveNodes(changes.remove);
+        tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, true))
+            .await
+            .context("removing draining learners did not commit in time")??;
+    }
+    Ok(())
+}
+
+impl Cluster {
+    /// Runs until the node stops.
+    pub(crate) async fn rebalance_forever(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(REBALANCE_INTERVAL).await;
+            if self.replicas.is_stopping() {
+                return;
+            }
+            let members = self.membership.live_members().await;
+            let mut most_behind = 0;
+            for group in 0..=CATALOG_GROUP {
+                let Some(raft) = self.replicas.leading(group) else {
+                    continue;
+                };
+                most_behind = most_behind.max(replication_lag(&raft));
+                if let Err(error) = rebalance_group(group, &raft, &members).await {
+                    tracing::warn!(group, error = %format!("{error:#}"), "rebalancing failed; retrying later");
+                }
+            }
+            inkling_ops::metrics::RAFT_REPLICATION_LAG.set(most_behind as i64);
+            self.notice_if_drained().await;
+        }
+    }
+
+    /// A draining node lets `drained` resolve once no group's leader counts it as a voter
+    /// or learner. Only leaders know: a node removed from a group hears nothing more of it.
+    async fn notice_if_drained(&self) {
+        if !self.draining.load(Ordering::Relaxed) {
+            return;
+        }
+        if (0..=CATALOG_GROUP).any(|group| self.replicas.leading(group).is_some()) {
+            return;
+        }
+        let me = self.replicas.addr().to_string();
+        for member in self.membership.live_members().await {
+            if member.name == self.replicas.name() {
+                continue;
+            }
+            let status = peer_status(&self.http, &member.http_addr, STATUS_TIMEOUT).await;
+            let Some(status) = status else {
+                return;
+            };
+            let holds_me = status.partitions.iter().any(|group| {
+                group.state == "Leader"
+                    && (group.voters.contains(&me) || group.learners.contains(&me))
+            });
+            if holds_me {
+                return;
+            }
+        }
+        self.drained.notify_one();
+    }
+
+    /// Starts draining: the node stops being placeable, so leaders move its replicas away;
+    /// it keeps serving meanwhile.
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.membership.set_draining(true).await;
+    }
+
+    /// Resolves once a draining node holds no replica any more.
+    pub async fn drained(&self) {
+        self.drained.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live member by name, with its roles; `draining` marks one leaving.
+    fn member(name: &str, roles: &str, draining: bool) -> Member {
+        Member {
+            name: name.to_string(),
+            http_addr: address(name),
+            roles: roles.to_string(),
+            draining,
+            generation: 1,
+            actor_addr: None,
+        }
+    }
+
+    fn address(name: &str) -> String {
+        format!("{name}:7000")
+    }
+
+    fn group_members(voters: &[&str], learners: &[&str]) -> GroupMembers {
+        let node = |name: &&str| (node_id_of(name), BasicNode::new(address(name)));
+        GroupMembers {
+            voters: voters.iter().map(|name| node_id_of(name)).collect(),
+            nodes: voters.iter().chain(learners).map(node).collect(),
+        }
+    }
+
+    /// [`Changes`] by node name, in the order they are made.
+    #[derive(Debug, Default, PartialEq)]
+    struct Named {
+        catch_up: Vec<String>,
+        voters: Option<Vec<String>>,
+        learners: Vec<String>,
+        remove: Vec<String>,
+    }
+
+    fn named(changes: Changes, names: &[&str]) -> Named {
+        let name = |id: &NodeId| {
+            let found = names.iter().find(|name| node_id_of(name) == *id);
+            found.expect("a node of the case").to_string()
+        };
+        let sorted = |ids: &BTreeSet<NodeId>| {
+            let mut names: Vec<String> = ids.iter().map(name).collect();
+            names.sort();
+            names
+        };
+        let added = |nodes: Vec<(NodeId, BasicNode)>| {
+            let added: Vec<String> = nodes.iter().map(|(id, _)| name(id)).collect();
+            for ((id, node), added) in nodes.iter().zip(&added) {
+                assert_eq!(node.addr, address(added), "{id} joins at its own address");
+            }
+            added
+        };
+        Named {
+            catch_up: added(changes.catch_up),
+            voters: changes.voters.as_ref().map(sorted),
+            learners: added(changes.learners),
+            remove: sorted(&changes.remove),
+        }
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        group: PartitionId,
+        /// Live members: (name, roles, draining).
+        members: &'static [(&'static str, &'static str, bool)],
+        voters: &'static [&'static str],
+        learners: &'static [&'static str],
+        expected: Named,
+    }
+
+    fn check(case: &Case) {
+        let members: Vec<Member> = case
+            .members
+            .iter()
+            .map(|(name, roles, draining)| member(name, roles, *draining))
+            .collect();
+        let current = group_members(case.voters, case.learners);
+        let mut everyone: Vec<&str> = case.members.iter().map(|(name, _, _)| *name).collect();
+        everyone.extend(case.voters.iter().chain(case.learners));
+        let changes = named(plan(case.group, &members, &current), &everyone);
+        assert_eq!(changes, case.expected, "{}", case.name);
+    }
+
+    #[test]
+    fn leaders_propose_the_changes_placement_asks_for() {
+        const USERS: PartitionId = 0;
+        let cases = [
+            Case {
+                name: "a placed group is left alone",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                ],
+                voters: &["a", "b", "c"],
+                learners: &[],
+                expected: Named::default(),
+            },
+            Case {
+                name: "a joining node catches up before it votes",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                ],
+                voters: &["a", "b"],
+                learners: &[],
+                expected: Named {
+                    catch_up: names(&["c"]),
+                    voters: Some(names(&["a", "b", "c"])),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a learner that should vote catches up again before it votes",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                ],
+                voters: &["a", "b"],
+                learners: &["c"],
+                expected: Named {
+                    catch_up: names(&["c"]),
+                    voters: Some(names(&["a", "b", "c"])),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a node without the voter role only learns",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("g", "gateway", false),
+                ],
+                voters: &["a", "b"],
+                learners: &[],
+                expected: Named {
+                    learners: names(&["g"]),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a learner already held is not added again",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("g", "gateway", false),
+                ],
+                voters: &["a", "b"],
+                learners: &["g"],
+                expected: Named::default(),
+            },
+            Case {
+                name: "the catalog's voters need the index role",
+                group: CATALOG_GROUP,
+                members: &[("a", "index", false), ("b", "sessions", false)],
+                voters: &["a"],
+                learners: &[],
+                expected: Named {
+                    learners: names(&["b"]),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a draining voter is replaced, then removed",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                    ("d", "sessions", true),
+                ],
+                voters: &["a", "b", "d"],
+                learners: &[],
+                expected: Named {
+                    catch_up: names(&["c"]),
+                    voters: Some(names(&["a", "b", "c"])),
+                    remove: names(&["d"]),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a draining learner is removed",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                    ("d", "sessions,index", true),
+                ],
+                voters: &["a", "b", "c"],
+                learners: &["d"],
+                expected: Named {
+                    remove: names(&["d"]),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a draining node the group does not hold is not added",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("d", "sessions", true),
+                ],
+                voters: &["a", "b"],
+                learners: &[],
+                expected: Named::default(),
+            },
+            Case {
+                name: "a voter gossip does not list keeps its vote",
+                group: USERS,
+                members: &[("a", "sessions", false), ("b", "sessions", false)],
+                voters: &["a", "b", "c"],
+                learners: &[],
+                expected: Named::default(),
+            },
+        ];
+        for case in &cases {
+            check(case);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! What travels to a partition's leader and back: a shopper's call, its answer, and why one
+//! attempt to reach the leader failed. The mesh carries these; the local replicas answer
+//! them; routing retries on them.
+
+use inkling_actors::{ActorError, RankedList, RecommendRequest, SearchRequest};
+use inkling_domain::Profile;
+use serde::{Deserialize, Serialize};
+
+use crate::partition::PartitionId;
+
+/// Why one attempt to reach a partition's leader failed.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum RouteError {
+    #[error("not the leader of partition {partition}")]
+    NotLeader {
+        partition: PartitionId,
+        hint: Option<String>,
+    },
+    #[error("could not reach {0}")]
+    Unreachable(String),
+    #[error(transparent)]
+    Failed(ActorError),
+}
+
+impl RouteError {
+    /// Whether another attempt, perhaps on another node, may succeed.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            RouteError::NotLeader { .. } | RouteError::Unreachable(_) => true,
+            RouteError::Failed(error) => matches!(error, ActorError::Unavailable(_)),
+        }
+    }
+
+    pub(crate) fn into_actor_error(self) -> ActorError {
+        match self {
+            RouteError::Failed(error) => error,
+            other => ActorError::Unavailable(format!("no reachable leader: {other}")),
+        }
+    }
+}
+
+/// A shopper request served by the session on the partition's leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum UserCall {
+    Search(SearchRequest),
+    Recommend(RecommendRequest),
+    Profile(String),
+}
+
+impl UserCall {
+    pub(crate) fn user_id(&self) -> &str {
+        match self {
+            UserCall::Search(request) => &request.user_id,
+            UserCall::Recommend(request) => &request.user_id,
+            UserCall::Profile(user_id) => user_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum UserAnswer {
+    Ranked(Box<RankedList>),
+    Profile(Box<Profile>),
+}
