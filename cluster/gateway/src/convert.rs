@@ -1,20 +1,24 @@
-//! Explicit conversions between the public API types ([`crate::api`]) and the actor protocol
-//! and domain model. Requests are checked against the API's limits first, then against the
-//! domain's own rules, so every message names the field by its path in the request.
+//! Explicit conversions between the public API types ([`inkling_api`]) and the actor
+//! protocol and domain model. Requests are checked against the API's limits first, then
+//! against the domain's own rules, so every message names the field by its path in the
+//! request.
+//!
+//! Both sides are other crates' types, so the conversions the handlers call are extension
+//! traits (`batch.into_events()`, `RankedAnswer::new(list, took_ms)`) and the rest are plain
+//! functions: Rust allows no `From` between two foreign types.
 
 use std::collections::BTreeSet;
 
 use inkling_actors::model_pool::PoolStats;
 use inkling_actors::protocol::{self, RankedItem, RankedList, RecommendRequest, SearchRequest};
-use inkling_domain::{Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery};
-use inkling_models::intent::{self, IntentClass, Slots, Understanding};
-
-use crate::api::{
+use inkling_api::limits::{self, Invalid};
+use inkling_api::{
     Affinity, ConstraintsView, EventBatch, EventBody, EventType, FiltersBody, Intent, ItemAnswer,
     ModelPoolView, Preference, ProductBatch, ProductBody, ProductView, ProfileView, RankedAnswer,
     RecentItemView, RecentQueryView, RecommendBody, SearchBody, SearchMode, UnderstandingView,
 };
-use crate::limits::{self, Invalid};
+use inkling_domain::{Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery};
+use inkling_models::intent::{self, IntentClass, Slots, Understanding};
 
 /// How many categories and brands a profile view lists.
 const PROFILE_TOP: usize = 10;
@@ -23,9 +27,14 @@ const PROFILE_TOP: usize = 10;
 // Requests: API → domain and protocol
 // ---------------------------------------------------------------------------------------
 
-impl ProductBatch {
+/// A product batch checked and converted for the catalog.
+pub trait IntoProducts {
+    fn into_products(self) -> Result<Vec<Product>, Invalid>;
+}
+
+impl IntoProducts for ProductBatch {
     /// Checks every product and converts the batch.
-    pub fn into_products(self) -> Result<Vec<Product>, Invalid> {
+    fn into_products(self) -> Result<Vec<Product>, Invalid> {
         limits::batch("products", self.products.len())?;
         self.products
             .into_iter()
@@ -33,7 +42,7 @@ impl ProductBatch {
             .map(|(index, body)| {
                 let path = format!("products[{index}]");
                 body.validate(&path)?;
-                let product = Product::from(body);
+                let product = product(body);
                 product
                     .validate()
                     .map_err(|error| format!("{path}: {error}"))?;
@@ -43,25 +52,28 @@ impl ProductBatch {
     }
 }
 
-impl From<ProductBody> for Product {
-    fn from(body: ProductBody) -> Self {
-        Product {
-            id: body.id,
-            title: body.title,
-            category_path: body.category_path,
-            brand: body.brand,
-            price: body.price,
-            currency: body.currency,
-            rating: body.rating,
-            in_stock: body.in_stock,
-            attributes: body.attributes,
-        }
+fn product(body: ProductBody) -> Product {
+    Product {
+        id: body.id,
+        title: body.title,
+        category_path: body.category_path,
+        brand: body.brand,
+        price: body.price,
+        currency: body.currency,
+        rating: body.rating,
+        in_stock: body.in_stock,
+        attributes: body.attributes,
     }
 }
 
-impl EventBatch {
+/// An event batch checked and converted for the shoppers' partitions.
+pub trait IntoEvents {
+    fn into_events(self) -> Result<Vec<Event>, Invalid>;
+}
+
+impl IntoEvents for EventBatch {
     /// Checks every event and converts the batch.
-    pub fn into_events(self) -> Result<Vec<Event>, Invalid> {
+    fn into_events(self) -> Result<Vec<Event>, Invalid> {
         limits::batch("events", self.events.len())?;
         self.events
             .into_iter()
@@ -69,7 +81,7 @@ impl EventBatch {
             .map(|(index, body)| {
                 let path = format!("events[{index}]");
                 body.validate(&path)?;
-                let event = Event::from(body);
+                let event = event(body);
                 event
                     .validate()
                     .map_err(|error| format!("{path}: {error}"))?;
@@ -79,56 +91,58 @@ impl EventBatch {
     }
 }
 
-impl From<EventBody> for Event {
-    fn from(body: EventBody) -> Self {
-        Event {
-            user_id: body.user_id,
-            session_id: body.session_id,
-            kind: body.kind.into(),
-            item_id: body.item_id,
-            query: body.query,
-            timestamp: body.timestamp,
-            learn: body.learn,
-            event_id: body.event_id,
-        }
+fn event(body: EventBody) -> Event {
+    Event {
+        user_id: body.user_id,
+        session_id: body.session_id,
+        kind: event_kind(body.kind),
+        item_id: body.item_id,
+        query: body.query,
+        timestamp: body.timestamp,
+        learn: body.learn,
+        event_id: body.event_id,
     }
 }
 
-impl From<EventType> for EventKind {
-    fn from(kind: EventType) -> Self {
-        match kind {
-            EventType::View => EventKind::View,
-            EventType::Click => EventKind::Click,
-            EventType::AddToCart => EventKind::AddToCart,
-            EventType::Purchase => EventKind::Purchase,
-            EventType::Search => EventKind::Search,
-        }
+fn event_kind(kind: EventType) -> EventKind {
+    match kind {
+        EventType::View => EventKind::View,
+        EventType::Click => EventKind::Click,
+        EventType::AddToCart => EventKind::AddToCart,
+        EventType::Purchase => EventKind::Purchase,
+        EventType::Search => EventKind::Search,
     }
 }
 
-impl From<EventKind> for EventType {
-    fn from(kind: EventKind) -> Self {
-        match kind {
-            EventKind::View => EventType::View,
-            EventKind::Click => EventType::Click,
-            EventKind::AddToCart => EventType::AddToCart,
-            EventKind::Purchase => EventType::Purchase,
-            EventKind::Search => EventType::Search,
-        }
+fn event_type(kind: EventKind) -> EventType {
+    match kind {
+        EventKind::View => EventType::View,
+        EventKind::Click => EventType::Click,
+        EventKind::AddToCart => EventType::AddToCart,
+        EventKind::Purchase => EventType::Purchase,
+        EventKind::Search => EventType::Search,
     }
 }
 
-impl SearchBody {
+/// A search or recommendation checked and converted for the actors.
+pub trait IntoRequest {
+    type Request;
+    fn into_request(self) -> Result<Self::Request, Invalid>;
+}
+
+impl IntoRequest for SearchBody {
+    type Request = SearchRequest;
+
     /// Checks the request and converts it for the actors.
-    pub fn into_request(self) -> Result<SearchRequest, Invalid> {
+    fn into_request(self) -> Result<SearchRequest, Invalid> {
         self.validate()?;
         let request = SearchRequest {
             user_id: self.user_id,
             session_id: self.session_id,
             query: self.query,
             k: self.k,
-            filters: self.filters.into(),
-            mode: self.mode.into(),
+            filters: filters(self.filters),
+            mode: search_mode(self.mode),
             explain: self.explain,
         };
         request.filters.validate()?;
@@ -136,15 +150,17 @@ impl SearchBody {
     }
 }
 
-impl RecommendBody {
+impl IntoRequest for RecommendBody {
+    type Request = RecommendRequest;
+
     /// Checks the request and converts it for the actors.
-    pub fn into_request(self) -> Result<RecommendRequest, Invalid> {
+    fn into_request(self) -> Result<RecommendRequest, Invalid> {
         self.validate()?;
         let request = RecommendRequest {
             user_id: self.user_id,
             session_id: self.session_id,
             k: self.k,
-            filters: self.filters.into(),
+            filters: filters(self.filters),
             explain: self.explain,
             buy_again: self.buy_again,
         };
@@ -153,24 +169,20 @@ impl RecommendBody {
     }
 }
 
-impl From<FiltersBody> for Filters {
-    fn from(body: FiltersBody) -> Self {
-        Filters {
-            category: body.category,
-            brand: body.brand,
-            price_min: body.price_min,
-            price_max: body.price_max,
-        }
+fn filters(body: FiltersBody) -> Filters {
+    Filters {
+        category: body.category,
+        brand: body.brand,
+        price_min: body.price_min,
+        price_max: body.price_max,
     }
 }
 
-impl From<SearchMode> for protocol::SearchMode {
-    fn from(mode: SearchMode) -> Self {
-        match mode {
-            SearchMode::Lexical => protocol::SearchMode::Lexical,
-            SearchMode::Vector => protocol::SearchMode::Vector,
-            SearchMode::Hybrid => protocol::SearchMode::Hybrid,
-        }
+fn search_mode(mode: SearchMode) -> protocol::SearchMode {
+    match mode {
+        SearchMode::Lexical => protocol::SearchMode::Lexical,
+        SearchMode::Vector => protocol::SearchMode::Vector,
+        SearchMode::Hybrid => protocol::SearchMode::Hybrid,
     }
 }
 
@@ -178,10 +190,15 @@ impl From<SearchMode> for protocol::SearchMode {
 // Answers: protocol and domain → API
 // ---------------------------------------------------------------------------------------
 
-impl RankedAnswer {
+/// The public form of a ranked list.
+pub trait FromRankedList {
+    fn new(list: RankedList, took_ms: f64) -> Self;
+}
+
+impl FromRankedList for RankedAnswer {
     /// The public form of a ranked list: how much of the catalog answered, in words and as
     /// a share, never which shard numbers failed (those are logged).
-    pub fn new(list: RankedList, took_ms: f64) -> Self {
+    fn new(list: RankedList, took_ms: f64) -> Self {
         let missing: BTreeSet<usize> = list.missing_shards.iter().map(|m| m.shard).collect();
         for shard in &list.missing_shards {
             tracing::warn!(shard = shard.shard, error = %shard.error, "answer built without a shard");
@@ -205,101 +222,94 @@ impl RankedAnswer {
             )]
         };
         Self {
-            items: list.items.into_iter().map(ItemAnswer::from).collect(),
+            items: list.items.into_iter().map(item_answer).collect(),
             complete: missing.is_empty(),
             coverage,
             warnings,
             notices: list.notices,
-            understanding: list.understanding.map(UnderstandingView::from),
+            understanding: list.understanding.map(understanding_view),
             took_ms,
         }
     }
 }
 
-impl From<RankedItem> for ItemAnswer {
-    fn from(item: RankedItem) -> Self {
-        Self {
-            product: ProductView::from(&*item.product),
-            score: item.score,
-            reasons: item.reasons,
-            features: item.features,
-        }
+fn item_answer(item: RankedItem) -> ItemAnswer {
+    ItemAnswer {
+        product: product_view(&item.product),
+        score: item.score,
+        reasons: item.reasons,
+        features: item.features,
     }
 }
 
-impl From<&Product> for ProductView {
-    fn from(product: &Product) -> Self {
-        Self {
-            id: product.id.clone(),
-            title: product.title.clone(),
-            category_path: product.category_path.clone(),
-            brand: product.brand.clone(),
-            price: product.price,
-            currency: product.currency.clone(),
-            rating: product.rating,
-            in_stock: product.in_stock,
-            attributes: product.attributes.clone(),
-        }
+fn product_view(product: &Product) -> ProductView {
+    ProductView {
+        id: product.id.clone(),
+        title: product.title.clone(),
+        category_path: product.category_path.clone(),
+        brand: product.brand.clone(),
+        price: product.price,
+        currency: product.currency.clone(),
+        rating: product.rating,
+        in_stock: product.in_stock,
+        attributes: product.attributes.clone(),
     }
 }
 
-impl From<Understanding> for UnderstandingView {
-    fn from(understanding: Understanding) -> Self {
-        Self {
-            intent: understanding.intent.into(),
-            confidence: understanding.confidence,
-            follow_up: understanding.follow_up,
-            turn: understanding.turn.into(),
-            constraints: understanding.constraints.into(),
-        }
+fn understanding_view(understanding: Understanding) -> UnderstandingView {
+    UnderstandingView {
+        intent: intent_view(understanding.intent),
+        confidence: understanding.confidence,
+        follow_up: understanding.follow_up,
+        turn: constraints_view(understanding.turn),
+        constraints: constraints_view(understanding.constraints),
     }
 }
 
-impl From<IntentClass> for Intent {
-    fn from(intent: IntentClass) -> Self {
-        match intent {
-            IntentClass::Browse => Intent::Browse,
-            IntentClass::Purchase => Intent::Purchase,
-            IntentClass::Compare => Intent::Compare,
-            IntentClass::Refine => Intent::Refine,
-            IntentClass::PriceCheck => Intent::PriceCheck,
-            IntentClass::Other => Intent::Other,
-        }
+fn intent_view(intent: IntentClass) -> Intent {
+    match intent {
+        IntentClass::Browse => Intent::Browse,
+        IntentClass::Purchase => Intent::Purchase,
+        IntentClass::Compare => Intent::Compare,
+        IntentClass::Refine => Intent::Refine,
+        IntentClass::PriceCheck => Intent::PriceCheck,
+        IntentClass::Other => Intent::Other,
     }
 }
 
-impl From<Slots> for ConstraintsView {
-    fn from(slots: Slots) -> Self {
-        Self {
-            category: slots.category,
-            category_confidence: slots.category_confidence,
-            brand: slots.brand,
-            brand_confidence: slots.brand_confidence,
-            price_min: slots.price_min,
-            price_max: slots.price_max,
-            currency: slots.currency,
-            attributes: slots.attributes,
-            preference: slots.preference.map(Preference::from),
-        }
+fn constraints_view(slots: Slots) -> ConstraintsView {
+    ConstraintsView {
+        category: slots.category,
+        category_confidence: slots.category_confidence,
+        brand: slots.brand,
+        brand_confidence: slots.brand_confidence,
+        price_min: slots.price_min,
+        price_max: slots.price_max,
+        currency: slots.currency,
+        attributes: slots.attributes,
+        preference: slots.preference.map(preference_view),
     }
 }
 
-impl From<intent::Preference> for Preference {
-    fn from(preference: intent::Preference) -> Self {
-        match preference {
-            intent::Preference::BestValue => Preference::BestValue,
-            intent::Preference::Cheapest => Preference::Cheapest,
-            intent::Preference::Premium => Preference::Premium,
-            intent::Preference::BestRated => Preference::BestRated,
-            intent::Preference::Newest => Preference::Newest,
-        }
+fn preference_view(preference: intent::Preference) -> Preference {
+    match preference {
+        intent::Preference::BestValue => Preference::BestValue,
+        intent::Preference::Cheapest => Preference::Cheapest,
+        intent::Preference::Premium => Preference::Premium,
+        intent::Preference::BestRated => Preference::BestRated,
+        intent::Preference::Newest => Preference::Newest,
     }
 }
 
-impl ProfileView {
+/// The public form of a stored profile.
+pub trait FromProfile {
+    fn new(profile: Profile, half_life_ms: u64, now_ms: u64) -> Self;
+}
+
+impl FromProfile for ProfileView {
     /// The profile as of `now_ms`: affinities decayed with `half_life_ms` and normalised so
     /// the strongest is 1.0, and the price band in currency units.
-    pub fn new(profile: Profile, half_life_ms: u64, now_ms: u64) -> Self {
+    fn new(profile: Profile, half_life_ms: u64, now_ms: u64) -> Self {
         let top = |affinities| {
             Profile::normalised(affinities, now_ms, half_life_ms)
                 .into_iter()
@@ -323,12 +333,12 @@ impl ProfileView {
             recent_items: profile
                 .recent_items
                 .into_iter()
-                .map(RecentItemView::from)
+                .map(recent_item_view)
                 .collect(),
             recent_queries: profile
                 .recent_queries
                 .into_iter()
-                .map(RecentQueryView::from)
+                .map(recent_query_view)
                 .collect(),
             purchased: profile.purchased.into_iter().collect(),
             segment: profile.segment,
@@ -341,38 +351,35 @@ fn cents(amount: f64) -> f64 {
     (amount * 100.0).round() / 100.0
 }
 
-impl From<RecentItem> for RecentItemView {
-    fn from(item: RecentItem) -> Self {
-        Self {
-            item_id: item.item_id,
-            kind: item.kind.into(),
-            at_ms: item.at_ms,
-            session_id: item.session_id,
-        }
+fn recent_item_view(item: RecentItem) -> RecentItemView {
+    RecentItemView {
+        item_id: item.item_id,
+        kind: event_type(item.kind),
+        at_ms: item.at_ms,
+        session_id: item.session_id,
     }
 }
 
-impl From<RecentQuery> for RecentQueryView {
-    fn from(query: RecentQuery) -> Self {
-        Self {
-            query: query.query,
-            at_ms: query.at_ms,
-        }
+fn recent_query_view(query: RecentQuery) -> RecentQueryView {
+    RecentQueryView {
+        query: query.query,
+        at_ms: query.at_ms,
     }
 }
 
-impl From<PoolStats> for ModelPoolView {
-    fn from(stats: PoolStats) -> Self {
-        Self {
-            queued_texts: stats.queued_texts,
-            batches: stats.batches,
-            texts_encoded: stats.texts_encoded,
-            cache_hits: stats.cache_hits,
-            rejected: stats.rejected,
-        }
+/// The model pool's figures as `GET /healthz` shows them.
+pub fn model_pool_view(stats: PoolStats) -> ModelPoolView {
+    ModelPoolView {
+        queued_texts: stats.queued_texts,
+        batches: stats.batches,
+        texts_encoded: stats.texts_encoded,
+        cache_hits: stats.cache_hits,
+        rejected: stats.rejected,
     }
 }
 
+/// The health handler's `ModelPoolView::from(stats)` (it imports this module under that
+/// name) until it calls [`model_pool_view`] itself: no `From` between two foreign types.
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -432,7 +439,7 @@ mod tests {
             in_stock: true,
             attributes: Default::default(),
         };
-        let item = ItemAnswer::from(RankedItem {
+        let item = item_answer(RankedItem {
             product: Arc::new(product.clone()),
             score: 2.0,
             reasons: vec!["r".into()],

@@ -7,9 +7,8 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use inkling_actors::ActorError;
-
-use crate::api::{ErrorAnswer, ErrorDetail};
-use crate::limits::{RETRY_AFTER_OVERLOADED_SECS, RETRY_AFTER_UNAVAILABLE_SECS};
+use inkling_api::limits::{RETRY_AFTER_OVERLOADED_SECS, RETRY_AFTER_UNAVAILABLE_SECS};
+use inkling_api::{ErrorAnswer, ErrorDetail};
 
 /// An error as the client sees it.
 #[derive(Debug)]

@@ -1,16 +1,14 @@
 //! The HTTP gateway: API v1 on axum. Handlers validate, hand the request to the actors, and
 //! map the answer; every error leaves as a JSON body `{"error": {"code", "message"}}`.
 //!
-//! `inkling-gateway` owns the public API boundary: its request and answer types ([`api`]),
-//! their limits ([`limits`]), the conversions to and from the actor protocol ([`convert`])
-//! and the error codes ([`error`]). It must never hold business logic, open storage, or know
+//! `inkling-gateway` serves the public API whose request and answer types and limits live
+//! in `inkling-api` (which clients share); it owns the conversions between those types and
+//! the actor protocol ([`convert`]) and the error codes ([`error`]). It must never hold business logic, open storage, or know
 //! where an actor runs: it talks to the `Cluster` façade, which routes each shopper's
 //! requests to the node that leads the shopper's partition.
 
-pub mod api;
 pub mod convert;
 pub mod error;
-pub mod limits;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,18 +19,19 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
-use inkling_cluster::Cluster;
+pub use inkling_api::limits::{MAX_BATCH, MAX_K};
+use inkling_api::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
+use inkling_api::{
+    DeleteAnswer, ErasedAnswer, EventBatch, EventsAnswer, HealthView, ProductBatch, ProfileView,
+    RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
+};
 use inkling_domain::now_ms;
 use inkling_ops::trace::{TRACEPARENT, TraceContext};
+use inkling_replication::Cluster;
 use tracing::Instrument;
 
-use crate::api::{
-    DeleteAnswer, ErasedAnswer, EventBatch, EventsAnswer, HealthView, ModelPoolView, ProductBatch,
-    ProfileView, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
-};
+use crate::convert::{FromProfile, FromRankedList, IntoEvents, IntoProducts, IntoRequest};
 pub use crate::error::ApiError;
-pub use crate::limits::{MAX_BATCH, MAX_K};
-use crate::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
 
 /// The public API; on a node without the `gateway` role (`serves_api` false) only
 /// `/healthz` and `/metrics`, and every `/v1` route answers that this is not a gateway.
@@ -158,21 +157,20 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 }
 
 async fn health(State(cluster): State<Arc<Cluster>>) -> ApiResult<HealthView> {
-    let inkling = cluster.local();
-    let model_pool = match inkling.model_pool_stats().await {
-        Some(stats) => Some(ModelPoolView::from(stats?)),
+    let model_pool = match cluster.local_model_pool_stats().await {
+        Some(stats) => Some(convert::model_pool_view(stats?)),
         None => None,
     };
     Ok(Json(HealthView {
         status: "ok".to_string(),
-        products: inkling.catalog_size().await?,
-        active_sessions: inkling.active_sessions().await?,
+        products: cluster.local_catalog_size().await?,
+        active_sessions: cluster.local_active_sessions().await?,
         model_pool,
     }))
 }
 
 async fn metrics() -> String {
-    inkling_cluster::routing::publish_replica_gauges();
+    inkling_replication::publish_replica_gauges();
     inkling_ops::metrics::render()
 }
 
@@ -189,7 +187,7 @@ async fn delete_product(
     State(cluster): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<DeleteAnswer> {
-    limits::required("id", &id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
+    inkling_api::limits::required("id", &id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
     if !cluster.delete_product(id.clone()).await? {
         return Err(ApiError::not_found(format!("no product with id {id:?}")));
     }
@@ -205,7 +203,7 @@ async fn record_events(
     let (accepted, commits) = cluster.record_events_committed(events).await?;
     let commits = commits
         .into_iter()
-        .map(|commit| api::CommitView {
+        .map(|commit| inkling_api::CommitView {
             partition: commit.partition,
             term: commit.term,
             leader: commit.leader,
@@ -246,7 +244,7 @@ async fn profile(
     State(cluster): State<Arc<Cluster>>,
     ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<ProfileView> {
-    limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
+    inkling_api::limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
     let profile = cluster.profile(user_id.clone()).await?;
     if profile.event_count == 0 && profile.recent_queries.is_empty() {
         return Err(ApiError::not_found(format!(
@@ -255,7 +253,7 @@ async fn profile(
     }
     Ok(Json(ProfileView::new(
         profile,
-        cluster.local().profile_half_life_ms(),
+        cluster.profile_half_life_ms(),
         now_ms(),
     )))
 }
@@ -265,46 +263,7 @@ async fn erase_user(
     State(cluster): State<Arc<Cluster>>,
     ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<ErasedAnswer> {
-    limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
+    inkling_api::limits::required("user_id", &user_id, MAX_ID_BYTES).map_err(ApiError::invalid)?;
     cluster.erase_user(user_id.clone()).await?;
     Ok(Json(ErasedAnswer { erased: user_id }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Unknown fields are refused at every depth of every request type.
-    #[test]
-    fn every_request_type_rejects_unknown_fields() {
-        fn refuses<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str, field: &str) {
-            let error = serde_json::from_str::<T>(json).unwrap_err().to_string();
-            assert!(
-                error.contains(&format!("unknown field `{field}`")),
-                "{json}: {error}"
-            );
-        }
-        let product = r#"{"id":"p","title":"t","price":1"#;
-        refuses::<ProductBatch>(&format!(r#"{{"products":[{product}}}],"x":1}}"#), "x");
-        refuses::<ProductBatch>(
-            &format!(r#"{{"products":[{product},"colour":1}}]}}"#),
-            "colour",
-        );
-        let event = r#"{"user_id":"u","type":"view","item_id":"i""#;
-        refuses::<EventBatch>(&format!(r#"{{"events":[{event}}}],"x":1}}"#), "x");
-        refuses::<EventBatch>(
-            &format!(r#"{{"events":[{event},"sesion_id":"s"}}]}}"#),
-            "sesion_id",
-        );
-        refuses::<SearchBody>(r#"{"user_id":"u","query":"q","k":1,"filter":{}}"#, "filter");
-        refuses::<SearchBody>(
-            r#"{"user_id":"u","query":"q","k":1,"filters":{"colour":"red"}}"#,
-            "colour",
-        );
-        refuses::<RecommendBody>(r#"{"user_id":"u","k":1,"explian":true}"#, "explian");
-        refuses::<RecommendBody>(
-            r#"{"user_id":"u","k":1,"filters":{"colour":"red"}}"#,
-            "colour",
-        );
-    }
 }

@@ -6,9 +6,8 @@
 //! handling (that is `inkling-gateway`'s); it only connects them.
 
 pub mod demo;
-pub mod local_cluster;
 
-pub use inkling_cluster::{InitialMember, MeshTls};
+pub use inkling_replication::{InitialMember, MeshTls};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,8 +16,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use inkling_actors::inkling::NodeStorage;
 use inkling_actors::{ActorConfig, Inkling};
-use inkling_cluster::{Cluster, ClusterConfig, MeshConfig};
 use inkling_domain::Product;
+use inkling_replication::{Cluster, ClusterConfig, MeshConfig};
 use inkling_storage::{CatalogStore, KvEngine, SledEngine};
 use tokio::net::TcpListener;
 
@@ -249,7 +248,7 @@ impl Node {
             gateway,
         } = self;
         let app = inkling_gateway::router(cluster.clone(), gateway)
-            .merge(inkling_cluster::internal_api::router(cluster.clone()));
+            .merge(inkling_replication::internal_api::router(cluster.clone()));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -291,7 +290,7 @@ async fn load_catalog(
     };
     let count = products.len();
     cluster
-        .wait_for_leader(inkling_cluster::CATALOG_GROUP, CATALOG_LEADER_TIMEOUT)
+        .wait_for_leader(inkling_replication::CATALOG_GROUP, CATALOG_LEADER_TIMEOUT)
         .await?;
     for chunk in products.chunks(INITIAL_CATALOG_CHUNK) {
         cluster.upsert_products(chunk.to_vec()).await?;
@@ -305,7 +304,7 @@ async fn load_catalog(
 /// this returns.
 async fn stop(cluster: Arc<Cluster>, engine: Arc<dyn KvEngine>) -> Result<()> {
     cluster.shutdown().await;
-    let inkling = cluster.local().clone();
+    let inkling = cluster.actors_to_stop();
     drop(cluster);
     inkling.shutdown().await;
     drop(inkling);
@@ -377,7 +376,8 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     .await
 }
 
-pub(crate) async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM: how a node, and `inkling cluster up`, is asked to stop.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,13 +1,22 @@
 //! The HTTP API of one in-process node on loopback, with real sled and tantivy underneath.
 
+use std::time::Duration;
+
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
+use inkling_api::{
+    Client, ClientConfig, EventBatch, EventBody, EventType, FiltersBody, Intent, Preference,
+    ProductBatch, ProductBody, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
+};
 use inkling_models::encoder::ModelName;
 use inkling_node::{CatalogSource, Node, NodeOptions};
 use serde_json::{Value, json};
 
+/// Generous: a debug build embedding with a real encoder on a busy machine.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 struct TestNode {
-    base_url: String,
+    client: Client,
     _data: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
 }
@@ -21,14 +30,6 @@ fn with_encoder(model: ModelName) -> ActorConfig {
         encoder: Some(ModelPoolConfig::new(model, models_dir())),
         ..Default::default()
     }
-}
-
-/// One HTTP answer.
-struct Reply {
-    status: u16,
-    retry_after: Option<String>,
-    /// The body as JSON, or as a JSON string when it is not JSON.
-    body: Value,
 }
 
 impl TestNode {
@@ -53,57 +54,60 @@ impl TestNode {
             tokio::spawn(node.serve(std::future::pending()));
             format!("http://{address}")
         });
+        let client = Client::new(&base_url, ClientConfig::timeout(CALL_TIMEOUT)).unwrap();
         Self {
-            base_url,
+            client,
             _data: data,
             _runtime: runtime,
         }
     }
 
-    /// Sends a request and returns what a client sees of the answer.
-    fn exchange(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
-        let request = ureq::request(method, &format!("{}{path}", self.base_url));
-        let outcome = match body {
-            Some(body) => request
-                .set("content-type", "application/json")
-                .send_string(body),
-            None => request.call(),
-        };
-        let response = match outcome {
-            Ok(response) => response,
-            Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {path}: {error}"),
-        };
-        let status = response.status();
-        let retry_after = response.header("retry-after").map(str::to_string);
-        let text = response.into_string().unwrap();
-        Reply {
-            status,
-            retry_after,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
-    }
-
-    /// Sends a request and returns (status, body as JSON).
+    /// Sends a request as it is, unchecked, and returns (status, body as JSON, or as a JSON
+    /// string when it is not JSON): for the requests the API must refuse.
     fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let reply = self.exchange(method, path, body);
-        (reply.status, reply.body)
+        let answer = self
+            .client
+            .send_raw(method, path, body)
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        let body = serde_json::from_str(&answer.body).unwrap_or(Value::String(answer.body));
+        (answer.status, body)
     }
 
-    fn post(&self, path: &str, body: Value) -> Value {
-        let (status, answer) = self.send("POST", path, Some(&body.to_string()));
-        assert_eq!(status, 200, "{path}: {answer}");
-        answer
+    fn events(&self, events: Vec<EventBody>) -> inkling_api::EventsAnswer {
+        self.client.events(&EventBatch { events }).unwrap()
+    }
+
+    fn search(&self, body: &SearchBody) -> RankedAnswer {
+        self.client.search(body).unwrap()
+    }
+
+    fn recommend(&self, body: &RecommendBody) -> RankedAnswer {
+        self.client.recommend(body).unwrap()
     }
 }
 
-fn titles(answer: &Value) -> Vec<String> {
-    answer["items"]
-        .as_array()
-        .unwrap()
+fn titles(answer: &RankedAnswer) -> Vec<String> {
+    answer
+        .items
         .iter()
-        .map(|item| item["product"]["title"].as_str().unwrap().to_string())
+        .map(|item| item.product.title.clone())
         .collect()
+}
+
+fn ids(answer: &RankedAnswer) -> Vec<&str> {
+    answer
+        .items
+        .iter()
+        .map(|item| item.product.id.as_str())
+        .collect()
+}
+
+/// An event of `kind` on `item` by `user`, in session `session` when given.
+fn event(user: &str, session: Option<&str>, kind: EventType, item: &str) -> EventBody {
+    EventBody {
+        session_id: session.map(str::to_string),
+        ..EventBody::on_item(user, kind, item)
+    }
 }
 
 /// A request that must be refused: what is sent, and what must come back.
@@ -546,50 +550,53 @@ fn bad_input_gets_a_clear_4xx_that_names_the_field() {
 #[test]
 fn search_for_phone_returns_phones_with_reasons() {
     let node = TestNode::start();
-    let answer = node.post(
-        "/v1/search",
-        json!({ "user_id": "curl", "query": "phone", "k": 5 }),
-    );
+    let answer = node.search(&SearchBody::new("curl", "phone", 5));
     let mut top3 = titles(&answer)[..3].to_vec();
     top3.sort();
     assert_eq!(top3, ["Xiaomi 12", "iPhone 14", "iPhone SE"]);
-    for item in answer["items"].as_array().unwrap() {
-        assert!(!item["reasons"].as_array().unwrap().is_empty(), "{item}");
+    for item in &answer.items {
+        assert!(!item.reasons.is_empty(), "{item:?}");
     }
-    assert_eq!(answer["complete"], json!(true), "{answer}");
-    assert_eq!(answer["coverage"], json!(1.0), "{answer}");
-    assert_eq!(answer["warnings"], json!([]), "{answer}");
+    assert!(answer.complete, "{answer:?}");
+    assert_eq!(answer.coverage, 1.0, "{answer:?}");
+    assert!(answer.warnings.is_empty(), "{answer:?}");
+    // What the typed answer would not show: no field names a shard.
+    let body = json!({ "user_id": "curl", "query": "phone", "k": 5 }).to_string();
+    let (status, raw) = node.send("POST", "/v1/search", Some(&body));
+    assert_eq!(status, 200, "{raw}");
     assert!(
-        answer.get("missing_shards").is_none(),
-        "shard numbers leaked: {answer}"
+        raw.get("missing_shards").is_none(),
+        "shard numbers leaked: {raw}"
     );
 }
 
 #[test]
 fn events_shape_profile_and_recommendations() {
     let node = TestNode::start();
-    let events = json!({ "events": [
-        { "user_id": "shopper", "type": "view", "item_id": "macbook-pro" },
-        { "user_id": "shopper", "type": "add_to_cart", "item_id": "macbook-pro" },
-        { "user_id": "shopper", "type": "search", "query": "laptop" },
-        { "user_id": "shopper", "type": "purchase", "item_id": "ipad-mini", "timestamp": 1_700_000_000_000u64 },
-    ]});
-    let answer = node.post("/v1/events", events);
-    assert_eq!(answer["accepted"], 4, "{answer}");
-    assert_eq!(answer["durable"], true, "{answer}");
+    let answer = node.events(vec![
+        event("shopper", None, EventType::View, "macbook-pro"),
+        event("shopper", None, EventType::AddToCart, "macbook-pro"),
+        EventBody {
+            query: Some("laptop".into()),
+            ..EventBody::new("shopper", EventType::Search)
+        },
+        EventBody {
+            timestamp: Some(1_700_000_000_000),
+            ..event("shopper", None, EventType::Purchase, "ipad-mini")
+        },
+    ]);
+    assert_eq!((answer.accepted, answer.durable), (4, true), "{answer:?}");
     // One user, so one partition: the term and leader that committed the batch.
-    let commits = answer["commits"].as_array().expect("commit records");
-    assert_eq!(commits.len(), 1, "{answer}");
-    assert!(commits[0]["term"].as_u64() >= Some(1), "{answer}");
+    assert_eq!(answer.commits.len(), 1, "{answer:?}");
+    assert!(answer.commits[0].term >= 1, "{answer:?}");
 
-    let (status, profile) = node.send("GET", "/v1/users/shopper/profile", None);
-    assert_eq!(status, 200);
-    assert_eq!(profile["event_count"], 4);
-    assert_eq!(profile["top_categories"][0]["name"], "电脑");
-    assert_eq!(profile["recent_queries"][0]["query"], "laptop");
-    assert_eq!(profile["purchased"], json!(["ipad-mini"]));
+    let profile = node.client.profile("shopper").unwrap();
+    assert_eq!(profile.event_count, 4);
+    assert_eq!(profile.top_categories[0].name, "电脑");
+    assert_eq!(profile.recent_queries[0].query, "laptop");
+    assert_eq!(profile.purchased, ["ipad-mini"]);
 
-    let answer = node.post("/v1/recommend", json!({ "user_id": "shopper", "k": 10 }));
+    let answer = node.recommend(&RecommendBody::new("shopper", 10));
     let titles = titles(&answer);
     assert!(
         !titles.contains(&"iPad Mini".to_string()),
@@ -599,17 +606,10 @@ fn events_shape_profile_and_recommendations() {
         !titles.contains(&"Macbook Pro".to_string()),
         "carted item re-shown: {titles:?}"
     );
-    let reasons: Vec<&str> = answer["items"]
-        .as_array()
-        .unwrap()
+    let reasons: Vec<&str> = answer
+        .items
         .iter()
-        .flat_map(|item| {
-            item["reasons"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|reason| reason.as_str().unwrap())
-        })
+        .flat_map(|item| item.reasons.iter().map(String::as_str))
         .collect();
     // The profile explains the answer: the carted Macbook is the only 电脑, so what carries
     // over is the interest in its brand.
@@ -619,38 +619,42 @@ fn events_shape_profile_and_recommendations() {
             .any(|reason| reason.contains("interest in Apple")),
         "{reasons:?}"
     );
-    assert!(answer["items"][0].get("features").is_none());
-    let explained = node.post(
-        "/v1/recommend",
-        json!({ "user_id": "shopper", "k": 10, "explain": true }),
+    assert!(answer.items[0].features.is_none());
+    let explained = node.recommend(&RecommendBody {
+        explain: true,
+        ..RecommendBody::new("shopper", 10)
+    });
+    let features = explained.items[0].features.as_ref();
+    assert!(
+        features.is_some_and(|features| features.contains_key("category_affinity")),
+        "{explained:?}"
     );
-    let features = &explained["items"][0]["features"];
-    assert!(features["category_affinity"].is_number(), "{explained}");
 }
 
 #[test]
 fn recommendations_skip_the_cart_and_the_viewed_item_unless_buying_again() {
     let node = TestNode::start();
-    let events = json!({ "events": [
-        { "user_id": "carted", "session_id": "s", "type": "add_to_cart", "item_id": "xiaomi-12" },
-        { "user_id": "carted", "session_id": "s", "type": "view", "item_id": "iphone-14" },
-    ]});
-    node.post("/v1/events", events);
+    node.events(vec![
+        event("carted", Some("s"), EventType::AddToCart, "xiaomi-12"),
+        event("carted", Some("s"), EventType::View, "iphone-14"),
+    ]);
     // (buy_again, the phones recommended, sorted)
     let cases: [(bool, &[&str]); 2] = [
         (false, &["iphone-se"]),
         (true, &["iphone-14", "iphone-se", "xiaomi-12"]),
     ];
     for (buy_again, expected) in cases {
-        let body = json!({ "user_id": "carted", "session_id": "s", "k": 10,
-            "filters": { "category": "手机" }, "buy_again": buy_again });
-        let answer = node.post("/v1/recommend", body);
-        let mut ids: Vec<&str> = answer["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["product"]["id"].as_str().unwrap())
-            .collect();
+        let body = RecommendBody {
+            session_id: Some("s".into()),
+            filters: FiltersBody {
+                category: Some("手机".into()),
+                ..FiltersBody::default()
+            },
+            buy_again,
+            ..RecommendBody::new("carted", 10)
+        };
+        let answer = node.recommend(&body);
+        let mut ids = ids(&answer);
         ids.sort();
         assert_eq!(ids, expected, "buy_again {buy_again}");
     }
@@ -659,24 +663,24 @@ fn recommendations_skip_the_cart_and_the_viewed_item_unless_buying_again() {
 #[test]
 fn catalog_changes_are_searchable_when_acknowledged() {
     let node = TestNode::start();
-    let upsert = json!({ "products": [{
-        "id": "pixel-9", "title": "Google Pixel 9", "category_path": ["手机"], "brand": "Google",
-        "price": 5999, "currency": "CNY"
-    }]});
+    let pixel = ProductBody {
+        category_path: vec!["手机".into()],
+        brand: Some("Google".into()),
+        currency: "CNY".into(),
+        ..ProductBody::new("pixel-9", "Google Pixel 9", 5999.0)
+    };
     let written = std::time::Instant::now();
-    let (status, answer) = node.send("PUT", "/v1/products", Some(&upsert.to_string()));
-    assert_eq!((status, answer), (200, json!({ "upserted": 1 })));
-    let search = json!({ "user_id": "u", "query": "pixel", "k": 3 });
-    assert_eq!(
-        titles(&node.post("/v1/search", search.clone()))[0],
-        "Google Pixel 9"
-    );
+    let upserted = node.client.upsert_products(&ProductBatch {
+        products: vec![pixel],
+    });
+    assert_eq!(upserted, Ok(UpsertAnswer { upserted: 1 }));
+    let search = SearchBody::new("u", "pixel", 3);
+    assert_eq!(titles(&node.search(&search))[0], "Google Pixel 9");
     let visible_after = written.elapsed();
 
     let deleted = std::time::Instant::now();
-    let (status, _) = node.send("DELETE", "/v1/products/pixel-9", None);
-    assert_eq!(status, 200);
-    assert!(!titles(&node.post("/v1/search", search)).contains(&"Google Pixel 9".to_string()));
+    node.client.delete_product("pixel-9").unwrap();
+    assert!(!titles(&node.search(&search)).contains(&"Google Pixel 9".to_string()));
     let gone_after = deleted.elapsed();
     // The first search after the acknowledgement already agrees; the bound is the product's
     // promise of visibility within a second.
@@ -691,28 +695,30 @@ fn catalog_changes_are_searchable_when_acknowledged() {
 /// expected follow-up flag), and the understood constraints must keep the category.
 fn check_conversation(node: &TestNode, user: &str, turns: &[(&str, &[&str], bool)]) {
     for (query, expected, follow_up) in turns {
-        let body = json!({ "user_id": user, "session_id": format!("{user}-session"), "query": query, "k": 10 });
-        let answer = node.post("/v1/search", body);
-        let ids: Vec<&str> = answer["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["product"]["id"].as_str().unwrap())
-            .collect();
-        let understanding = &answer["understanding"];
-        assert_eq!(&ids, expected, "{query}: {understanding}");
+        let body = SearchBody {
+            session_id: Some(format!("{user}-session")),
+            ..SearchBody::new(user, *query, 10)
+        };
+        let answer = node.search(&body);
+        let understanding = answer
+            .understanding
+            .as_ref()
+            .expect("a search is understood");
+        assert_eq!(&ids(&answer), expected, "{query}: {understanding:?}");
         assert_eq!(
-            understanding["follow_up"],
-            json!(follow_up),
-            "{query}: {understanding}"
+            understanding.follow_up, *follow_up,
+            "{query}: {understanding:?}"
+        );
+        let constraints = &understanding.constraints;
+        assert_eq!(
+            constraints.category.as_deref(),
+            Some("手机"),
+            "{query}: {understanding:?}"
         );
         assert_eq!(
-            understanding["constraints"]["category"], "手机",
-            "{query}: {understanding}"
-        );
-        assert_eq!(
-            understanding["constraints"]["preference"], "best_value",
-            "{query}: {understanding}"
+            constraints.preference,
+            Some(Preference::BestValue),
+            "{query}: {understanding:?}"
         );
     }
 }
@@ -743,13 +749,13 @@ fn the_classic_example_in_chinese_and_english() {
             ("what about under 4000?", &["xiaomi-12"], true),
         ],
     );
-    let answer = node.post("/v1/search", json!({ "user_id": "zh-shopper", "session_id": "zh-shopper-session", "query": "有便宜一点的吗", "k": 3 }));
-    assert_eq!(
-        answer["understanding"]["intent"], "refine",
-        "{}",
-        answer["understanding"]
-    );
-    let reasons = answer["items"][0]["reasons"].to_string();
+    let answer = node.search(&SearchBody {
+        session_id: Some("zh-shopper-session".into()),
+        ..SearchBody::new("zh-shopper", "有便宜一点的吗", 3)
+    });
+    let understanding = answer.understanding.as_ref().expect("understood");
+    assert_eq!(understanding.intent, Intent::Refine, "{understanding:?}");
+    let reasons = answer.items[0].reasons.join(" ");
     assert!(reasons.contains("within your ¥4,000 budget"), "{reasons}");
 }
 
@@ -761,13 +767,14 @@ fn an_overloaded_model_pool_answers_503_and_stays_bounded() {
     pool.max_batch = 2;
     pool.max_wait = std::time::Duration::from_millis(20);
     let node = TestNode::start_with(actors);
-    let replies: Vec<Reply> = std::thread::scope(|scope| {
+    let outcomes: Vec<Result<RankedAnswer, inkling_api::Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..64)
             .map(|index| {
                 let node = &node;
                 scope.spawn(move || {
-                    let body = json!({ "user_id": format!("flood-{index}"), "query": format!("wireless headphones model {index}"), "k": 3 });
-                    node.exchange("POST", "/v1/search", Some(&body.to_string()))
+                    let query = format!("wireless headphones model {index}");
+                    node.client
+                        .search(&SearchBody::new(format!("flood-{index}"), query, 3))
                 })
             })
             .collect();
@@ -776,76 +783,61 @@ fn an_overloaded_model_pool_answers_503_and_stays_bounded() {
             .map(|handle| handle.join().unwrap())
             .collect()
     });
-    let statuses: Vec<(u16, &Value)> = replies
+    let refused: Vec<&inkling_api::Error> = outcomes
         .iter()
-        .map(|reply| (reply.status, &reply.body))
+        .filter_map(|outcome| outcome.as_ref().err())
         .collect();
-    let overloaded: Vec<&Reply> = replies.iter().filter(|reply| reply.status == 503).collect();
     assert!(
-        statuses
-            .iter()
-            .all(|(status, _)| *status == 200 || *status == 503),
-        "{statuses:?}"
+        refused.iter().all(|error| error.status == Some(503)),
+        "only 503s: {refused:?}"
     );
     assert!(
-        !overloaded.is_empty(),
+        !refused.is_empty(),
         "64 concurrent searches never overloaded a queue of 4"
     );
-    for reply in &overloaded {
-        assert_eq!(reply.body["error"]["code"], "overloaded", "{}", reply.body);
+    for error in &refused {
+        assert_eq!(error.code.as_deref(), Some("overloaded"), "{error}");
         assert_eq!(
-            reply.retry_after.as_deref(),
-            Some("1"),
+            error.retry_after,
+            Some(Duration::from_secs(1)),
             "every 503 says when to retry"
         );
     }
-    let overloaded: Vec<&Value> = overloaded.iter().map(|reply| &reply.body).collect();
-    assert_eq!(overloaded[0]["error"]["code"], "overloaded");
-    let (_, health) = node.send("GET", "/healthz", None);
-    assert!(
-        health["model_pool"]["rejected"].as_u64().unwrap() >= overloaded.len() as u64,
-        "{health}"
-    );
-    assert!(
-        health["model_pool"]["queued_texts"].as_u64().unwrap() <= 4,
-        "{health}"
-    );
+    let health = node.client.health().unwrap();
+    let pool = health.model_pool.expect("the node has a model pool");
+    assert!(pool.rejected >= refused.len() as u64, "{pool:?}");
+    assert!(pool.queued_texts <= 4, "{pool:?}");
 }
 
 /// `event_id` is the idempotency key: a retried batch is acknowledged again but applied once.
 #[test]
 fn a_retried_event_id_is_acknowledged_but_applied_once() {
     let node = TestNode::start();
-    let batch = json!({ "events": [
-        { "user_id": "retrier", "type": "view", "item_id": "xiaomi-12", "event_id": "retrier-1" },
-    ]});
+    let retried = EventBody {
+        event_id: Some("retrier-1".into()),
+        ..event("retrier", None, EventType::View, "xiaomi-12")
+    };
     for attempt in 0..2 {
-        let answer = node.post("/v1/events", batch.clone());
-        assert_eq!(answer["accepted"], 1, "attempt {attempt}: {answer}");
-        assert_eq!(answer["durable"], true, "attempt {attempt}: {answer}");
+        let answer = node.events(vec![retried.clone()]);
+        assert_eq!(
+            (answer.accepted, answer.durable),
+            (1, true),
+            "attempt {attempt}: {answer:?}"
+        );
     }
-    let (status, profile) = node.send("GET", "/v1/users/retrier/profile", None);
-    assert_eq!(status, 200, "{profile}");
-    assert_eq!(profile["event_count"], 1, "{profile}");
+    let profile = node.client.profile("retrier").unwrap();
+    assert_eq!(profile.event_count, 1, "{profile:?}");
     // The key is remembered once, as its xxh3 hash.
     let key = inkling_domain::event_key_hash("retrier-1");
-    assert_eq!(profile["applied_event_keys"], json!([key]), "{profile}");
+    assert_eq!(profile.applied_event_keys, [key], "{profile:?}");
 }
 
 #[test]
 fn metrics_expose_requests_storage_actors_and_the_cluster() {
     let node = TestNode::start();
-    node.post(
-        "/v1/events",
-        json!({ "events": [{ "user_id": "metered", "type": "view", "item_id": "xiaomi-12" }] }),
-    );
-    node.post(
-        "/v1/search",
-        json!({ "user_id": "metered", "query": "phone", "k": 3 }),
-    );
-    let (status, body) = node.send("GET", "/metrics", None);
-    assert_eq!(status, 200);
-    let text = body.as_str().expect("the text exposition format");
+    node.events(vec![event("metered", None, EventType::View, "xiaomi-12")]);
+    node.search(&SearchBody::new("metered", "phone", 3));
+    let text = node.client.metrics().expect("the text exposition format");
     // Each: what the exposition must hold once the node has served the requests above.
     // Values are left out: tests run several nodes in this process, and metrics are
     // process-wide.

@@ -1,9 +1,6 @@
-//! The public types of HTTP API v1: what clients send and what they get back.
-//!
-//! These are deliberately separate from the actor protocol and the domain model, so actors
-//! can change without changing the API; [`crate::convert`] maps between the two explicitly.
-//! Every request type rejects unknown fields, nested ones included, and checks its string
-//! limits ([`crate::limits`]) with messages that name the field by its path.
+//! What clients send: every request type rejects unknown fields, nested ones included,
+//! and checks its string limits ([`crate::limits`]) with messages that name the field by
+//! its path in the request.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +14,6 @@ use crate::limits::{
 
 /// The currency of a product that names none.
 pub const DEFAULT_CURRENCY: &str = "USD";
-
-// ---------------------------------------------------------------------------------------
-// Requests
-// ---------------------------------------------------------------------------------------
 
 /// `PUT /v1/products`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +55,22 @@ fn default_true() -> bool {
 }
 
 impl ProductBody {
+    /// A product with only its id, title and price: in stock, in the default currency,
+    /// with no category, brand, rating or attributes.
+    pub fn new(id: impl Into<String>, title: impl Into<String>, price: f64) -> Self {
+        Self {
+            id: id.into(),
+            title: title.into(),
+            category_path: Vec::new(),
+            brand: None,
+            price,
+            currency: default_currency(),
+            rating: None,
+            in_stock: true,
+            attributes: BTreeMap::new(),
+        }
+    }
+
     /// Checks the API's limits; `path` names this product in the request, e.g. `products[3]`.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         limits::required(&format!("{path}.id"), &self.id, MAX_ID_BYTES)?;
@@ -139,6 +148,33 @@ pub struct EventBody {
 }
 
 impl EventBody {
+    /// An event of `kind` with no item, query, session or key, stamped by the server and
+    /// learnt from.
+    pub fn new(user_id: impl Into<String>, kind: EventType) -> Self {
+        Self {
+            user_id: user_id.into(),
+            session_id: None,
+            kind,
+            item_id: None,
+            query: None,
+            timestamp: None,
+            learn: true,
+            event_id: None,
+        }
+    }
+
+    /// An event of `kind` on `item_id` (every kind but `search`).
+    pub fn on_item(
+        user_id: impl Into<String>,
+        kind: EventType,
+        item_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            item_id: Some(item_id.into()),
+            ..Self::new(user_id, kind)
+        }
+    }
+
     /// Checks the API's limits; `path` names this event in the request, e.g. `events[3]`.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         limits::required(&format!("{path}.user_id"), &self.user_id, MAX_ID_BYTES)?;
@@ -188,6 +224,19 @@ pub struct SearchBody {
 }
 
 impl SearchBody {
+    /// A hybrid search for `k` items with no filter, in no conversation.
+    pub fn new(user_id: impl Into<String>, query: impl Into<String>, k: usize) -> Self {
+        Self {
+            user_id: user_id.into(),
+            session_id: None,
+            query: query.into(),
+            k,
+            filters: FiltersBody::default(),
+            mode: SearchMode::default(),
+            explain: false,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         limits::required("user_id", &self.user_id, MAX_ID_BYTES)?;
         limits::optional("session_id", self.session_id.as_deref(), MAX_ID_BYTES)?;
@@ -230,6 +279,18 @@ pub struct RecommendBody {
 }
 
 impl RecommendBody {
+    /// `k` recommendations with no filter, in no conversation.
+    pub fn new(user_id: impl Into<String>, k: usize) -> Self {
+        Self {
+            user_id: user_id.into(),
+            session_id: None,
+            k,
+            filters: FiltersBody::default(),
+            explain: false,
+            buy_again: false,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         limits::required("user_id", &self.user_id, MAX_ID_BYTES)?;
         limits::optional("session_id", self.session_id.as_deref(), MAX_ID_BYTES)?;
@@ -268,225 +329,86 @@ impl FiltersBody {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Answers
-// ---------------------------------------------------------------------------------------
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `PUT /v1/products` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UpsertAnswer {
-    pub upserted: usize,
-}
+    /// Unknown fields are refused at every depth of every request type.
+    #[test]
+    fn every_request_type_rejects_unknown_fields() {
+        fn refuses<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str, field: &str) {
+            let error = serde_json::from_str::<T>(json).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("unknown field `{field}`")),
+                "{json}: {error}"
+            );
+        }
+        let product = r#"{"id":"p","title":"t","price":1"#;
+        refuses::<ProductBatch>(&format!(r#"{{"products":[{product}}}],"x":1}}"#), "x");
+        refuses::<ProductBatch>(
+            &format!(r#"{{"products":[{product},"colour":1}}]}}"#),
+            "colour",
+        );
+        let event = r#"{"user_id":"u","type":"view","item_id":"i""#;
+        refuses::<EventBatch>(&format!(r#"{{"events":[{event}}}],"x":1}}"#), "x");
+        refuses::<EventBatch>(
+            &format!(r#"{{"events":[{event},"sesion_id":"s"}}]}}"#),
+            "sesion_id",
+        );
+        refuses::<SearchBody>(r#"{"user_id":"u","query":"q","k":1,"filter":{}}"#, "filter");
+        refuses::<SearchBody>(
+            r#"{"user_id":"u","query":"q","k":1,"filters":{"colour":"red"}}"#,
+            "colour",
+        );
+        refuses::<RecommendBody>(r#"{"user_id":"u","k":1,"explian":true}"#, "explian");
+        refuses::<RecommendBody>(
+            r#"{"user_id":"u","k":1,"filters":{"colour":"red"}}"#,
+            "colour",
+        );
+    }
 
-/// `DELETE /v1/products/{id}` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeleteAnswer {
-    pub deleted: String,
-}
+    /// Each case: a product as JSON, and the validation error (a fragment) or none.
+    #[test]
+    fn products_are_checked_against_the_limits_with_their_path() {
+        let long = "x".repeat(129);
+        let cases = [
+            (r#"{"id":"p","title":"t","price":1}"#.to_string(), None),
+            (
+                format!(r#"{{"id":"{long}","title":"t","price":1}}"#),
+                Some("`products[2].id` is longer than 128 bytes"),
+            ),
+            (
+                r#"{"id":"p","title":"t","price":1,"currency":"cny"}"#.to_string(),
+                Some("`products[2].currency` must be a 3-letter ISO code"),
+            ),
+            (
+                r#"{"id":"p","title":" ","price":1}"#.to_string(),
+                Some("`products[2].title` must not be empty"),
+            ),
+        ];
+        let unpriced: ProductBody = serde_json::from_str(&cases[0].0).unwrap();
+        assert_eq!(unpriced.currency, DEFAULT_CURRENCY);
+        for (json, expected) in cases {
+            let body: ProductBody = serde_json::from_str(&json).unwrap();
+            match (body.validate("products[2]"), expected) {
+                (Ok(()), None) => {}
+                (Err(error), Some(fragment)) => assert!(error.contains(fragment), "{error}"),
+                (outcome, _) => panic!("{json}: {outcome:?}"),
+            }
+        }
+    }
 
-/// `DELETE /v1/users/{id}` answer: given once the erasure is committed on a quorum of the
-/// user's partition; every replica applies it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErasedAnswer {
-    pub erased: String,
-}
-
-/// `POST /v1/events` answer: given only once every event of the batch is durable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventsAnswer {
-    pub accepted: usize,
-    pub durable: bool,
-    /// Per partition written: the raft term and leader id that committed the events, so a
-    /// client (the chaos checker) can verify that one owner acknowledged each term.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub commits: Vec<CommitView>,
-}
-
-/// One partition's commit of an event batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommitView {
-    pub partition: u16,
-    pub term: u64,
-    pub leader: u64,
-}
-
-/// The answer to a search or a recommendation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RankedAnswer {
-    pub items: Vec<ItemAnswer>,
-    /// Whether every part of the catalog's index answered.
-    pub complete: bool,
-    /// The share of the catalog's index partitions that answered, from 0 to 1.
-    pub coverage: f64,
-    /// Human-readable notes on how the answer was degraded; empty when `complete`.
-    pub warnings: Vec<String>,
-    /// What a search relaxed because it would otherwise have found nothing, in words for
-    /// the shopper ("no Coffee Mugs from Coffee; showing all Coffee Mugs"); absent when
-    /// every constraint held.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notices: Vec<String>,
-    /// What the query was understood to ask (searches only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub understanding: Option<UnderstandingView>,
-    pub took_ms: f64,
-}
-
-/// One ranked product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItemAnswer {
-    pub product: ProductView,
-    pub score: f64,
-    pub reasons: Vec<String>,
-    /// The model's inputs by feature name, when the request asked to explain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features: Option<BTreeMap<String, f32>>,
-}
-
-/// A product as answers show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProductView {
-    pub id: String,
-    pub title: String,
-    pub category_path: Vec<String>,
-    pub brand: Option<String>,
-    pub price: f64,
-    pub currency: String,
-    pub rating: Option<f32>,
-    pub in_stock: bool,
-    pub attributes: BTreeMap<String, String>,
-}
-
-/// What a search query was understood to ask.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnderstandingView {
-    pub intent: Intent,
-    pub confidence: f32,
-    /// Whether this turn refined the previous one rather than starting a new topic.
-    pub follow_up: bool,
-    /// Constraints stated in this turn alone.
-    pub turn: ConstraintsView,
-    /// Constraints in force after this turn: the ones the search applied.
-    pub constraints: ConstraintsView,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Intent {
-    Browse,
-    Purchase,
-    Compare,
-    Refine,
-    PriceCheck,
-    Other,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConstraintsView {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    /// How sure the reading of `category` is, 0 to 1; search filters by it only from 0.8
-    /// (and only when that leaves results), below it the category only boosts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category_confidence: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
-    /// How sure the reading of `brand` is, as for the category.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand_confidence: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price_min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price_max: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preference: Option<Preference>,
-}
-
-/// How the shopper wants results ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Preference {
-    BestValue,
-    Cheapest,
-    Premium,
-    BestRated,
-    Newest,
-}
-
-/// `GET /v1/users/{id}/profile`: current affinities rather than raw decayed sums.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProfileView {
-    pub user_id: String,
-    pub event_count: u64,
-    pub updated_at_ms: u64,
-    pub top_categories: Vec<Affinity>,
-    pub top_brands: Vec<Affinity>,
-    /// Typical price of items of interest, as a (low, high) band.
-    pub price_band: Option<(f64, f64)>,
-    pub recent_items: Vec<RecentItemView>,
-    pub recent_queries: Vec<RecentQueryView>,
-    pub purchased: Vec<String>,
-    /// The shopper segment from the last `inkling profile build`.
-    pub segment: Option<u32>,
-    /// xxh3 hashes of the newest idempotency keys (`event_id`) applied, oldest first: a
-    /// client can check that an acknowledged event is in the profile, exactly once.
-    #[serde(default)]
-    pub applied_event_keys: Vec<u64>,
-}
-
-/// A category or brand with its current strength, the strongest being 1.0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Affinity {
-    pub name: String,
-    pub affinity: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecentItemView {
-    pub item_id: String,
-    pub kind: EventType,
-    pub at_ms: u64,
-    pub session_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecentQueryView {
-    pub query: String,
-    pub at_ms: u64,
-}
-
-/// `GET /healthz`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HealthView {
-    pub status: String,
-    pub products: usize,
-    pub active_sessions: u64,
-    /// Queue and cache figures of the model pool; null on a node without an encoder.
-    pub model_pool: Option<ModelPoolView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelPoolView {
-    pub queued_texts: u64,
-    pub batches: u64,
-    pub texts_encoded: u64,
-    pub cache_hits: u64,
-    pub rejected: u64,
-}
-
-/// Every 4xx and 5xx answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorAnswer {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorDetail {
-    /// One of `invalid_request`, `invalid_json`, `unsupported_media_type`,
-    /// `payload_too_large`, `not_found`, `overloaded`, `unavailable`, `storage`.
-    pub code: String,
-    pub message: String,
+    /// A request serialises to what the server reads back: the client sends these types.
+    #[test]
+    fn requests_round_trip_through_json() {
+        let search: SearchBody = serde_json::from_str(
+            r#"{"user_id":"u","query":"q","k":3,"mode":"lexical","explain":true}"#,
+        )
+        .unwrap();
+        let again: SearchBody =
+            serde_json::from_str(&serde_json::to_string(&search).unwrap()).unwrap();
+        assert_eq!(again, search);
+        assert_eq!(search.mode, SearchMode::Lexical);
+        assert!(search.validate().is_ok());
+    }
 }

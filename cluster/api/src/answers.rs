@@ -1,0 +1,226 @@
+//! What clients get back, errors included.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::requests::EventType;
+
+/// `PUT /v1/products` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpsertAnswer {
+    pub upserted: usize,
+}
+
+/// `DELETE /v1/products/{id}` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAnswer {
+    pub deleted: String,
+}
+
+/// `DELETE /v1/users/{id}` answer: given once the erasure is committed on a quorum of the
+/// user's partition; every replica applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasedAnswer {
+    pub erased: String,
+}
+
+/// `POST /v1/events` answer: given only once every event of the batch is durable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsAnswer {
+    pub accepted: usize,
+    pub durable: bool,
+    /// Per partition written: the raft term and leader id that committed the events, so a
+    /// client (the chaos checker) can verify that one owner acknowledged each term.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<CommitView>,
+}
+
+/// One partition's commit of an event batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitView {
+    pub partition: u16,
+    pub term: u64,
+    pub leader: u64,
+}
+
+/// The answer to a search or a recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedAnswer {
+    pub items: Vec<ItemAnswer>,
+    /// Whether every part of the catalog's index answered.
+    pub complete: bool,
+    /// The share of the catalog's index partitions that answered, from 0 to 1.
+    pub coverage: f64,
+    /// Human-readable notes on how the answer was degraded; empty when `complete`.
+    pub warnings: Vec<String>,
+    /// What a search relaxed because it would otherwise have found nothing, in words for
+    /// the shopper ("no Coffee Mugs from Coffee; showing all Coffee Mugs"); absent when
+    /// every constraint held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    /// What the query was understood to ask (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub understanding: Option<UnderstandingView>,
+    pub took_ms: f64,
+}
+
+/// One ranked product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemAnswer {
+    pub product: ProductView,
+    pub score: f64,
+    pub reasons: Vec<String>,
+    /// The model's inputs by feature name, when the request asked to explain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeMap<String, f32>>,
+}
+
+/// A product as answers show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductView {
+    pub id: String,
+    pub title: String,
+    pub category_path: Vec<String>,
+    pub brand: Option<String>,
+    pub price: f64,
+    pub currency: String,
+    pub rating: Option<f32>,
+    pub in_stock: bool,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What a search query was understood to ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnderstandingView {
+    pub intent: Intent,
+    pub confidence: f32,
+    /// Whether this turn refined the previous one rather than starting a new topic.
+    pub follow_up: bool,
+    /// Constraints stated in this turn alone.
+    pub turn: ConstraintsView,
+    /// Constraints in force after this turn: the ones the search applied.
+    pub constraints: ConstraintsView,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    Browse,
+    Purchase,
+    Compare,
+    Refine,
+    PriceCheck,
+    Other,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintsView {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// How sure the reading of `category` is, 0 to 1; search filters by it only from 0.8
+    /// (and only when that leaves results), below it the category only boosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// How sure the reading of `brand` is, as for the category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<Preference>,
+}
+
+/// How the shopper wants results ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preference {
+    BestValue,
+    Cheapest,
+    Premium,
+    BestRated,
+    Newest,
+}
+
+/// `GET /v1/users/{id}/profile`: current affinities rather than raw decayed sums.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileView {
+    pub user_id: String,
+    pub event_count: u64,
+    pub updated_at_ms: u64,
+    pub top_categories: Vec<Affinity>,
+    pub top_brands: Vec<Affinity>,
+    /// Typical price of items of interest, as a (low, high) band.
+    pub price_band: Option<(f64, f64)>,
+    pub recent_items: Vec<RecentItemView>,
+    pub recent_queries: Vec<RecentQueryView>,
+    pub purchased: Vec<String>,
+    /// The shopper segment from the last `inkling profile build`.
+    pub segment: Option<u32>,
+    /// xxh3 hashes of the newest idempotency keys (`event_id`) applied, oldest first: a
+    /// client can check that an acknowledged event is in the profile, exactly once.
+    #[serde(default)]
+    pub applied_event_keys: Vec<u64>,
+}
+
+/// A category or brand with its current strength, the strongest being 1.0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Affinity {
+    pub name: String,
+    pub affinity: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentItemView {
+    pub item_id: String,
+    pub kind: EventType,
+    pub at_ms: u64,
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentQueryView {
+    pub query: String,
+    pub at_ms: u64,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthView {
+    pub status: String,
+    pub products: usize,
+    pub active_sessions: u64,
+    /// Queue and cache figures of the model pool; null on a node without an encoder.
+    pub model_pool: Option<ModelPoolView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPoolView {
+    pub queued_texts: u64,
+    pub batches: u64,
+    pub texts_encoded: u64,
+    pub cache_hits: u64,
+    pub rejected: u64,
+}
+
+/// Every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorAnswer {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// One of `invalid_request`, `invalid_json`, `unsupported_media_type`,
+    /// `payload_too_large`, `not_found`, `overloaded`, `unavailable`, `storage`.
+    pub code: String,
+    pub message: String,
+}
