@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use inkling_chaos_tests::{ClusterSandbox, NodeSpec, get_json, post_json, wait_for};
-use inkling_cluster::partition_of;
-use serde_json::{Value, json};
+use inkling_api::{
+    Client, EventBatch, EventBody, EventType, ProductBatch, ProductBody, SearchBody, SearchMode,
+};
+use inkling_chaos_tests::{ClusterSandbox, NodeOptions, wait_for};
+use inkling_replication::partition_of;
 
 const NODES: usize = 3;
 /// Generous for a loaded two-core machine running debug builds; the failover time itself
@@ -20,21 +22,34 @@ fn binary() -> &'static std::path::Path {
     env!("CARGO_BIN_EXE_inkling-node").as_ref()
 }
 
-fn view(user: &str, event_id: &str) -> Value {
-    json!({ "user_id": user, "type": "view", "item_id": "xiaomi-12", "event_id": event_id })
+fn view(user: &str, event_id: &str) -> EventBody {
+    EventBody {
+        event_id: Some(event_id.to_string()),
+        ..EventBody::on_item(user, EventType::View, "xiaomi-12")
+    }
+}
+
+fn batch(events: Vec<EventBody>) -> EventBatch {
+    EventBatch { events }
+}
+
+fn lexical(user: &str, query: &str, k: usize) -> SearchBody {
+    SearchBody {
+        mode: SearchMode::Lexical,
+        ..SearchBody::new(user, query, k)
+    }
 }
 
 /// The user's profile event count through node `index`'s gateway, if it answers.
 fn event_count(cluster: &ClusterSandbox, index: usize, user: &str) -> Option<u64> {
-    get_json(&cluster.url(index), &format!("/v1/users/{user}/profile")).ok()?["event_count"]
-        .as_u64()
+    Some(cluster.client(index).profile(user).ok()?.event_count)
 }
 
 /// Writes events for `user` through the running gateways, in turn, until stopped; answers
 /// the idempotency keys acknowledged and the number sent. A batch that fails is retried
 /// with the same keys through the next gateway, as a client with a retry budget would.
 fn write_until_stopped(
-    urls: Vec<String>,
+    gateways: Vec<Client>,
     user: String,
     stop: Arc<AtomicBool>,
 ) -> (Vec<String>, u64) {
@@ -43,11 +58,11 @@ fn write_until_stopped(
     let mut gateway = 0usize;
     while !stop.load(Ordering::Relaxed) {
         let key = format!("{user}-{sequence}");
-        let body = json!({ "events": [view(&user, &key)] });
+        let body = batch(vec![view(&user, &key)]);
         let deadline = Instant::now() + RECOVERY_TIMEOUT;
         while Instant::now() < deadline {
-            gateway = (gateway + 1) % urls.len();
-            if post_json(&urls[gateway], "/v1/events", &body).is_ok() {
+            gateway = (gateway + 1) % gateways.len();
+            if gateways[gateway].events(&body).is_ok() {
                 acknowledged.push(key.clone());
                 break;
             }
@@ -62,15 +77,18 @@ fn write_until_stopped(
 fn kill_9_of_a_partition_leader_loses_no_acknowledged_event() {
     let mut cluster = ClusterSandbox::start(binary(), 61, NODES);
     let user = "shopper-kill".to_string();
-    let partition = u64::from(partition_of(&user));
+    let partition = partition_of(&user);
     let leader = cluster.index_of(&cluster.leader_of(0, partition).expect("a leader"));
     let survivors: Vec<usize> = (0..NODES).filter(|index| *index != leader).collect();
-    let urls: Vec<String> = survivors.iter().map(|index| cluster.url(*index)).collect();
+    let gateways: Vec<Client> = survivors
+        .iter()
+        .map(|index| cluster.client(*index))
+        .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (urls, user, stop) = (urls.clone(), user.clone(), stop.clone());
-        std::thread::spawn(move || write_until_stopped(urls, user, stop))
+        let (user, stop) = (user.clone(), stop.clone());
+        std::thread::spawn(move || write_until_stopped(gateways, user, stop))
     };
     wait_for(
         "events acknowledged before the kill",
@@ -94,11 +112,12 @@ fn kill_9_of_a_partition_leader_loses_no_acknowledged_event() {
     println!("served again {served_again:?} after kill -9 of the leader");
     // Every node indexes the whole catalog: a search during the loss is complete.
     for reader in &survivors {
-        let body = json!({ "user_id": "searcher", "query": "手机", "k": 5, "mode": "lexical" });
-        let answer =
-            post_json(&cluster.url(*reader), "/v1/search", &body).expect("search answered");
-        assert_eq!(answer["complete"], true, "{answer}");
-        assert!(!answer["items"].as_array().unwrap().is_empty(), "{answer}");
+        let answer = cluster
+            .client(*reader)
+            .search(&lexical("searcher", "手机", 5))
+            .expect("search answered");
+        assert!(answer.complete, "{answer:?}");
+        assert!(!answer.items.is_empty(), "{answer:?}");
     }
 
     for reader in survivors {
@@ -112,32 +131,25 @@ fn kill_9_of_a_partition_leader_loses_no_acknowledged_event() {
 }
 
 /// Node `index`'s number of live sessions.
-fn sessions_on(cluster: &ClusterSandbox, index: usize) -> Option<u64> {
+fn sessions_on(cluster: &ClusterSandbox, index: usize) -> Option<usize> {
     let status = cluster.status(index).ok()?;
-    status["partitions"]
-        .as_array()?
-        .iter()
-        .map(|entry| entry["sessions"].as_u64())
-        .sum()
+    Some(status.partitions.iter().map(|entry| entry.sessions).sum())
 }
 
 /// Partitions where a node other than the leader of the newest term holds sessions, as
 /// (partition, node) pairs; `None` while some node does not answer.
-fn stray_sessions(cluster: &ClusterSandbox) -> Option<Vec<(u64, usize)>> {
+fn stray_sessions(cluster: &ClusterSandbox) -> Option<Vec<(u16, usize)>> {
     // partition -> (node, term, leads, sessions) for every node
-    let mut views: BTreeMap<u64, Vec<(usize, u64, bool, u64)>> = BTreeMap::new();
+    let mut views: BTreeMap<u16, Vec<(usize, u64, bool, usize)>> = BTreeMap::new();
     for index in 0..cluster.len() {
         let status = cluster.status(index).ok()?;
-        for entry in status["partitions"].as_array()? {
-            views
-                .entry(entry["partition"].as_u64()?)
-                .or_default()
-                .push((
-                    index,
-                    entry["term"].as_u64()?,
-                    entry["state"] == "Leader",
-                    entry["sessions"].as_u64()?,
-                ));
+        for entry in status.partitions {
+            views.entry(entry.partition).or_default().push((
+                index,
+                entry.term,
+                entry.state == "Leader",
+                entry.sessions,
+            ));
         }
     }
     let mut stray = Vec::new();
@@ -154,15 +166,18 @@ fn stray_sessions(cluster: &ClusterSandbox) -> Option<Vec<(u64, usize)>> {
 
 #[test]
 fn a_frozen_node_is_declared_down_and_rejoins_with_no_second_session() {
-    let cluster = ClusterSandbox::start(binary(), 62, NODES);
+    let mut cluster = ClusterSandbox::start(binary(), 62, NODES);
     // One shopper per partition, each read once so its session is active on its leader.
     let users: BTreeMap<u16, String> = (0..200)
         .map(|n| format!("frozen-{n}"))
         .map(|user| (partition_of(&user), user))
         .collect();
     for user in users.values() {
-        let events = json!({ "events": [view(user, &format!("{user}-0"))] });
-        post_json(&cluster.url(1), "/v1/events", &events).expect("event acknowledged");
+        let events = batch(vec![view(user, &format!("{user}-0"))]);
+        cluster
+            .client(1)
+            .events(&events)
+            .expect("event acknowledged");
         assert_eq!(event_count(&cluster, 1, user), Some(1));
     }
     let (frozen, frozen_name, observer) = (0, "node-1", 1);
@@ -172,14 +187,17 @@ fn a_frozen_node_is_declared_down_and_rejoins_with_no_second_session() {
         "the frozen node held no session to go stale"
     );
 
-    cluster.node(frozen).signal("STOP");
+    cluster.nodes().pause(frozen).expect("SIGSTOP");
     wait_for(
         "the frozen node to be declared down",
         RECOVERY_TIMEOUT,
         || {
             let status = cluster.status(observer).ok()?;
-            let dead = status["dead"].as_array()?;
-            dead.iter().any(|name| name == frozen_name).then_some(())
+            status
+                .dead
+                .iter()
+                .any(|name| name == frozen_name)
+                .then_some(())
         },
     );
     for user in users.values() {
@@ -189,12 +207,12 @@ fn a_frozen_node_is_declared_down_and_rejoins_with_no_second_session() {
             || (event_count(&cluster, observer, user)? >= 1).then_some(()),
         );
     }
-    cluster.node(frozen).signal("CONT");
+    cluster.nodes().resume(frozen).expect("SIGCONT");
     wait_for("the resumed node to rejoin", RECOVERY_TIMEOUT, || {
         let status = cluster.status(observer).ok()?;
-        let live = status["members"].as_array()?;
+        let live = status.members;
         live.iter()
-            .any(|member| member["name"] == frozen_name)
+            .any(|member| member.name == frozen_name)
             .then_some(())
     });
     // The resumed node learns it was deposed and drops the sessions of partitions it no
@@ -210,14 +228,14 @@ fn a_frozen_node_is_declared_down_and_rejoins_with_no_second_session() {
 fn an_erased_user_is_gone_from_every_replica() {
     let cluster = ClusterSandbox::start(binary(), 63, NODES);
     let user = "shopper-erased";
-    let events = json!({ "events": [view(user, "erase-1"), view(user, "erase-2")] });
-    post_json(&cluster.url(1), "/v1/events", &events).expect("events acknowledged");
+    let events = batch(vec![view(user, "erase-1"), view(user, "erase-2")]);
+    cluster
+        .client(1)
+        .events(&events)
+        .expect("events acknowledged");
     let stored_on = |index: usize| -> Option<bool> {
-        let answer = get_json(
-            &cluster.url(index),
-            &format!("/internal/replica/users/{user}"),
-        )
-        .ok()?;
+        // The node's own `Result` of an optional profile, as JSON.
+        let answer: serde_json::Value = cluster.client(index).replica_user(user).ok()?;
         Some(!answer["Ok"].is_null())
     };
     for index in 0..NODES {
@@ -225,15 +243,16 @@ fn an_erased_user_is_gone_from_every_replica() {
             stored_on(index)?.then_some(())
         });
     }
-    let erased = NodeDelete::call(&cluster.url(2), user);
-    assert_eq!(erased["erased"], user);
+    let erased = cluster.client(2).erase_user(user).expect("erase answered");
+    assert_eq!(erased.erased, user);
     for index in 0..NODES {
         wait_for("every replica to drop the user", RECOVERY_TIMEOUT, || {
             (!stored_on(index)?).then_some(())
         });
-        let profile = get_json(&cluster.url(index), &format!("/v1/users/{user}/profile"));
-        assert!(
-            profile.unwrap_err().contains("404"),
+        let profile = cluster.client(index).profile(user);
+        assert_eq!(
+            profile.unwrap_err().status,
+            Some(404),
             "node {index} still serves a profile"
         );
     }
@@ -242,22 +261,25 @@ fn an_erased_user_is_gone_from_every_replica() {
 #[test]
 fn a_product_written_through_one_node_is_searchable_on_every_node() {
     let cluster = ClusterSandbox::start(binary(), 64, NODES);
-    let product = json!({ "products": [{
-        "id": "sandbox-kettle", "title": "Sandbox Electric Kettle", "category_path": ["Kitchen"],
-        "brand": "Philips", "price": 199
-    }]});
-    inkling_chaos_tests::NodeProcess::agent()
-        .put(&format!("{}/v1/products", cluster.url(0)))
-        .send_json(product)
+    let kettle = ProductBody {
+        category_path: vec!["Kitchen".into()],
+        brand: Some("Philips".into()),
+        ..ProductBody::new("sandbox-kettle", "Sandbox Electric Kettle", 199.0)
+    };
+    cluster
+        .client(0)
+        .upsert_products(&ProductBatch {
+            products: vec![kettle],
+        })
         .expect("upsert answered");
     let search = |index: usize| -> Option<Vec<String>> {
-        let body = json!({ "user_id": format!("searcher-{index}"), "query": "sandbox kettle", "k": 3, "mode": "lexical" });
-        let answer = post_json(&cluster.url(index), "/v1/search", &body).ok()?;
+        let body = lexical(&format!("searcher-{index}"), "sandbox kettle", 3);
+        let answer = cluster.client(index).search(&body).ok()?;
         Some(
-            answer["items"]
-                .as_array()?
-                .iter()
-                .filter_map(|item| item["product"]["id"].as_str().map(str::to_string))
+            answer
+                .items
+                .into_iter()
+                .map(|item| item.product.id)
                 .collect(),
         )
     };
@@ -277,13 +299,13 @@ fn a_product_written_through_one_node_is_searchable_on_every_node() {
 #[test]
 fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
     let mut cluster = ClusterSandbox::start(binary(), 65, NODES);
-    let urls: Vec<String> = (0..NODES).map(|index| cluster.url(index)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|writer| {
-            let (urls, stop) = (urls.clone(), stop.clone());
+            let gateways: Vec<Client> = (0..NODES).map(|index| cluster.client(index)).collect();
+            let stop = stop.clone();
             let user = format!("mover-{writer}");
-            std::thread::spawn(move || (user.clone(), write_until_stopped(urls, user, stop)))
+            std::thread::spawn(move || (user.clone(), write_until_stopped(gateways, user, stop)))
         })
         .collect();
 
@@ -293,13 +315,13 @@ fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
         RECOVERY_TIMEOUT * 3,
         || {
             let status = cluster.status(joined).ok()?;
-            let voter_of = status["partitions"]
-                .as_array()?
+            let voter_of = status
+                .partitions
                 .iter()
-                .filter(|group| group["group"] == "users")
+                .filter(|group| group.group == "users")
                 .count();
-            let products = get_json(&cluster.url(joined), "/healthz").ok()?["products"].as_u64()?;
-            let expected = get_json(&cluster.url(0), "/healthz").ok()?["products"].as_u64()?;
+            let products = cluster.client(joined).health().ok()?.products;
+            let expected = cluster.client(0).health().ok()?.products;
             (voter_of > 0 && products == expected).then_some(())
         },
     );
@@ -307,11 +329,10 @@ fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
     for index in [0, 2, joined] {
         let status = cluster.status(index).unwrap();
         let drained = cluster.url(1).trim_start_matches("http://").to_string();
-        for group in status["partitions"].as_array().unwrap() {
-            let voters = group["voters"].as_array().unwrap();
+        for group in &status.partitions {
             assert!(
-                !voters.iter().any(|voter| voter == &drained),
-                "node {index} still counts the drained node: {group}"
+                !group.voters.contains(&drained),
+                "node {index} still counts the drained node: {group:?}"
             );
         }
     }
@@ -332,19 +353,6 @@ fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
                 acknowledged.len()
             );
         }
-    }
-}
-
-struct NodeDelete;
-
-impl NodeDelete {
-    fn call(base_url: &str, user: &str) -> Value {
-        inkling_chaos_tests::NodeProcess::agent()
-            .delete(&format!("{base_url}/v1/users/{user}"))
-            .call()
-            .expect("erase answered")
-            .into_json()
-            .expect("erase answer is JSON")
     }
 }
 
@@ -400,11 +408,14 @@ fn the_actor_mesh_runs_over_mutual_tls() {
     let flags = tls_flags(folder.path(), ips);
     // `start_with` returns once every node has an authenticated mesh session with the
     // other, which a node accepting only TLS grants only over TLS.
-    let specs = vec![NodeSpec::flags(flags.clone()), NodeSpec::flags(flags)];
+    let specs = vec![NodeOptions::flags(flags.clone()), NodeOptions::flags(flags)];
     let cluster = ClusterSandbox::start_with(binary(), subnet, specs);
     let user = cluster.user_led_by(0, 1);
-    let events = json!({ "events": [view(&user, "over-tls")] });
-    post_json(&cluster.url(1), "/v1/events", &events).expect("events through the mesh");
+    let events = batch(vec![view(&user, "over-tls")]);
+    cluster
+        .client(1)
+        .events(&events)
+        .expect("events through the mesh");
     assert_eq!(event_count(&cluster, 1, &user), Some(1));
 }
 
@@ -423,13 +434,16 @@ fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
         .collect();
     let pool_node = [common.clone(), vec!["models,index".into()]].concat();
     let session_node = [common, vec!["gateway,sessions,index".into()]].concat();
-    let specs = vec![NodeSpec::flags(pool_node), NodeSpec::flags(session_node)];
+    let specs = vec![
+        NodeOptions::flags(pool_node),
+        NodeOptions::flags(session_node),
+    ];
     let cluster = ClusterSandbox::start_with(binary(), 67, specs);
 
     // Node 0 has no gateway role: the public API is refused with a reason.
-    let body = json!({ "user_id": "anyone", "query": "flask", "k": 1 });
-    let refused = post_json(&cluster.url(0), "/v1/search", &body).expect_err("not a gateway");
-    assert!(refused.contains("421"), "{refused}");
+    let body = SearchBody::new("anyone", "flask", 1);
+    let refused = cluster.client(0).search(&body).expect_err("not a gateway");
+    assert_eq!(refused.status, Some(421), "{refused}");
     // Node 0 has no sessions role: the leaders move every user partition's voters off it.
     let session_node_addr = cluster.url(1).trim_start_matches("http://").to_string();
     wait_for(
@@ -437,44 +451,64 @@ fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
         RECOVERY_TIMEOUT,
         || {
             let status = cluster.status(1).ok()?;
-            let partitions = status["partitions"].as_array()?;
-            let users_only = partitions
-                .iter()
-                .filter(|p| p["partition"].as_u64() < Some(16));
+            let mut users_only = status.partitions.iter().filter(|p| p.partition < 16);
             users_only
-                .map(|p| p["voters"].clone())
-                .all(|voters| voters == json!([session_node_addr]))
+                .all(|p| p.voters == [session_node_addr.clone()])
                 .then_some(())
         },
     );
-    let pools = cluster.status(1).expect("status")["model_pools"].clone();
-    assert_eq!(pools, json!({ "inkling.models.all-minilm-l6-v2.cpu": 1 }));
+    let pools = cluster.status(1).expect("status").model_pools;
+    let expected = BTreeMap::from([("inkling.models.all-minilm-l6-v2.cpu".to_string(), 1)]);
+    assert_eq!(pools, expected);
 
-    let products = json!({ "products": [
-        { "id": "flask", "title": "Stainless Steel Vacuum Thermos Flask", "category_path": ["Kitchen"], "price": 99 },
-        { "id": "headphones", "title": "Wireless Noise Cancelling Headphones", "category_path": ["Audio"], "price": 899 },
-        { "id": "shoes", "title": "Lightweight Trail Running Shoes", "category_path": ["Sports"], "price": 459 },
-    ]});
-    inkling_chaos_tests::NodeProcess::agent()
-        .put(&format!("{}/v1/products", cluster.url(1)))
-        .send_json(products)
+    let products = [
+        (
+            "flask",
+            "Stainless Steel Vacuum Thermos Flask",
+            "Kitchen",
+            99.0,
+        ),
+        (
+            "headphones",
+            "Wireless Noise Cancelling Headphones",
+            "Audio",
+            899.0,
+        ),
+        ("shoes", "Lightweight Trail Running Shoes", "Sports", 459.0),
+    ]
+    .map(|(id, title, category, price)| ProductBody {
+        category_path: vec![category.into()],
+        ..ProductBody::new(id, title, price)
+    });
+    cluster
+        .client(1)
+        .upsert_products(&ProductBatch {
+            products: products.to_vec(),
+        })
         .expect("the node without an encoder embeds new products through the remote pool");
 
     // Served by node 1's own session: no word of the query is in the flask's title, so
     // only the query's embedding, made by node 0's pool, can find it.
-    let top = |mode: &str| -> Option<String> {
-        let body = json!({ "user_id": "thirsty", "query": "something to keep my coffee hot for hours", "k": 1, "mode": mode });
-        let answer = post_json(&cluster.url(1), "/v1/search", &body).ok()?;
+    let top = |mode: SearchMode| -> Option<String> {
+        let query = "something to keep my coffee hot for hours";
+        let body = SearchBody {
+            mode,
+            ..SearchBody::new("thirsty", query, 1)
+        };
+        let answer = cluster.client(1).search(&body).ok()?;
         Some(
-            answer["items"][0]["product"]["id"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
+            answer
+                .items
+                .first()
+                .map(|item| item.product.id.clone())
+                .unwrap_or_default(),
         )
     };
-    let hybrid = wait_for("a hybrid search answer", RECOVERY_TIMEOUT, || top("hybrid"));
+    let hybrid = wait_for("a hybrid search answer", RECOVERY_TIMEOUT, || {
+        top(SearchMode::Hybrid)
+    });
     assert_eq!(hybrid, "flask");
-    assert_ne!(top("lexical").as_deref(), Some("flask"));
+    assert_ne!(top(SearchMode::Lexical).as_deref(), Some("flask"));
 }
 
 #[test]
@@ -486,8 +520,8 @@ fn a_search_whose_local_shards_stall_is_answered_by_replicas_on_another_node() {
         .collect::<Vec<_>>()
         .join(";");
     let specs = vec![
-        NodeSpec::default(),
-        NodeSpec {
+        NodeOptions::default(),
+        NodeOptions {
             flags: Vec::new(),
             env: vec![("FAILPOINTS".to_string(), stalled)],
         },
@@ -495,11 +529,12 @@ fn a_search_whose_local_shards_stall_is_answered_by_replicas_on_another_node() {
     let cluster = ClusterSandbox::start_with(binary(), 68, specs);
     let user = cluster.user_led_by(1, 1);
     let search = |index: usize| -> Option<(Vec<String>, f64)> {
-        let body = json!({ "user_id": user, "query": "xiaomi phone", "k": 5, "mode": "lexical" });
-        let answer = post_json(&cluster.url(index), "/v1/search", &body).ok()?;
-        let ids = answer["items"].as_array()?.iter();
-        let ids = ids.filter_map(|item| item["product"]["id"].as_str().map(str::to_string));
-        Some((ids.collect(), answer["coverage"].as_f64()?))
+        let answer = cluster
+            .client(index)
+            .search(&lexical(&user, "xiaomi phone", 5))
+            .ok()?;
+        let ids = answer.items.into_iter().map(|item| item.product.id);
+        Some((ids.collect(), answer.coverage))
     };
     // Served by node 1's session, whose own shards never answer in time: every shard
     // answers from node 0's replicas (retried, since a loaded machine may miss a deadline).

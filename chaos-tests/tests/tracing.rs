@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use inkling_chaos_tests::{ClusterSandbox, NodeProcess, NodeSpec, wait_for};
-use serde_json::{Value, json};
+use inkling_api::client::route;
+use inkling_api::{ProductBatch, ProductBody, SearchBody, SearchMode};
+use inkling_chaos_tests::{ClusterSandbox, NodeOptions, wait_for};
+use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -67,7 +69,7 @@ fn a_request_served_across_two_nodes_is_one_trace_with_spans_from_both() {
         .chain(["--catalog", "none"])
         .map(String::from)
         .collect();
-    let spec = NodeSpec {
+    let spec = NodeOptions {
         flags,
         env: vec![
             ("INKLING_OTLP_ENDPOINT".into(), collector),
@@ -77,24 +79,34 @@ fn a_request_served_across_two_nodes_is_one_trace_with_spans_from_both() {
     };
     let cluster = ClusterSandbox::start_with(binary(), 59, vec![spec; 2]);
     cluster.wait_until_meshed();
-    let products = json!({ "products": [
-        { "id": "flask", "title": "Stainless Steel Vacuum Thermos Flask", "category_path": ["Kitchen"], "price": 99 },
-        { "id": "shoes", "title": "Lightweight Trail Running Shoes", "category_path": ["Sports"], "price": 459 },
-    ]});
-    NodeProcess::agent()
-        .put(&format!("{}/v1/products", cluster.url(0)))
-        .send_json(products)
+    let products = [
+        (
+            "flask",
+            "Stainless Steel Vacuum Thermos Flask",
+            "Kitchen",
+            99.0,
+        ),
+        ("shoes", "Lightweight Trail Running Shoes", "Sports", 459.0),
+    ]
+    .map(|(id, title, category, price)| ProductBody {
+        category_path: vec![category.into()],
+        ..ProductBody::new(id, title, price)
+    });
+    let gateway = cluster.client(0);
+    gateway
+        .upsert_products(&ProductBatch {
+            products: products.to_vec(),
+        })
         .expect("products written");
 
     // Node 0's gateway forwards the shopper to node 1, which leads the shopper's partition.
     let user = cluster.user_led_by(1, 0);
-    let body = json!({ "user_id": user, "query": "vacuum flask", "k": 2, "mode": "hybrid" });
+    let body = SearchBody {
+        mode: SearchMode::Hybrid,
+        ..SearchBody::new(user, "vacuum flask", 2)
+    };
     let trace_id = wait_for("a search served through node 0", TIMEOUT, || {
-        let answer = NodeProcess::agent()
-            .post(&format!("{}/v1/search", cluster.url(0)))
-            .send_json(body.clone())
-            .ok()?;
-        answer.header("x-trace-id").map(str::to_string)
+        gateway.call_traced(route::search(&body)).ok()?.trace_id
     });
 
     let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([

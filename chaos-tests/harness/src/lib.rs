@@ -13,8 +13,8 @@
 //! so what it proves holds for the binary operators run.
 
 pub mod checker;
+mod client;
 pub mod harness;
-pub mod http;
 pub mod proxy;
 pub mod schedule;
 pub mod workload;
@@ -24,6 +24,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use inkling_api::Client;
 use parking_lot::RwLock;
 
 pub use checker::{FaultRecord, Report};
@@ -215,7 +216,7 @@ fn inject(cluster: &mut ChaosCluster, step: &Step, gateways: &RwLock<Vec<String>
         affected_partitions,
         targets: minority
             .iter()
-            .map(|index| inkling_cluster::node_id_of(cluster.name(*index)))
+            .map(|index| inkling_replication::node_id_of(cluster.name(*index)))
             .collect(),
         problem,
     }
@@ -303,30 +304,31 @@ fn apply(
 fn read_back(cluster: &ChaosCluster, journal: &workload::Journal) -> checker::ReadBacks {
     let mut read_backs = BTreeMap::new();
     for index in cluster.running() {
-        let url = cluster.url(index);
+        let client = client::client(&cluster.url(index));
         let mut users = BTreeMap::new();
         for user in journal.users() {
-            users.insert(user.clone(), read_profile(&url, user));
+            let read = match &client {
+                Ok(client) => read_profile(client, user),
+                Err(error) => Err(format!("{error:#}")),
+            };
+            users.insert(user.clone(), read);
         }
         read_backs.insert(cluster.name(index).to_string(), users);
     }
     read_backs
 }
 
-fn read_profile(url: &str, user: &str) -> Result<checker::ReadBack, String> {
+fn read_profile(client: &Client, user: &str) -> Result<checker::ReadBack, String> {
     let deadline = Instant::now() + READ_BACK_BUDGET;
     loop {
-        match http::get_json(url, &format!("/v1/users/{user}/profile")) {
+        match client.profile(user) {
             Ok(profile) => {
                 return Ok(checker::ReadBack {
-                    event_count: profile["event_count"].as_u64().unwrap_or(0),
-                    key_hashes: profile["applied_event_keys"]
-                        .as_array()
-                        .map(|keys| keys.iter().filter_map(serde_json::Value::as_u64).collect())
-                        .unwrap_or_default(),
+                    event_count: profile.event_count,
+                    key_hashes: profile.applied_event_keys,
                 });
             }
-            Err(error) if error.status == 404 => return Ok(checker::ReadBack::default()),
+            Err(error) if error.status == Some(404) => return Ok(checker::ReadBack::default()),
             Err(error) if Instant::now() > deadline => return Err(error.to_string()),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }

@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use inkling_api::{
+    Client, EventBatch, EventBody, EventType, EventsAnswer, RecommendBody, SearchBody, SearchMode,
+};
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Value, json};
 
-use crate::http::post_json;
+use crate::client;
 use crate::schedule::Rng;
 
 /// Items the shoppers look at: products of the demo catalog.
@@ -190,10 +192,19 @@ fn shop(
     let mut sequence = 0u64;
     // A client sticks to the gateway that last answered and moves on when it fails.
     let mut gateway = shopper;
+    // One client per shopper; each attempt moves it to the gateway the balancer picks.
+    let first = balancer.gateways.read()[0].clone();
+    let client = match client::client(&first) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("shopper {shopper} has no HTTP client: {error:#}");
+            return journal;
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         let user = users[rng.below(users.len())].clone();
         let roll = rng.below(10);
-        let (kind, path, body, keys) = if roll < 7 {
+        let (kind, call, keys) = if roll < 7 {
             let count = 1 + rng.below(3);
             let keys: Vec<String> = (0..count)
                 .map(|_| {
@@ -201,11 +212,14 @@ fn shop(
                     format!("{user}-{sequence}")
                 })
                 .collect();
-            let events: Vec<Value> = keys
+            let events = keys
                 .iter()
                 .map(|key| {
                     let item = ITEMS[rng.below(ITEMS.len())];
-                    json!({ "user_id": user, "type": "view", "item_id": item, "event_id": key })
+                    EventBody {
+                        event_id: Some(key.clone()),
+                        ..EventBody::on_item(&user, EventType::View, item)
+                    }
                 })
                 .collect();
             journal
@@ -213,14 +227,17 @@ fn shop(
                 .entry(user.clone())
                 .or_default()
                 .extend(keys.iter().cloned());
-            ("events", "/v1/events", json!({ "events": events }), keys)
+            ("events", Call::Events(EventBatch { events }), keys)
         } else if roll < 9 {
-            let body = json!({ "user_id": user, "k": 5 });
-            ("recommend", "/v1/recommend", body, Vec::new())
+            let body = RecommendBody::new(&user, 5);
+            ("recommend", Call::Recommend(body), Vec::new())
         } else {
             let query = QUERIES[rng.below(QUERIES.len())];
-            let body = json!({ "user_id": user, "query": query, "k": 5, "mode": "lexical" });
-            ("search", "/v1/search", body, Vec::new())
+            let body = SearchBody {
+                mode: SearchMode::Lexical,
+                ..SearchBody::new(&user, query, 5)
+            };
+            ("search", Call::Search(body), Vec::new())
         };
         let started = Instant::now();
         let mut attempts = Vec::new();
@@ -229,25 +246,19 @@ fn shop(
             balancer,
             &mut gateway,
             &mut attempts,
-            |url| post_json(url, path, &body),
+            |url| call.send(&client.at(url)?),
         );
         let finished = Instant::now();
-        if let (Ok(answer), "events") = (&answered, kind) {
-            let commits = answer["commits"]
-                .as_array()
-                .map(|commits| {
-                    commits
-                        .iter()
-                        .filter_map(|commit| {
-                            Some(CommitRecord {
-                                partition: commit["partition"].as_u64()?,
-                                term: commit["term"].as_u64()?,
-                                leader: commit["leader"].as_u64()?,
-                            })
-                        })
-                        .collect()
+        if let Ok(Some(answer)) = &answered {
+            let commits = answer
+                .commits
+                .iter()
+                .map(|commit| CommitRecord {
+                    partition: u64::from(commit.partition),
+                    term: commit.term,
+                    leader: commit.leader,
                 })
-                .unwrap_or_default();
+                .collect();
             journal.acks.push(Ack {
                 user: user.clone(),
                 keys,
@@ -270,17 +281,35 @@ fn shop(
     journal
 }
 
+/// One request of a shopper.
+enum Call {
+    Events(EventBatch),
+    Recommend(RecommendBody),
+    Search(SearchBody),
+}
+
+impl Call {
+    /// Sends it; answers the commit records of an events batch.
+    fn send(&self, client: &Client) -> Result<Option<EventsAnswer>, inkling_api::Error> {
+        match self {
+            Call::Events(batch) => client.events(batch).map(Some),
+            Call::Recommend(body) => client.recommend(body).map(|_| None),
+            Call::Search(body) => client.search(body).map(|_| None),
+        }
+    }
+}
+
 /// Calls `attempt` on the current gateway until it answers, moving to the next gateway on
 /// every failure, with backoff from 50 ms to 1 s, until `budget` is spent. A 4xx other than
 /// 429 is the client's fault and is not retried; a gateway that gave no answer at all is
 /// ejected for a while.
-fn with_retries(
+fn with_retries<T>(
     budget: Duration,
     balancer: &Balancer,
     gateway: &mut usize,
     attempts: &mut Vec<Attempt>,
-    attempt: impl Fn(&str) -> Result<Value, crate::http::CallError>,
-) -> Result<Value, String> {
+    attempt: impl Fn(&str) -> Result<T, inkling_api::Error>,
+) -> Result<T, String> {
     let deadline = Instant::now() + budget;
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -295,12 +324,10 @@ fn with_retries(
         });
         let error = match outcome {
             Ok(answer) => return Ok(answer),
-            Err(error) if (400..500).contains(&error.status) && error.status != 429 => {
-                return Err(format!("{url}: {error}"));
-            }
+            Err(error) if error.is_client_error() => return Err(format!("{url}: {error}")),
             Err(error) => error,
         };
-        if error.status == 0 {
+        if error.is_no_answer() {
             balancer.eject(&url);
         }
         *gateway += 1;
