@@ -113,7 +113,7 @@ fn inkling_spans() -> Targets {
     [
         "inkling_ops",
         "inkling_actors",
-        "inkling_cluster",
+        "inkling_replication",
         "inkling_gateway",
     ]
     .into_iter()

@@ -3,12 +3,12 @@
 //! open) to the first successful answer for one of its users through another node's
 //! gateway; and `inkling bench hop`, what forwarding to the leader's node adds to a request.
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use inkling_cluster::{ClusterStatus, partition_of};
-use inkling_node::local_cluster::LocalCluster;
+use inkling_api::{Client, ClientConfig, EventBatch, EventBody, EventType, RecommendBody};
+use inkling_replication::{ClusterStatus, partition_of};
+use inkling_sandbox::{NodeSpec, SandboxConfig};
 
 use super::percentile;
 
@@ -43,54 +43,49 @@ enum Fault {
     Freeze,
 }
 
+/// Nodes of this binary on 127.0.0.1, 127.0.0.2, ... with the same port, in a temporary
+/// folder.
 struct Sandbox {
-    cluster: LocalCluster,
-    children: Vec<Child>,
-    _folder: tempfile::TempDir,
+    nodes: inkling_sandbox::Sandbox,
+    /// A client of each node.
+    clients: Vec<Client>,
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            signal(child, "CONT");
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// Every request on a new connection, as the figures in docs/benchmarks.md were measured.
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        max_idle_per_host: Some(0),
+        ..ClientConfig::timeout(Duration::from_secs(2))
     }
-}
-
-fn signal(child: &Child, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status();
-}
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(2))
-        .build()
 }
 
 impl Sandbox {
     fn start(nodes: usize, port: u16) -> Result<Self> {
-        let folder = tempfile::tempdir()?;
-        let cluster = LocalCluster {
-            nodes,
-            port,
-            data_dir: folder.path().to_path_buf(),
-            serve_args: ["--model", "none", "--catalog", "demo"]
+        anyhow::ensure!(
+            (1..=254).contains(&nodes),
+            "--nodes must be between 1 and 254"
+        );
+        let binary = std::env::current_exe().context("cannot find the inkling binary")?;
+        let config = SandboxConfig {
+            flags: ["--model", "none", "--catalog", "demo"]
                 .map(String::from)
                 .to_vec(),
-            cookie: inkling_node::random_cookie()?,
+            // In the environment, so `ps` does not show it.
+            env: vec![("INKLING_COOKIE".into(), inkling_node::random_cookie()?)],
+            startup_timeout: PATIENCE,
+            ..SandboxConfig::new(binary)
         };
-        let children = (0..nodes)
-            .map(|index| cluster.spawn(index))
-            .collect::<Result<Vec<_>>>()?;
+        let specs = (0..nodes)
+            .map(|index| NodeSpec::founder(format!("127.0.0.{}:{port}", index + 1)))
+            .collect();
+        let processes = inkling_sandbox::Sandbox::start(config, specs)?;
+        let first = Client::new(processes.url(0), client_config())?;
+        let clients = (0..processes.len())
+            .map(|index| first.at(processes.url(index)))
+            .collect::<Result<_, _>>()?;
         let sandbox = Self {
-            cluster,
-            children,
-            _folder: folder,
+            nodes: processes,
+            clients,
         };
         for index in 0..nodes {
             sandbox.wait_led(index)?;
@@ -98,17 +93,8 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    fn url(&self, index: usize) -> String {
-        format!("http://{}", self.cluster.listen(index))
-    }
-
     fn status(&self, index: usize) -> Option<ClusterStatus> {
-        agent()
-            .get(&format!("{}/internal/status", self.url(index)))
-            .call()
-            .ok()?
-            .into_json()
-            .ok()
+        self.clients[index].cluster_status().ok()
     }
 
     /// Waits until node `index` sees a leader for each of its partitions and has a mesh
@@ -119,7 +105,7 @@ impl Sandbox {
             if let Some(status) = self.status(index)
                 && !status.partitions.is_empty()
                 && status.partitions.iter().all(|p| p.leader.is_some())
-                && status.mesh_peers.len() + 1 == self.children.len()
+                && status.mesh_peers.len() + 1 == self.nodes.len()
             {
                 return Ok(());
             }
@@ -136,24 +122,16 @@ impl Sandbox {
             .find(|p| p.partition == partition)?
             .leader
             .clone()?;
-        (0..self.children.len()).find(|index| self.cluster.listen(*index) == leader)
+        (0..self.nodes.len()).find(|index| self.nodes.peer_addr(*index) == leader)
     }
 
     fn record_event(&self, index: usize, user: &str) -> bool {
-        let body = serde_json::json!({
-            "events": [{ "user_id": user, "type": "view", "item_id": "xiaomi-12" }]
-        });
-        agent()
-            .post(&format!("{}/v1/events", self.url(index)))
-            .send_json(body)
-            .is_ok()
+        let events = vec![EventBody::on_item(user, EventType::View, "xiaomi-12")];
+        self.clients[index].events(&EventBatch { events }).is_ok()
     }
 
     fn served(&self, index: usize, user: &str) -> bool {
-        agent()
-            .get(&format!("{}/v1/users/{user}/profile", self.url(index)))
-            .call()
-            .is_ok()
+        self.clients[index].profile(user).is_ok()
     }
 
     /// One trial: the leader of `user`'s partition is lost; answers the time until another
@@ -164,18 +142,15 @@ impl Sandbox {
             .leader_index(0, partition)
             .or_else(|| self.leader_index(1, partition))
             .context("no leader known for the trial's partition")?;
-        let reader = (leader + 1) % self.children.len();
+        let reader = (leader + 1) % self.nodes.len();
         anyhow::ensure!(
             self.record_event(reader, user),
             "could not write before the fault"
         );
         let lost_at = Instant::now();
         match fault {
-            Fault::Kill => {
-                self.children[leader].kill()?;
-                self.children[leader].wait()?;
-            }
-            Fault::Freeze => signal(&self.children[leader], "STOP"),
+            Fault::Kill => self.nodes.kill(leader),
+            Fault::Freeze => self.nodes.pause(leader)?,
         }
         let recovery = loop {
             if self.served(reader, user) {
@@ -188,10 +163,10 @@ impl Sandbox {
             std::thread::sleep(Duration::from_millis(10));
         };
         match fault {
-            Fault::Kill => self.children[leader] = self.cluster.spawn(leader)?,
-            Fault::Freeze => signal(&self.children[leader], "CONT"),
+            Fault::Kill => self.nodes.restart(leader)?,
+            Fault::Freeze => self.nodes.resume(leader)?,
         }
-        for index in 0..self.children.len() {
+        for index in 0..self.nodes.len() {
             self.wait_led(index)?;
         }
         Ok(recovery)
@@ -200,11 +175,10 @@ impl Sandbox {
 
 /// Milliseconds one recommendation for `user` takes through node `index`'s gateway.
 fn recommend_ms(sandbox: &Sandbox, index: usize, user: &str) -> Result<f64> {
-    let body = serde_json::json!({ "user_id": user, "k": 10 });
+    let body = RecommendBody::new(user, 10);
     let started = Instant::now();
-    agent()
-        .post(&format!("{}/v1/recommend", sandbox.url(index)))
-        .send_json(body)
+    sandbox.clients[index]
+        .recommend(&body)
         .with_context(|| format!("recommend through node {index}"))?;
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }

@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use inkling_actors::model_pool::{EmbedRequest, ModelPool, ModelPoolConfig, ModelPoolMsg};
 use inkling_actors::{ActorConfig, ask};
+use inkling_api::{Client, ClientConfig, EventBatch, EventBody, EventType};
 use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
-use serde_json::json;
 
 use inkling_node::{CatalogSource, LocalNode};
 
@@ -162,8 +162,9 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             batch_sizes,
         } => bench_gpu(&models_dir, min_cosine, texts, &batch_sizes),
         BenchCommand::Updates(args) => updates::run(args),
-        BenchCommand::Failover(args) => cluster::run(args),
-        BenchCommand::Hop(args) => cluster::run_hop(args),
+        // They block (processes, a blocking HTTP client): off the async workers.
+        BenchCommand::Failover(args) => tokio::task::spawn_blocking(|| cluster::run(args)).await?,
+        BenchCommand::Hop(args) => tokio::task::spawn_blocking(|| cluster::run_hop(args)).await?,
         BenchCommand::Load(args) => load::run(args).await,
     }
 }
@@ -263,7 +264,8 @@ fn python_throughput(
 ) -> Result<HashMap<String, f64>> {
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), texts.join("\n"))?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/bench_minilm.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference/bench_minilm.py");
     let sizes: Vec<String> = batch_sizes.iter().map(usize::to_string).collect();
     let output = std::process::Command::new(python)
         .arg(script)
@@ -331,7 +333,7 @@ async fn bench_encoders(options: EncoderBench) -> Result<()> {
 async fn pool_latency(options: &EncoderBench) -> Result<()> {
     let config = ModelPoolConfig::new(ModelName::MultilingualE5Small, options.models_dir.clone());
     let (max_batch, max_wait) = (config.max_batch, config.max_wait);
-    let (pool, _) = ractor::Actor::spawn(None, ModelPool, config).await?;
+    let (pool, _) = ractor::Actor::spawn(None, ModelPool::default(), config).await?;
     let mut latencies = Vec::with_capacity(options.pool_queries);
     for index in 0..options.pool_queries + 10 {
         let request = EmbedRequest {
@@ -462,30 +464,28 @@ fn load_events(
     let per_client: Vec<(Vec<f64>, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..concurrency)
             .map(|client| {
-                scope.spawn(move || {
-                    let agent = ureq::AgentBuilder::new()
-                        .timeout(Duration::from_secs(30))
-                        .build();
-                    let url = format!("{}/v1/events", bases[client % bases.len()]);
+                scope.spawn(move || -> Result<(Vec<f64>, usize)> {
+                    let config = ClientConfig::timeout(Duration::from_secs(30));
+                    let api = Client::new(&bases[client % bases.len()], config)?;
                     let mut latencies = Vec::new();
                     let mut failures = 0;
                     for request in (client..requests).step_by(concurrency) {
                         let body = event_batch(items, request, batch, users);
                         let sent = Instant::now();
-                        match agent.post(&url).send_json(body) {
+                        match api.events(&body) {
                             Ok(_) => latencies.push(sent.elapsed().as_secs_f64() * 1000.0),
                             Err(_) => failures += 1,
                         }
                     }
-                    (latencies, failures)
+                    Ok((latencies, failures))
                 })
             })
             .collect();
         handles
             .into_iter()
             .map(|handle| handle.join().expect("client thread"))
-            .collect()
-    });
+            .collect::<Result<Vec<_>>>()
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     let syncs = inkling_ops::metrics::STORAGE_SYNC_SECONDS.get_sample_count() - syncs_before;
     let mut latencies_ms: Vec<f64> = per_client
@@ -504,19 +504,24 @@ fn load_events(
 }
 
 /// A deterministic batch: request `n` spreads its events over users and catalog items.
-fn event_batch(items: &[String], request: usize, batch: usize, users: usize) -> serde_json::Value {
-    const KINDS: [&str; 4] = ["view", "view", "click", "add_to_cart"];
-    let events: Vec<_> = (0..batch)
+fn event_batch(items: &[String], request: usize, batch: usize, users: usize) -> EventBatch {
+    const KINDS: [EventType; 4] = [
+        EventType::View,
+        EventType::View,
+        EventType::Click,
+        EventType::AddToCart,
+    ];
+    let events = (0..batch)
         .map(|offset| {
             let n = request * batch + offset;
-            json!({
-                "user_id": format!("bench-user-{}", n % users),
-                "type": KINDS[n % KINDS.len()],
-                "item_id": items[(n * 7919) % items.len()],
-            })
+            EventBody::on_item(
+                format!("bench-user-{}", n % users),
+                KINDS[n % KINDS.len()],
+                items[(n * 7919) % items.len()].as_str(),
+            )
         })
         .collect();
-    json!({ "events": events })
+    EventBatch { events }
 }
 
 pub(crate) fn percentile(sorted: &[f64], quantile: f64) -> f64 {

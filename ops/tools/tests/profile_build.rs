@@ -1,13 +1,18 @@
 //! `inkling profile build` on a real node's sled files: segments and association rules are
 //! fitted offline, stored, and used by the node after a restart.
 
+use std::time::Duration;
+
+use inkling_api::{
+    Client, ClientConfig, EventBatch, EventBody, EventType, ProfileView, RecommendBody,
+};
 use inkling_models::baskets::RuleThresholds;
 use inkling_node::{CatalogSource, Node, NodeOptions};
 use inkling_tools::profiles::{ProfileBuild, build};
-use serde_json::{Value, json};
 
-/// Starts a node on `data`, runs `work` against its HTTP base URL, then stops it cleanly.
-fn with_node<T>(data: &std::path::Path, work: impl FnOnce(&str) -> T) -> T {
+/// Starts a node on `data`, runs `work` with a client of its HTTP API, then stops it
+/// cleanly.
+fn with_node<T>(data: &std::path::Path, work: impl FnOnce(&Client) -> T) -> T {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let options = NodeOptions::new(
         data.to_path_buf(),
@@ -23,31 +28,28 @@ fn with_node<T>(data: &std::path::Path, work: impl FnOnce(&str) -> T) -> T {
         }));
         (format!("http://{address}"), stop, server)
     });
-    let outcome = work(&base_url);
+    let client = Client::new(&base_url, ClientConfig::timeout(Duration::from_secs(30))).unwrap();
+    let outcome = work(&client);
+    drop(client);
     stop.send(()).unwrap();
     runtime.block_on(server).unwrap().unwrap();
     outcome
 }
 
-fn post(base: &str, path: &str, body: Value) -> Value {
-    ureq::post(&format!("{base}{path}"))
-        .send_json(body)
-        .unwrap()
-        .into_json()
-        .unwrap()
-}
-
-fn basket(user: &str, items: &[&str]) -> Vec<Value> {
+fn basket(user: &str, items: &[&str]) -> Vec<EventBody> {
     items
         .iter()
-        .map(|item| json!({ "user_id": user, "session_id": "s", "type": "add_to_cart", "item_id": item }))
+        .map(|item| EventBody {
+            session_id: Some("s".into()),
+            ..EventBody::on_item(user, EventType::AddToCart, *item)
+        })
         .collect()
 }
 
 #[test]
 fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
     let data = tempfile::tempdir().unwrap();
-    with_node(data.path(), |base| {
+    with_node(data.path(), |client| {
         let mut events = Vec::new();
         for shopper in ["phone-a", "phone-b", "phone-c"] {
             events.extend(basket(shopper, &["iphone-14", "ipad-mini"]));
@@ -55,7 +57,7 @@ fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
         for shopper in ["laptop-a", "laptop-b"] {
             events.extend(basket(shopper, &["macbook-pro"]));
         }
-        post(base, "/v1/events", json!({ "events": events }));
+        client.events(&EventBatch { events }).unwrap();
     });
 
     let options = ProfileBuild {
@@ -72,43 +74,30 @@ fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
     // iPhone 14 -> iPad Mini and back, each with support 3.
     assert_eq!(report.rules, 2);
 
-    with_node(data.path(), |base| {
-        let profile = |user: &str| -> Value {
-            ureq::get(&format!("{base}/v1/users/{user}/profile"))
-                .call()
-                .unwrap()
-                .into_json()
-                .unwrap()
-        };
-        assert_eq!(profile("phone-a")["segment"], profile("phone-b")["segment"]);
-        assert_ne!(
-            profile("phone-a")["segment"],
-            profile("laptop-a")["segment"]
-        );
+    with_node(data.path(), |client| {
+        let profile = |user: &str| -> ProfileView { client.profile(user).unwrap() };
+        assert_eq!(profile("phone-a").segment, profile("phone-b").segment);
+        assert!(profile("phone-a").segment.is_some());
+        assert_ne!(profile("phone-a").segment, profile("laptop-a").segment);
 
         // The restarted node has learned nothing online: the mined rules alone bring this.
-        post(
-            base,
-            "/v1/events",
-            json!({ "events": basket("newcomer", &["iphone-14"]) }),
-        );
-        let answer = post(
-            base,
-            "/v1/recommend",
-            json!({ "user_id": "newcomer", "session_id": "s", "k": 3 }),
-        );
-        let ipad = answer["items"]
-            .as_array()
-            .unwrap()
+        let events = basket("newcomer", &["iphone-14"]);
+        client.events(&EventBatch { events }).unwrap();
+        let answer = client
+            .recommend(&RecommendBody {
+                session_id: Some("s".into()),
+                ..RecommendBody::new("newcomer", 3)
+            })
+            .unwrap();
+        let ipad = answer
+            .items
             .iter()
-            .find(|item| item["product"]["id"] == "ipad-mini")
-            .unwrap_or_else(|| panic!("{answer}"));
+            .find(|item| item.product.id == "ipad-mini")
+            .unwrap_or_else(|| panic!("{answer:?}"));
         assert!(
-            ipad["reasons"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("often bought together with iPhone 14")),
-            "{ipad}"
+            ipad.reasons
+                .contains(&"often bought together with iPhone 14".to_string()),
+            "{ipad:?}"
         );
     });
 

@@ -27,8 +27,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
-use serde::Deserialize;
-use serde_json::json;
+use inkling_api::{Client, ClientConfig, RankedAnswer, SearchBody};
 
 use inkling_node::{CatalogSource, LocalNode};
 
@@ -147,30 +146,6 @@ pub fn parse(text: &str) -> Result<Vec<ProbeCase>> {
     Ok(cases)
 }
 
-/// The part of a search answer a probe reads.
-#[derive(Debug, Deserialize)]
-struct Answer {
-    items: Vec<Item>,
-    #[serde(default)]
-    notices: Vec<String>,
-    #[serde(default)]
-    understanding: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Item {
-    product: Shown,
-}
-
-#[derive(Debug, Deserialize)]
-struct Shown {
-    id: String,
-    title: String,
-    category_path: Vec<String>,
-    brand: Option<String>,
-    price: f64,
-}
-
 /// A case that failed: the case, why, and the titles that came back.
 #[derive(Debug)]
 pub struct Failure {
@@ -201,9 +176,7 @@ pub async fn evaluate(
 
 /// Runs `cases` in file order against the node at `base`.
 pub fn run(base: &str, cases: &[ProbeCase]) -> Result<ProbeReport> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(60))
-        .build();
+    let client = Client::new(base, ClientConfig::timeout(super::CALL_TIMEOUT))?;
     // Every run gets its own shoppers, so a rerun against one node starts fresh sessions.
     let run_id = std::process::id();
     let mut failures = Vec::new();
@@ -212,18 +185,13 @@ pub fn run(base: &str, cases: &[ProbeCase]) -> Result<ProbeReport> {
             Some(session) => format!("probe-{run_id}-{session}"),
             None => format!("probe-{run_id}-line-{}", case.line),
         };
-        let body = json!({
-            "user_id": user,
-            "session_id": format!("{user}-session"),
-            "query": case.query,
-            "k": RESULTS,
-        });
-        let answer: Answer = agent
-            .post(&format!("{base}/v1/search"))
-            .send_json(body)
-            .with_context(|| format!("line {}: search failed", case.line))?
-            .into_json()
-            .with_context(|| format!("line {}: unreadable answer", case.line))?;
+        let body = SearchBody {
+            session_id: Some(format!("{user}-session")),
+            ..SearchBody::new(&user, case.query.as_str(), RESULTS)
+        };
+        let answer = client
+            .search(&body)
+            .with_context(|| format!("line {}: search failed", case.line))?;
         if let Err(why) = check(&case.expect, &answer) {
             failures.push(Failure {
                 case: case.clone(),
@@ -244,7 +212,7 @@ pub fn run(base: &str, cases: &[ProbeCase]) -> Result<ProbeReport> {
 }
 
 /// Checks one answer against its expectation; the error names the first broken clause.
-fn check(expect: &Expectation, answer: &Answer) -> Result<(), String> {
+fn check(expect: &Expectation, answer: &RankedAnswer) -> Result<(), String> {
     if answer.items.is_empty() {
         return Err("no results".to_string());
     }
@@ -308,11 +276,14 @@ fn check(expect: &Expectation, answer: &Answer) -> Result<(), String> {
 
 /// Checks that the answer's applied constraints hold `field` = `wanted`: text compared
 /// without case, numbers by value.
-fn check_understood(answer: &Answer, field: &str, wanted: &str) -> Result<(), String> {
-    let given = answer
+fn check_understood(answer: &RankedAnswer, field: &str, wanted: &str) -> Result<(), String> {
+    // By name, as the answer's JSON has it: probe files name fields as clients see them.
+    let constraints = answer
         .understanding
         .as_ref()
-        .and_then(|understanding| understanding.get("constraints"))
+        .and_then(|understanding| serde_json::to_value(&understanding.constraints).ok());
+    let given = constraints
+        .as_ref()
         .and_then(|constraints| constraints.get(field));
     let holds = match given {
         Some(serde_json::Value::String(text)) => text.eq_ignore_ascii_case(wanted),

@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
+use inkling_api::{Client, ClientConfig, ItemAnswer};
 use inkling_models::recommend::{
     CaseMetrics, FEATURES, Feature, FeatureVector, RankerModel, TrainOptions, TrainingCase,
     complete_with_prior, measure, train,
@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::eval::sessions::{
     prefix_cases, rank_of, read_sessions, register_items, replay_and_recommend, send_training,
 };
-use crate::eval::{in_parallel, progress};
+use crate::eval::{CALL_TIMEOUT, in_parallel, progress};
 use inkling_node::{CatalogSource, LocalNode};
 
 pub struct RankerTraining {
@@ -68,10 +68,8 @@ pub async fn train_ranker(options: RankerTraining) -> Result<()> {
     let (online, concurrency) = (learned_online.to_vec(), options.concurrency);
     let all_items: BTreeSet<String> = sessions.iter().flatten().cloned().collect();
     let logged = tokio::task::spawn_blocking(move || -> Result<Vec<TrainingCase>> {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(60))
-            .build();
-        register_items(&agent, &base, &all_items.iter().collect())?;
+        let client = Client::new(&base, ClientConfig::timeout(CALL_TIMEOUT))?;
+        register_items(&client, &all_items.iter().collect())?;
         send_training(std::slice::from_ref(&base), &online, concurrency)?;
         log_cases(&base, &cases, concurrency)
     })
@@ -156,10 +154,11 @@ fn log_cases(
     concurrency: usize,
 ) -> Result<Vec<TrainingCase>> {
     let bar = progress(cases.len(), "cases");
-    let logged = in_parallel(cases.len(), concurrency, &bar, |agent, index| {
+    let bases = [base.to_string()];
+    let logged = in_parallel(cases.len(), concurrency, &bar, &bases, |client, index| {
         let (prefix, target) = &cases[index];
         let shopper = format!("held-out-{index}");
-        let asked = replay_and_recommend(agent, base, &shopper, prefix, CANDIDATES, true)?;
+        let asked = replay_and_recommend(client, &shopper, prefix, CANDIDATES, true)?;
         let candidates = asked
             .items
             .iter()
@@ -174,13 +173,15 @@ fn log_cases(
     Ok(logged)
 }
 
-fn features_of(item: &serde_json::Value) -> Result<FeatureVector> {
+fn features_of(item: &ItemAnswer) -> Result<FeatureVector> {
     let mut vector = [0.0; FEATURES];
     for (index, feature) in Feature::ALL.iter().enumerate() {
-        let value = item["features"][feature.name()]
-            .as_f64()
+        vector[index] = item
+            .features
+            .as_ref()
+            .and_then(|features| features.get(feature.name()))
+            .copied()
             .with_context(|| format!("recommendation lacks feature `{}`", feature.name()))?;
-        vector[index] = value as f32;
     }
     Ok(vector)
 }

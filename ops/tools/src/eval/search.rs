@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
 use inkling_actors::protocol::SearchMode;
+use inkling_api::{Client, ClientConfig, SearchBody};
 use inkling_models::search_ranker::SEARCH_FEATURES;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{in_parallel, progress, put_bare_products};
 use inkling_node::{CatalogSource, LocalNode};
@@ -25,25 +25,6 @@ use inkling_node::{CatalogSource, LocalNode};
 /// Recall is measured at this depth, so every query asks for at least this many hits.
 const RECALL_DEPTH: usize = 100;
 const PRODUCTS_PER_REQUEST: usize = 1_000;
-
-/// The part of a search answer the evaluation reads; serde skips the rest unparsed.
-#[derive(Deserialize)]
-struct SearchAnswer {
-    items: Vec<AnswerItem>,
-}
-
-#[derive(Deserialize)]
-struct AnswerItem {
-    product: AnswerProduct,
-    score: f64,
-    #[serde(default)]
-    features: Option<BTreeMap<String, f32>>,
-}
-
-#[derive(Deserialize)]
-struct AnswerProduct {
-    id: String,
-}
 
 pub struct SearchData {
     pub corpus: Vec<(String, String)>,
@@ -266,20 +247,17 @@ fn run(
     }
     let bar = progress(judged.len(), "queries");
     let searching = Instant::now();
-    let answers = in_parallel(judged.len(), concurrency, &bar, |agent, index| {
+    let bases = [base.to_string()];
+    let answers = in_parallel(judged.len(), concurrency, &bar, &bases, |client, index| {
         let (id, text) = judged[index];
         let asked = Instant::now();
-        let answer: SearchAnswer = agent
-            .post(&format!("{base}/v1/search"))
-            .send_json(json!({
-                "user_id": format!("eval-{id}"),
-                "query": text,
-                "k": k.max(RECALL_DEPTH),
-                "mode": mode,
-                "explain": eval.explain,
-            }))
-            .with_context(|| format!("search for query {id} failed"))?
-            .into_json()?;
+        let answer = client
+            .search(&SearchBody {
+                mode: api_mode(mode),
+                explain: eval.explain,
+                ..SearchBody::new(format!("eval-{id}"), text.as_str(), k.max(RECALL_DEPTH))
+            })
+            .with_context(|| format!("search for query {id} failed"))?;
         let latency = asked.elapsed().as_secs_f64() * 1000.0;
         let logged = LoggedAnswer {
             query: id.clone(),
@@ -379,14 +357,21 @@ fn write_run(
 
 /// Each document becomes an in-stock product titled with its text.
 fn load_corpus(base: &str, corpus: &[(String, String)]) -> Result<()> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(600))
-        .build();
+    let client = Client::new(base, ClientConfig::timeout(Duration::from_secs(600)))?;
     let products: Vec<(&str, String)> = corpus
         .iter()
         .map(|(id, text)| (id.as_str(), text.clone()))
         .collect();
-    put_bare_products(&agent, base, &products, PRODUCTS_PER_REQUEST, "documents")
+    put_bare_products(&client, &products, PRODUCTS_PER_REQUEST, "documents")
+}
+
+/// The API's name for a search mode.
+fn api_mode(mode: SearchMode) -> inkling_api::SearchMode {
+    match mode {
+        SearchMode::Lexical => inkling_api::SearchMode::Lexical,
+        SearchMode::Vector => inkling_api::SearchMode::Vector,
+        SearchMode::Hybrid => inkling_api::SearchMode::Hybrid,
+    }
 }
 
 pub fn print_table(report: &SearchReport) {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use inkling_api::{Client, ClientConfig, ProductBatch, ProductBody};
 
 pub(crate) fn progress(length: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(length as u64);
@@ -24,28 +25,37 @@ pub(crate) fn progress(length: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs `work(index)` for every index on `concurrency` threads, each with its own agent.
+/// How long one call of an evaluation may take.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A client of each node at `bases`, sharing one connection pool, with `timeout` per call.
+pub(crate) fn clients(bases: &[String], timeout: Duration) -> Result<Vec<Client>> {
+    let first = Client::new(&bases[0], ClientConfig::timeout(timeout))?;
+    bases.iter().map(|base| Ok(first.at(base)?)).collect()
+}
+
+/// Runs `work(client, index)` for every index on `concurrency` threads, each with clients
+/// of its own; index `i` gets the client of the node at `bases[i % bases.len()]`.
 pub(crate) fn in_parallel<T: Send>(
     count: usize,
     concurrency: usize,
     bar: &ProgressBar,
-    work: impl Fn(&ureq::Agent, usize) -> Result<T> + Sync,
+    bases: &[String],
+    work: impl Fn(&Client, usize) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     let next = AtomicUsize::new(0);
     let results: Vec<Result<Vec<(usize, T)>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..concurrency.max(1))
             .map(|_| {
                 scope.spawn(|| {
-                    let agent = ureq::AgentBuilder::new()
-                        .timeout(Duration::from_secs(60))
-                        .build();
+                    let clients = clients(bases, CALL_TIMEOUT)?;
                     let mut done = Vec::new();
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= count {
                             return Ok(done);
                         }
-                        done.push((index, work(&agent, index)?));
+                        done.push((index, work(&clients[index % clients.len()], index)?));
                         bar.inc(1);
                     }
                 })
@@ -67,8 +77,7 @@ pub(crate) fn in_parallel<T: Send>(
 /// Puts `(id, title)` pairs into the node as bare, free, in-stock products through
 /// `PUT /v1/products`, `per_request` at a time, with a progress bar named `what`.
 pub(crate) fn put_bare_products(
-    agent: &ureq::Agent,
-    base: &str,
+    client: &Client,
     products: &[(&str, String)],
     per_request: usize,
     what: &str,
@@ -76,13 +85,12 @@ pub(crate) fn put_bare_products(
     use anyhow::Context;
     let bar = progress(products.len(), what);
     for chunk in products.chunks(per_request) {
-        let body: Vec<_> = chunk
+        let products = chunk
             .iter()
-            .map(|(id, title)| serde_json::json!({ "id": id, "title": title, "price": 0 }))
+            .map(|(id, title)| ProductBody::new(*id, title.clone(), 0.0))
             .collect();
-        agent
-            .put(&format!("{base}/v1/products"))
-            .send_json(serde_json::json!({ "products": body }))
+        client
+            .upsert_products(&ProductBatch { products })
             .with_context(|| format!("loading {what} failed"))?;
         bar.inc(chunk.len() as u64);
     }

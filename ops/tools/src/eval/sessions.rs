@@ -9,14 +9,16 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use inkling_actors::ActorConfig;
+use inkling_api::{
+    Client, ClientConfig, EventBatch, EventBody, EventType, ItemAnswer, RankedAnswer, RecommendBody,
+};
 use serde::Serialize;
-use serde_json::json;
 
-use super::{in_parallel, progress, put_bare_products};
+use super::{CALL_TIMEOUT, in_parallel, progress, put_bare_products};
 use inkling_node::{CatalogSource, LocalNode};
 
 pub struct SessionData {
@@ -126,9 +128,7 @@ fn run(
     concurrency: usize,
     started: Instant,
 ) -> Result<SessionReport> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(60))
-        .build();
+    let client = Client::new(&bases[0], ClientConfig::timeout(CALL_TIMEOUT))?;
     let items: BTreeSet<&String> = data
         .train
         .iter()
@@ -139,7 +139,7 @@ fn run(
                 .flat_map(|(prefix, target)| prefix.iter().chain([target])),
         )
         .collect();
-    register_items(&agent, &bases[0], &items)?;
+    register_items(&client, &items)?;
     send_training(bases, &data.train, concurrency)?;
     let ingest_seconds = started.elapsed().as_secs_f64();
     let testing = Instant::now();
@@ -170,16 +170,12 @@ fn run(
 }
 
 /// Session data carries ids only: each item becomes a bare, in-stock product.
-pub(crate) fn register_items(
-    agent: &ureq::Agent,
-    base: &str,
-    items: &BTreeSet<&String>,
-) -> Result<()> {
+pub(crate) fn register_items(client: &Client, items: &BTreeSet<&String>) -> Result<()> {
     let products: Vec<(&str, String)> = items
         .iter()
         .map(|id| (id.as_str(), format!("item {id}")))
         .collect();
-    put_bare_products(agent, base, &products, 5_000, "items")
+    put_bare_products(client, &products, 5_000, "items")
 }
 
 /// Training sessions as view events, many sessions per request; each session is a shopper.
@@ -192,20 +188,21 @@ pub(crate) fn send_training(
     const SESSIONS_PER_REQUEST: usize = 100;
     let batches: Vec<&[Vec<String>]> = sessions.chunks(SESSIONS_PER_REQUEST).collect();
     let bar = progress(batches.len(), "training");
-    in_parallel(batches.len(), concurrency, &bar, |agent, index| {
-        let base = &bases[index % bases.len()];
+    in_parallel(batches.len(), concurrency, &bar, bases, |client, index| {
         let first = index * SESSIONS_PER_REQUEST;
-        let events: Vec<_> = batches[index]
+        let events = batches[index]
             .iter()
             .enumerate()
             .flat_map(|(offset, session)| {
                 let name = format!("train-{}", first + offset);
-                session.iter().map(move |item| json!({ "user_id": name, "session_id": name, "type": "view", "item_id": item }))
+                session.iter().map(move |item| EventBody {
+                    session_id: Some(name.clone()),
+                    ..EventBody::on_item(&name, EventType::View, item)
+                })
             })
             .collect();
-        agent
-            .post(&format!("{base}/v1/events"))
-            .send_json(json!({ "events": events }))
+        client
+            .events(&EventBatch { events })
             .context("sending training events failed")?;
         Ok(())
     })?;
@@ -222,11 +219,10 @@ fn run_cases(
     concurrency: usize,
 ) -> Result<Vec<(Option<usize>, f64)>> {
     let bar = progress(cases.len(), "cases");
-    let outcomes = in_parallel(cases.len(), concurrency, &bar, |agent, index| {
+    let outcomes = in_parallel(cases.len(), concurrency, &bar, bases, |client, index| {
         let (prefix, target) = &cases[index];
         let shopper = format!("test-{index}");
-        let base = &bases[index % bases.len()];
-        let asked = replay_and_recommend(agent, base, &shopper, prefix, k, false)?;
+        let asked = replay_and_recommend(client, &shopper, prefix, k, false)?;
         Ok((rank_of(&asked.items, target), asked.latency_ms))
     })?;
     bar.finish();
@@ -235,45 +231,52 @@ fn run_cases(
 
 /// A recommend answer with how long it took.
 pub(crate) struct Asked {
-    pub items: Vec<serde_json::Value>,
+    pub items: Vec<ItemAnswer>,
     pub latency_ms: f64,
 }
 
 /// Sends `prefix` as a fresh shopper's held-out session (`"learn": false`), then asks for
 /// `k` recommendations, with their model features when `explain`.
 pub(crate) fn replay_and_recommend(
-    agent: &ureq::Agent,
-    base: &str,
+    client: &Client,
     shopper: &str,
     prefix: &[String],
     k: usize,
     explain: bool,
 ) -> Result<Asked> {
-    let events: Vec<_> = prefix
+    let events = prefix
         .iter()
-        .map(|item| json!({ "user_id": shopper, "session_id": shopper, "type": "view", "item_id": item, "learn": false }))
+        .map(|item| EventBody {
+            session_id: Some(shopper.to_string()),
+            learn: false,
+            ..EventBody::on_item(shopper, EventType::View, item)
+        })
         .collect();
-    agent
-        .post(&format!("{base}/v1/events"))
-        .send_json(json!({ "events": events }))
+    client
+        .events(&EventBatch { events })
         .context("sending a test prefix failed")?;
     let asked = Instant::now();
-    let answer: serde_json::Value = agent
-        .post(&format!("{base}/v1/recommend"))
-        // The protocol counts the next item even when the session saw it before.
-        .send_json(json!({ "user_id": shopper, "session_id": shopper, "k": k, "explain": explain, "buy_again": true }))
-        .context("recommend failed")?
-        .into_json()?;
+    let answer: RankedAnswer = client
+        .recommend(&RecommendBody {
+            session_id: Some(shopper.to_string()),
+            explain,
+            // The protocol counts the next item even when the session saw it before.
+            buy_again: true,
+            ..RecommendBody::new(shopper, k)
+        })
+        .context("recommend failed")?;
     let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
-    let items = answer["items"].as_array().cloned().unwrap_or_default();
-    Ok(Asked { items, latency_ms })
+    Ok(Asked {
+        items: answer.items,
+        latency_ms,
+    })
 }
 
 /// The 1-based position of `target` among recommended items.
-pub(crate) fn rank_of(items: &[serde_json::Value], target: &str) -> Option<usize> {
+pub(crate) fn rank_of(items: &[ItemAnswer], target: &str) -> Option<usize> {
     items
         .iter()
-        .position(|item| item["product"]["id"] == target)
+        .position(|item| item.product.id == target)
         .map(|position| position + 1)
 }
 

@@ -1,22 +1,50 @@
 //! `inkling status`: a running cluster as one node sees it.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
-use inkling_cluster::ClusterStatus;
+use inkling_api::{Client, ClientConfig};
+use inkling_replication::ClusterStatus;
+
+/// How long a status call may take.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn show(node: &str, json: bool) -> Result<()> {
-    let url = format!("http://{node}/internal/status");
-    let status: ClusterStatus = ureq::get(&url)
-        .timeout(std::time::Duration::from_secs(5))
-        .call()
-        .with_context(|| format!("cannot reach {node}"))?
-        .into_json()
-        .with_context(|| format!("{node} answered something other than a cluster status"))?;
+    let status = off_the_runtime(|| {
+        let client = node_client(node, STATUS_TIMEOUT)?;
+        client.cluster_status::<ClusterStatus>().map_err(|error| {
+            let context = match error.is_unreadable() {
+                true => format!("{node} answered something other than a cluster status"),
+                false => format!("cannot reach {node}"),
+            };
+            anyhow::Error::new(error).context(context)
+        })
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
     print_table(&status);
     Ok(())
+}
+
+/// A client of the node whose `--listen` address is `node`.
+fn node_client(node: &str, timeout: Duration) -> Result<Client> {
+    Ok(Client::new(
+        &format!("http://{node}"),
+        ClientConfig::timeout(timeout),
+    )?)
+}
+
+/// Runs `work` on a thread of its own: the CLI calls these commands from its async
+/// runtime, where a blocking client may be neither used nor dropped.
+fn off_the_runtime<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(work)
+            .join()
+            .map_err(|_| anyhow::anyhow!("the HTTP client's thread panicked"))?
+    })
 }
 
 /// The status as a table. Built whole and written once, so `inkling status | head`, which
@@ -87,34 +115,35 @@ fn print_table(status: &ClusterStatus) {
 }
 
 /// How long `inkling drain` waits for the node to hand everything over and exit.
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Asks the node to drain and waits until it has exited.
 pub fn drain(node: &str) -> Result<()> {
-    let url = format!("http://{node}/internal/drain");
-    ureq::post(&url)
-        .timeout(std::time::Duration::from_secs(10))
-        .call()
-        .with_context(|| format!("cannot reach {node}"))?;
-    println!("{node} is draining: its replicas move to other nodes");
-    let started = std::time::Instant::now();
-    let status_url = format!("http://{node}/internal/status");
-    while started.elapsed() < DRAIN_TIMEOUT {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let reply = ureq::get(&status_url)
-            .timeout(std::time::Duration::from_secs(5))
-            .call();
-        let Ok(reply) = reply else {
-            println!(
-                "{node} has drained and stopped after {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
-        };
-        if let Ok(status) = reply.into_json::<ClusterStatus>() {
-            let held = status.partitions.len();
-            println!("{node} still holds {held} groups");
+    off_the_runtime(|| {
+        node_client(node, Duration::from_secs(10))?
+            .drain::<serde_json::Value>()
+            .with_context(|| format!("cannot reach {node}"))?;
+        println!("{node} is draining: its replicas move to other nodes");
+        let started = Instant::now();
+        let client = node_client(node, STATUS_TIMEOUT)?;
+        while started.elapsed() < DRAIN_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(500));
+            match client.cluster_status::<ClusterStatus>() {
+                Ok(status) => {
+                    let held = status.partitions.len();
+                    println!("{node} still holds {held} groups");
+                }
+                // Any failure but an unreadable answer: the node no longer serves.
+                Err(error) if !error.is_unreadable() => {
+                    println!(
+                        "{node} has drained and stopped after {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    return Ok(());
+                }
+                Err(_) => {}
+            }
         }
-    }
-    anyhow::bail!("{node} did not finish draining within {DRAIN_TIMEOUT:?}")
+        anyhow::bail!("{node} did not finish draining within {DRAIN_TIMEOUT:?}")
+    })
 }

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use inkling_api::{
+    AsyncClient, ClientConfig, EventBatch, EventBody, EventType, RecommendBody, SearchBody,
+    SearchMode,
+};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -51,7 +55,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "../shared/data/homedepot/queries.tsv")]
     queries: PathBuf,
     /// Chinese queries: those of a probe file (the demo probe set by default).
-    #[arg(long, default_value = "cluster/tools/probes/demo.tsv")]
+    #[arg(long, default_value = "ops/tools/probes/demo.tsv")]
     chinese_queries: PathBuf,
     /// Steps the rate up by half each time until a kind's p99 passes --p99-ms or more than
     /// 1% of requests fail, and reports the highest rate that held.
@@ -128,7 +132,25 @@ impl Mix {
 struct Workload {
     sessions: Vec<Vec<String>>,
     queries: Vec<String>,
-    search_mode: String,
+    search_mode: SearchMode,
+}
+
+/// One request of the load.
+enum Call {
+    Events(EventBatch),
+    Recommend(RecommendBody),
+    Search(SearchBody),
+}
+
+impl Call {
+    /// Whether `client` answered it with a 2xx.
+    async fn succeeds(&self, client: &AsyncClient) -> bool {
+        match self {
+            Call::Events(batch) => client.events(batch).await.is_ok(),
+            Call::Recommend(body) => client.recommend(body).await.is_ok(),
+            Call::Search(body) => client.search(body).await.is_ok(),
+        }
+    }
 }
 
 impl Workload {
@@ -152,30 +174,33 @@ impl Workload {
         if sessions.is_empty() || queries.is_empty() {
             bail!("no sessions or no queries to replay");
         }
+        let search_mode = serde_json::from_value(Value::String(args.search_mode.clone()))
+            .with_context(|| format!("--search-mode {}", args.search_mode))?;
         Ok(Self {
             sessions,
             queries,
-            search_mode: args.search_mode.clone(),
+            search_mode,
         })
     }
 
-    /// The path and body of request number `n`, of `kind`.
-    fn request(&self, kind: Kind, n: u64, random: u64) -> (&'static str, Value) {
+    /// Request number `n`, of `kind`.
+    fn request(&self, kind: Kind, n: u64, random: u64) -> Call {
         let session = n as usize % self.sessions.len();
         let user = format!("load-{session}");
         let items = &self.sessions[session];
         match kind {
             Kind::Events => {
                 let item = &items[(n as usize / self.sessions.len()) % items.len()];
-                let event = json!({ "user_id": user, "type": "view", "item_id": item });
-                ("/v1/events", json!({ "events": [event] }))
+                let events = vec![EventBody::on_item(user, EventType::View, item)];
+                Call::Events(EventBatch { events })
             }
-            Kind::Recommend => ("/v1/recommend", json!({ "user_id": user, "k": 10 })),
+            Kind::Recommend => Call::Recommend(RecommendBody::new(user, 10)),
             Kind::Search => {
                 let query = &self.queries[random as usize % self.queries.len()];
-                let body =
-                    json!({ "user_id": user, "query": query, "k": 10, "mode": self.search_mode });
-                ("/v1/search", body)
+                Call::Search(SearchBody {
+                    mode: self.search_mode,
+                    ..SearchBody::new(user, query.as_str(), 10)
+                })
             }
         }
     }
@@ -257,8 +282,7 @@ fn print_table(report: &Value) {
 
 /// Sends requests at `rate` per second for `duration`, each timed from its due time.
 async fn run_at(
-    client: &reqwest::Client,
-    targets: &[String],
+    clients: &[AsyncClient],
     workload: &Arc<Workload>,
     mix: &Mix,
     rate: f64,
@@ -277,16 +301,15 @@ async fn run_at(
         }
         tokio::time::sleep_until(due).await;
         let kind = mix.pick(random.next());
-        let (path, body) = workload.request(kind, n, random.next());
-        let url = format!("{}{path}", targets[n as usize % targets.len()]);
+        let call = workload.request(kind, n, random.next());
+        let client = clients[n as usize % clients.len()].clone();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tallies.lock().entry(kind).or_default().failed += 1;
             continue;
         };
-        let (client, tallies) = (client.clone(), tallies.clone());
+        let tallies = tallies.clone();
         running.push(tokio::spawn(async move {
-            let answered = client.post(&url).json(&body).send().await;
-            let ok = matches!(&answered, Ok(response) if response.status().is_success());
+            let ok = call.succeeds(&client).await;
             let elapsed = due.elapsed().as_secs_f64() * 1000.0;
             let mut tallies = tallies.lock();
             let tally = tallies.entry(kind).or_default();
@@ -325,18 +348,20 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         Some(node) => vec![node.base_url.clone()],
         None => args.target.clone(),
     };
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(MAX_IN_FLIGHT)
-        .build()?;
+    let config = ClientConfig {
+        max_idle_per_host: Some(MAX_IN_FLIGHT),
+        ..ClientConfig::timeout(REQUEST_TIMEOUT)
+    };
+    let first = AsyncClient::new(&targets[0], config)?;
+    let clients = targets
+        .iter()
+        .map(|target| first.at(target))
+        .collect::<Result<Vec<_>, _>>()?;
     let duration = Duration::from_secs(args.duration);
     let mut rate = args.rate;
     let mut held: Option<Value> = None;
     let last = loop {
-        let outcome = run_at(
-            &client, &targets, &workload, &args.mix, rate, duration, args.seed,
-        )
-        .await;
+        let outcome = run_at(&clients, &workload, &args.mix, rate, duration, args.seed).await;
         let report = outcome.report();
         print_table(&report);
         if !args.find_max {
