@@ -1,0 +1,192 @@
+//! `serve`'s settings, merged by figment from, lowest first: the defaults here, the
+//! `--config` TOML file, the environment variables of `sources::ENV_KEYS`, and the flags the
+//! user set. figment remembers where each value came from, so a bad one is refused with the
+//! key and the source that gave it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use inkling_actors::ActorConfig;
+use inkling_node::{CatalogSource, ClusterOptions, MeshTls, NodeOptions};
+use serde::{Deserialize, Serialize};
+
+use super::flags::ServeFlags;
+use super::sources::{CommandLine, Environment};
+use super::values::{CatalogArg, Member, Roles, comma_list, in_range};
+use crate::engine::{EngineArgs, ModelArg, SegmentationArg};
+
+/// Every setting of `serve`; a config file may set any of them by its field's name, which
+/// is also its flag's name with `_` for `-`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub catalog: CatalogArg,
+    pub catalog_file: Option<PathBuf>,
+    pub session_idle_secs: u64,
+
+    pub node_name: String,
+    #[serde(deserialize_with = "comma_list")]
+    pub initial_members: Vec<Member>,
+    #[serde(deserialize_with = "comma_list")]
+    pub seeds: Vec<String>,
+    pub roles: Roles,
+    pub actor_addr: Option<SocketAddr>,
+    pub advertise: Option<SocketAddr>,
+    pub advertise_actor: Option<SocketAddr>,
+    pub cookie: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+
+    #[serde(deserialize_with = "in_range::<_, u16, 1, 256>")]
+    pub shards: u16,
+    pub segmentation: SegmentationArg,
+    pub model: ModelArg,
+    pub models_dir: PathBuf,
+    #[serde(deserialize_with = "in_range::<_, u16, 1, 64>")]
+    pub model_workers: u16,
+    #[serde(deserialize_with = "in_range::<_, u16, 1, 4096>")]
+    pub max_batch: u16,
+    pub max_wait_us: u64,
+    #[serde(deserialize_with = "in_range::<_, u32, 1, { u32::MAX as u64 }>")]
+    pub model_queue: u32,
+    pub ranker: Option<PathBuf>,
+    pub search_ranker: Option<PathBuf>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            data_dir: PathBuf::from("data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            catalog: CatalogArg::Demo,
+            catalog_file: None,
+            session_idle_secs: 600,
+            node_name: "node-1".to_string(),
+            initial_members: Vec::new(),
+            seeds: Vec::new(),
+            roles: Roles::all(),
+            actor_addr: None,
+            advertise: None,
+            advertise_actor: None,
+            cookie: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            shards: 4,
+            segmentation: SegmentationArg::Jieba,
+            model: ModelArg::E5,
+            models_dir: PathBuf::from(".deps/models"),
+            model_workers: 1,
+            max_batch: 32,
+            max_wait_us: 2_000,
+            model_queue: 1_024,
+            ranker: None,
+            search_ranker: None,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The defaults, overridden by the file `flags.config` names, then by the environment,
+    /// then by the flags the user set.
+    pub fn load(flags: &ServeFlags) -> anyhow::Result<ServeConfig> {
+        let mut figment = Figment::from(Serialized::defaults(ServeConfig::default()));
+        if let Some(path) = &flags.config {
+            figment = figment.merge(config_file(path)?);
+        }
+        figment
+            .merge(Environment)
+            .merge(CommandLine(flags))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    pub fn node_options(&self) -> anyhow::Result<NodeOptions> {
+        let catalog = match (self.catalog, &self.catalog_file) {
+            (CatalogArg::Demo, _) => CatalogSource::Demo,
+            (CatalogArg::None, _) => CatalogSource::Empty,
+            (CatalogArg::File, Some(path)) => CatalogSource::File(path.clone()),
+            (CatalogArg::File, None) => {
+                bail!("--catalog file needs --catalog-file (`catalog_file` in a config file)")
+            }
+        };
+        let initial_members: Vec<_> = self
+            .initial_members
+            .iter()
+            .map(|member| member.0.clone())
+            .collect();
+        if !initial_members.is_empty()
+            && !initial_members
+                .iter()
+                .any(|member| member.name == self.node_name)
+        {
+            bail!(
+                "--initial-members must include this node (--node-name {})",
+                self.node_name
+            );
+        }
+        Ok(NodeOptions {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            catalog,
+            actors: ActorConfig {
+                session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
+                local_model_pool: self.roles.contains("models"),
+                ..self.engine().actor_config()?
+            },
+            cluster: ClusterOptions {
+                node_name: self.node_name.clone(),
+                seeds: self.seeds.clone(),
+                initial_members,
+                roles: self.roles.as_str().to_string(),
+                actor_addr: self.actor_addr,
+                advertise: self.advertise,
+                advertise_actor: self.advertise_actor,
+                cookie: self.cookie.clone(),
+                tls: self.mesh_tls()?,
+            },
+        })
+    }
+
+    /// The engine settings, as `eval` and `train` take them from their flags.
+    fn engine(&self) -> EngineArgs {
+        EngineArgs {
+            shards: self.shards,
+            segmentation: self.segmentation,
+            model: self.model,
+            models_dir: self.models_dir.clone(),
+            model_workers: self.model_workers,
+            max_batch: self.max_batch,
+            max_wait_us: self.max_wait_us,
+            model_queue: self.model_queue,
+            ranker: self.ranker.clone(),
+            search_ranker: self.search_ranker.clone(),
+        }
+    }
+
+    fn mesh_tls(&self) -> anyhow::Result<Option<MeshTls>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(MeshTls {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })),
+            _ => bail!("TLS on the actor mesh needs all of --tls-cert, --tls-key and --tls-ca"),
+        }
+    }
+}
+
+/// The `--config` file; one that cannot be read is an error, where figment would read
+/// nothing from it.
+fn config_file(path: &Path) -> anyhow::Result<figment::providers::Data<Toml>> {
+    std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Toml::file_exact(path))
+}

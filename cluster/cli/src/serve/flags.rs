@@ -1,0 +1,138 @@
+//! `inkling serve`'s flags. Each is optional: one the user leaves out serializes to nothing,
+//! so it does not hide the same key from the file or the environment. The defaults, the
+//! environment variables and the file keys are added to each flag's help from
+//! `ServeConfig` (see `serve::help_with_sources`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::values::{CatalogArg, Member, Roles};
+use crate::engine::{ModelArg, SegmentationArg};
+
+#[derive(clap::Args, Serialize)]
+pub struct ServeFlags {
+    /// A TOML file with any of the keys below (each flag's name with `_` for `-`).
+    /// Environment variables override it, and flags override both.
+    #[arg(long, env = "INKLING_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Folder for the sled database and the index shards.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// The address of the HTTP API, raft and gossip.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Catalog loaded into an empty node: the bundled demo, none, or a JSON-lines file.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogArg>,
+    /// A JSON-lines product file, with --catalog file.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_file: Option<PathBuf>,
+    /// Seconds without traffic after which a session actor is passivated.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_idle_secs: Option<u64>,
+
+    /// This node's name, stable across restarts: its raft groups know it by this name.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// The nodes the user partitions are first placed on, this one included, as
+    /// NAME=ADDR,... (ADDR is the node's --listen address). Only read when the node's data
+    /// folder holds no raft state yet.
+    #[arg(long, value_delimiter = ',', value_parser = Member::parse)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_members: Option<Vec<Member>>,
+    /// Gossip addresses (the --listen address of running nodes) to join through; the other
+    /// initial members by default.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<String>>,
+    /// What this node does, any of: gateway (serves the public API), sessions (may vote in
+    /// and lead user partitions, so it holds shoppers' sessions), models (runs a model
+    /// pool; without it the node embeds through other nodes' pools), index (may vote in
+    /// the catalog group). Every node still learns every group's log.
+    #[arg(long, value_parser = Roles::parse)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Roles>,
+    /// Where the actor mesh (ractor_cluster) listens; the --listen IP and the next port by
+    /// default.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_addr: Option<SocketAddr>,
+    /// The address peers reach this node's HTTP (raft) and gossip on, when it is not the
+    /// --listen address: behind a NAT or a proxy (the chaos harness puts a fault-injecting
+    /// proxy there). Outgoing peer traffic then leaves from the --listen IP.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<SocketAddr>,
+    /// The address peers dial this node's actor mesh on; --actor-addr by default.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_actor: Option<SocketAddr>,
+    /// The secret shared by every node of the cluster; required when the node has peers.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// PEM certificate chain for mutual TLS on the actor mesh (with --tls-key, --tls-ca).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate of the authority every node's certificate chains to.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Number of index shards.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u16>,
+    /// How the index segments Chinese: jieba words or character bigrams.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<SegmentationArg>,
+    /// Encoder behind intent understanding and vector search: multilingual-e5-small (zh +
+    /// en), all-minilm-l6-v2 (English, faster), or none (lexical search and slots only).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelArg>,
+    /// Folder with the model files that scripts/setup.sh unpacks.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
+    /// Model workers, each holding its own copy of the encoder.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_workers: Option<u16>,
+    /// Most texts the model pool encodes in one batch.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<u16>,
+    /// Longest a queued text waits for its batch to fill, in microseconds.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait_us: Option<u64>,
+    /// Texts the model pool may hold waiting; past this, searches get 503 "overloaded".
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_queue: Option<u32>,
+    /// Recommendation ranker weights from `inkling train ranker` (default: the untrained
+    /// prior).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<PathBuf>,
+    /// Search ranker weights from `inkling train search-ranker` (default: convex fusion).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_ranker: Option<PathBuf>,
+}
