@@ -24,6 +24,8 @@ test: setup
 
 lint: setup
 	cargo fmt --all -- --check
+	python3 scripts/check-module-cycles.py .
+	python3 scripts/check-file-lengths.py .
 	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 ## Events/s through POST /v1/events with durable acknowledgements.
