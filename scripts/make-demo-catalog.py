@@ -7,7 +7,7 @@ it as JSON lines in Inkling's product format. Re-run it to regenerate
 cluster/node/demo/flipkart-sample.jsonl; the output is byte-identical for the same input.
 
 With --all OUT it writes every usable product instead (about 20,000) to OUT, for the
-whole-catalog probe set (cluster/tools/probes/flipkart.tsv); keep OUT outside the repository.
+whole-catalog probe set (ops/tools/probes/flipkart.tsv); keep OUT outside the repository.
 
 Usage: scripts/make-demo-catalog.py [--all OUT] [flipkart_products_20k.csv]
 """
