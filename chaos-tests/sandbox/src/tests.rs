@@ -127,7 +127,10 @@ fn nodes_start_stop_pause_and_restart_on_their_folders() {
         .iter()
         .find(|line| line.contains("--node-name node-1 "))
         .expect("node-1 started");
-    assert_eq!(lines[2], *first_start, "a restart runs the same command line");
+    assert_eq!(
+        lines[2], *first_start,
+        "a restart runs the same command line"
+    );
     let log = std::fs::read_to_string(sandbox.log_path(0)).unwrap();
     assert_eq!(log.matches("inkling listening on").count(), 2, "{log}");
     sandbox.stop_all().unwrap();
