@@ -18,6 +18,10 @@ pub struct ActorConfig {
     pub shards: usize,
     /// A session actor with no traffic for this long is stopped; its profile stays in storage.
     pub session_idle_timeout: Duration,
+    /// The most session actors one node keeps alive. Starting one more passivates the least
+    /// recently active first, as idle passivation does, so a flood of new user ids costs
+    /// bounded memory; at least 1 (see [`ActorConfig::check_session_cap`]).
+    pub max_live_sessions: usize,
     /// Deadline for one interactive request (events, search, recommend, profile) as the
     /// gateway waits for it; every deadline inside it is shorter (see
     /// [`ActorConfig::check_deadlines`]).
@@ -54,6 +58,7 @@ impl Default for ActorConfig {
         Self {
             shards: 4,
             session_idle_timeout: Duration::from_secs(600),
+            max_live_sessions: DEFAULT_MAX_LIVE_SESSIONS,
             request_timeout: Duration::from_secs(5),
             query_embed_timeout: Duration::from_secs(2),
             shard_timeout: Duration::from_millis(500),
@@ -71,6 +76,10 @@ impl Default for ActorConfig {
     }
 }
 
+/// Live sessions per node by default: far more shoppers than one node serves at once, few
+/// enough that their profiles and mailboxes fit in memory.
+pub const DEFAULT_MAX_LIVE_SESSIONS: usize = 100_000;
+
 /// A passage batch's first request may pay for the encoder's cold start.
 const EMBED_COLD_START: Duration = Duration::from_secs(10);
 /// Time budgeted per passage embedded: e5-small embeds about 60 titles a second on two busy
@@ -83,6 +92,20 @@ const INDEX_PER_PRODUCT: Duration = Duration::from_millis(1);
 const REQUEST_MARGIN: Duration = Duration::from_millis(500);
 
 impl ActorConfig {
+    /// Every check of these settings; a node refuses to start when one fails.
+    pub fn check(&self) -> Result<(), String> {
+        self.check_deadlines()?;
+        self.check_session_cap()
+    }
+
+    /// A cap of zero would passivate every session as it starts.
+    pub fn check_session_cap(&self) -> Result<(), String> {
+        if self.max_live_sessions == 0 {
+            return Err("max live sessions must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
     /// Deadline for embedding `passages` passages in one request to the model pool.
     pub fn passage_embed_timeout(&self, passages: usize) -> Duration {
         EMBED_COLD_START + EMBED_PER_PASSAGE * passages as u32
@@ -146,6 +169,19 @@ mod tests {
                 ok,
                 "{request:?} {query:?} {shard:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_session_cap_is_at_least_one() {
+        let cases = [(0, false), (1, true), (DEFAULT_MAX_LIVE_SESSIONS, true)];
+        for (cap, ok) in cases {
+            let config = ActorConfig {
+                max_live_sessions: cap,
+                ..Default::default()
+            };
+            assert_eq!(config.check_session_cap().is_ok(), ok, "{cap}");
+            assert_eq!(config.check().is_ok(), ok, "{cap}");
         }
     }
 }

@@ -60,6 +60,7 @@ pub struct Inkling {
     catalog_writer: ActorSlot<CatalogMsg>,
     model_pool: Option<ActorSlot<ModelPoolMsg>>,
     catalog: CatalogStore,
+    engine: Arc<dyn KvEngine>,
     commit: GroupCommit,
     config: ActorConfig,
 }
@@ -80,7 +81,7 @@ fn same<T: Clone + Send + Sync + 'static>(
 
 impl Inkling {
     pub async fn start(config: ActorConfig, storage: NodeStorage) -> Result<Self, ActorError> {
-        config.check_deadlines().map_err(ActorError::Unavailable)?;
+        config.check().map_err(ActorError::Unavailable)?;
         let (root, _) = Actor::spawn(None, NodeSupervisor, config.restart_budget)
             .await
             .map_err(|error| spawn_error("node supervisor", error))?;
@@ -124,6 +125,12 @@ impl Inkling {
     /// The group commit every durable write of this node shares.
     pub fn group_commit(&self) -> GroupCommit {
         self.commit.clone()
+    }
+
+    /// The node's storage engine, for what the cluster layer reads beside the actors (a
+    /// user's events in the raft logs, for an export).
+    pub fn engine(&self) -> Arc<dyn KvEngine> {
+        self.engine.clone()
     }
 
     pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
@@ -316,6 +323,7 @@ impl NodeBuilder {
             catalog_writer,
             model_pool,
             catalog,
+            engine,
             commit,
             config: self.config.clone(),
         };
@@ -545,6 +553,7 @@ impl NodeBuilder {
         let args = SupervisorArgs {
             context: context.clone(),
             idle_timeout: self.config.session_idle_timeout,
+            max_live_sessions: self.config.max_live_sessions,
         };
         let spec = ChildSpec {
             kind: "session_supervisor",

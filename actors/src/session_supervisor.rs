@@ -1,14 +1,18 @@
 //! The session supervisor: routes each shopper's requests to their session actor, starting
-//! it on first use, restarting it when it fails, and passivating it when idle.
+//! it on first use, restarting it when it fails, and passivating it when idle or when the
+//! node holds as many live sessions as it may.
 //!
 //! Passivation drains the old actor before a new one may load the profile, so two actors
 //! never hold the same shopper's profile at once: requests that arrive meanwhile wait here.
+//! A session's profile is the stored one (committed events are written before a session
+//! hears of them), so passivating it loses nothing but the conversation in progress.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inkling_domain::Profile;
+use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
@@ -38,7 +42,7 @@ pub enum SupervisorMsg {
     /// Stops the sessions of users `owned_here` no longer accepts (this node stopped
     /// leading their partition), so no two nodes hold an active session for one user.
     StopSessionsWhere(SessionFilter),
-    /// Timer tick: stop sessions idle for longer than the idle timeout.
+    /// Timer tick: passivate sessions idle for longer than the idle timeout.
     PassivateIdle,
 }
 
@@ -53,6 +57,8 @@ pub struct SessionSupervisor;
 pub struct SupervisorArgs {
     pub context: Arc<SessionContext>,
     pub idle_timeout: Duration,
+    /// The most live sessions; starting one more passivates the least recently active.
+    pub max_live_sessions: usize,
 }
 
 struct LiveSession {
@@ -60,10 +66,29 @@ struct LiveSession {
     last_active: Instant,
 }
 
+/// Why a session was passivated, as logs (and metrics) name it.
+#[derive(Clone, Copy, Debug)]
+enum Passivation {
+    Idle,
+    OverCap,
+}
+
+impl Passivation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Passivation::Idle => "idle",
+            Passivation::OverCap => "over_cap",
+        }
+    }
+}
+
 pub struct SupervisorState {
     context: Arc<SessionContext>,
     idle_timeout: Duration,
-    live: HashMap<String, LiveSession>,
+    max_live: usize,
+    /// Least recently active first: a request moves its user to the back, so both kinds of
+    /// passivation take from the front and never scan the rest.
+    live: LruCache<String, LiveSession>,
     user_of: HashMap<ActorId, String>,
     /// Users whose old actor is draining, with the requests that arrived meanwhile.
     draining: HashMap<String, Vec<SessionMsg>>,
@@ -84,7 +109,9 @@ impl Actor for SessionSupervisor {
         Ok(SupervisorState {
             context: args.context,
             idle_timeout: args.idle_timeout,
-            live: HashMap::new(),
+            // `ActorConfig::check` refuses zero; a cap of one still serves every request.
+            max_live: args.max_live_sessions.max(1),
+            live: LruCache::unbounded(),
             user_of: HashMap::new(),
             draining: HashMap::new(),
         })
@@ -116,7 +143,8 @@ impl Actor for SessionSupervisor {
                     .await
             }
             SupervisorMsg::ActiveUsers(reply) => {
-                let _ = reply.send(state.live.keys().cloned().collect());
+                let users = state.live.iter().map(|(user, _)| user.clone()).collect();
+                let _ = reply.send(users);
             }
             SupervisorMsg::ActiveSessions(reply) => {
                 let _ = reply.send(state.live.len() as u64);
@@ -177,12 +205,13 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         user: &str,
     ) -> Option<ActorRef<SessionMsg>> {
+        self.make_room();
         let args = (user.to_string(), self.context.clone());
         let name = format!("session/{user}");
         match Actor::spawn_linked(Some(name), SessionActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
                 self.user_of.insert(actor.get_id(), user.to_string());
-                self.live.insert(
+                self.live.put(
                     user.to_string(),
                     LiveSession {
                         actor: actor.clone(),
@@ -203,7 +232,8 @@ impl SupervisorState {
     /// Hands a committed profile to the user's live session; the next session to start
     /// loads it from storage anyway.
     fn deliver(&mut self, profile: Box<Profile>) {
-        if let Some(session) = self.live.get(&profile.user_id) {
+        // A peek: committed events are not a request, so they leave the recency alone.
+        if let Some(session) = self.live.peek(&profile.user_id) {
             let _ = session.actor.cast(SessionMsg::ProfileChanged(profile));
         }
     }
@@ -213,35 +243,56 @@ impl SupervisorState {
     fn stop_where(&mut self, matches: impl Fn(&str) -> bool) {
         let stopping: Vec<String> = self
             .live
-            .keys()
+            .iter()
+            .map(|(user, _)| user)
             .filter(|user| matches(user))
             .cloned()
             .collect();
         for user in stopping {
-            if let Some(session) = self.live.remove(&user) {
+            if let Some(session) = self.live.pop(&user) {
                 session.actor.stop(Some("no longer owned here".to_string()));
             }
         }
         inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
     }
 
+    /// Passivates from the least recently active end while sessions there are idle: the
+    /// first one that is not ends the sweep, since everyone behind it was active later.
     fn passivate_idle(&mut self) {
-        let idle: Vec<String> = self
+        while self
             .live
-            .iter()
-            .filter(|(_, session)| session.last_active.elapsed() >= self.idle_timeout)
-            .map(|(user, _)| user.clone())
-            .collect();
-        for user in idle {
-            let Some(session) = self.live.remove(&user) else {
-                continue;
+            .peek_lru()
+            .is_some_and(|(_, session)| session.last_active.elapsed() >= self.idle_timeout)
+        {
+            let Some((user, session)) = self.live.pop_lru() else {
+                break;
             };
-            // Drain, not stop: requests already in the mailbox are still answered.
-            if session.actor.drain().is_ok() {
-                self.draining.insert(user, Vec::new());
-            }
+            self.passivate(user, session, Passivation::Idle);
         }
         inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
+    }
+
+    /// Before a session starts: passivates the least recently active sessions until one
+    /// more fits under the cap. One at a time, in constant time each, so a flood of new
+    /// users costs each of them one passivation and nothing else.
+    fn make_room(&mut self) {
+        while self.live.len() >= self.max_live {
+            let Some((user, session)) = self.live.pop_lru() else {
+                break;
+            };
+            self.passivate(user, session, Passivation::OverCap);
+        }
+        inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
+    }
+
+    /// Drain, not stop: requests already in the mailbox are still answered, and requests
+    /// that arrive before the actor is gone wait for a fresh one.
+    fn passivate(&mut self, user: String, session: LiveSession, reason: Passivation) {
+        // No user id: logs outlive an erasure.
+        tracing::debug!(reason = reason.as_str(), "passivating session");
+        if session.actor.drain().is_ok() {
+            self.draining.insert(user, Vec::new());
+        }
     }
 
     /// Forgets a session actor that ended; returns its user if we still tracked it.
@@ -249,10 +300,10 @@ impl SupervisorState {
         let user = self.user_of.remove(actor)?;
         if self
             .live
-            .get(&user)
+            .peek(&user)
             .is_some_and(|session| session.actor.get_id() == *actor)
         {
-            self.live.remove(&user);
+            self.live.pop(&user);
         }
         inkling_ops::metrics::ACTIVE_SESSIONS.set(self.live.len() as i64);
         Some(user)
@@ -266,7 +317,7 @@ impl SupervisorState {
     ) {
         let was_live = self.user_of.get(&actor).is_some_and(|user| {
             self.live
-                .get(user)
+                .peek(user)
                 .is_some_and(|session| session.actor.get_id() == actor)
         });
         let Some(user) = self.forget(&actor) else {

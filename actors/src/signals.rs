@@ -3,8 +3,9 @@
 //! candidates from them.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
 
@@ -50,14 +51,22 @@ impl Default for SignalsConfig {
 }
 
 /// Names one shopper's session for the shared signals: the unit session-kNN compares.
+///
+/// A keyed hash (SipHash under keys drawn when the process starts), never the user id: the
+/// shared signals outlive an erasure (they hold no profile and are relearned from traffic,
+/// evicting the least recently seen sessions), so what they keep must not name anyone.
+/// Every caller in the process gets the same name for the same session, so a shopper's
+/// own session is still recognised; a restart forgets the keys along with the signals.
 pub fn session_key(user_id: &str, session_id: Option<&str>) -> String {
-    format!("{user_id}/{}", session_id.unwrap_or_default())
+    static KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    let name = KEYS.hash_one((user_id, session_id.unwrap_or_default()));
+    format!("{name:016x}")
 }
 
 /// One event as the shared signals learn from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
-    /// The shopper's session, as `user/session`: the unit session-kNN compares.
+    /// The shopper's session, as [`session_key`] names it: the unit session-kNN compares.
     pub session_key: String,
     pub item_id: String,
     /// The item the shopper touched just before, in the same session.
@@ -338,6 +347,31 @@ impl SignalsState {
                 score: score as f32,
                 source: SignalSource::PopularInSegment,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_keys_are_stable_distinct_and_name_no_user() {
+        let cases = [
+            ("victim-7", Some("s1"), "victim-7", Some("s2"), false),
+            ("victim-7", Some("s1"), "victim-7", Some("s1"), true),
+            ("a/b", None, "a", Some("b"), false),
+            ("victim-7", None, "victim-7", Some(""), true),
+        ];
+        for (user, session, other_user, other_session, same) in cases {
+            let key = session_key(user, session);
+            assert!(!key.contains(user), "{key} names {user}");
+            let other = session_key(other_user, other_session);
+            assert_eq!(
+                key == other,
+                same,
+                "{user}/{session:?} vs {other_user}/{other_session:?}"
+            );
         }
     }
 }

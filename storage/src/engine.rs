@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::user_keys::UserKeys;
 use crate::{Result, StorageError};
 
 /// The named keyspaces Inkling stores data in.
@@ -58,14 +59,21 @@ pub trait KvEngine: Send + Sync + 'static {
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
     /// Removes every key in `start <= key < end`.
     fn delete_range(&self, keyspace: Keyspace, start: &[u8], end: &[u8]) -> Result<()>;
-    /// Makes every write that returned before this call durable.
+    /// Makes every write that returned before this call durable, and every user key made
+    /// before it.
     fn sync(&self) -> Result<()>;
+    /// The per-user data keys that seal what user records hold (see [`crate::user_keys`]).
+    fn user_keys(&self) -> &UserKeys;
 }
 
 /// Key-value pairs in key order.
 pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// [`KvEngine`] on sled: one tree per keyspace in one database folder.
+/// Where the per-user keys live inside the database folder, beside (never in) sled's files.
+pub const USER_KEYS_FOLDER: &str = "user-keys";
+
+/// [`KvEngine`] on sled: one tree per keyspace in one database folder, and the per-user
+/// data keys in a folder of their own inside it.
 pub struct SledEngine {
     db: sled::Db,
     products: sled::Tree,
@@ -73,6 +81,7 @@ pub struct SledEngine {
     models: sled::Tree,
     replicated_log: sled::Tree,
     replication_state: sled::Tree,
+    user_keys: UserKeys,
 }
 
 impl SledEngine {
@@ -85,6 +94,7 @@ impl SledEngine {
         let models = db.open_tree(Keyspace::Models.tree_name())?;
         let replicated_log = db.open_tree(Keyspace::ReplicatedLog.tree_name())?;
         let replication_state = db.open_tree(Keyspace::ReplicationState.tree_name())?;
+        let user_keys = UserKeys::open(&path.join(USER_KEYS_FOLDER))?;
         Ok(Self {
             db,
             products,
@@ -92,6 +102,7 @@ impl SledEngine {
             models,
             replicated_log,
             replication_state,
+            user_keys,
         })
     }
 
@@ -170,9 +181,15 @@ impl KvEngine for SledEngine {
     }
 
     fn sync(&self) -> Result<()> {
+        // Keys first: a sealed record must never be durable without the key that opens it.
+        self.user_keys.sync()?;
         // Flushing the database flushes the shared log, which covers every tree.
         self.db.flush()?;
         Ok(())
+    }
+
+    fn user_keys(&self) -> &UserKeys {
+        &self.user_keys
     }
 }
 

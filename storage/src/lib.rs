@@ -2,7 +2,9 @@
 //!
 //! `inkling-storage` owns everything that must survive a restart: the key-value [`engine`]
 //! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`],
-//! [`profile`] and fitted-model ([`fitted_models`]) stores on top of it, and the [`shard_index`] of one
+//! [`profile`] and fitted-model ([`fitted_models`]) stores on top of it, the per-user data keys
+//! that make erasing a user final ([`user_keys`]: what a user's records hold is sealed under
+//! keys kept outside sled, which an erasure destroys), and the [`shard_index`] of one
 //! index shard (tantivy for text with bilingual [`analysis`], HNSW for vectors). It must
 //! never know about actors, messages, nodes or HTTP: callers drive it with plain function
 //! calls, so it can be tested, benchmarked and swapped on its own.
@@ -13,6 +15,7 @@ pub mod engine;
 pub mod fitted_models;
 pub mod profile;
 pub mod shard_index;
+pub mod user_keys;
 pub mod vector_index;
 
 pub use analysis::ChineseSegmentation;
@@ -21,6 +24,7 @@ pub use engine::{GroupCommit, KeyValues, Keyspace, KvEngine, SledEngine};
 pub use fitted_models::ModelStore;
 pub use profile::ProfileStore;
 pub use shard_index::{IndexHit, IndexQuery, IndexedProduct, Retrieval, ShardIndex, ShardLayout};
+pub use user_keys::{KeyId, UserKeys};
 
 /// Errors from the storage layer. They carry enough context to be shown to an operator.
 #[derive(Debug, thiserror::Error)]

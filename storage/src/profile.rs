@@ -1,4 +1,8 @@
 //! Profiles persisted in the engine: the profile model itself is `inkling_domain::Profile`.
+//!
+//! Each profile is sealed under its user's oldest live key ([`crate::user_keys`]), so once
+//! the user is erased, what sled's files may still hold of it cannot be read. Profiles
+//! written as plain JSON before sealing existed are still read.
 
 use std::sync::Arc;
 
@@ -7,7 +11,7 @@ use inkling_domain::Profile;
 use crate::engine::{Keyspace, KvEngine};
 use crate::{Result, StorageError};
 
-/// Profiles persisted in the engine, one JSON record per user.
+/// Profiles persisted in the engine, one sealed JSON record per user.
 #[derive(Clone)]
 pub struct ProfileStore {
     engine: Arc<dyn KvEngine>,
@@ -22,37 +26,52 @@ impl ProfileStore {
         let Some(bytes) = self.engine.get(Keyspace::Profiles, user_id.as_bytes())? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StorageError::Corrupt {
-                keyspace: Keyspace::Profiles,
-                source,
-            })
+        self.decode(user_id, &bytes)
     }
 
     /// Every stored profile, for offline jobs such as `inkling profile build`.
     pub fn all(&self) -> Result<Vec<Profile>> {
-        self.engine
-            .scan(Keyspace::Profiles)?
-            .into_iter()
-            .map(|(_, bytes)| {
-                serde_json::from_slice(&bytes).map_err(|source| StorageError::Corrupt {
-                    keyspace: Keyspace::Profiles,
-                    source,
-                })
-            })
-            .collect()
+        let mut profiles = Vec::new();
+        for (key, bytes) in self.engine.scan(Keyspace::Profiles)? {
+            let user_id = String::from_utf8_lossy(&key);
+            profiles.extend(self.decode(&user_id, &bytes)?);
+        }
+        Ok(profiles)
     }
 
-    /// Erases the user's profile; durable after the next [`crate::GroupCommit`] sync.
+    /// Erases the user's profile; durable after the next [`crate::GroupCommit`] sync. What
+    /// sled's files keep of it stays readable until the user's keys are destroyed
+    /// ([`crate::UserKeys::forget`]).
     pub fn delete(&self, user_id: &str) -> Result<()> {
         self.engine.delete(Keyspace::Profiles, user_id.as_bytes())
     }
 
     /// Writes the profile; it is durable after the next [`crate::GroupCommit`] sync.
     pub fn save(&self, profile: &Profile) -> Result<()> {
-        let bytes = serde_json::to_vec(profile).expect("profiles always serialise");
+        let json = serde_json::to_vec(profile).expect("profiles always serialise");
+        let sealed = self
+            .engine
+            .user_keys()
+            .seal_state(&profile.user_id, &json)?;
         self.engine
-            .put(Keyspace::Profiles, profile.user_id.as_bytes(), &bytes)
+            .put(Keyspace::Profiles, profile.user_id.as_bytes(), &sealed)
+    }
+
+    /// A stored record as a profile; `None` when its user's keys were destroyed.
+    fn decode(&self, user_id: &str, bytes: &[u8]) -> Result<Option<Profile>> {
+        let json = if bytes.first() == Some(&b'{') {
+            bytes.to_vec()
+        } else {
+            match self.engine.user_keys().unseal_for(user_id, bytes)? {
+                Some(json) => json,
+                None => return Ok(None),
+            }
+        };
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|source| StorageError::Corrupt {
+                keyspace: Keyspace::Profiles,
+                source,
+            })
     }
 }

@@ -4,20 +4,30 @@
 //! appends of all partitions durable at once. openraft is told an append is flushed only
 //! after that sync has returned: telling it earlier would let a leader count a vote for an
 //! entry a crash can still lose, and an acknowledged write with it.
+//!
+//! Recorded events are stored sealed, each user's under that user's key on this node
+//! (`inkling_storage::user_keys`): an erasure destroys the key, and the copies sled's files
+//! may keep of the entry, purged or not, can no longer be read. An entry read back after its
+//! user was erased holds that user's events no more (a lagging follower is sent the entry
+//! without them, then the erasure). Every other entry is stored as plain JSON, as are
+//! entries written before sealing existed.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use inkling_storage::{GroupCommit, Keyspace, KvEngine};
+use inkling_domain::Event;
+use inkling_storage::{GroupCommit, KeyId, Keyspace, KvEngine};
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, RaftLogReader, StorageIOError, Vote};
-use serde::Serialize;
+use openraft::{
+    AnyError, EntryPayload, ErrorSubject, ErrorVerb, LogState, RaftLogReader, StorageIOError, Vote,
+};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::partition::PartitionId;
-use crate::raft_types::{Entry, LogId, NodeId, PartitionRaft, StorageError};
+use crate::raft_types::{Command, Entry, LogId, NodeId, PartitionRaft, StorageError};
 
 pub(crate) fn storage_error(
     subject: ErrorSubject<NodeId>,
@@ -25,6 +35,14 @@ pub(crate) fn storage_error(
     error: impl std::error::Error + 'static,
 ) -> StorageError {
     StorageIOError::new(subject, verb, AnyError::new(&error)).into()
+}
+
+fn log_read_error(error: impl std::error::Error + 'static) -> StorageError {
+    storage_error(ErrorSubject::Logs, ErrorVerb::Read, error)
+}
+
+fn log_write_error(error: impl std::error::Error + 'static) -> StorageError {
+    storage_error(ErrorSubject::Logs, ErrorVerb::Write, error)
 }
 
 /// Keys of one partition's small records in [`Keyspace::ReplicationState`].
@@ -66,6 +84,29 @@ impl PartitionRecords {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|error| storage_error(subject, ErrorVerb::Read, error))
+    }
+
+    pub(crate) fn read_raw(
+        &self,
+        name: &str,
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = StateKeys(self.partition).key(name);
+        self.engine
+            .get(Keyspace::ReplicationState, &key)
+            .map_err(|error| storage_error(subject, ErrorVerb::Read, error))
+    }
+
+    pub(crate) fn write_raw(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<(), StorageError> {
+        let key = StateKeys(self.partition).key(name);
+        self.engine
+            .put(Keyspace::ReplicationState, &key, bytes)
+            .map_err(|error| storage_error(subject, ErrorVerb::Write, error))
     }
 
     pub(crate) fn write<T: Serialize>(
@@ -113,10 +154,171 @@ impl LogStore {
         key
     }
 
-    fn decode(bytes: &[u8]) -> Result<Entry, StorageError> {
-        serde_json::from_slice(bytes)
-            .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, error))
+    fn decode(&self, bytes: &[u8]) -> Result<Entry, StorageError> {
+        decode_entry(self.engine.as_ref(), bytes, None)
     }
+
+    /// The entry as stored: recorded events sealed per user, anything else as JSON. An
+    /// erasure proposed here starts a new key generation for its user, so what the user
+    /// records after it survives it.
+    fn encode(&self, entry: &Entry) -> Result<Vec<u8>, StorageError> {
+        let keys = self.engine.user_keys();
+        let index = entry.log_id.index;
+        match &entry.payload {
+            EntryPayload::Normal(Command::RecordEvents { at_ms, events }) => {
+                let mut by_user: std::collections::BTreeMap<&str, Vec<&Event>> = Default::default();
+                for event in events {
+                    by_user.entry(&event.user_id).or_default().push(event);
+                }
+                let mut header = SealedEvents {
+                    log_id: entry.log_id,
+                    at_ms: *at_ms,
+                    users: Vec::new(),
+                };
+                let mut parts = Vec::new();
+                for (user, events) in by_user {
+                    let json = serde_json::to_vec(&events).expect("events serialise");
+                    parts.push(keys.seal_log(user, index, &json).map_err(log_write_error)?);
+                    header.users.push(keys.key_id(user).to_hex());
+                }
+                Ok(pack_parts(&header, &parts))
+            }
+            EntryPayload::Normal(Command::EraseUser { user_id }) => {
+                keys.rotate(user_id, index.saturating_add(1))
+                    .map_err(log_write_error)?;
+                Ok(serde_json::to_vec(entry).expect("entries serialise"))
+            }
+            _ => Ok(serde_json::to_vec(entry).expect("entries serialise")),
+        }
+    }
+}
+
+/// How an entry of recorded events is stored: its position, the proposer's clock, and
+/// whose events each sealed part holds (key ids, never user ids).
+#[derive(Serialize, Deserialize)]
+struct SealedEvents {
+    log_id: LogId,
+    at_ms: u64,
+    users: Vec<String>,
+}
+
+/// The first byte of a record stored as a JSON header and sealed parts; JSON starts with `{`.
+const PARTS_FORMAT: u8 = 2;
+
+/// A record as a JSON header followed by length-prefixed parts.
+pub(crate) fn pack_parts<H: Serialize>(header: &H, parts: &[Vec<u8>]) -> Vec<u8> {
+    let header = serde_json::to_vec(header).expect("headers serialise");
+    let size = 5 + header.len() + parts.iter().map(|part| 4 + part.len()).sum::<usize>();
+    let mut bytes = Vec::with_capacity(size);
+    bytes.push(PARTS_FORMAT);
+    for chunk in std::iter::once(&header).chain(parts) {
+        let length = u32::try_from(chunk.len()).expect("a part under 4 GiB");
+        bytes.extend_from_slice(&length.to_be_bytes());
+        bytes.extend_from_slice(chunk);
+    }
+    bytes
+}
+
+/// A record's header and its parts, borrowed from the stored bytes.
+pub(crate) type Unpacked<'a, H> = (H, Vec<&'a [u8]>);
+
+/// The header and parts of a record [`pack_parts`] made; `None` for a JSON record.
+pub(crate) fn unpack_parts<H: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Option<Result<Unpacked<'_, H>, String>> {
+    let rest = bytes.strip_prefix(&[PARTS_FORMAT])?;
+    let mut chunks = Vec::new();
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let Some((length, tail)) = rest.split_first_chunk::<4>() else {
+            return Some(Err("a part's length is cut short".to_string()));
+        };
+        let length = u32::from_be_bytes(*length) as usize;
+        if tail.len() < length {
+            return Some(Err("a part is cut short".to_string()));
+        }
+        chunks.push(&tail[..length]);
+        rest = &tail[length..];
+    }
+    if chunks.is_empty() {
+        return Some(Err("no header".to_string()));
+    }
+    let header = chunks.remove(0);
+    Some(
+        serde_json::from_slice(header)
+            .map(|header| (header, chunks))
+            .map_err(|error| error.to_string()),
+    )
+}
+
+/// Reads a stored entry back. With `only`, a sealed entry keeps that user's events alone.
+fn decode_entry(
+    engine: &dyn KvEngine,
+    bytes: &[u8],
+    only: Option<&KeyId>,
+) -> Result<Entry, StorageError> {
+    let Some(unpacked) = unpack_parts::<SealedEvents>(bytes) else {
+        return serde_json::from_slice(bytes).map_err(log_read_error);
+    };
+    let (header, parts) = unpacked.map_err(|error| log_read_error(std::io::Error::other(error)))?;
+    if header.users.len() != parts.len() {
+        let error = std::io::Error::other("a sealed entry's parts and users differ");
+        return Err(log_read_error(error));
+    }
+    let mut events = Vec::new();
+    for (user, part) in header.users.iter().zip(parts) {
+        let id = KeyId::from_hex(user)
+            .ok_or_else(|| log_read_error(std::io::Error::other("a bad key id")))?;
+        if only.is_some_and(|only| *only != id) {
+            continue;
+        }
+        // `None`: the user was erased, and their events with them.
+        let Some(json) = engine
+            .user_keys()
+            .unseal(&id, part)
+            .map_err(log_read_error)?
+        else {
+            continue;
+        };
+        let sealed: Vec<Event> = serde_json::from_slice(&json).map_err(log_read_error)?;
+        events.extend(sealed);
+    }
+    let command = Command::RecordEvents {
+        at_ms: header.at_ms,
+        events,
+    };
+    Ok(Entry {
+        log_id: header.log_id,
+        payload: EntryPayload::Normal(command),
+    })
+}
+
+/// The user's events that this node's log of the partition still holds, oldest first, and
+/// whether the log still starts at its beginning (nothing was compacted into a snapshot).
+pub(crate) fn logged_events(
+    engine: &Arc<dyn KvEngine>,
+    partition: PartitionId,
+    user_id: &str,
+) -> Result<(Vec<Event>, bool), StorageError> {
+    let records = PartitionRecords::new(engine.clone(), partition);
+    let purged: Option<LogId> = records.read("purged", ErrorSubject::Logs)?;
+    let key = |index: u64| {
+        let mut key = partition.to_be_bytes().to_vec();
+        key.extend_from_slice(&index.to_be_bytes());
+        key
+    };
+    let rows = engine
+        .scan_range(Keyspace::ReplicatedLog, &key(0), &key(u64::MAX))
+        .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
+    let id = engine.user_keys().key_id(user_id);
+    let mut events = Vec::new();
+    for (_, bytes) in rows {
+        let entry = decode_entry(engine.as_ref(), &bytes, Some(&id))?;
+        if let EntryPayload::Normal(Command::RecordEvents { events: logged, .. }) = entry.payload {
+            events.extend(logged.into_iter().filter(|event| event.user_id == user_id));
+        }
+    }
+    Ok((events, purged.is_none()))
 }
 
 /// Answers openraft's flush callbacks in append order, each only after a group-commit sync
@@ -173,7 +375,7 @@ impl RaftLogReader<PartitionRaft> for LogStore {
                 &self.entry_key(end),
             )
             .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
-        rows.iter().map(|(_, bytes)| Self::decode(bytes)).collect()
+        rows.iter().map(|(_, bytes)| self.decode(bytes)).collect()
     }
 }
 
@@ -191,7 +393,7 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
             )
             .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, error))?;
         let last_log_id = match last {
-            Some((_, bytes)) => Some(Self::decode(&bytes)?.log_id),
+            Some((_, bytes)) => Some(self.decode(&bytes)?.log_id),
             None => last_purged_log_id,
         };
         Ok(LogState {
@@ -255,8 +457,7 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
             return Err(storage_error(ErrorSubject::Logs, ErrorVerb::Write, full));
         }
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Write, error))?;
+            let bytes = self.encode(&entry)?;
             self.engine
                 .put(
                     Keyspace::ReplicatedLog,

@@ -7,14 +7,23 @@
 //! applied position is written after the state it covers: a crash can only leave it
 //! behind, and replaying an entry is harmless because every event carries an idempotency
 //! key (the gateway gives one to events sent without) and product writes are upserts.
+//!
+//! Erasing a user deletes the profile and destroys the user's keys on this node, durably,
+//! before the erasure counts as applied: what sled's files still hold of the user (log
+//! entries, old profile versions, the stored snapshot) is sealed under those keys
+//! (`inkling_storage::user_keys`). The stored snapshot keeps each profile sealed too; read
+//! back, it leaves out the users erased since it was built. A replica that catches up by
+//! installing a snapshot destroys the keys of its partition's users the snapshot no longer
+//! holds, so an erasure it never applied still shreds what it kept.
 
+use std::collections::HashSet;
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
 use inkling_actors::{ActorError, Inkling};
 use inkling_domain::{Product, Profile};
-use inkling_storage::{GroupCommit, KvEngine, ProfileStore};
+use inkling_storage::{GroupCommit, KeyId, KvEngine, ProfileStore, UserKeys};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
@@ -22,8 +31,8 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::log_store::{PartitionRecords, storage_error};
-use crate::partition::{PartitionId, partition_of};
+use crate::log_store::{PartitionRecords, pack_parts, storage_error, unpack_parts};
+use crate::partition::{PARTITIONS, PartitionId, partition_of};
 use crate::raft_types::{Applied, Command, Entry, LogId, NodeId, PartitionRaft, StorageError};
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
@@ -44,11 +53,28 @@ pub enum GroupKind {
     Catalog,
 }
 
-/// The stored snapshot: its metadata and body.
+/// The stored snapshot as written before profiles were sealed: its metadata and body.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: Meta,
     body: Vec<u8>,
+}
+
+/// The stored snapshot's header; each of its sealed parts is the profile of the user
+/// named by the key id at the same place in `users`.
+#[derive(Deserialize)]
+struct SealedSnapshot {
+    meta: Meta,
+    products: Vec<Product>,
+    users: Vec<String>,
+}
+
+/// [`SealedSnapshot`] as written.
+#[derive(Serialize)]
+struct SealedSnapshotRef<'a> {
+    meta: &'a Meta,
+    products: &'a [Product],
+    users: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -58,6 +84,7 @@ pub struct StateMachine {
     kind: GroupKind,
     records: PartitionRecords,
     profiles: ProfileStore,
+    engine: Arc<dyn KvEngine>,
     inkling: Arc<Inkling>,
     commit: GroupCommit,
 }
@@ -105,7 +132,8 @@ impl StateMachine {
             group,
             kind,
             records: PartitionRecords::new(engine.clone(), group),
-            profiles: ProfileStore::new(engine),
+            profiles: ProfileStore::new(engine.clone()),
+            engine,
             commit: inkling.group_commit(),
             inkling,
         }
@@ -128,6 +156,13 @@ impl StateMachine {
             }
             Command::EraseUser { user_id } => {
                 writer.erase(&user_id).map_err(apply_error)?;
+                // Spares the generation the erasure's append started: what the user sent
+                // after the erasure is theirs to keep.
+                self.keys()
+                    .forget(&user_id, log_id.index)
+                    .map_err(|error| {
+                        storage_error(ErrorSubject::Apply(*log_id), ErrorVerb::Write, error)
+                    })?;
                 1
             }
             Command::UpsertProducts(products) => {
@@ -164,7 +199,7 @@ impl StateMachine {
     /// Replaces this group's state with a snapshot's.
     async fn restore(
         &self,
-        body: SnapshotBody,
+        body: &SnapshotBody,
         subject: ErrorSubject<NodeId>,
     ) -> Result<(), StorageError> {
         let write_error =
@@ -219,6 +254,99 @@ impl StateMachine {
             .into_iter()
             .filter(|profile| partition_of(&profile.user_id) == self.group)
             .collect())
+    }
+
+    fn keys(&self) -> &UserKeys {
+        self.engine.user_keys()
+    }
+
+    /// Stores the snapshot with every profile sealed under its user's key.
+    fn store_snapshot(
+        &self,
+        meta: &Meta,
+        body: &SnapshotBody,
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<(), StorageError> {
+        let mut users = Vec::new();
+        let mut parts = Vec::new();
+        for profile in &body.profiles {
+            let json = serde_json::to_vec(profile).expect("profiles serialise");
+            let sealed = self
+                .keys()
+                .seal_state(&profile.user_id, &json)
+                .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, error))?;
+            users.push(self.keys().key_id(&profile.user_id).to_hex());
+            parts.push(sealed);
+        }
+        let header = SealedSnapshotRef {
+            meta,
+            products: &body.products,
+            users,
+        };
+        self.records
+            .write_raw("snapshot", &pack_parts(&header, &parts), subject)
+    }
+
+    /// The stored snapshot, its body as JSON, without the users erased since it was built.
+    fn load_snapshot(&self) -> Result<Option<(Meta, Vec<u8>)>, StorageError> {
+        let subject = || ErrorSubject::Snapshot(None);
+        let read_error =
+            |error: String| storage_error(subject(), ErrorVerb::Read, std::io::Error::other(error));
+        let Some(bytes) = self.records.read_raw("snapshot", subject())? else {
+            return Ok(None);
+        };
+        let Some(unpacked) = unpack_parts::<SealedSnapshot>(&bytes) else {
+            let stored: StoredSnapshot = serde_json::from_slice(&bytes)
+                .map_err(|error| storage_error(subject(), ErrorVerb::Read, error))?;
+            return Ok(Some((stored.meta, stored.body)));
+        };
+        let (header, parts) = unpacked.map_err(read_error)?;
+        if header.users.len() != parts.len() {
+            return Err(read_error(
+                "the snapshot's parts and users differ".to_string(),
+            ));
+        }
+        let mut profiles = Vec::new();
+        for (user, part) in header.users.iter().zip(parts) {
+            let id = KeyId::from_hex(user).ok_or_else(|| read_error("a bad key id".into()))?;
+            let opened = self.keys().unseal(&id, part);
+            let Some(json) = opened.map_err(|error| read_error(error.to_string()))? else {
+                continue;
+            };
+            let profile: Profile = serde_json::from_slice(&json)
+                .map_err(|error| storage_error(subject(), ErrorVerb::Read, error))?;
+            profiles.push(profile);
+        }
+        let body = SnapshotBody {
+            profiles,
+            products: header.products,
+        };
+        let json = serde_json::to_vec(&body).expect("snapshots serialise");
+        Ok(Some((header.meta, json)))
+    }
+
+    /// After a snapshot replaced this partition's users: destroys the keys of the users it
+    /// no longer holds (see [`UserKeys::forget_absent`]).
+    fn forget_absent_users(
+        &self,
+        body: &SnapshotBody,
+        meta: &Meta,
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<(), StorageError> {
+        if self.kind != GroupKind::Users {
+            return Ok(());
+        }
+        let present: HashSet<KeyId> = body
+            .profiles
+            .iter()
+            .map(|profile| self.keys().key_id(&profile.user_id))
+            .collect();
+        let upto = meta.last_log_id.map_or(0, |log_id| log_id.index);
+        let group = self.group;
+        self.keys()
+            .forget_absent(|bits| bits % PARTITIONS == group, &present, upto)
+            .map(|_| ())
+            .map_err(|error| storage_error(subject, ErrorVerb::Write, error))
     }
 
     fn applied(&self) -> Result<(Option<LogId>, Membership), StorageError> {
@@ -284,7 +412,7 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         let body = snapshot.into_inner();
         let parsed: SnapshotBody = serde_json::from_slice(&body)
             .map_err(|error| storage_error(subject(), ErrorVerb::Read, error))?;
-        self.restore(parsed, subject()).await?;
+        self.restore(&parsed, subject()).await?;
         self.records.write(
             "membership",
             &meta.last_membership,
@@ -292,11 +420,8 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         )?;
         self.records
             .write("applied", &meta.last_log_id, ErrorSubject::StateMachine)?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            body,
-        };
-        self.records.write("snapshot", &stored, subject())?;
+        self.store_snapshot(meta, &parsed, subject())?;
+        self.forget_absent_users(&parsed, meta, subject())?;
         // The log before the snapshot is purged next: the snapshot must outlive a crash.
         self.commit
             .wait_durable()
@@ -307,12 +432,9 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<PartitionRaft>>, StorageError> {
-        let stored: Option<StoredSnapshot> = self
-            .records
-            .read("snapshot", ErrorSubject::Snapshot(None))?;
-        Ok(stored.map(|stored| Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.body)),
+        Ok(self.load_snapshot()?.map(|(meta, body)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(body)),
         }))
     }
 }
@@ -323,7 +445,7 @@ impl RaftSnapshotBuilder<PartitionRaft> for StateMachine {
         // replica replaying the log from that position skips by their idempotency keys.
         let (last_log_id, last_membership) = self.applied()?;
         let body = self.snapshot_body().await?;
-        let body = serde_json::to_vec(&body).map_err(|error| {
+        let json = serde_json::to_vec(&body).map_err(|error| {
             storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
         })?;
         let snapshot_id = match &last_log_id {
@@ -335,15 +457,10 @@ impl RaftSnapshotBuilder<PartitionRaft> for StateMachine {
             last_membership,
             snapshot_id,
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            body: body.clone(),
-        };
-        self.records
-            .write("snapshot", &stored, ErrorSubject::Snapshot(None))?;
+        self.store_snapshot(&meta, &body, ErrorSubject::Snapshot(None))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(body)),
+            snapshot: Box::new(Cursor::new(json)),
         })
     }
 }
