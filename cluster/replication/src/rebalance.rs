@@ -1,15 +1,17 @@
 //! Moving replicas as nodes join and drain.
 //!
 //! Each node, for every group it leads, compares the group's voters with the placement
-//! over the live members that are not draining and have the group's role (`sessions` for
-//! user partitions, `index` for the catalog), by rendezvous hashing, so a joining node
-//! takes over about one in N placements. A node that should hold the group first joins as
+//! over the live admitted members (`admission`) that are not draining and have the group's
+//! role (`sessions` for user partitions, `index` for the catalog), by rendezvous hashing,
+//! so a joining node takes over about one in N placements. A node that should hold the group first joins as
 //! a learner and catches up (openraft replicates the log or sends a snapshot: the data moves
 //! before ownership does); only then does the leader replace the voter set. A voter that
 //! stopped answering stays a candidate: membership changes only when a live node outranks
-//! it or it drains, never because the failure detector suspects it. Every live member also
-//! learns every group it is not a voter of: the catalog, so every node can search it, and
-//! the user partitions, so every node's online signals see every committed event.
+//! it or it drains, never because the failure detector suspects it. Every live admitted
+//! member also learns every group it is not a voter of: the catalog, so every node can
+//! search it, and the user partitions, so every node's online signals see every committed
+//! event. A member that is not admitted is neither placed nor taught anything: it receives
+//! no data.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,7 +46,8 @@ fn voter_role(group: PartitionId) -> &'static str {
     }
 }
 
-/// The members a group's voters may be placed on, those that learn it, and those leaving.
+/// The admitted members a group's voters may be placed on, those that learn it, and those
+/// leaving.
 struct Candidates {
     placeable: BTreeMap<NodeId, BasicNode>,
     learning: BTreeMap<NodeId, BasicNode>,
@@ -52,13 +55,16 @@ struct Candidates {
 }
 
 impl Candidates {
-    fn for_group(group: PartitionId, members: &[Member]) -> Self {
+    fn for_group(group: PartitionId, members: &[Member], admitted: &BTreeSet<String>) -> Self {
         let mut candidates = Self {
             placeable: BTreeMap::new(),
             learning: BTreeMap::new(),
             draining: BTreeSet::new(),
         };
         for member in members {
+            if !admitted.contains(&member.name) {
+                continue;
+            }
             let id = node_id_of(&member.name);
             if member.draining {
                 candidates.draining.insert(id);
@@ -128,10 +134,15 @@ pub(crate) struct Changes {
     pub remove: BTreeSet<NodeId>,
 }
 
-/// What the leader of `group` should change, given the live members gossip lists and the
-/// group's membership now.
-pub(crate) fn plan(group: PartitionId, members: &[Member], current: &GroupMembers) -> Changes {
-    let mut candidates = Candidates::for_group(group, members);
+/// What the leader of `group` should change, given the live members gossip lists, the names
+/// admitted, and the group's membership now.
+pub(crate) fn plan(
+    group: PartitionId,
+    members: &[Member],
+    admitted: &BTreeSet<String>,
+    current: &GroupMembers,
+) -> Changes {
+    let mut candidates = Candidates::for_group(group, members, admitted);
     // A voter gossip does not list stays placeable: no automatic downing.
     let listed: BTreeSet<NodeId> = members.iter().map(|m| node_id_of(&m.name)).collect();
     for voter in &current.voters {
@@ -175,8 +186,9 @@ async fn rebalance_group(
     group: PartitionId,
     raft: &Raft,
     members: &[Member],
+    admitted: &BTreeSet<String>,
 ) -> anyhow::Result<()> {
-    let changes = plan(group, members, &GroupMembers::of(raft));
+    let changes = plan(group, members, admitted, &GroupMembers::of(raft));
     for (id, node) in changes.catch_up {
         tracing::info!(group, node = %node.addr, "adding a replica");
         tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(id, node, true))
@@ -208,19 +220,21 @@ async fn rebalance_group(
 impl Cluster {
     /// Runs until the node stops.
     pub(crate) async fn rebalance_forever(self: Arc<Self>) {
+        let mut reported_outsiders = BTreeSet::new();
         loop {
             tokio::time::sleep(REBALANCE_INTERVAL).await;
             if self.replicas.is_stopping() {
                 return;
             }
             let members = self.membership.live_members().await;
+            let admitted = self.admitted_names(&members, &mut reported_outsiders).await;
             let mut most_behind = 0;
             for group in 0..=CATALOG_GROUP {
                 let Some(raft) = self.replicas.leading(group) else {
                     continue;
                 };
                 most_behind = most_behind.max(replication_lag(&raft));
-                if let Err(error) = rebalance_group(group, &raft, &members).await {
+                if let Err(error) = rebalance_group(group, &raft, &members, &admitted).await {
                     tracing::warn!(group, error = %format!("{error:#}"), "rebalancing failed; retrying later");
                 }
             }
@@ -284,6 +298,7 @@ mod tests {
             draining,
             generation: 1,
             actor_addr: None,
+            public_addr: None,
         }
     }
 
@@ -344,6 +359,8 @@ mod tests {
         members: &'static [(&'static str, &'static str, bool)],
         voters: &'static [&'static str],
         learners: &'static [&'static str],
+        /// Live members that are not admitted.
+        outsiders: &'static [&'static str],
         expected: Named,
     }
 
@@ -356,7 +373,13 @@ mod tests {
         let current = group_members(case.voters, case.learners);
         let mut everyone: Vec<&str> = case.members.iter().map(|(name, _, _)| *name).collect();
         everyone.extend(case.voters.iter().chain(case.learners));
-        let changes = named(plan(case.group, &members, &current), &everyone);
+        let admitted: BTreeSet<String> = case
+            .members
+            .iter()
+            .map(|(name, _, _)| name.to_string())
+            .filter(|name| !case.outsiders.contains(&name.as_str()))
+            .collect();
+        let changes = named(plan(case.group, &members, &admitted, &current), &everyone);
         assert_eq!(changes, case.expected, "{}", case.name);
     }
 
@@ -374,6 +397,7 @@ mod tests {
                 ],
                 voters: &["a", "b", "c"],
                 learners: &[],
+                outsiders: &[],
                 expected: Named::default(),
             },
             Case {
@@ -386,6 +410,7 @@ mod tests {
                 ],
                 voters: &["a", "b"],
                 learners: &[],
+                outsiders: &[],
                 expected: Named {
                     catch_up: names(&["c"]),
                     voters: Some(names(&["a", "b", "c"])),
@@ -402,6 +427,7 @@ mod tests {
                 ],
                 voters: &["a", "b"],
                 learners: &["c"],
+                outsiders: &[],
                 expected: Named {
                     catch_up: names(&["c"]),
                     voters: Some(names(&["a", "b", "c"])),
@@ -418,6 +444,7 @@ mod tests {
                 ],
                 voters: &["a", "b"],
                 learners: &[],
+                outsiders: &[],
                 expected: Named {
                     learners: names(&["g"]),
                     ..Named::default()
@@ -433,6 +460,7 @@ mod tests {
                 ],
                 voters: &["a", "b"],
                 learners: &["g"],
+                outsiders: &[],
                 expected: Named::default(),
             },
             Case {
@@ -441,6 +469,7 @@ mod tests {
                 members: &[("a", "index", false), ("b", "sessions", false)],
                 voters: &["a"],
                 learners: &[],
+                outsiders: &[],
                 expected: Named {
                     learners: names(&["b"]),
                     ..Named::default()
@@ -457,6 +486,7 @@ mod tests {
                 ],
                 voters: &["a", "b", "d"],
                 learners: &[],
+                outsiders: &[],
                 expected: Named {
                     catch_up: names(&["c"]),
                     voters: Some(names(&["a", "b", "c"])),
@@ -475,6 +505,7 @@ mod tests {
                 ],
                 voters: &["a", "b", "c"],
                 learners: &["d"],
+                outsiders: &[],
                 expected: Named {
                     remove: names(&["d"]),
                     ..Named::default()
@@ -490,6 +521,7 @@ mod tests {
                 ],
                 voters: &["a", "b"],
                 learners: &[],
+                outsiders: &[],
                 expected: Named::default(),
             },
             Case {
@@ -498,6 +530,62 @@ mod tests {
                 members: &[("a", "sessions", false), ("b", "sessions", false)],
                 voters: &["a", "b", "c"],
                 learners: &[],
+                outsiders: &[],
+                expected: Named::default(),
+            },
+            Case {
+                name: "a member not admitted is neither placed nor taught",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                    ("x", "sessions,index", false),
+                ],
+                voters: &["a", "b", "c"],
+                learners: &[],
+                outsiders: &["x"],
+                expected: Named::default(),
+            },
+            Case {
+                name: "a group short of voters is filled with admitted members only",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("c", "sessions", false),
+                    ("x", "sessions", false),
+                    ("y", "sessions", false),
+                ],
+                voters: &["a", "b"],
+                learners: &[],
+                outsiders: &["x", "y"],
+                expected: Named {
+                    catch_up: names(&["c"]),
+                    voters: Some(names(&["a", "b", "c"])),
+                    ..Named::default()
+                },
+            },
+            Case {
+                name: "a lone outsider never gets the catalog",
+                group: CATALOG_GROUP,
+                members: &[("a", "index", false), ("x", "index", false)],
+                voters: &["a"],
+                learners: &[],
+                outsiders: &["x"],
+                expected: Named::default(),
+            },
+            Case {
+                name: "a draining outsider is ignored",
+                group: USERS,
+                members: &[
+                    ("a", "sessions", false),
+                    ("b", "sessions", false),
+                    ("x", "sessions", true),
+                ],
+                voters: &["a", "b"],
+                learners: &[],
+                outsiders: &["x"],
                 expected: Named::default(),
             },
         ];
