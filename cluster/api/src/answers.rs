@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::requests::EventType;
+use crate::requests::{EventBody, EventType};
 
 /// `PUT /v1/products` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +192,28 @@ pub struct RecentQueryView {
     pub at_ms: u64,
 }
 
+/// `GET /v1/users/{id}/export` answer: everything the cluster stores about the user, as
+/// the leader of the user's partition holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserExport {
+    pub user_id: String,
+    /// When the export was read, in milliseconds since the Unix epoch.
+    pub exported_at_ms: u64,
+    /// The profile as the API shows it; absent when nothing is stored for the user.
+    pub profile: Option<ProfileView>,
+    /// The stored profile record itself, every field as kept (decayed sums, sessions of
+    /// recent items, idempotency key hashes): what `profile` is computed from.
+    pub stored_profile: Option<serde_json::Value>,
+    /// The user's events that the replicated log still holds, oldest first.
+    pub events: Vec<EventBody>,
+    /// Whether `events` is every event the user sent: false once older log entries were
+    /// compacted into a snapshot, after which they survive only as `stored_profile`.
+    pub events_complete: bool,
+    /// Whether a live session holds conversational context for the user (the dialogue of
+    /// the current session, never stored; it ends with the session).
+    pub active_session: bool,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthView {
@@ -223,4 +245,10 @@ pub struct ErrorDetail {
     /// `payload_too_large`, `not_found`, `overloaded`, `unavailable`, `storage`.
     pub code: String,
     pub message: String,
+}
+
+/// `POST /v1/admin/members/{name}/admit`: the node named may now hold replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdmittedAnswer {
+    pub admitted: String,
 }

@@ -47,6 +47,66 @@ pub fn required(path: &str, value: &str, max: usize) -> Result<(), Invalid> {
     at_most(path, value, max)
 }
 
+/// An id (user, session, event, item, product): required, at most [`MAX_ID_BYTES`], and
+/// free of control characters (NUL included), which no id needs and which break logs,
+/// keys and the tools that read them.
+pub fn id(path: &str, value: &str) -> Result<(), Invalid> {
+    required(path, value, MAX_ID_BYTES)?;
+    printable(path, value)
+}
+
+/// An optional id: when present, at most [`MAX_ID_BYTES`] and free of control characters.
+/// Whether it may be blank is the domain's rule, checked after conversion.
+pub fn optional_id(path: &str, value: Option<&str>) -> Result<(), Invalid> {
+    value.map_or(Ok(()), |value| {
+        at_most(path, value, MAX_ID_BYTES)?;
+        printable(path, value)
+    })
+}
+
+/// No control character (`char::is_control`: NUL, newlines, escapes, C1 controls).
+pub fn printable(path: &str, value: &str) -> Result<(), Invalid> {
+    match value.chars().find(|character| character.is_control()) {
+        Some(control) => Err(format!(
+            "`{path}` contains the control character U+{:04X}; ids may not",
+            u32::from(control)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The times, in milliseconds since the Unix epoch, a node accepts for an event: from
+/// `earliest_ms` to `latest_ms`, both included. Times outside would distort what every
+/// shopper sees (popularity counters, recency decay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub earliest_ms: u64,
+    pub latest_ms: u64,
+}
+
+impl TimeWindow {
+    /// `past_ms` before `now_ms` to `future_ms` after it.
+    pub fn around(now_ms: u64, past_ms: u64, future_ms: u64) -> Self {
+        Self {
+            earliest_ms: now_ms.saturating_sub(past_ms),
+            latest_ms: now_ms.saturating_add(future_ms),
+        }
+    }
+
+    /// `value_ms` inside the window, or a message naming the field and the window.
+    pub fn check(&self, path: &str, value_ms: u64) -> Result<(), Invalid> {
+        if (self.earliest_ms..=self.latest_ms).contains(&value_ms) {
+            return Ok(());
+        }
+        Err(format!(
+            "`{path}` is {value_ms}, outside the accepted range {} to {} (milliseconds since \
+             the Unix epoch: the server's clock minus its event window to plus its allowed \
+             skew); omit it to use the server's clock",
+            self.earliest_ms, self.latest_ms
+        ))
+    }
+}
+
 /// An optional string: when present, at most `max` bytes. Whether it may be blank is the
 /// domain's rule, checked after conversion.
 pub fn optional(path: &str, value: Option<&str>, max: usize) -> Result<(), Invalid> {
@@ -120,5 +180,61 @@ mod tests {
                 .contains("at most 10000")
         );
         assert!(k(0).is_err() && k(MAX_K).is_ok() && k(MAX_K + 1).is_err());
+    }
+
+    /// Each case: an id, and the error (a fragment) or none.
+    #[test]
+    fn ids_refuse_control_characters_and_name_the_path() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("user-7", None),
+            ("手机 user", None),
+            ("", Some("`a.id` must not be empty")),
+            (
+                "nul\0inside",
+                Some("`a.id` contains the control character U+0000"),
+            ),
+            ("line\nbreak", Some("U+000A")),
+            ("escape\u{1b}[31m", Some("U+001B")),
+            ("c1\u{85}", Some("U+0085")),
+        ];
+        for (value, expected) in cases {
+            let actual = id("a.id", value);
+            match (actual, expected) {
+                (Ok(()), None) => {}
+                (Err(error), Some(fragment)) => assert!(error.contains(fragment), "{error}"),
+                (outcome, _) => panic!("{value:?}: {outcome:?}"),
+            }
+        }
+        assert_eq!(optional_id("a.id", None), Ok(()));
+        assert!(optional_id("a.id", Some("a\0")).is_err());
+        assert_eq!(
+            optional_id("a.id", Some("")),
+            Ok(()),
+            "blank is the domain's call"
+        );
+    }
+
+    #[test]
+    fn times_outside_the_window_name_the_field_and_the_range() {
+        let window = TimeWindow::around(1_000_000, 1_000, 10);
+        let cases = [
+            (999_000, true),
+            (1_000_010, true),
+            (998_999, false),
+            (1_000_011, false),
+            (u64::MAX, false),
+            (0, false),
+        ];
+        for (value, accepted) in cases {
+            let outcome = window.check("events[3].timestamp", value);
+            assert_eq!(outcome.is_ok(), accepted, "{value}: {outcome:?}");
+            if let Err(error) = outcome {
+                assert!(
+                    error.contains("`events[3].timestamp`") && error.contains("999000 to 1000010"),
+                    "{error}"
+                );
+            }
+        }
+        assert_eq!(TimeWindow::around(5, 10, u64::MAX).earliest_ms, 0);
     }
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{
     self, CURRENCY_BYTES, Invalid, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES,
-    MAX_ATTRIBUTES, MAX_BRAND_BYTES, MAX_CATEGORY_BYTES, MAX_CATEGORY_LEVELS, MAX_ID_BYTES,
-    MAX_QUERY_BYTES, MAX_TITLE_BYTES,
+    MAX_ATTRIBUTES, MAX_BRAND_BYTES, MAX_CATEGORY_BYTES, MAX_CATEGORY_LEVELS, MAX_QUERY_BYTES,
+    MAX_TITLE_BYTES, TimeWindow,
 };
 
 /// The currency of a product that names none.
@@ -73,7 +73,7 @@ impl ProductBody {
 
     /// Checks the API's limits; `path` names this product in the request, e.g. `products[3]`.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
-        limits::required(&format!("{path}.id"), &self.id, MAX_ID_BYTES)?;
+        limits::id(&format!("{path}.id"), &self.id)?;
         limits::required(&format!("{path}.title"), &self.title, MAX_TITLE_BYTES)?;
         let levels = format!("{path}.category_path");
         limits::at_most_entries(&levels, self.category_path.len(), MAX_CATEGORY_LEVELS)?;
@@ -175,21 +175,26 @@ impl EventBody {
         }
     }
 
-    /// Checks the API's limits; `path` names this event in the request, e.g. `events[3]`.
-    pub fn validate(&self, path: &str) -> Result<(), Invalid> {
-        limits::required(&format!("{path}.user_id"), &self.user_id, MAX_ID_BYTES)?;
+    /// Checks the API's limits; `path` names this event in the request, e.g. `events[3]`,
+    /// and `accepted` the times the node takes.
+    pub fn validate(&self, path: &str, accepted: &TimeWindow) -> Result<(), Invalid> {
+        limits::id(&format!("{path}.user_id"), &self.user_id)?;
         for (field, value) in [
             ("session_id", &self.session_id),
             ("item_id", &self.item_id),
             ("event_id", &self.event_id),
         ] {
-            limits::optional(&format!("{path}.{field}"), value.as_deref(), MAX_ID_BYTES)?;
+            limits::optional_id(&format!("{path}.{field}"), value.as_deref())?;
         }
         limits::optional(
             &format!("{path}.query"),
             self.query.as_deref(),
             MAX_QUERY_BYTES,
-        )
+        )?;
+        match self.timestamp {
+            Some(timestamp) => accepted.check(&format!("{path}.timestamp"), timestamp),
+            None => Ok(()),
+        }
     }
 }
 
@@ -238,8 +243,8 @@ impl SearchBody {
     }
 
     pub fn validate(&self) -> Result<(), Invalid> {
-        limits::required("user_id", &self.user_id, MAX_ID_BYTES)?;
-        limits::optional("session_id", self.session_id.as_deref(), MAX_ID_BYTES)?;
+        limits::id("user_id", &self.user_id)?;
+        limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::required("query", &self.query, MAX_QUERY_BYTES)?;
         limits::k(self.k)?;
         self.filters.validate("filters")
@@ -292,8 +297,8 @@ impl RecommendBody {
     }
 
     pub fn validate(&self) -> Result<(), Invalid> {
-        limits::required("user_id", &self.user_id, MAX_ID_BYTES)?;
-        limits::optional("session_id", self.session_id.as_deref(), MAX_ID_BYTES)?;
+        limits::id("user_id", &self.user_id)?;
+        limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::k(self.k)?;
         self.filters.validate("filters")
     }
@@ -396,6 +401,59 @@ mod tests {
                 (outcome, _) => panic!("{json}: {outcome:?}"),
             }
         }
+    }
+
+    /// Each case: an event as JSON, and the validation error (a fragment) or none.
+    #[test]
+    fn events_name_the_field_with_a_control_character_or_a_time_out_of_range() {
+        let window = TimeWindow::around(1_000_000, 1_000, 10);
+        let cases = [
+            (r#"{"user_id":"u","type":"view","item_id":"i"}"#, None),
+            (
+                r#"{"user_id":"u","type":"view","item_id":"i","timestamp":1000000}"#,
+                None,
+            ),
+            (
+                r#"{"user_id":"u\u0000","type":"view","item_id":"i"}"#,
+                Some("`events[3].user_id` contains the control character U+0000"),
+            ),
+            (
+                r#"{"user_id":"u","type":"view","item_id":"i\n"}"#,
+                Some("`events[3].item_id` contains the control character U+000A"),
+            ),
+            (
+                r#"{"user_id":"u","type":"view","item_id":"i","session_id":"\u0007"}"#,
+                Some("`events[3].session_id` contains"),
+            ),
+            (
+                r#"{"user_id":"u","type":"view","item_id":"i","timestamp":9000000}"#,
+                Some(
+                    "`events[3].timestamp` is 9000000, outside the accepted range 999000 to 1000010",
+                ),
+            ),
+        ];
+        for (json, expected) in cases {
+            let body: EventBody = serde_json::from_str(json).unwrap();
+            match (body.validate("events[3]", &window), expected) {
+                (Ok(()), None) => {}
+                (Err(error), Some(fragment)) => assert!(error.contains(fragment), "{error}"),
+                (outcome, _) => panic!("{json}: {outcome:?}"),
+            }
+        }
+        let search = SearchBody::new("u\0", "q", 1);
+        assert!(
+            search
+                .validate()
+                .unwrap_err()
+                .contains("`user_id` contains")
+        );
+        let product = ProductBody::new("p\u{1b}", "t", 1.0);
+        assert!(
+            product
+                .validate("products[0]")
+                .unwrap_err()
+                .contains("`products[0].id`")
+        );
     }
 
     /// A request serialises to what the server reads back: the client sends these types.

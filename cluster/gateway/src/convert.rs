@@ -4,14 +4,14 @@
 //! request.
 //!
 //! Both sides are other crates' types, so the conversions the handlers call are extension
-//! traits (`batch.into_events()`, `RankedAnswer::new(list, took_ms)`) and the rest are plain
+//! traits (`batch.into_events(&window)`, `RankedAnswer::new(list, took_ms)`) and the rest are plain
 //! functions: Rust allows no `From` between two foreign types.
 
 use std::collections::BTreeSet;
 
 use inkling_actors::model_pool::PoolStats;
 use inkling_actors::protocol::{self, RankedItem, RankedList, RecommendRequest, SearchRequest};
-use inkling_api::limits::{self, Invalid};
+use inkling_api::limits::{self, Invalid, TimeWindow};
 use inkling_api::{
     Affinity, ConstraintsView, EventBatch, EventBody, EventType, FiltersBody, Intent, ItemAnswer,
     ModelPoolView, Preference, ProductBatch, ProductBody, ProductView, ProfileView, RankedAnswer,
@@ -68,19 +68,20 @@ fn product(body: ProductBody) -> Product {
 
 /// An event batch checked and converted for the shoppers' partitions.
 pub trait IntoEvents {
-    fn into_events(self) -> Result<Vec<Event>, Invalid>;
+    /// Every event's time, when it has one, must lie in `accepted`.
+    fn into_events(self, accepted: &TimeWindow) -> Result<Vec<Event>, Invalid>;
 }
 
 impl IntoEvents for EventBatch {
     /// Checks every event and converts the batch.
-    fn into_events(self) -> Result<Vec<Event>, Invalid> {
+    fn into_events(self, accepted: &TimeWindow) -> Result<Vec<Event>, Invalid> {
         limits::batch("events", self.events.len())?;
         self.events
             .into_iter()
             .enumerate()
             .map(|(index, body)| {
                 let path = format!("events[{index}]");
-                body.validate(&path)?;
+                body.validate(&path, accepted)?;
                 let event = event(body);
                 event
                     .validate()
@@ -101,6 +102,20 @@ fn event(body: EventBody) -> Event {
         timestamp: body.timestamp,
         learn: body.learn,
         event_id: body.event_id,
+    }
+}
+
+/// An event as the API shows it: for exports.
+pub fn event_body(event: Event) -> EventBody {
+    EventBody {
+        user_id: event.user_id,
+        session_id: event.session_id,
+        kind: event_type(event.kind),
+        item_id: event.item_id,
+        query: event.query,
+        timestamp: event.timestamp,
+        learn: event.learn,
+        event_id: event.event_id,
     }
 }
 

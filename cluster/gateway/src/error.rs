@@ -1,14 +1,16 @@
 //! Errors as clients see them: a status, a stable code and a message, sent as
-//! `{"error": {"code", "message"}}`; every 503 also carries `Retry-After`.
+//! `{"error": {"code", "message"}}`; every 503 and 429 also carries `Retry-After`, and every
+//! 401 `WWW-Authenticate: Bearer`.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::http::header::RETRY_AFTER;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use inkling_actors::ActorError;
 use inkling_api::limits::{RETRY_AFTER_OVERLOADED_SECS, RETRY_AFTER_UNAVAILABLE_SECS};
 use inkling_api::{ErrorAnswer, ErrorDetail};
+use inkling_auth::Refusal;
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -16,7 +18,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    /// Seconds to wait before retrying; sent as `Retry-After` with every 503.
+    /// Seconds to wait before retrying; sent as `Retry-After` with every 503 and 429.
     retry_after_secs: Option<u64>,
 }
 
@@ -45,6 +47,39 @@ impl ApiError {
         }
     }
 
+    /// 503 `overloaded`: this node works on as many requests as it may.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::unavailable("overloaded", message.into(), RETRY_AFTER_OVERLOADED_SECS)
+    }
+
+    /// 503 `not_ready`: this node cannot serve yet (or any more).
+    pub fn not_ready(message: impl Into<String>) -> Self {
+        Self::unavailable("not_ready", message.into(), RETRY_AFTER_UNAVAILABLE_SECS)
+    }
+
+    /// 429 `rate_limited`: the caller's key (or address) has spent its budget; it may call
+    /// again in `retry_after_secs` (at least one).
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this API key: slow down and retry after `Retry-After` seconds",
+            )
+        }
+    }
+
+    /// 504 `timeout`: the request took longer than this node lets a request take. Whether
+    /// a write took effect is unknown: retry it with the same idempotency keys.
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("the request did not finish within {limit:?}"),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -60,10 +95,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry_after = (self.status == StatusCode::SERVICE_UNAVAILABLE).then(|| {
-            self.retry_after_secs
-                .unwrap_or(RETRY_AFTER_UNAVAILABLE_SECS)
-        });
+        let retry_after = self
+            .retry_after_secs
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(RETRY_AFTER_UNAVAILABLE_SECS));
+        let challenge = self.status == StatusCode::UNAUTHORIZED;
         let body = ErrorAnswer {
             error: ErrorDetail {
                 code: self.code.to_string(),
@@ -76,7 +112,24 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if challenge {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
+    }
+}
+
+impl From<Refusal> for ApiError {
+    /// 401 `unauthenticated` for a missing or unknown key, 403 `forbidden` for a key of
+    /// the wrong scope, with the refusal's own message.
+    fn from(refusal: Refusal) -> Self {
+        let (status, code) = match refusal.status() {
+            401 => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            _ => (StatusCode::FORBIDDEN, "forbidden"),
+        };
+        Self::new(status, code, refusal.to_string())
     }
 }
 

@@ -8,8 +8,10 @@ use inkling_api::{
     Client, ClientConfig, EventBatch, EventBody, EventType, FiltersBody, Intent, Preference,
     ProductBatch, ProductBody, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
 };
+use inkling_auth::{ApiKey, KeyRing, Scope};
+use inkling_gateway::RateLimit;
 use inkling_models::encoder::ModelName;
-use inkling_node::{CatalogSource, Node, NodeOptions};
+use inkling_node::{CatalogSource, GatewayConfig, Node, NodeOptions};
 use serde_json::{Value, json};
 
 /// Generous: a debug build embedding with a real encoder on a busy machine.
@@ -38,10 +40,15 @@ impl TestNode {
     }
 
     fn start_with(actors: ActorConfig) -> Self {
+        Self::start_with_gateway(actors, GatewayConfig::default())
+    }
+
+    fn start_with_gateway(actors: ActorConfig, gateway: GatewayConfig) -> Self {
         let data = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let options = NodeOptions {
             actors,
+            gateway,
             ..NodeOptions::new(
                 data.path().to_path_buf(),
                 "127.0.0.1:0".parse().unwrap(),
@@ -150,6 +157,18 @@ fn with(base: &Value, pointer: &str, value: Value) -> String {
     body.to_string()
 }
 
+/// Now, in milliseconds since the Unix epoch: event times are checked against the node's
+/// clock, which is this machine's.
+fn now_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since_epoch.as_millis()).unwrap()
+}
+
+const HOUR_MS: u64 = 60 * 60 * 1000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+
 /// A route and a body for it: (method, path, JSON body).
 type Route = (&'static str, &'static str, Value);
 
@@ -172,7 +191,7 @@ fn valid_bodies() -> [Route; 4] {
             json!({ "events": [
                 { "user_id": "limits-user", "session_id": "limits-session", "type": "view",
                   "item_id": "limits-probe", "event_id": "limits-event-1", "learn": true,
-                  "timestamp": 1_700_000_000_000u64 },
+                  "timestamp": now_ms() - HOUR_MS },
                 { "user_id": "limits-user", "type": "search", "query": "probe" },
             ]}),
         ),
@@ -492,9 +511,71 @@ fn rule_cases() -> Vec<BadInput> {
             404,
             "no profile for user \"ghost\"",
         ),
+        bad(
+            "POST",
+            "/v1/events",
+            Some(&timed_event(now_ms() + DAY_MS)),
+            400,
+            "`events[0].timestamp` is",
+        ),
+        bad(
+            "POST",
+            "/v1/events",
+            Some(&timed_event(now_ms() - 8 * DAY_MS)),
+            400,
+            "outside the accepted range",
+        ),
+        bad(
+            "POST",
+            "/v1/events",
+            Some(r#"{"events":[{"user_id":"nul\u0000inside","type":"view","item_id":"x"}]}"#),
+            400,
+            "`events[0].user_id` contains the control character U+0000",
+        ),
+        bad(
+            "POST",
+            "/v1/events",
+            Some(r#"{"events":[{"user_id":"u","type":"view","item_id":"x\ny"}]}"#),
+            400,
+            "`events[0].item_id` contains the control character U+000A",
+        ),
+        bad(
+            "POST",
+            "/v1/search",
+            Some(r#"{"user_id":"bell\u0007","query":"phone","k":5}"#),
+            400,
+            "`user_id` contains the control character U+0007",
+        ),
+        bad(
+            "PUT",
+            "/v1/products",
+            Some(r#"{"products":[{"id":"esc\u001b[1m","title":"t","price":1}]}"#),
+            400,
+            "`products[0].id` contains the control character U+001B",
+        ),
+        bad(
+            "GET",
+            "/v1/users/nul%00inside/profile",
+            None,
+            400,
+            "`user_id` contains the control character U+0000",
+        ),
+        bad(
+            "DELETE",
+            "/v1/products/line%0Abreak",
+            None,
+            400,
+            "`id` contains the control character U+000A",
+        ),
         bad("GET", "/v2/anything", None, 404, "no such route"),
         bad("GET", "/v1/search", None, 405, "does not take that method"),
     ]
+}
+
+/// One view event at `timestamp`.
+fn timed_event(timestamp: u64) -> String {
+    json!({ "events": [{ "user_id": "u", "type": "view", "item_id": "x", "timestamp": timestamp }] })
+        .to_string()
 }
 
 #[test]
@@ -580,8 +661,9 @@ fn events_shape_profile_and_recommendations() {
             query: Some("laptop".into()),
             ..EventBody::new("shopper", EventType::Search)
         },
+        // Six days old (a day's half-life): it counts for little, but it is in the window.
         EventBody {
-            timestamp: Some(1_700_000_000_000),
+            timestamp: Some(now_ms() - 6 * DAY_MS),
             ..event("shopper", None, EventType::Purchase, "ipad-mini")
         },
     ]);
@@ -860,4 +942,349 @@ fn metrics_expose_requests_storage_actors_and_the_cluster() {
     for line in expected {
         assert!(text.contains(line), "/metrics lacks {line}:\n{text}");
     }
+}
+
+/// The keys a guarded node accepts, one per scope.
+struct Keys {
+    admin: ApiKey,
+    storefront: ApiKey,
+    metrics: ApiKey,
+}
+
+impl Keys {
+    fn generate() -> Self {
+        Self {
+            admin: ApiKey::generate(),
+            storefront: ApiKey::generate(),
+            metrics: ApiKey::generate(),
+        }
+    }
+
+    fn ring(&self) -> KeyRing {
+        KeyRing::new([
+            (Scope::Admin, self.admin.hash()),
+            (Scope::Storefront, self.storefront.hash()),
+            (Scope::Metrics, self.metrics.hash()),
+        ])
+    }
+}
+
+/// A node that asks for keys, with `gateway`'s other settings.
+fn guarded_node(keys: &Keys, gateway: GatewayConfig) -> TestNode {
+    let gateway = GatewayConfig {
+        keys: keys.ring(),
+        ..gateway
+    };
+    TestNode::start_with_gateway(ActorConfig::default(), gateway)
+}
+
+impl TestNode {
+    /// Sends a request as it is with `key` (none: no `Authorization` header): (status,
+    /// body as JSON, the whole raw answer).
+    fn send_as(
+        &self,
+        key: Option<&ApiKey>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value, inkling_api::client::RawAnswer) {
+        let answer = self
+            .client
+            .with_api_key(key.map(ApiKey::expose))
+            .send_raw(method, path, body)
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        let body = serde_json::from_str(&answer.body).unwrap_or(Value::String(answer.body.clone()));
+        (answer.status, body, answer)
+    }
+
+    /// Polls `/readyz` (which needs no key) until it answers 200, or fails at the deadline.
+    fn wait_until_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body, _) = self.send_as(None, "GET", "/readyz", None);
+            if status == 200 {
+                assert_eq!(body["status"], "ready", "{body}");
+                return;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body["error"]["code"], "not_ready", "{body}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready within a minute: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A call and what it must answer: 401s and 403s carry their JSON code.
+struct Call<'a> {
+    name: &'a str,
+    key: Option<&'a ApiKey>,
+    method: &'static str,
+    path: &'a str,
+    body: Option<String>,
+    status: u16,
+}
+
+fn check_call(node: &TestNode, call: &Call) {
+    let (status, body, raw) = node.send_as(call.key, call.method, call.path, call.body.as_deref());
+    assert_eq!(status, call.status, "{}: {body}", call.name);
+    let expected_code = match status {
+        401 => Some("unauthenticated"),
+        403 => Some("forbidden"),
+        _ => None,
+    };
+    if let Some(code) = expected_code {
+        assert_eq!(body["error"]["code"], code, "{}: {body}", call.name);
+        assert!(
+            body["error"]["message"].is_string(),
+            "{}: {body}",
+            call.name
+        );
+    }
+    if status == 401 {
+        assert_eq!(
+            raw.www_authenticate.as_deref(),
+            Some("Bearer"),
+            "{}",
+            call.name
+        );
+    }
+}
+
+#[test]
+fn keys_and_their_scopes_decide_who_may_call_each_route() {
+    let keys = Keys::generate();
+    let node = guarded_node(&keys, GatewayConfig::default());
+    node.wait_until_ready();
+    let stranger = ApiKey::generate();
+    let (admin, storefront, metrics) = (
+        Some(&keys.admin),
+        Some(&keys.storefront),
+        Some(&keys.metrics),
+    );
+    let product =
+        json!({ "products": [{ "id": "keyed-probe", "title": "Keyed probe", "price": 1 }] })
+            .to_string();
+    let search =
+        json!({ "user_id": "keyed-user", "query": "phone", "k": 3, "mode": "lexical" }).to_string();
+    let events = json!({ "events": [{ "user_id": "keyed-user", "type": "view", "item_id": "keyed-probe" }] })
+        .to_string();
+    let call = |name, key, method, path, body: Option<&str>, status| Call {
+        name,
+        key,
+        method,
+        path,
+        body: body.map(str::to_string),
+        status,
+    };
+    let calls = [
+        call(
+            "no key searches",
+            None,
+            "POST",
+            "/v1/search",
+            Some(&search),
+            401,
+        ),
+        call(
+            "an unknown key searches",
+            Some(&stranger),
+            "POST",
+            "/v1/search",
+            Some(&search),
+            401,
+        ),
+        // Refused before the body is read: a malformed body still gets the 401.
+        call(
+            "no key with a broken body",
+            None,
+            "PUT",
+            "/v1/products",
+            Some("{"),
+            401,
+        ),
+        call(
+            "storefront writes products",
+            storefront,
+            "PUT",
+            "/v1/products",
+            Some(&product),
+            403,
+        ),
+        call(
+            "storefront deletes a product",
+            storefront,
+            "DELETE",
+            "/v1/products/keyed-probe",
+            None,
+            403,
+        ),
+        call(
+            "storefront erases a user",
+            storefront,
+            "DELETE",
+            "/v1/users/keyed-user",
+            None,
+            403,
+        ),
+        call(
+            "storefront reads the status",
+            storefront,
+            "GET",
+            "/v1/admin/status",
+            None,
+            403,
+        ),
+        call(
+            "storefront drains the node",
+            storefront,
+            "POST",
+            "/v1/admin/drain",
+            None,
+            403,
+        ),
+        call(
+            "storefront scrapes metrics",
+            storefront,
+            "GET",
+            "/metrics",
+            None,
+            403,
+        ),
+        call(
+            "metrics searches",
+            metrics,
+            "POST",
+            "/v1/search",
+            Some(&search),
+            403,
+        ),
+        call("metrics scrapes", metrics, "GET", "/metrics", None, 200),
+        call(
+            "admin writes products",
+            admin,
+            "PUT",
+            "/v1/products",
+            Some(&product),
+            200,
+        ),
+        call(
+            "storefront searches",
+            storefront,
+            "POST",
+            "/v1/search",
+            Some(&search),
+            200,
+        ),
+        call(
+            "storefront sends events",
+            storefront,
+            "POST",
+            "/v1/events",
+            Some(&events),
+            200,
+        ),
+        call(
+            "storefront reads a profile",
+            storefront,
+            "GET",
+            "/v1/users/keyed-user/profile",
+            None,
+            200,
+        ),
+        call(
+            "admin searches",
+            admin,
+            "POST",
+            "/v1/search",
+            Some(&search),
+            200,
+        ),
+        call(
+            "admin reads the status",
+            admin,
+            "GET",
+            "/v1/admin/status",
+            None,
+            200,
+        ),
+        call(
+            "admin reads a replica",
+            admin,
+            "GET",
+            "/v1/admin/replicas/users/keyed-user",
+            None,
+            200,
+        ),
+        call(
+            "admin erases a user",
+            admin,
+            "DELETE",
+            "/v1/users/keyed-user",
+            None,
+            200,
+        ),
+        call(
+            "admin deletes a product",
+            admin,
+            "DELETE",
+            "/v1/products/keyed-probe",
+            None,
+            200,
+        ),
+        call("no key checks health", None, "GET", "/healthz", None, 200),
+        call("no key checks readiness", None, "GET", "/readyz", None, 200),
+        call(
+            "the old internal route is gone",
+            admin,
+            "GET",
+            "/internal/status",
+            None,
+            404,
+        ),
+    ];
+    for call in &calls {
+        check_call(&node, call);
+    }
+    // The replica read answers the node's own `Result` of an optional profile: erased.
+    let (_, replica, _) = node.send_as(admin, "GET", "/v1/admin/replicas/users/keyed-user", None);
+    assert_eq!(replica, json!({ "Ok": null }), "{replica}");
+}
+
+#[test]
+fn a_key_past_its_rate_gets_429_and_probes_are_exempt() {
+    let keys = Keys::generate();
+    let gateway = GatewayConfig {
+        rate_limit: RateLimit {
+            per_second: 1,
+            burst: 3,
+        },
+        expose_metrics: false,
+        ..GatewayConfig::default()
+    };
+    let node = guarded_node(&keys, gateway);
+    node.wait_until_ready();
+    let storefront = Some(&keys.storefront);
+    let search =
+        json!({ "user_id": "rate-user", "query": "phone", "k": 3, "mode": "lexical" }).to_string();
+    // A burst of three, then one a second. The body is broken on purpose: the key and its
+    // rate are checked before the body is read, and a quick 400 spends a token as a search
+    // would, without the node's speed deciding whether the bucket refills in between.
+    let refused = (0..20)
+        .map(|_| node.send_as(storefront, "POST", "/v1/search", Some("{")))
+        .find(|(status, _, _)| *status == 429);
+    let (_, body, raw) = refused.expect("twenty calls at once were all let through");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let retry_after: u64 = raw.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "Retry-After: {retry_after}");
+    for _ in 0..10 {
+        let (status, body, _) = node.send_as(None, "GET", "/healthz", None);
+        assert_eq!(status, 200, "health is never rate limited: {body}");
+    }
+    let (status, body, _) = node.send_as(Some(&keys.admin), "POST", "/v1/search", Some(&search));
+    assert_eq!(status, 200, "another key has a bucket of its own: {body}");
+    let (status, body, _) = node.send_as(Some(&keys.metrics), "GET", "/metrics", None);
+    assert_eq!(status, 404, "metrics are not exposed: {body}");
 }

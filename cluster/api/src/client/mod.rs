@@ -3,8 +3,9 @@
 //! and answers the types of this crate, every call has a timeout, and a failure says the
 //! HTTP status and the server's own message.
 //!
-//! Both are built on reqwest, the only HTTP client crate of the workspace. The routes of
-//! `/internal/...` answer types the cluster owns (its status, say); their methods are
+//! Both are built on reqwest, the only HTTP client crate of the workspace. Every call
+//! presents the configured API key ([`ClientConfig::api_key`]). The routes of
+//! `/v1/admin/...` answer types the cluster owns (its status, say); their methods are
 //! generic over the answer, so this crate need not know them. Tests that send malformed
 //! requests on purpose use [`Client::send_raw`], which checks nothing.
 
@@ -15,6 +16,7 @@ mod nonblocking;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,12 +26,13 @@ pub use error::Error;
 pub use nonblocking::AsyncClient;
 
 use crate::answers::{
-    DeleteAnswer, ErasedAnswer, EventsAnswer, HealthView, ProfileView, RankedAnswer, UpsertAnswer,
+    AdmittedAnswer, DeleteAnswer, ErasedAnswer, EventsAnswer, HealthView, ProfileView,
+    RankedAnswer, UpsertAnswer, UserExport,
 };
 use crate::requests::{EventBatch, ProductBatch, RecommendBody, SearchBody};
 
 /// How a client calls: the same for every route.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// How long one call may take, from connecting to the last byte of the answer.
     pub timeout: Duration,
@@ -37,15 +40,53 @@ pub struct ClientConfig {
     pub connect_timeout: Option<Duration>,
     /// Idle connections kept per node, when not reqwest's default.
     pub max_idle_per_host: Option<usize>,
+    /// The API key every call presents as `Authorization: Bearer …`; none for a node that
+    /// asks for none (on loopback). `Debug` never shows it.
+    pub api_key: Option<String>,
 }
 
 impl ClientConfig {
+    /// Calls of at most `timeout` each, without a key.
     pub fn timeout(timeout: Duration) -> Self {
         Self {
             timeout,
             connect_timeout: None,
             max_idle_per_host: None,
+            api_key: None,
         }
+    }
+
+    /// This configuration presenting `key` with every call.
+    pub fn with_api_key(self, key: impl Into<String>) -> Self {
+        Self {
+            api_key: Some(key.into()),
+            ..self
+        }
+    }
+
+    /// The `Authorization` header, when there is a key; marked sensitive, so HTTP logging
+    /// leaves it out.
+    fn authorization(&self) -> Result<Option<HeaderValue>, Error> {
+        let Some(key) = &self.api_key else {
+            return Ok(None);
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            Error::client("the API key holds characters a header cannot carry".to_string())
+        })?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClientConfig")
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_idle_per_host", &self.max_idle_per_host)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -129,6 +170,8 @@ pub struct Answered<T> {
 pub struct RawAnswer {
     pub status: u16,
     pub retry_after: Option<String>,
+    /// The challenge of a 401 (`Bearer`).
+    pub www_authenticate: Option<String>,
     pub body: String,
 }
 
@@ -136,6 +179,7 @@ pub struct RawAnswer {
 struct Head {
     status: u16,
     retry_after: Option<String>,
+    www_authenticate: Option<String>,
     trace_id: Option<String>,
 }
 
@@ -150,6 +194,7 @@ impl Head {
         Self {
             status: status.as_u16(),
             retry_after: text("retry-after"),
+            www_authenticate: text("www-authenticate"),
             trace_id: text("x-trace-id"),
         }
     }
@@ -232,21 +277,28 @@ routes! {
     /// `GET /v1/users/{id}/profile`: 404 for a user nobody wrote for.
     profile(user_id: &str) -> ProfileView =
         Request::get(&["v1", "users", user_id, "profile"]);
+    /// `GET /v1/users/{id}/export`: everything stored about the user. Needs an admin key.
+    export_user(user_id: &str) -> UserExport = Request::get(&["v1", "users", user_id, "export"]);
     /// `DELETE /v1/users/{id}`: erases the user on every replica.
     erase_user(user_id: &str) -> ErasedAnswer = Request::delete(&["v1", "users", user_id]);
     /// `GET /healthz`.
     health() -> HealthView = Request::get(&["healthz"]);
     /// `GET /metrics`: the Prometheus text exposition.
     metrics() -> String = Request::text(&["metrics"]);
-    /// `GET /internal/status`: the cluster as the node sees it (`ClusterStatus`).
-    cluster_status<S>() -> S = Request::get(&["internal", "status"]);
-    /// `POST /internal/drain`: the node hands its replicas over and exits; answers its
-    /// status.
-    drain<S>() -> S = Request::json(Method::POST, &["internal", "drain"], None);
-    /// `GET /internal/replica/users/{id}`: the profile this replica stores, as the node's
-    /// own `Result` of an optional profile.
+    /// `GET /v1/admin/status`: the cluster as the node sees it (`ClusterStatus`); needs an
+    /// admin key.
+    cluster_status<S>() -> S = Request::get(&["v1", "admin", "status"]);
+    /// `POST /v1/admin/drain`: the node hands its replicas over and exits; answers its
+    /// status. Needs an admin key.
+    drain<S>() -> S = Request::json(Method::POST, &["v1", "admin", "drain"], None);
+    /// `POST /v1/admin/members/{name}/admit`: lets the leaders place replicas on the node
+    /// named. Needs an admin key.
+    admit(name: &str) -> AdmittedAnswer =
+        Request::json(Method::POST, &["v1", "admin", "members", name, "admit"], None);
+    /// `GET /v1/admin/replicas/users/{id}`: the profile this replica stores, as the node's
+    /// own `Result` of an optional profile. Needs an admin key.
     replica_user<S>(user_id: &str) -> S =
-        Request::get(&["internal", "replica", "users", user_id]);
+        Request::get(&["v1", "admin", "replicas", "users", user_id]);
 }
 
 #[cfg(test)]

@@ -12,9 +12,21 @@ use crate::requests::{EventBody, RecommendBody};
 
 /// Answers every request with what it received, as `METHOD PATH BODY`, except paths that
 /// play a part: `/v1/events` commits, `/v1/search` is overloaded, `/healthz` is slow,
-/// `/metrics` is text, `/v1/users/...` is not JSON.
-async fn stand_in(method: HttpMethod, uri: Uri, body: String) -> axum::response::Response {
+/// `/metrics` is text, `/v1/users/...` is not JSON, `/v1/admin/status` answers the
+/// `Authorization` header it got.
+async fn stand_in(
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::response::Response {
     match uri.path() {
+        "/v1/admin/status" => {
+            let authorization = headers
+                .get("authorization")
+                .map(|value| value.to_str().unwrap().to_string());
+            axum::Json(serde_json::json!({ "authorization": authorization })).into_response()
+        }
         "/v1/events" => {
             axum::Json(serde_json::json!({ "accepted": 1, "durable": true })).into_response()
         }
@@ -88,17 +100,44 @@ fn each_route_has_its_method_and_an_encoded_path() {
         (sent(route::metrics()), "GET /metrics"),
         (
             sent(route::cluster_status::<Status>()),
-            "GET /internal/status",
+            "GET /v1/admin/status",
         ),
-        (sent(route::drain::<Status>()), "POST /internal/drain"),
+        (sent(route::drain::<Status>()), "POST /v1/admin/drain"),
         (
             sent(route::replica_user::<Status>("u")),
-            "GET /internal/replica/users/u",
+            "GET /v1/admin/replicas/users/u",
         ),
     ];
     for (actual, expected) in cases {
         assert_eq!(actual, expected);
     }
+}
+
+/// Each case: the key configured, and the `Authorization` header the node receives.
+#[test]
+fn both_clients_present_the_key_as_a_bearer_token() {
+    let (url, runtime) = serve();
+    let keyed = config().with_api_key("ink_secret");
+    let cases = [
+        (None, None),
+        (Some("ink_secret"), Some("Bearer ink_secret")),
+    ];
+    let blocking = Client::new(&url, config()).unwrap();
+    for (key, expected) in cases {
+        let received: serde_json::Value = blocking.with_api_key(key).cluster_status().unwrap();
+        assert_eq!(received["authorization"].as_str(), expected, "{key:?}");
+    }
+    let nonblocking = AsyncClient::new(&url, keyed.clone()).unwrap();
+    let received: serde_json::Value =
+        runtime.block_on(async { nonblocking.cluster_status().await.unwrap() });
+    assert_eq!(received["authorization"], "Bearer ink_secret");
+    assert!(
+        !format!("{keyed:?}").contains("ink_secret"),
+        "Debug shows no key: {keyed:?}"
+    );
+    let unsendable = Client::new(&url, config().with_api_key("a\nb")).unwrap();
+    let error = unsendable.health().unwrap_err();
+    assert!(error.message.contains("API key"), "{error}");
 }
 
 /// What a failed call must say.
