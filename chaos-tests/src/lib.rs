@@ -95,9 +95,8 @@ impl ClusterSandbox {
     /// Starts one node per entry of `nodes`, each with its own flags and environment, and
     /// waits until every partition is led and the actor mesh is complete.
     pub fn start_with(binary: &Path, subnet: u8, nodes: Vec<NodeOptions>) -> Self {
-        let port =
-            inkling_sandbox::free_port(inkling_sandbox::loopback(subnet, 1)).expect("a free port");
-        let cookie = format!("sandbox-{}-{subnet}", std::process::id());
+        let port = inkling_sandbox::free_port_triple(inkling_sandbox::loopback(subnet, 1))
+            .expect("three free ports");
         let specs = nodes
             .into_iter()
             .enumerate()
@@ -106,7 +105,7 @@ impl ClusterSandbox {
                 options.into_spec(format!("{ip}:{port}"), Joining::Founder)
             })
             .collect();
-        let config = config(binary, vec!["--cookie".to_string(), cookie]);
+        let config = config(binary, Vec::new());
         let sandbox = Sandbox::start(config, specs).unwrap_or_else(|error| panic!("{error:#}"));
         let cluster = Self::around(sandbox);
         cluster.wait_until_led();
@@ -115,7 +114,8 @@ impl ClusterSandbox {
     }
 
     fn around(sandbox: Sandbox) -> Self {
-        let config = ClientConfig::timeout(CALL_TIMEOUT);
+        let admin_key = sandbox.credentials().admin_key.expose().to_string();
+        let config = ClientConfig::timeout(CALL_TIMEOUT).with_api_key(admin_key);
         let client = Client::new(sandbox.url(0), config).expect("an HTTP client");
         Self { sandbox, client }
     }
@@ -138,6 +138,26 @@ impl ClusterSandbox {
         self.sandbox.is_empty()
     }
 
+    /// Where node `index`'s peer plane listens: raft and status name nodes by it.
+    pub fn peer_addr(&self, index: usize) -> String {
+        self.sandbox.peer_addr(index)
+    }
+
+    /// Node `index`'s name (`node-1`, ...).
+    pub fn name(&self, index: usize) -> &str {
+        self.sandbox.name(index)
+    }
+
+    /// Node `index`'s data folder.
+    pub fn nodes_data_dir(&self, index: usize) -> std::path::PathBuf {
+        self.sandbox.data_dir(index)
+    }
+
+    /// The cluster secret and the API keys the nodes hold.
+    pub fn credentials(&self) -> &inkling_sandbox::Credentials {
+        self.sandbox.credentials()
+    }
+
     /// The sandbox itself: kill, pause, resume, restart a node.
     pub fn nodes(&mut self) -> &mut Sandbox {
         &mut self.sandbox
@@ -151,12 +171,34 @@ impl ClusterSandbox {
     /// Starts one more node that joins the running cluster through node 0's address, and
     /// answers its index.
     pub fn join(&mut self) -> usize {
+        self.join_with(NodeOptions::default())
+    }
+
+    /// [`Self::join`] with flags and environment of its own.
+    pub fn join_with(&mut self, options: NodeOptions) -> usize {
+        self.start_joiner(options, true)
+    }
+
+    /// Starts one more node that joins through node 0 but that no one admits: the leaders
+    /// must give it no vote and no data.
+    pub fn join_unadmitted(&mut self, options: NodeOptions) -> usize {
+        self.start_joiner(options, false)
+    }
+
+    fn start_joiner(&mut self, options: NodeOptions, admitted: bool) -> usize {
         let listen = self
             .sandbox
-            .peer_addr(0)
+            .url(0)
+            .trim_start_matches("http://")
             .replace(".1:", &format!(".{}:", host(self.len())));
-        let spec = NodeOptions::default().into_spec(listen, Joining::Seeds(vec![0]));
+        let spec = options.into_spec(listen, Joining::Seeds(vec![0]));
         let index = self.sandbox.add(spec);
+        // Admitted before it starts, so the leaders place replicas on it at once.
+        if admitted {
+            self.client(0)
+                .admit(self.sandbox.name(index))
+                .expect("the joiner admitted");
+        }
         self.sandbox
             .restart(index)
             .unwrap_or_else(|error| panic!("{error:#}"));
@@ -188,7 +230,8 @@ impl ClusterSandbox {
             .unwrap_or_else(|error| panic!("{error:#}"));
     }
 
-    /// The index of the node whose listen address is `addr`.
+    /// The index of the node whose peer address is `addr` (raft and status name nodes by
+    /// it).
     pub fn index_of(&self, addr: &str) -> usize {
         (0..self.len())
             .find(|index| self.sandbox.peer_addr(*index) == addr)
@@ -212,13 +255,13 @@ impl ClusterSandbox {
 
     /// A user whose partition node `leader` leads, as node `observer` sees it.
     pub fn user_led_by(&self, leader: usize, observer: usize) -> String {
-        let leader_url = self.url(leader);
+        let leader_addr = self.sandbox.peer_addr(leader);
         (0..10_000)
             .map(|n| format!("shopper-{n}"))
             .find(|user| {
                 let partition = inkling_replication::partition_of(user);
                 self.leader_of(observer, partition)
-                    .is_some_and(|addr| leader_url.ends_with(&addr))
+                    .is_some_and(|addr| addr == leader_addr)
             })
             .expect("the node leads some partition")
     }

@@ -328,7 +328,7 @@ fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
     cluster.drain(1, RECOVERY_TIMEOUT * 3);
     for index in [0, 2, joined] {
         let status = cluster.status(index).unwrap();
-        let drained = cluster.url(1).trim_start_matches("http://").to_string();
+        let drained = cluster.peer_addr(1);
         for group in &status.partitions {
             assert!(
                 !group.voters.contains(&drained),
@@ -445,7 +445,7 @@ fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
     let refused = cluster.client(0).search(&body).expect_err("not a gateway");
     assert_eq!(refused.status, Some(421), "{refused}");
     // Node 0 has no sessions role: the leaders move every user partition's voters off it.
-    let session_node_addr = cluster.url(1).trim_start_matches("http://").to_string();
+    let session_node_addr = cluster.peer_addr(1);
     wait_for(
         "user partitions voted by node 1 alone",
         RECOVERY_TIMEOUT,

@@ -134,6 +134,32 @@ pub static RAFT_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
+pub static PEER_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_peer_refusals_total",
+                "Peer-plane requests refused: without a valid proof of the cluster secret (proof), or from a name that is not a member (member)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static GOSSIP_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_gossip_refusals_total",
+                "Gossip datagrams dropped: a tag that does not match (tag), a time too far from this node's clock (stale), or unreadable (malformed)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 pub static RAFT_LEADER_CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
     register(
         IntCounter::new(
@@ -343,6 +369,12 @@ pub fn register_all() {
     LazyLock::force(&ACTOR_GIVE_UPS);
     LazyLock::force(&RAFT_COMMIT_SECONDS);
     LazyLock::force(&RAFT_LEADER_CHANGES);
+    for reason in ["proof", "member"] {
+        PEER_REFUSALS.with_label_values(&[reason]);
+    }
+    for reason in ["tag", "stale", "malformed"] {
+        GOSSIP_REFUSALS.with_label_values(&[reason]);
+    }
     LazyLock::force(&RAFT_GROUPS_LED);
     LazyLock::force(&RAFT_REPLICATION_LAG);
     LazyLock::force(&CLUSTER_LIVE_MEMBERS);

@@ -51,10 +51,9 @@ impl ChaosCluster {
         let addresses = Addresses {
             subnet: spec.subnet,
         };
-        let port = inkling_sandbox::free_port_pair(addresses.real_ip(0))?;
+        let port = inkling_sandbox::free_port_triple(addresses.real_ip(0))?;
         let proxy = Proxy::new(addresses)?;
-        let cookie = format!("chaos-{}-{}", std::process::id(), spec.subnet);
-        let flags = ["--cookie", &cookie, "--catalog", "demo", "--model", "none"];
+        let flags = ["--catalog", "demo", "--model", "none"];
         let env = [("RUST_LOG".to_string(), "warn,openraft=off".to_string())];
         let config = SandboxConfig {
             flags: flags.map(String::from).to_vec(),
@@ -65,7 +64,11 @@ impl ChaosCluster {
             ..SandboxConfig::new(&spec.binary)
         };
         let sandbox = Sandbox::new(config)?;
-        let client = client(&format!("http://{}", addresses.real_ip(0)))?;
+        let admin_key = sandbox.credentials().admin_key.expose().to_string();
+        let client = client(
+            &format!("http://{}", addresses.real_ip(0)),
+            Some(&admin_key),
+        )?;
         let mut cluster = Self {
             spec,
             addresses,
@@ -84,12 +87,13 @@ impl ChaosCluster {
         Ok(cluster)
     }
 
-    /// Registers the next node with the sandbox, behind the proxy: it really listens on
-    /// 127.S.1.i and advertises 127.S.0.i, where the proxy forwards to it.
+    /// Registers the next node with the sandbox, behind the proxy: its peer plane and
+    /// actor mesh really listen on 127.S.1.i and advertise 127.S.0.i, where the proxy
+    /// forwards to them. Its public API is reached directly.
     fn add_member(&mut self, joining: Joining) -> anyhow::Result<usize> {
         let index = self.sandbox.len();
-        self.proxy.forward_tcp(index, self.port)?;
-        self.proxy.forward_udp(index, self.port)?;
+        self.proxy.forward_tcp(index, self.peer_port())?;
+        self.proxy.forward_udp(index, self.peer_port())?;
         self.proxy.forward_tcp(index, self.port + 1)?;
         let real_actor = SocketAddr::new(self.addresses.real_ip(index), self.port + 1);
         let advertised_actor = SocketAddr::new(self.addresses.advertised_ip(index), self.port + 1);
@@ -131,9 +135,25 @@ impl ChaosCluster {
         self.sandbox.name(index)
     }
 
-    /// Where node `index`'s peers reach it (through the proxy): raft names it by this.
+    /// Where node `index`'s peers reach its peer plane (through the proxy): raft names it
+    /// by this.
     pub fn advertised(&self, index: usize) -> String {
-        SocketAddr::new(self.addresses.advertised_ip(index), self.port).to_string()
+        SocketAddr::new(self.addresses.advertised_ip(index), self.peer_port()).to_string()
+    }
+
+    /// The port of every node's peer plane (raft over TCP, gossip over UDP).
+    fn peer_port(&self) -> u16 {
+        self.port + inkling_sandbox::PEER_PORT_OFFSET
+    }
+
+    /// What shoppers call with.
+    pub fn storefront_key(&self) -> &str {
+        self.sandbox.credentials().storefront_key.expose()
+    }
+
+    /// What the harness calls status, drain and replica reads with.
+    pub fn admin_key(&self) -> &str {
+        self.sandbox.credentials().admin_key.expose()
     }
 
     /// The node's gateway, for clients: straight to the node, never through the proxy.
@@ -231,8 +251,31 @@ impl ChaosCluster {
     /// index.
     pub fn join(&mut self) -> anyhow::Result<usize> {
         let index = self.add_member(Joining::Seeds(vec![0]))?;
+        // Admitted through any running member before it starts, so the leaders place
+        // replicas on it at once.
+        let name = self.name(index).to_string();
+        self.admit_through_any(&name)?;
         self.restart(index)?;
         Ok(index)
+    }
+
+    /// Admits `name` through the first running node that answers.
+    fn admit_through_any(&self, name: &str) -> anyhow::Result<()> {
+        let mut last_error = None;
+        for index in self.running() {
+            let admitted = self
+                .client
+                .at(&self.url(index))
+                .and_then(|client| client.with_timeout(ADMIN_TIMEOUT).admit(name));
+            match admitted {
+                Ok(_) => return Ok(()),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        match last_error {
+            Some(error) => Err(anyhow::anyhow!("cannot admit {name}: {error}")),
+            None => anyhow::bail!("cannot admit {name}: no node runs"),
+        }
     }
 
     /// Asks node `index` to drain and waits until its process has exited. A node that has

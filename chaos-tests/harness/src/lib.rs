@@ -85,6 +85,7 @@ impl RunConfig {
                 think_time: Duration::from_millis(20),
                 prefix: format!("chaos{seed}"),
                 seed,
+                api_key: None,
             },
             failpoints: true,
             keep_failed: true,
@@ -113,7 +114,11 @@ pub fn run(config: &RunConfig, log: &mut dyn Write) -> anyhow::Result<Report> {
         cluster.folder().display()
     );
     let gateways = Arc::new(RwLock::new(cluster.all_gateways()));
-    let workload = workload::Workload::start(config.workload.clone(), gateways.clone());
+    let shoppers = WorkloadConfig {
+        api_key: Some(cluster.storefront_key().to_string()),
+        ..config.workload.clone()
+    };
+    let workload = workload::Workload::start(shoppers, gateways.clone());
     std::thread::sleep(WARM_UP);
     let mut faults = Vec::new();
     for (number, step) in config.schedule.iter().enumerate() {
@@ -304,7 +309,7 @@ fn apply(
 fn read_back(cluster: &ChaosCluster, journal: &workload::Journal) -> checker::ReadBacks {
     let mut read_backs = BTreeMap::new();
     for index in cluster.running() {
-        let client = client::client(&cluster.url(index));
+        let client = client::client(&cluster.url(index), Some(cluster.admin_key()));
         let mut users = BTreeMap::new();
         for user in journal.users() {
             let read = match &client {

@@ -37,6 +37,8 @@ pub struct WorkloadConfig {
     /// Names users `{prefix}-s{shopper}-u{n}`: distinct per run.
     pub prefix: String,
     pub seed: u64,
+    /// The storefront key shoppers call with; set by the harness from the cluster's.
+    pub api_key: Option<String>,
 }
 
 /// Which partition leader committed an acknowledged batch, and in which term.
@@ -194,7 +196,7 @@ fn shop(
     let mut gateway = shopper;
     // One client per shopper; each attempt moves it to the gateway the balancer picks.
     let first = balancer.gateways.read()[0].clone();
-    let client = match client::client(&first) {
+    let client = match client::client(&first, config.api_key.as_deref()) {
         Ok(client) => client,
         Err(error) => {
             eprintln!("shopper {shopper} has no HTTP client: {error:#}");

@@ -10,6 +10,10 @@
 //! the sandbox. `inkling cluster up`, the chaos harness, the multi-process tests and the
 //! cluster benchmarks start nodes through it.
 //!
+//! It also holds the sandbox's credentials: one cluster secret, given to every node in its
+//! environment (never on its command line, which `ps` shows), and an admin and a
+//! storefront API key, whose hashes every node gets with `--api-keys`.
+//!
 //! It drives processes from outside and must never know about a node's internals: no
 //! actors, storage, models, raft or HTTP API. What a caller waits for beyond "the process
 //! listens" (every partition led, a mesh complete) it checks itself, polling with
@@ -22,9 +26,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use inkling_auth::{ApiKey, ClusterSecret};
 
 use crate::process::NodeProcess;
 pub use crate::process::Signal;
+
+/// How far above its public port a node's peer plane listens by default (the actor mesh
+/// has the port between).
+pub const PEER_PORT_OFFSET: u16 = 2;
 
 /// How often [`wait_until`] and the sandbox's own waits poll.
 const POLL: Duration = Duration::from_millis(50);
@@ -36,7 +45,7 @@ pub struct SandboxConfig {
     pub binary: PathBuf,
     /// Where the nodes' data folders (`node-N/`) and logs (`node-N.log`) go.
     pub folder: Folder,
-    /// Flags every node gets after the sandbox's own (a cookie, a catalog).
+    /// Flags every node gets after the sandbox's own (a catalog, say).
     pub flags: Vec<String>,
     /// Environment every node gets (`RUST_LOG`, `FAILPOINTS`).
     pub env: Vec<(String, String)>,
@@ -45,6 +54,34 @@ pub struct SandboxConfig {
     pub startup_timeout: Duration,
     /// How long a node asked to stop (SIGTERM) may take before it is killed.
     pub stop_timeout: Duration,
+    pub credentials: Credentials,
+}
+
+/// What the sandbox's nodes and clients authenticate with; fresh for every sandbox.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub secret: ClusterSecret,
+    pub admin_key: ApiKey,
+    pub storefront_key: ApiKey,
+}
+
+impl Credentials {
+    pub fn generate() -> Self {
+        Self {
+            secret: ClusterSecret::generate(),
+            admin_key: ApiKey::generate(),
+            storefront_key: ApiKey::generate(),
+        }
+    }
+
+    /// The value of `--api-keys`: the hashes of both keys.
+    pub fn api_keys_flag(&self) -> String {
+        format!(
+            "admin:{},storefront:{}",
+            self.admin_key.hash().to_hex(),
+            self.storefront_key.hash().to_hex()
+        )
+    }
 }
 
 impl SandboxConfig {
@@ -58,6 +95,7 @@ impl SandboxConfig {
             logs: Logs::Inherit,
             startup_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(30),
+            credentials: Credentials::generate(),
         }
     }
 }
@@ -95,9 +133,11 @@ pub enum Joining {
 /// One node: where it listens and what it runs with beyond the sandbox's defaults.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
-    /// `--listen`; port 0 picks a free port at every start, learnt from the node's output.
+    /// `--listen`, the public API; port 0 picks a free port at every start, learnt from
+    /// the node's output. The node's peer plane listens two ports above it.
     pub listen: String,
-    /// Where peers reach it (`--advertise`), when not at `listen` (behind a proxy).
+    /// Where peers reach its peer plane (`--advertise`), when not where it listens
+    /// (behind a proxy).
     pub advertise: Option<String>,
     pub joining: Joining,
     /// Flags for this node alone, after the sandbox's (its roles, say).
@@ -126,9 +166,19 @@ impl NodeSpec {
         }
     }
 
-    /// Where peers reach this node.
-    fn peer_addr(&self) -> &str {
-        self.advertise.as_deref().unwrap_or(&self.listen)
+    /// Where peers reach this node: the advertised address, or the node's default peer
+    /// address, two ports above `listen`.
+    fn peer_addr(&self) -> String {
+        if let Some(advertise) = &self.advertise {
+            return advertise.clone();
+        }
+        match self.listen.rsplit_once(':') {
+            Some((ip, port)) => match port.parse::<u16>() {
+                Ok(0) | Err(_) => self.listen.clone(),
+                Ok(port) => format!("{ip}:{}", port.saturating_add(PEER_PORT_OFFSET)),
+            },
+            None => self.listen.clone(),
+        }
     }
 }
 
@@ -222,7 +272,13 @@ impl Sandbox {
     fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
         let args = self.command_line(index);
         let member = &self.members[index];
-        let env = self.config.env.iter().chain(&member.spec.env).cloned();
+        let secret = (
+            inkling_auth::secret::SECRET_ENV.to_string(),
+            self.config.credentials.secret.to_hex(),
+        );
+        let env = std::iter::once(secret)
+            .chain(self.config.env.iter().cloned())
+            .chain(member.spec.env.iter().cloned());
         let log = match self.config.logs {
             Logs::Inherit => None,
             Logs::Files => Some(self.log_path(index)),
@@ -242,6 +298,7 @@ impl Sandbox {
             args.extend(["--advertise".into(), advertise.clone()]);
         }
         args.extend(["--node-name".into(), member.name.clone()]);
+        args.extend(["--api-keys".into(), self.config.credentials.api_keys_flag()]);
         args.extend([
             "--data-dir".into(),
             self.data_dir(index).display().to_string(),
@@ -252,7 +309,7 @@ impl Sandbox {
                 args.extend(["--initial-members".into(), self.initial_members()]);
             }
             Joining::Seeds(seeds) => {
-                let seeds: Vec<&str> = seeds
+                let seeds: Vec<String> = seeds
                     .iter()
                     .map(|seed| self.members[*seed].spec.peer_addr())
                     .collect();
@@ -328,8 +385,13 @@ impl Sandbox {
     }
 
     /// Where node `index`'s peers reach it.
-    pub fn peer_addr(&self, index: usize) -> &str {
+    pub fn peer_addr(&self, index: usize) -> String {
         self.members[index].spec.peer_addr()
+    }
+
+    /// What the nodes and their clients authenticate with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.config.credentials
     }
 
     pub fn data_dir(&self, index: usize) -> PathBuf {
@@ -528,16 +590,21 @@ pub fn free_port(ip: IpAddr) -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A port free on `ip` whose next port is free too (the HTTP API and the actor mesh).
-pub fn free_port_pair(ip: IpAddr) -> anyhow::Result<u16> {
+/// A port free on `ip` whose next two ports are free too: a node's public API, its actor
+/// mesh and its peer plane.
+pub fn free_port_triple(ip: IpAddr) -> anyhow::Result<u16> {
     for _ in 0..20 {
         let listener = TcpListener::bind((ip, 0))?;
         let port = listener.local_addr()?.port();
-        if port < u16::MAX && TcpListener::bind((ip, port + 1)).is_ok() {
+        let next_free = |offset: u16| {
+            port.checked_add(offset)
+                .is_some_and(|next| TcpListener::bind((ip, next)).is_ok())
+        };
+        if next_free(1) && next_free(PEER_PORT_OFFSET) {
             return Ok(port);
         }
     }
-    bail!("no free pair of ports on {ip}")
+    bail!("no three free ports in a row on {ip}")
 }
 
 #[cfg(test)]

@@ -47,9 +47,9 @@ fn each_way_of_joining_has_its_command_line() {
         (
             vec![NodeSpec::founder("127.0.9.1:7000"), advertised],
             1,
-            "--listen 127.9.1.2:7000 --advertise 127.9.0.2:7000 --node-name node-2 \
-             --data-dir DATA/node-2 --initial-members node-1=127.0.9.1:7000,node-2=127.9.0.2:7000 \
-             --cookie c --roles index",
+            "--listen 127.9.1.2:7000 --advertise 127.9.0.2:7000 --node-name node-2 --api-keys KEYS \
+             --data-dir DATA/node-2 --initial-members node-1=127.0.9.1:7002,node-2=127.9.0.2:7000 \
+             --catalog none --roles index",
         ),
         (
             vec![
@@ -58,21 +58,22 @@ fn each_way_of_joining_has_its_command_line() {
                 joiner,
             ],
             2,
-            "--listen 127.0.9.3:7000 --node-name node-3 --data-dir DATA/node-3 \
-             --seeds 127.0.9.1:7000,127.0.9.2:7000 --cookie c",
+            "--listen 127.0.9.3:7000 --node-name node-3 --api-keys KEYS --data-dir DATA/node-3 \
+             --seeds 127.0.9.1:7002,127.0.9.2:7002 --catalog none",
         ),
         (
             vec![NodeSpec::alone("127.0.0.1:0")],
             0,
-            "--listen 127.0.0.1:0 --node-name node-1 --data-dir DATA/node-1 --cookie c",
+            "--listen 127.0.0.1:0 --node-name node-1 --api-keys KEYS --data-dir DATA/node-1 --catalog none",
         ),
     ];
     for (specs, index, expected) in cases {
         let mut sandbox = Sandbox::new(SandboxConfig {
-            flags: vec!["--cookie".into(), "c".into()],
+            flags: vec!["--catalog".into(), "none".into()],
             ..SandboxConfig::new("inkling")
         })
         .unwrap();
+        let keys = sandbox.credentials().api_keys_flag();
         for spec in specs {
             sandbox.add(spec);
         }
@@ -80,7 +81,8 @@ fn each_way_of_joining_has_its_command_line() {
         let line = sandbox
             .command_line(index)
             .join(" ")
-            .replace(&folder, "DATA");
+            .replace(&folder, "DATA")
+            .replace(&keys, "KEYS");
         let expected: Vec<&str> = expected.split_whitespace().collect();
         assert_eq!(line, format!("serve {}", expected.join(" ")));
     }
@@ -201,8 +203,9 @@ fn waiting_polls_until_the_probe_answers_or_the_deadline() {
 #[test]
 fn free_ports_are_bindable() {
     let ip = loopback(0, 1);
-    let port = free_port_pair(ip).unwrap();
-    std::net::TcpListener::bind((ip, port)).unwrap();
-    std::net::TcpListener::bind((ip, port + 1)).unwrap();
+    let port = free_port_triple(ip).unwrap();
+    for offset in 0..=PEER_PORT_OFFSET {
+        std::net::TcpListener::bind((ip, port + offset)).unwrap();
+    }
     assert_ne!(free_port(ip).unwrap(), 0);
 }

@@ -222,7 +222,8 @@ mod tests {
         ))
         .unwrap();
         let bearer = |key: &ApiKey| format!("Bearer {}", key.expose());
-        let cases: Vec<(&str, Option<String>, Scope, Result<Scope, Refusal>)> = vec![
+        type Case<'a> = (&'a str, Option<String>, Scope, Result<Scope, Refusal>);
+        let cases: Vec<Case> = vec![
             (
                 "admin writes",
                 Some(bearer(&admin)),

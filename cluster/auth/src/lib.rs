@@ -21,7 +21,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Hex text as bytes; `None` for odd lengths or characters outside `[0-9a-fA-F]`.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if text.len() % 2 != 0 {
         return None;
     }
     (0..text.len())

@@ -1,17 +1,22 @@
 //! One node's life cycle: open storage, start the actors, load the initial catalog, serve
-//! the HTTP gateway, and shut everything down so the data folder can be reopened at once.
+//! the public API and the peer plane on listeners of their own, and shut everything down
+//! so the data folder can be reopened at once.
 //!
 //! `inkling-node` owns process-level wiring: data folders, listeners, signals and the bundled
 //! [`demo`] catalog. It must never hold business logic (that is the actors') nor HTTP
 //! handling (that is `inkling-gateway`'s); it only connects them.
 
 pub mod demo;
+mod server;
 
+pub use inkling_auth::{ClusterSecret, KeyRing};
+pub use inkling_gateway::GatewayConfig;
 pub use inkling_replication::{InitialMember, MeshTls};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use inkling_actors::inkling::NodeStorage;
@@ -22,7 +27,7 @@ use inkling_storage::{CatalogStore, KvEngine, SledEngine};
 use tokio::net::TcpListener;
 
 /// How long a stopping node waits for its actors to let go of storage.
-const STORAGE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const STORAGE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which catalog a fresh node starts with.
 #[derive(Debug, Clone)]
@@ -38,11 +43,20 @@ pub enum CatalogSource {
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
     pub data_dir: PathBuf,
+    /// Where the public API listens.
     pub listen: SocketAddr,
     pub catalog: CatalogSource,
     pub actors: ActorConfig,
     pub cluster: ClusterOptions,
+    /// The public API's keys and limits; `serves_api` is set from the roles.
+    pub gateway: GatewayConfig,
+    /// How long a client may take to send a request's head on either listener.
+    pub header_read_timeout: Duration,
 }
+
+/// Long enough for a slow mobile link, short enough that a client trickling bytes cannot
+/// hold a connection for long.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// This node's place in a cluster. The default is a cluster of one.
 #[derive(Debug, Clone)]
@@ -56,17 +70,22 @@ pub struct ClusterOptions {
     /// (at its listening address) when empty.
     pub initial_members: Vec<InitialMember>,
     pub roles: String,
+    /// Where the peer plane (raft and status over HTTP, gossip over UDP) listens; the
+    /// public listening IP and the port two after it by default.
+    pub peer_listen: Option<SocketAddr>,
     /// Where the actor mesh listens; the listening IP and the next port by default.
     pub actor_addr: Option<SocketAddr>,
-    /// Where peers reach this node's HTTP and gossip when that is not the listening
-    /// address (a proxy or NAT in between); the listening address by default.
+    /// Where peers reach this node's peer plane when that is not where it listens (a proxy
+    /// or NAT in between); the peer listening address by default.
     pub advertise: Option<SocketAddr>,
     /// Where peers dial this node's actor mesh; the mesh's own address by default.
     pub advertise_actor: Option<SocketAddr>,
     /// The secret every node of the cluster shares; required once there are peers.
-    pub cookie: Option<String>,
+    pub secret: Option<ClusterSecret>,
     /// Mutual TLS on the actor mesh.
     pub tls: Option<MeshTls>,
+    /// Log entries after which a raft group snapshots and purges its log.
+    pub snapshot_every: u64,
 }
 
 impl Default for ClusterOptions {
@@ -76,11 +95,13 @@ impl Default for ClusterOptions {
             seeds: Vec::new(),
             initial_members: Vec::new(),
             roles: "gateway,sessions,models,index".to_string(),
+            peer_listen: None,
             actor_addr: None,
             advertise: None,
             advertise_actor: None,
-            cookie: None,
+            secret: None,
             tls: None,
+            snapshot_every: inkling_replication::bootstrap::SNAPSHOT_EVERY,
         }
     }
 }
@@ -93,11 +114,57 @@ impl NodeOptions {
             catalog,
             actors: ActorConfig::default(),
             cluster: ClusterOptions::default(),
+            gateway: GatewayConfig::default(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 
-    /// `bound` is the address the listener got; peers know the node by the advertised one.
-    fn cluster_config(&self, bound: SocketAddr) -> Result<ClusterConfig> {
+    /// Where the peer plane listens unless told: the port two after the public one (the
+    /// mesh has the next), or any free port when the public one is.
+    fn peer_listen(&self) -> SocketAddr {
+        self.cluster.peer_listen.unwrap_or_else(|| {
+            let port = match self.listen.port() {
+                0 => 0,
+                port => port.checked_add(2).unwrap_or(0),
+            };
+            SocketAddr::new(self.listen.ip(), port)
+        })
+    }
+
+    /// A node that listens beyond loopback must have API keys and a cluster secret: without
+    /// them anyone who can reach it could read and write every shopper's data.
+    fn check_exposure(&self) -> Result<()> {
+        let exposed: Vec<String> = [
+            ("--listen", self.listen),
+            ("--peer-listen", self.peer_listen()),
+        ]
+        .into_iter()
+        .filter(|(_, addr)| !addr.ip().is_loopback())
+        .map(|(flag, addr)| format!("{flag} {addr}"))
+        .collect();
+        if exposed.is_empty() {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if self.gateway.keys.is_empty() {
+            missing.push("API keys (--api-keys or INKLING_API_KEYS)");
+        }
+        if self.cluster.secret.is_none() {
+            missing.push("a cluster secret (INKLING_CLUSTER_SECRET or --cluster-secret-file)");
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "refusing to listen beyond loopback ({}) without {}: anyone who can reach the node could read and write every shopper's data. See docs/security.md",
+            exposed.join(", "),
+            missing.join(" and ")
+        )
+    }
+
+    /// `bound` is the address the peer listener got; peers know the node by the advertised
+    /// one. `public` is where the public API listens.
+    fn cluster_config(&self, bound: SocketAddr, public: SocketAddr) -> Result<ClusterConfig> {
         let options = &self.cluster;
         let addr = options.advertise.unwrap_or(bound);
         // With seeds and no initial members the node joins a running cluster, whose leaders
@@ -123,21 +190,22 @@ impl NodeOptions {
             options.seeds.clone()
         };
         let alone = seeds.is_empty();
-        let cookie = match &options.cookie {
-            Some(cookie) => cookie.clone(),
-            // Nobody dials a cluster of one; a cookie no one knows keeps it that way.
-            None if alone => random_cookie()?,
+        let secret = match &options.secret {
+            Some(secret) => secret.clone(),
+            // Nobody dials a cluster of one; a secret no one knows keeps it that way.
+            None if alone => ClusterSecret::generate(),
             None => anyhow::bail!(
-                "a cluster of several nodes needs a shared cookie: pass --cookie or set INKLING_COOKIE on every node"
+                "a cluster of several nodes needs a shared secret: set INKLING_CLUSTER_SECRET or pass --cluster-secret-file on every node (`inkling cluster secret` makes one)"
             ),
         };
         let mesh_addr = options
             .actor_addr
-            .unwrap_or_else(|| default_actor_addr(self.listen, bound));
+            .unwrap_or_else(|| default_actor_addr(self.listen, public));
         Ok(ClusterConfig {
             node_name: options.node_name.clone(),
             addr,
             listen: bound,
+            public_addr: public,
             // Behind a proxy, outgoing peer traffic leaves from the listening IP, so the
             // proxy can tell which node sent it.
             source_ip: options.advertise.map(|_| bound.ip()),
@@ -145,13 +213,15 @@ impl NodeOptions {
             initial_members,
             roles: options.roles.clone(),
             request_timeout: self.actors.request_timeout,
+            snapshot_every: options.snapshot_every,
             mesh: MeshConfig {
                 addr: mesh_addr,
                 advertise: options.advertise_actor.unwrap_or(mesh_addr),
                 source_ip: options.advertise.map(|_| bound.ip()),
-                cookie,
+                cookie: secret.derive(MESH_COOKIE_LABEL).to_hex(),
                 tls: options.tls.clone(),
             },
+            secret,
         })
     }
 }
@@ -167,34 +237,36 @@ fn default_actor_addr(configured: SocketAddr, bound: SocketAddr) -> SocketAddr {
     SocketAddr::new(bound.ip(), port)
 }
 
-/// 128 random bits from the operating system, as hex.
-pub fn random_cookie() -> Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom for a cookie")?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
+/// What the actor mesh's cookie is derived from the cluster secret with.
+const MESH_COOKIE_LABEL: &str = "inkling mesh cookie v1";
 
 /// A node whose actors run, whose storage is open and whose listener is bound, ready to
 /// serve.
 pub struct Node {
     pub cluster: Arc<Cluster>,
     listener: TcpListener,
+    peer_listener: TcpListener,
     engine: Arc<dyn KvEngine>,
-    /// Whether the node has the `gateway` role and so serves the public API.
-    gateway: bool,
+    gateway: GatewayConfig,
+    peer_verifier: inkling_auth::PeerSigner,
+    header_read_timeout: Duration,
 }
 
 impl Node {
-    /// Binds the listener first: the cluster needs the address peers will reach.
+    /// Binds the listeners first: the cluster needs the addresses peers will reach.
     pub async fn start(options: &NodeOptions) -> Result<Self> {
+        options.check_exposure()?;
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
-        let addr = listener.local_addr()?;
-        let cluster_config = options.cluster_config(addr)?;
+        let peer_listen = options.peer_listen();
+        let peer_listener = TcpListener::bind(peer_listen)
+            .await
+            .with_context(|| format!("cannot listen on {peer_listen} for peers"))?;
+        let cluster_config =
+            options.cluster_config(peer_listener.local_addr()?, listener.local_addr()?)?;
+        let peer_verifier =
+            inkling_auth::PeerSigner::new(&cluster_config.secret, &cluster_config.node_name);
         inkling_ops::metrics::register_all();
         if let Some(encoder) = &options.actors.encoder
             && !encoder.models_dir.is_dir()
@@ -219,24 +291,37 @@ impl Node {
         let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
         let cluster = Cluster::start(cluster_config, inkling, engine.clone()).await?;
         load_catalog(&cluster, &engine, &options.catalog).await?;
-        Ok(Self {
-            cluster,
-            listener,
-            engine,
-            gateway: options
+        let gateway = GatewayConfig {
+            serves_api: options
                 .cluster
                 .roles
                 .split(',')
                 .any(|role| role == "gateway"),
+            ..options.gateway.clone()
+        };
+        Ok(Self {
+            cluster,
+            listener,
+            peer_listener,
+            engine,
+            gateway,
+            peer_verifier,
+            header_read_timeout: options.header_read_timeout,
         })
     }
 
-    /// The address the node serves HTTP on.
+    /// The address the node serves its public API on.
     pub fn local_addr(&self) -> Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serves HTTP until `shutdown` resolves, then stops the cluster and the actors.
+    /// The address the node serves its peer plane on.
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        Ok(self.peer_listener.local_addr()?)
+    }
+
+    /// Serves both listeners until `shutdown` resolves, then stops the cluster and the
+    /// actors.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -244,15 +329,31 @@ impl Node {
         let Node {
             cluster,
             listener,
+            peer_listener,
             engine,
             gateway,
+            peer_verifier,
+            header_read_timeout,
         } = self;
-        let app = inkling_gateway::router(cluster.clone(), gateway)
-            .merge(inkling_replication::internal_api::router(cluster.clone()));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed")?;
+        let public = inkling_gateway::router(cluster.clone(), gateway);
+        let peer = inkling_replication::peer_api::router(cluster.clone(), peer_verifier);
+        // Both listeners close together, as the node's shutdown begins: nothing a stopping
+        // node does waits for a peer to call it.
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+        let peers = tokio::spawn(server::serve(
+            peer_listener,
+            peer,
+            header_read_timeout,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ));
+        server::serve(listener, public, header_read_timeout, async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        })
+        .await;
+        peers.await.context("the peer listener's task failed")?;
         stop(cluster, engine).await
     }
 }
@@ -364,6 +465,7 @@ impl LocalNode {
 pub async fn run(options: NodeOptions) -> Result<()> {
     let node = Node::start(&options).await?;
     let address = node.local_addr()?;
+    println!("inkling peer plane on {}", node.peer_addr()?);
     // Scripts and tests read this line to learn the port when listening on port 0.
     println!("inkling listening on http://{address}");
     let cluster = node.cluster.clone();

@@ -17,6 +17,7 @@ use crate::membership::{Membership, MembershipConfig};
 use crate::mesh::{Mesh, MeshConfig};
 use crate::network::RaftNetworkFor;
 use crate::partition::{CATALOG_GROUP, PartitionId, REPLICAS, partition_of, placement};
+use crate::peer_http::PeerHttp;
 use crate::raft_types::{NodeId, Raft, node_id_of};
 use crate::replicas::LocalReplicas;
 use crate::routing::Cluster;
@@ -32,12 +33,17 @@ pub struct InitialMember {
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     pub node_name: String,
-    /// The address peers reach this node on: HTTP (TCP) and gossip (UDP). Raft and gossip
-    /// know the node by it.
+    /// The address peers reach this node's peer plane on: raft and internal HTTP (TCP) and
+    /// gossip (UDP). Raft and gossip know the node by it.
     pub addr: SocketAddr,
-    /// The address the node's listener is bound to; gossip binds it too. Differs from
+    /// The address the node's peer listener is bound to; gossip binds it too. Differs from
     /// `addr` only behind a proxy or NAT.
     pub listen: SocketAddr,
+    /// Where clients reach this node's public API; shown in status, never used by peers.
+    pub public_addr: SocketAddr,
+    /// The secret every member holds: peer requests and gossip carry proofs of it, and the
+    /// actor mesh's cookie is derived from it.
+    pub secret: inkling_auth::ClusterSecret,
     /// The IP outgoing peer connections leave from, when set: a proxy in front of each
     /// node then knows which node a connection comes from.
     pub source_ip: Option<std::net::IpAddr>,
@@ -49,6 +55,8 @@ pub struct ClusterConfig {
     pub roles: String,
     /// How long a request may take, retries and forwarding included.
     pub request_timeout: Duration,
+    /// Log entries after which a raft group snapshots its state and purges its log.
+    pub snapshot_every: u64,
     pub mesh: MeshConfig,
 }
 
@@ -68,9 +76,16 @@ impl Cluster {
                 cluster_id: "inkling".to_string(),
                 // Port 0 is a cluster of one: nobody dials it.
                 actor_addr: (config.mesh.addr.port() != 0).then_some(config.mesh.advertise),
+                public_addr: config.public_addr,
+                gossip_key: config.secret.derive(crate::membership::GOSSIP_KEY_LABEL),
             })
             .await?,
         );
+        let founders = config
+            .initial_members
+            .iter()
+            .map(|member| member.name.clone());
+        membership.open_admissions(founders, engine.clone()).await?;
         let mesh = Mesh::start(
             config.mesh.clone(),
             &config.node_name,
@@ -78,7 +93,7 @@ impl Cluster {
             &inkling,
         )
         .await?;
-        let http = peer_client(config.source_ip)?;
+        let http = PeerHttp::new(&config.secret, &config.node_name, config.source_ip)?;
         let me = node_id_of(&config.node_name);
         // Raft gets a connection pool of its own: a heartbeat never waits for a connection
         // that a large forwarded answer holds.
@@ -87,7 +102,7 @@ impl Cluster {
             me,
             &inkling,
             &engine,
-            &peer_client(config.source_ip)?,
+            &PeerHttp::new(&config.secret, &config.node_name, config.source_ip)?,
         )
         .await?;
         let initial_ids: Vec<NodeId> = config
@@ -126,15 +141,20 @@ impl Cluster {
     }
 }
 
-fn peer_client(source_ip: Option<std::net::IpAddr>) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .local_address(source_ip)
-        .build()
-        .context("cannot build the HTTP client for peers")
-}
+/// The most snapshot bytes one install-snapshot request carries: a JSON array of bytes
+/// takes up to four characters a byte, so 8 MiB stays well inside the peer plane's body
+/// limit ([`crate::peer_api::PEER_MAX_BODY_BYTES`]).
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
 
-fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
+/// The most log entries one append request carries: each entry holds at most one API
+/// batch (`inkling_api::limits::MAX_BODY_BYTES` of JSON), and a page of them must fit the
+/// peer plane's body limit.
+pub const ENTRIES_PER_APPEND: u64 = 8;
+
+/// Log entries after which a group snapshots, unless configured.
+pub const SNAPSHOT_EVERY: u64 = 10_000;
+
+fn raft_config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "inkling-users".to_string(),
         // A follower grants votes only once the leader has been silent for the maximum
@@ -144,8 +164,12 @@ fn raft_config() -> anyhow::Result<Arc<openraft::Config>> {
         heartbeat_interval: 100,
         election_timeout_min: 500,
         election_timeout_max: 800,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every.max(1)),
+        // A tenth of the interval stays in the log, so a lagging follower usually catches
+        // up from the log rather than from a whole snapshot.
+        max_in_snapshot_log_to_keep: snapshot_every / 10,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        max_payload_entries: ENTRIES_PER_APPEND,
         ..Default::default()
     };
     Ok(Arc::new(config.validate()?))
@@ -158,9 +182,9 @@ async fn start_partitions(
     me: NodeId,
     inkling: &Arc<Inkling>,
     engine: &Arc<dyn KvEngine>,
-    http: &reqwest::Client,
+    http: &PeerHttp,
 ) -> anyhow::Result<BTreeMap<PartitionId, Raft>> {
-    let raft_config = raft_config()?;
+    let raft_config = raft_config(config.snapshot_every)?;
     let initial: BTreeMap<NodeId, BasicNode> = config
         .initial_members
         .iter()

@@ -17,13 +17,17 @@
 // that build them return the same types rather than boxing and unboxing at every call.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod bootstrap;
-pub mod internal_api;
+pub mod gossip_auth;
 pub mod log_store;
 pub mod membership;
 pub mod mesh;
 pub mod network;
 pub mod partition;
+pub mod peer_api;
+pub mod peer_http;
+pub mod privacy;
 pub mod raft_types;
 pub mod rebalance;
 pub mod replicas;
@@ -37,5 +41,6 @@ pub use mesh::{MeshConfig, MeshTls};
 pub use partition::{CATALOG_GROUP, PARTITIONS, PartitionId, partition_of};
 pub use raft_types::node_id_of;
 pub use replicas::LocalReplicas;
+pub use request::UserRecords;
 pub use routing::{Cluster, Commit};
 pub use status::{ClusterStatus, PartitionStatus, publish_replica_gauges};

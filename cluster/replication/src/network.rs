@@ -1,4 +1,5 @@
-//! Raft messages between nodes, over HTTP on the node's listener.
+//! Raft messages between nodes, over HTTP on the node's peer listener, each signed with a
+//! proof of the cluster secret.
 //!
 //! Raft has its own connection pool here, apart from any actor traffic, so heartbeats never
 //! queue behind a large search answer. Every call carries openraft's time-to-live as its
@@ -19,22 +20,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::partition::PartitionId;
+use crate::peer_http::PeerHttp;
 use crate::raft_types::{NodeId, PartitionRaft};
 
-/// The HTTP paths a node serves raft messages on.
+/// The HTTP paths a node's peer listener serves raft messages on.
 pub fn raft_path(partition: PartitionId, message: &str) -> String {
-    format!("/internal/raft/{partition}/{message}")
+    format!("/peer/raft/{partition}/{message}")
 }
 
 /// Makes one client per (partition, peer); they share the HTTP connection pool.
 #[derive(Clone)]
 pub struct RaftNetworkFor {
     partition: PartitionId,
-    http: reqwest::Client,
+    http: PeerHttp,
 }
 
 impl RaftNetworkFor {
-    pub fn new(partition: PartitionId, http: reqwest::Client) -> Self {
+    pub fn new(partition: PartitionId, http: PeerHttp) -> Self {
         Self { partition, http }
     }
 }
@@ -56,7 +58,7 @@ pub struct PeerRaft {
     partition: PartitionId,
     target: NodeId,
     node: BasicNode,
-    http: reqwest::Client,
+    http: PeerHttp,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
@@ -74,17 +76,10 @@ impl PeerRaft {
         Answer: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!(
-            "http://{}{}",
-            self.node.addr,
-            raft_path(self.partition, message)
-        );
+        let path = raft_path(self.partition, message);
         let response = self
             .http
-            .post(url)
-            .timeout(ttl)
-            .json(request)
-            .send()
+            .post_json(&self.node.addr, &path, request, ttl)
             .await
             .map_err(|error| {
                 if error.is_connect() {
@@ -93,6 +88,12 @@ impl PeerRaft {
                     RPCError::Network(NetworkError::new(&error))
                 }
             })?;
+        if !response.status().is_success() {
+            // A refusal (not a member, a bad proof, no such group) is no answer from raft.
+            let error =
+                std::io::Error::other(format!("{} answered {}", self.node.addr, response.status()));
+            return Err(RPCError::Network(NetworkError::new(&error)));
+        }
         let answer: Result<Answer, RaftError<NodeId, E>> = response
             .json()
             .await

@@ -1,39 +1,125 @@
-//! The HTTP routes nodes call on each other: raft messages, which get connections of their
-//! own rather than the actor mesh (see `mesh`), and what `inkling status` and
-//! `inkling drain` call. Shopper requests and proposals travel over the mesh instead.
+//! The peer plane's HTTP routes, on a listener of their own that clients never reach:
+//! raft messages (which get connections of their own rather than the actor mesh, see
+//! `mesh`) and the status that rebalancing asks peers for.
+//!
+//! Every request must carry a proof of the cluster secret made by a current member (see
+//! [`inkling_auth::peer`]); anything else is refused before it reaches raft, so it
+//! changes nothing. Operators use the public API's admin routes instead.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::body::{Body, to_bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use inkling_auth::PeerSigner;
+use inkling_auth::peer::HEADERS;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 
-use inkling_actors::ActorError;
-use inkling_domain::Profile;
-
 use crate::partition::PartitionId;
 use crate::raft_types::{NodeId, PartitionRaft, Raft};
 use crate::routing::Cluster;
-use crate::status::ClusterStatus;
+use crate::status::{ClusterStatus, STATUS_PATH};
+
+/// The largest peer request: a snapshot chunk or a page of log entries. Raft is set to
+/// send at most [`crate::bootstrap::SNAPSHOT_CHUNK_BYTES`] of snapshot per request (a
+/// JSON array of bytes takes up to four characters a byte: 32 MiB) and at most
+/// [`crate::bootstrap::ENTRIES_PER_APPEND`] entries, each holding at most one API batch
+/// (32 MiB of JSON, a little more once escaped again): 8 × 40 MiB. Only a request whose
+/// proof already checked out is read this far.
+pub const PEER_MAX_BODY_BYTES: usize = 320 << 20;
 
 type Shared = State<Arc<Cluster>>;
 
-pub fn router(cluster: Arc<Cluster>) -> axum::Router {
+/// The peer plane. `verifier` checks proofs; it holds the cluster secret.
+pub fn router(cluster: Arc<Cluster>, verifier: PeerSigner) -> axum::Router {
+    let guard = Arc::new(PeerGuard {
+        cluster: cluster.clone(),
+        verifier,
+    });
     axum::Router::new()
-        .route("/internal/raft/{partition}/append", post(append))
-        .route("/internal/raft/{partition}/vote", post(vote))
-        .route("/internal/raft/{partition}/snapshot", post(snapshot))
-        .route("/internal/status", get(status))
-        .route("/internal/drain", post(drain))
-        .route("/internal/replica/users/{id}", get(stored_profile))
+        .route("/peer/raft/{partition}/append", post(append))
+        .route("/peer/raft/{partition}/vote", post(vote))
+        .route("/peer/raft/{partition}/snapshot", post(snapshot))
+        .route(STATUS_PATH, get(status))
+        .fallback(|| async { refusal(StatusCode::NOT_FOUND, "not_found", "no such peer route") })
+        .layer(middleware::from_fn_with_state(guard, check_proof))
+        .layer(DefaultBodyLimit::max(PEER_MAX_BODY_BYTES))
         .with_state(cluster)
+}
+
+struct PeerGuard {
+    cluster: Arc<Cluster>,
+    verifier: PeerSigner,
+}
+
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, Json(body)).into_response()
+}
+
+/// Lets a request through only with a valid proof from a current member: 401 without a
+/// valid proof, 403 from a name the cluster does not count as a member. The proof is
+/// checked before the body is read, so a stranger cannot make the node buffer a byte.
+async fn check_proof(
+    State(guard): State<Arc<PeerGuard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = HEADERS.map(|name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    });
+    let verified = guard.verifier.verify(
+        parts.method.as_str(),
+        parts.uri.path(),
+        headers,
+        inkling_domain::now_ms(),
+    );
+    let proof = match verified {
+        Ok(proof) => proof,
+        Err(error) => return refuse_proof(parts.uri.path(), &error.to_string()),
+    };
+    if !guard.cluster.counts_as_member(&proof.node).await {
+        inkling_ops::metrics::PEER_REFUSALS
+            .with_label_values(&["member"])
+            .inc();
+        tracing::warn!(node = %proof.node, path = parts.uri.path(), "peer request from a non-member refused");
+        let message = format!("{} is not a member of this cluster", proof.node);
+        return refusal(StatusCode::FORBIDDEN, "not_a_member", &message);
+    }
+    let Ok(body) = to_bytes(body, PEER_MAX_BODY_BYTES).await else {
+        return refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "a peer request may not exceed the peer plane's body limit",
+        );
+    };
+    if !proof.matches_body(&body) {
+        return refuse_proof(
+            parts.uri.path(),
+            "the body is not the one the proof was made for",
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+fn refuse_proof(path: &str, reason: &str) -> Response {
+    inkling_ops::metrics::PEER_REFUSALS
+        .with_label_values(&["proof"])
+        .inc();
+    tracing::warn!(path, reason, "peer request refused");
+    refusal(StatusCode::UNAUTHORIZED, "unauthenticated", reason)
 }
 
 /// A raft message for a group number that does not exist: a 404, so the sender's network
@@ -43,7 +129,7 @@ struct NoSuchGroup(PartitionId);
 impl IntoResponse for NoSuchGroup {
     fn into_response(self) -> Response {
         let message = format!("no raft group {}", self.0);
-        (StatusCode::NOT_FOUND, message).into_response()
+        refusal(StatusCode::NOT_FOUND, "no_such_group", &message)
     }
 }
 
@@ -83,21 +169,5 @@ async fn snapshot(
 }
 
 async fn status(State(cluster): Shared) -> Json<ClusterStatus> {
-    Json(cluster.status().await)
-}
-
-/// What this node's own replica stores for the user, without routing: for operators and
-/// tests checking that every replica agrees (an erased user is gone from each).
-async fn stored_profile(
-    State(cluster): Shared,
-    Path(user_id): Path<String>,
-) -> Json<Result<Option<Profile>, ActorError>> {
-    Json(cluster.replicas.stored_profile(&user_id))
-}
-
-/// Starts draining this node: leaders move its replicas away, and it exits once it holds
-/// none.
-async fn drain(State(cluster): Shared) -> Json<ClusterStatus> {
-    cluster.drain().await;
     Json(cluster.status().await)
 }

@@ -131,6 +131,10 @@ impl LocalReplicas {
                 .profile(user_id)
                 .await
                 .map(|profile| UserAnswer::Profile(Box::new(profile))),
+            UserCall::Export(user_id) => self
+                .user_records(&user_id)
+                .await
+                .map(|records| UserAnswer::Export(Box::new(records))),
         };
         served.map_err(RouteError::Failed)
     }

@@ -3,7 +3,7 @@
 //! them; routing retries on them.
 
 use inkling_actors::{ActorError, RankedList, RecommendRequest, SearchRequest};
-use inkling_domain::Profile;
+use inkling_domain::{Event, Profile};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::PartitionId;
@@ -45,6 +45,8 @@ pub enum UserCall {
     Search(SearchRequest),
     Recommend(RecommendRequest),
     Profile(String),
+    /// Everything stored about the user, for an export.
+    Export(String),
 }
 
 impl UserCall {
@@ -52,7 +54,7 @@ impl UserCall {
         match self {
             UserCall::Search(request) => &request.user_id,
             UserCall::Recommend(request) => &request.user_id,
-            UserCall::Profile(user_id) => user_id,
+            UserCall::Profile(user_id) | UserCall::Export(user_id) => user_id,
         }
     }
 }
@@ -61,4 +63,22 @@ impl UserCall {
 pub enum UserAnswer {
     Ranked(Box<RankedList>),
     Profile(Box<Profile>),
+    Export(Box<UserRecords>),
+}
+
+/// Everything the cluster stores about one user, as their partition's leader holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecords {
+    pub user_id: String,
+    pub partition: PartitionId,
+    /// The stored profile: recent items and queries, affinities, price band, purchases,
+    /// segment and the newest idempotency keys, all derived from the events.
+    pub profile: Option<Profile>,
+    /// The user's events that the partition's raft log still holds, oldest first.
+    pub events: Vec<Event>,
+    /// Whether `events` is every event the log ever held: false once a snapshot compacted
+    /// older entries, which then survive only in the profile.
+    pub events_complete: bool,
+    /// Whether a live session on the leader holds conversational context for the user.
+    pub active_session: bool,
 }

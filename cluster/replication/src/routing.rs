@@ -29,7 +29,7 @@ use crate::raft_types::{Applied, Command, NodeId, Raft};
 use crate::replicas::{LocalReplicas, propose_to};
 use crate::status::ClusterStatus;
 
-pub use crate::request::{RouteError, UserAnswer, UserCall};
+pub use crate::request::{RouteError, UserAnswer, UserCall, UserRecords};
 
 /// How long one attempt may take, and how long to pause between attempts.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +192,7 @@ pub struct Cluster {
     pub(crate) replicas: Arc<LocalReplicas>,
     pub(crate) membership: Arc<Membership>,
     mesh: Mesh,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: crate::peer_http::PeerHttp,
     /// Idempotency keys for events that arrive without one, so forwarding retries never
     /// apply an event twice.
     event_keys: (u64, AtomicU64),
@@ -207,7 +207,7 @@ impl Cluster {
         replicas: Arc<LocalReplicas>,
         membership: Arc<Membership>,
         mesh: Mesh,
-        http: reqwest::Client,
+        http: crate::peer_http::PeerHttp,
         request_timeout: Duration,
         initial_catalog_loader: bool,
     ) -> Self {
@@ -327,21 +327,30 @@ impl Cluster {
     pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
         match self.call_user(UserCall::Search(request)).await? {
             UserAnswer::Ranked(list) => Ok(*list),
-            UserAnswer::Profile(_) => Err(unexpected_answer()),
+            _ => Err(unexpected_answer()),
         }
     }
 
     pub async fn recommend(&self, request: RecommendRequest) -> Result<RankedList, ActorError> {
         match self.call_user(UserCall::Recommend(request)).await? {
             UserAnswer::Ranked(list) => Ok(*list),
-            UserAnswer::Profile(_) => Err(unexpected_answer()),
+            _ => Err(unexpected_answer()),
         }
     }
 
     pub async fn profile(&self, user_id: String) -> Result<Profile, ActorError> {
         match self.call_user(UserCall::Profile(user_id)).await? {
             UserAnswer::Profile(profile) => Ok(*profile),
-            UserAnswer::Ranked(_) => Err(unexpected_answer()),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    /// Everything stored about the user (profile, the events their partition's log holds,
+    /// whether a session is live), read on the partition's leader.
+    pub async fn export_user(&self, user_id: String) -> Result<UserRecords, ActorError> {
+        match self.call_user(UserCall::Export(user_id)).await? {
+            UserAnswer::Export(records) => Ok(*records),
+            _ => Err(unexpected_answer()),
         }
     }
 
@@ -375,6 +384,36 @@ impl Cluster {
     /// Members, partitions and their leaders, as this node sees them.
     pub async fn status(&self) -> ClusterStatus {
         crate::status::gather(&self.replicas, &self.membership, &self.mesh).await
+    }
+
+    /// What this node's own replica stores for the user, without routing: for operators
+    /// and tests checking that every replica agrees (an erased user is gone from each).
+    pub fn stored_profile(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<inkling_domain::Profile>, ActorError> {
+        self.replicas.stored_profile(user_id)
+    }
+
+    /// Whether the peer plane answers `name`: a node of some raft group's membership here,
+    /// or a live member of gossip (which only holders of the cluster secret can speak).
+    pub async fn counts_as_member(&self, name: &str) -> bool {
+        let id = crate::raft_types::node_id_of(name);
+        let in_a_group = self.replicas.rafts().any(|(_, raft)| {
+            raft.metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some()
+        });
+        in_a_group
+            || self
+                .membership
+                .live_members()
+                .await
+                .iter()
+                .any(|member| member.name == name)
     }
 
     /// Stops the raft groups and gossip; the actors are the node's to stop.

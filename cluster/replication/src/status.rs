@@ -95,18 +95,16 @@ pub(crate) async fn gather(
     }
 }
 
+/// Where a node's peer plane serves its status.
+pub const STATUS_PATH: &str = "/peer/status";
+
 /// A peer's view of the cluster, if it answers within `budget`.
 pub(crate) async fn peer_status(
-    http: &reqwest::Client,
+    http: &crate::peer_http::PeerHttp,
     addr: &str,
     budget: Duration,
 ) -> Option<ClusterStatus> {
-    let response = http
-        .get(format!("http://{addr}/internal/status"))
-        .timeout(budget)
-        .send()
-        .await
-        .ok()?;
+    let response = http.get(addr, STATUS_PATH, budget).await.ok()?;
     response.json().await.ok()
 }
 

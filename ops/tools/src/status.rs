@@ -9,9 +9,9 @@ use inkling_replication::ClusterStatus;
 /// How long a status call may take.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn show(node: &str, json: bool) -> Result<()> {
+pub fn show(node: &str, api_key: Option<&str>, json: bool) -> Result<()> {
     let status = off_the_runtime(|| {
-        let client = node_client(node, STATUS_TIMEOUT)?;
+        let client = node_client(node, api_key, STATUS_TIMEOUT)?;
         client.cluster_status::<ClusterStatus>().map_err(|error| {
             let context = match error.is_unreadable() {
                 true => format!("{node} answered something other than a cluster status"),
@@ -28,12 +28,14 @@ pub fn show(node: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// A client of the node whose `--listen` address is `node`.
-fn node_client(node: &str, timeout: Duration) -> Result<Client> {
-    Ok(Client::new(
-        &format!("http://{node}"),
-        ClientConfig::timeout(timeout),
-    )?)
+/// A client of the node whose `--listen` address is `node`, calling with an admin key
+/// when the node has keys.
+fn node_client(node: &str, api_key: Option<&str>, timeout: Duration) -> Result<Client> {
+    let config = ClientConfig {
+        api_key: api_key.map(str::to_string),
+        ..ClientConfig::timeout(timeout)
+    };
+    Ok(Client::new(&format!("http://{node}"), config)?)
 }
 
 /// Runs `work` on a thread of its own: the CLI calls these commands from its async
@@ -117,15 +119,25 @@ fn print_table(status: &ClusterStatus) {
 /// How long `inkling drain` waits for the node to hand everything over and exit.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Asks the node to drain and waits until it has exited.
-pub fn drain(node: &str) -> Result<()> {
+/// Admits the node named `name` through the node at `node`; answers the name admitted.
+pub fn admit(node: &str, api_key: Option<&str>, name: &str) -> Result<String> {
     off_the_runtime(|| {
-        node_client(node, Duration::from_secs(10))?
+        let answer = node_client(node, api_key, STATUS_TIMEOUT)?
+            .admit(name)
+            .with_context(|| format!("{node} did not admit {name}"))?;
+        Ok(answer.admitted)
+    })
+}
+
+/// Asks the node to drain and waits until it has exited.
+pub fn drain(node: &str, api_key: Option<&str>) -> Result<()> {
+    off_the_runtime(|| {
+        node_client(node, api_key, Duration::from_secs(10))?
             .drain::<serde_json::Value>()
             .with_context(|| format!("cannot reach {node}"))?;
         println!("{node} is draining: its replicas move to other nodes");
         let started = Instant::now();
-        let client = node_client(node, STATUS_TIMEOUT)?;
+        let client = node_client(node, api_key, STATUS_TIMEOUT)?;
         while started.elapsed() < DRAIN_TIMEOUT {
             std::thread::sleep(Duration::from_millis(500));
             match client.cluster_status::<ClusterStatus>() {

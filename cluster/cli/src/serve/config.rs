@@ -11,7 +11,11 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use inkling_actors::ActorConfig;
-use inkling_node::{CatalogSource, ClusterOptions, MeshTls, NodeOptions};
+use inkling_auth::secret::SECRET_ENV;
+use inkling_gateway::RateLimit;
+use inkling_node::{
+    CatalogSource, ClusterOptions, ClusterSecret, GatewayConfig, KeyRing, MeshTls, NodeOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use super::flags::ServeFlags;
@@ -26,9 +30,23 @@ use crate::engine::{EngineArgs, ModelArg, SegmentationArg};
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    pub peer_listen: Option<SocketAddr>,
     pub catalog: CatalogArg,
     pub catalog_file: Option<PathBuf>,
     pub session_idle_secs: u64,
+    #[serde(deserialize_with = "in_range::<_, u64, 1, { u64::MAX }>")]
+    pub max_live_sessions: u64,
+
+    #[serde(deserialize_with = "comma_list")]
+    pub api_keys: Vec<String>,
+    pub api_keys_file: Option<PathBuf>,
+    #[serde(deserialize_with = "in_range::<_, u32, 1, { u32::MAX as u64 }>")]
+    pub rate_limit: u32,
+    #[serde(deserialize_with = "in_range::<_, u32, 1, { u32::MAX as u64 }>")]
+    pub rate_burst: u32,
+    #[serde(deserialize_with = "in_range::<_, u32, 1, { u32::MAX as u64 }>")]
+    pub max_concurrent_requests: u32,
+    pub expose_metrics: bool,
 
     pub node_name: String,
     #[serde(deserialize_with = "comma_list")]
@@ -39,7 +57,9 @@ pub struct ServeConfig {
     pub actor_addr: Option<SocketAddr>,
     pub advertise: Option<SocketAddr>,
     pub advertise_actor: Option<SocketAddr>,
-    pub cookie: Option<String>,
+    pub cluster_secret_file: Option<PathBuf>,
+    #[serde(deserialize_with = "in_range::<_, u64, 1, { u64::MAX }>")]
+    pub raft_snapshot_every: u64,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
@@ -62,12 +82,21 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
+        let gateway = GatewayConfig::default();
         ServeConfig {
             data_dir: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            peer_listen: None,
             catalog: CatalogArg::Demo,
             catalog_file: None,
             session_idle_secs: 600,
+            max_live_sessions: inkling_actors::config::DEFAULT_MAX_LIVE_SESSIONS as u64,
+            api_keys: Vec::new(),
+            api_keys_file: None,
+            rate_limit: gateway.rate_limit.per_second,
+            rate_burst: gateway.rate_limit.burst,
+            max_concurrent_requests: gateway.max_concurrent_requests as u32,
+            expose_metrics: gateway.expose_metrics,
             node_name: "node-1".to_string(),
             initial_members: Vec::new(),
             seeds: Vec::new(),
@@ -75,7 +104,8 @@ impl Default for ServeConfig {
             actor_addr: None,
             advertise: None,
             advertise_actor: None,
-            cookie: None,
+            cluster_secret_file: None,
+            raft_snapshot_every: inkling_replication::bootstrap::SNAPSHOT_EVERY,
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
@@ -135,9 +165,21 @@ impl ServeConfig {
         Ok(NodeOptions {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
+            gateway: GatewayConfig {
+                keys: self.api_keys()?,
+                rate_limit: RateLimit {
+                    per_second: self.rate_limit,
+                    burst: self.rate_burst,
+                },
+                max_concurrent_requests: self.max_concurrent_requests as usize,
+                expose_metrics: self.expose_metrics,
+                ..GatewayConfig::default()
+            },
+            header_read_timeout: inkling_node::HEADER_READ_TIMEOUT,
             catalog,
             actors: ActorConfig {
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),
+                max_live_sessions: usize::try_from(self.max_live_sessions).unwrap_or(usize::MAX),
                 local_model_pool: self.roles.contains("models"),
                 ..self.engine().actor_config()?
             },
@@ -146,13 +188,42 @@ impl ServeConfig {
                 seeds: self.seeds.clone(),
                 initial_members,
                 roles: self.roles.as_str().to_string(),
+                peer_listen: self.peer_listen,
                 actor_addr: self.actor_addr,
                 advertise: self.advertise,
                 advertise_actor: self.advertise_actor,
-                cookie: self.cookie.clone(),
+                secret: self.cluster_secret()?,
                 tls: self.mesh_tls()?,
+                snapshot_every: self.raft_snapshot_every,
             },
         })
+    }
+
+    /// The keys of `api_keys` and of the `api_keys_file`.
+    fn api_keys(&self) -> anyhow::Result<KeyRing> {
+        let mut text = self.api_keys.join(",");
+        if let Some(path) = &self.api_keys_file {
+            let file = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the API keys file {}", path.display()))?;
+            text.push('\n');
+            text.push_str(&file);
+        }
+        KeyRing::parse(&text).map_err(|error| anyhow::anyhow!("invalid API key entry: {error}"))
+    }
+
+    /// The cluster secret from `INKLING_CLUSTER_SECRET`, or else from the
+    /// `cluster_secret_file`. Never a flag or a config key: those show in `ps` and in files
+    /// others read.
+    fn cluster_secret(&self) -> anyhow::Result<Option<ClusterSecret>> {
+        if let Ok(text) = std::env::var(SECRET_ENV) {
+            let secret =
+                ClusterSecret::from_hex(&text).with_context(|| format!("in {SECRET_ENV}"))?;
+            return Ok(Some(secret));
+        }
+        let Some(path) = &self.cluster_secret_file else {
+            return Ok(None);
+        };
+        Ok(Some(ClusterSecret::from_file(path)?))
     }
 
     /// The engine settings, as `eval` and `train` take them from their flags.

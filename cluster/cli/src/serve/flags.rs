@@ -22,10 +22,16 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// The address of the HTTP API, raft and gossip.
+    /// The address of the public HTTP API. Beyond loopback the node needs --api-keys and a
+    /// cluster secret.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// The address of the peer plane: raft and status over HTTP, gossip over UDP, for
+    /// cluster members only; the --listen IP and the port two after it by default.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_listen: Option<SocketAddr>,
     /// Catalog loaded into an empty node: the bundled demo, none, or a JSON-lines file.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,6 +44,38 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_idle_secs: Option<u64>,
+    /// Most session actors live on this node; beyond it the least recently active are
+    /// passivated (their profiles stay stored).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_live_sessions: Option<u64>,
+
+    /// API keys this node accepts, as SCOPE:SHA256,... (scope admin, storefront or
+    /// metrics; the SHA-256 of the key in hex, as `inkling cluster key` prints it). Without
+    /// keys every request is let through, which only a node on loopback may do.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<Vec<String>>,
+    /// A file of SCOPE:SHA256 lines, read with --api-keys.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Requests per second each API key may send (a token bucket).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Requests each API key may send at once above --rate-limit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_burst: Option<u32>,
+    /// Requests the node works on at once; beyond it, 503 "overloaded".
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
+    /// Whether GET /metrics is served (to keys of scope metrics or admin once keys are set).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expose_metrics: Option<bool>,
 
     /// This node's name, stable across restarts: its raft groups know it by this name.
     #[arg(long)]
@@ -49,8 +87,8 @@ pub struct ServeFlags {
     #[arg(long, value_delimiter = ',', value_parser = Member::parse)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_members: Option<Vec<Member>>,
-    /// Gossip addresses (the --listen address of running nodes) to join through; the other
-    /// initial members by default.
+    /// Peer addresses (the --peer-listen or --advertise address of running nodes) to join
+    /// through; the other initial members by default.
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seeds: Option<Vec<String>>,
@@ -66,9 +104,10 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor_addr: Option<SocketAddr>,
-    /// The address peers reach this node's HTTP (raft) and gossip on, when it is not the
-    /// --listen address: behind a NAT or a proxy (the chaos harness puts a fault-injecting
-    /// proxy there). Outgoing peer traffic then leaves from the --listen IP.
+    /// The address peers reach this node's peer plane (raft and gossip) on, when it is not
+    /// the --peer-listen address: behind a NAT or a proxy (the chaos harness puts a
+    /// fault-injecting proxy there). Outgoing peer traffic then leaves from the
+    /// --peer-listen IP.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise: Option<SocketAddr>,
@@ -76,10 +115,15 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise_actor: Option<SocketAddr>,
-    /// The secret shared by every node of the cluster; required when the node has peers.
+    /// A file holding the cluster secret (hex, at least 128 bits) that only its owner may
+    /// read; required when the node has peers, unless INKLING_CLUSTER_SECRET holds it.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cookie: Option<String>,
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Log entries after which a raft group snapshots its state and purges its log.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_snapshot_every: Option<u64>,
     /// PEM certificate chain for mutual TLS on the actor mesh (with --tls-key, --tls-ca).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

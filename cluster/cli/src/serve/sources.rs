@@ -9,9 +9,12 @@ use serde::Serialize;
 /// capitals (`INKLING_LISTEN`). Only these: a node's environment holds other `INKLING_`
 /// variables (`INKLING_LOG_FORMAT`, `INKLING_FAILPOINTS_FILE`) that are not settings of
 /// `serve`.
-pub const ENV_KEYS: [&str; 17] = [
+pub const ENV_KEYS: [&str; 20] = [
     "data_dir",
     "listen",
+    "peer_listen",
+    "api_keys",
+    "api_keys_file",
     "node_name",
     "initial_members",
     "seeds",
@@ -19,7 +22,7 @@ pub const ENV_KEYS: [&str; 17] = [
     "actor_addr",
     "advertise",
     "advertise_actor",
-    "cookie",
+    "cluster_secret_file",
     "tls_cert",
     "tls_key",
     "tls_ca",
@@ -35,7 +38,7 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// The variables of [`ENV_KEYS`], each value taken as written. figment's own `Env` would
-/// parse values as TOML-like literals, turning a cookie such as `0123` into the number 123.
+/// parse values as TOML-like literals, turning a node name such as `0123` into the number 123.
 pub struct Environment;
 
 impl Provider for Environment {

@@ -162,8 +162,8 @@ fn defaults_then_file_then_environment_then_flags() {
         ),
         (
             "an environment value is taken as written",
-            given(None, &[("INKLING_COOKIE", "0123")], &[]),
-            "cookie",
+            given(None, &[("INKLING_NODE_NAME", "0123")], &[]),
+            "node_name",
             json!("0123"),
         ),
         (
@@ -193,9 +193,17 @@ fn defaults_then_file_then_environment_then_flags() {
 const EVERY_KEY: &str = r#"
 data_dir = "elsewhere"
 listen = "127.0.0.5:7005"
+peer_listen = "127.0.0.5:7007"
 catalog = "file"
 catalog_file = "products.jsonl"
 session_idle_secs = 60
+max_live_sessions = 1000
+api_keys = ["storefront:0000000000000000000000000000000000000000000000000000000000000000"]
+api_keys_file = "keys.txt"
+rate_limit = 10
+rate_burst = 20
+max_concurrent_requests = 16
+expose_metrics = false
 node_name = "node-5"
 initial_members = ["node-5=127.0.0.5:7005", "node-6=127.0.0.6:7005"]
 seeds = ["127.0.0.6:7005"]
@@ -203,7 +211,8 @@ roles = "gateway,index"
 actor_addr = "127.0.0.5:7006"
 advertise = "10.0.0.5:7005"
 advertise_actor = "10.0.0.5:7006"
-cookie = "secret"
+cluster_secret_file = "secret.hex"
+raft_snapshot_every = 50
 tls_cert = "node.pem"
 tls_key = "node.key"
 tls_ca = "ca.pem"
@@ -345,14 +354,14 @@ fn a_missing_config_file_is_an_error() {
 
 #[test]
 fn the_config_file_fills_what_the_command_line_left_unset() {
-    let file = "node_name = \"from-file\"\nlisten = \"127.0.0.9:9000\"\ninitial_members = [\"from-file=127.0.0.9:9000\"]\nroles = \"gateway,index\"\ncookie = \"from-file\"\ntls_cert = \"n.pem\"\ntls_key = \"n.key\"\ntls_ca = \"ca.pem\"\n";
+    let file = "node_name = \"from-file\"\nlisten = \"127.0.0.9:9000\"\ninitial_members = [\"from-file=127.0.0.9:9000\"]\nroles = \"gateway,index\"\napi_keys = \"metrics:0000000000000000000000000000000000000000000000000000000000000000\"\ntls_cert = \"n.pem\"\ntls_key = \"n.key\"\ntls_ca = \"ca.pem\"\n";
     let sources = given(Some(file), &[], &["--listen", "127.0.0.8:8000"]);
     let config = load(&sources).unwrap();
     assert_eq!(config.node_name, "from-file");
     assert_eq!(config.listen.to_string(), "127.0.0.8:8000", "the flag wins");
     let options = config.node_options().unwrap();
     assert_eq!(options.cluster.initial_members.len(), 1);
-    assert_eq!(options.cluster.cookie.as_deref(), Some("from-file"));
+    assert!(!options.gateway.keys.is_empty(), "the keys from the file");
     assert!(options.cluster.tls.is_some());
     assert!(!options.actors.local_model_pool, "no `models` role");
 }
@@ -423,7 +432,7 @@ fn the_help_names_each_flags_default_environment_variable_and_file_key() {
         "[default: 127.0.0.1:8080] [env: INKLING_LISTEN] [config key: listen]",
         "[default: 4] [config key: shards]",
         "[default: gateway,sessions,models,index] [env: INKLING_ROLES] [config key: roles]",
-        "[env: INKLING_COOKIE] [config key: cookie]",
+        "[env: INKLING_CLUSTER_SECRET_FILE] [config key: cluster_secret_file]",
     ] {
         assert!(help.contains(fragment), "{fragment:?} not in:\n{help}");
     }

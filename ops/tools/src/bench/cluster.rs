@@ -70,8 +70,6 @@ impl Sandbox {
             flags: ["--model", "none", "--catalog", "demo"]
                 .map(String::from)
                 .to_vec(),
-            // In the environment, so `ps` does not show it.
-            env: vec![("INKLING_COOKIE".into(), inkling_node::random_cookie()?)],
             startup_timeout: PATIENCE,
             ..SandboxConfig::new(binary)
         };
@@ -79,7 +77,8 @@ impl Sandbox {
             .map(|index| NodeSpec::founder(format!("127.0.0.{}:{port}", index + 1)))
             .collect();
         let processes = inkling_sandbox::Sandbox::start(config, specs)?;
-        let first = Client::new(processes.url(0), client_config())?;
+        let admin_key = processes.credentials().admin_key.expose().to_string();
+        let first = Client::new(processes.url(0), client_config().with_api_key(admin_key))?;
         let clients = (0..processes.len())
             .map(|index| first.at(processes.url(index)))
             .collect::<Result<_, _>>()?;
