@@ -95,6 +95,15 @@ impl ClusterSandbox {
     /// Starts one node per entry of `nodes`, each with its own flags and environment, and
     /// waits until every partition is led and the actor mesh is complete.
     pub fn start_with(binary: &Path, subnet: u8, nodes: Vec<NodeOptions>) -> Self {
+        let cluster = Self::start_unmeshed(binary, subnet, nodes);
+        cluster.wait_until_led();
+        cluster.wait_until_meshed();
+        cluster
+    }
+
+    /// [`Self::start_with`], returning once every process listens: for tests of a mesh
+    /// that must not form.
+    pub fn start_unmeshed(binary: &Path, subnet: u8, nodes: Vec<NodeOptions>) -> Self {
         let port = inkling_sandbox::free_port_triple(inkling_sandbox::loopback(subnet, 1))
             .expect("three free ports");
         let specs = nodes
@@ -107,10 +116,7 @@ impl ClusterSandbox {
             .collect();
         let config = config(binary, Vec::new());
         let sandbox = Sandbox::start(config, specs).unwrap_or_else(|error| panic!("{error:#}"));
-        let cluster = Self::around(sandbox);
-        cluster.wait_until_led();
-        cluster.wait_until_meshed();
-        cluster
+        Self::around(sandbox)
     }
 
     fn around(sandbox: Sandbox) -> Self {

@@ -358,7 +358,9 @@ fn a_node_joins_and_another_drains_under_traffic_without_losing_events() {
 
 /// Writes a certificate authority and one certificate for every node (naming each by its
 /// IP address) into `folder`, and answers the flags that turn on mutual TLS.
-fn tls_flags(folder: &std::path::Path, ips: Vec<String>) -> Vec<String> {
+/// A cluster authority in `folder`, and for each of `names` a certificate naming that node
+/// (a DNS name) signed by it: each node's `--tls-*` flags, in the order of `names`.
+fn tls_flags(folder: &std::path::Path, names: &[&str]) -> Vec<Vec<String>> {
     use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer};
     use rcgen::{KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().expect("CA key");
@@ -369,46 +371,45 @@ fn tls_flags(folder: &std::path::Path, ips: Vec<String>) -> Vec<String> {
         KeyUsagePurpose::DigitalSignature,
     ];
     let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    std::fs::write(folder.join("ca.pem"), ca_cert.pem()).expect("write the CA");
     let issuer = Issuer::new(ca, ca_key);
-    let node_key = KeyPair::generate().expect("node key");
-    let mut node = CertificateParams::new(ips).expect("node parameters");
-    node.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let node_cert = node
-        .signed_by(&node_key, &issuer)
-        .expect("node certificate");
-    let files = [
-        ("ca.pem", ca_cert.pem()),
-        ("node.pem", node_cert.pem()),
-        ("node.key", node_key.serialize_pem()),
-    ];
-    for (name, pem) in &files {
-        std::fs::write(folder.join(name), pem).expect("write a PEM file");
-    }
-    let path = |name: &str| folder.join(name).display().to_string();
-    vec![
-        "--tls-cert".to_string(),
-        path("node.pem"),
-        "--tls-key".to_string(),
-        path("node.key"),
-        "--tls-ca".to_string(),
-        path("ca.pem"),
-    ]
+    let path = |name: String| folder.join(name).display().to_string();
+    names
+        .iter()
+        .map(|name| {
+            let node_key = KeyPair::generate().expect("node key");
+            let mut node = CertificateParams::new(vec![name.to_string()]).expect("node parameters");
+            node.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let node_cert = node
+                .signed_by(&node_key, &issuer)
+                .expect("node certificate");
+            std::fs::write(folder.join(format!("{name}.pem")), node_cert.pem())
+                .expect("write a certificate");
+            std::fs::write(folder.join(format!("{name}.key")), node_key.serialize_pem())
+                .expect("write a key");
+            vec![
+                "--tls-cert".to_string(),
+                path(format!("{name}.pem")),
+                "--tls-key".to_string(),
+                path(format!("{name}.key")),
+                "--tls-ca".to_string(),
+                path("ca.pem".to_string()),
+            ]
+        })
+        .collect()
 }
 
 #[test]
 fn the_actor_mesh_runs_over_mutual_tls() {
     let subnet = 66;
     let folder = tempfile::tempdir().expect("temporary folder");
-    let ips = (1..=2)
-        .map(|node| format!("127.0.{subnet}.{node}"))
-        .collect();
-    let flags = tls_flags(folder.path(), ips);
+    let flags = tls_flags(folder.path(), &["node-1", "node-2"]);
     // `start_with` returns once every node has an authenticated mesh session with the
     // other, which a node accepting only TLS grants only over TLS.
-    let specs = vec![NodeOptions::flags(flags.clone()), NodeOptions::flags(flags)];
+    let specs = flags.into_iter().map(NodeOptions::flags).collect();
     let cluster = ClusterSandbox::start_with(binary(), subnet, specs);
     let user = cluster.user_led_by(0, 1);
     let events = batch(vec![view(&user, "over-tls")]);
@@ -417,6 +418,26 @@ fn the_actor_mesh_runs_over_mutual_tls() {
         .events(&events)
         .expect("events through the mesh");
     assert_eq!(event_count(&cluster, 1, &user), Some(1));
+}
+
+#[test]
+fn a_mesh_certificate_cannot_answer_for_another_node() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let flags = tls_flags(folder.path(), &["node-1", "node-2"]);
+    // node-1 presents node-2's certificate. node-2 dials node-1 (of a pair, the greater
+    // name dials) and must refuse it; raft, over the peer plane, still elects leaders.
+    let impostor = NodeOptions::flags(flags[1].clone());
+    let honest = NodeOptions::flags(flags[1].clone());
+    let cluster = ClusterSandbox::start_unmeshed(binary(), 68, vec![impostor, honest]);
+    cluster.wait_until_led();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        for index in 0..2 {
+            let peers = cluster.status(index).expect("status").mesh_peers;
+            assert!(peers.is_empty(), "node {index} meshed with {peers:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]

@@ -435,9 +435,19 @@ pub struct LocalNode {
 
 impl LocalNode {
     pub async fn start(catalog: CatalogSource, actors: ActorConfig) -> Result<Self> {
+        Self::start_with(catalog, actors, GatewayConfig::default()).await
+    }
+
+    /// [`Self::start`] with the public API's keys and limits.
+    pub async fn start_with(
+        catalog: CatalogSource,
+        actors: ActorConfig,
+        gateway: GatewayConfig,
+    ) -> Result<Self> {
         let folder = tempfile::tempdir().context("cannot create a temporary data folder")?;
         let options = NodeOptions {
             actors,
+            gateway,
             ..NodeOptions::new(folder.path().to_path_buf(), "127.0.0.1:0".parse()?, catalog)
         };
         let node = Node::start(&options).await?;

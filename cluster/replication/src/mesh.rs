@@ -52,8 +52,9 @@ const FIRST_REDIAL: Duration = Duration::from_millis(500);
 const MAX_REDIAL: Duration = Duration::from_secs(5);
 
 /// PEM files for mutual TLS between node servers: this node's certificate chain and key, and
-/// the certificate authority every peer's certificate must chain to. Certificates name the
-/// node by its IP address.
+/// the certificate authority every peer's certificate must chain to. A certificate names
+/// its node by the node's name (a DNS subject alternative name such as `node-2`): a node
+/// dialling `node-3` accepts only a certificate naming `node-3`.
 #[derive(Debug, Clone)]
 pub struct MeshTls {
     pub cert: PathBuf,
@@ -416,7 +417,13 @@ impl ConnectionManager {
             let connector = self.tls.as_ref().map(|(_, connector)| connector);
             let dialled = tokio::time::timeout(
                 DIAL_TIMEOUT,
-                dial(&state.server, &addr, connector, self.config.source_ip),
+                dial(
+                    &state.server,
+                    &addr,
+                    &member.name,
+                    connector,
+                    self.config.source_ip,
+                ),
             );
             match dialled.await {
                 Ok(Ok(())) => {}
@@ -456,21 +463,31 @@ struct Redial {
     backoff: Duration,
 }
 
+/// Dials the mesh of the member named `peer` at `addr`. Over TLS the peer's certificate
+/// must name it (a DNS name equal to the node's name): node-2's certificate cannot answer
+/// for node-3.
 async fn dial(
     server: &ActorRef<NodeServerMessage>,
     addr: &str,
+    peer: &str,
     tls: Option<&TlsConnector>,
     source_ip: Option<std::net::IpAddr>,
 ) -> anyhow::Result<()> {
+    let name = || {
+        ServerName::try_from(peer.to_string())
+            .with_context(|| format!("{peer:?} cannot be a certificate's DNS name"))
+    };
     if let Some(source_ip) = source_ip {
+        let tls = tls
+            .map(|tls| Ok::<_, anyhow::Error>((tls, name()?)))
+            .transpose()?;
         return dial_from(server, addr, tls, source_ip).await;
     }
     let Some(tls) = tls else {
         return Ok(ractor_cluster::client_connect(server, addr).await?);
     };
     let socket: SocketAddr = addr.parse()?;
-    let name = ServerName::IpAddress(socket.ip().into());
-    Ok(ractor_cluster::client_connect_enc(server, socket, tls.clone(), name).await?)
+    Ok(ractor_cluster::client_connect_enc(server, socket, tls.clone(), name()?).await?)
 }
 
 /// `dial` from a given local IP: what `ractor_cluster::client_connect(_enc)` do, on a socket
@@ -478,7 +495,7 @@ async fn dial(
 async fn dial_from(
     server: &ActorRef<NodeServerMessage>,
     addr: &str,
-    tls: Option<&TlsConnector>,
+    tls: Option<(&TlsConnector, ServerName<'static>)>,
     source_ip: std::net::IpAddr,
 ) -> anyhow::Result<()> {
     let peer: SocketAddr = addr.parse()?;
@@ -496,14 +513,11 @@ async fn dial_from(
             local_addr,
             stream,
         },
-        Some(tls) => {
-            let name = ServerName::IpAddress(peer.ip().into());
-            ractor_cluster::NetworkStream::TlsClient {
-                peer_addr,
-                local_addr,
-                stream: tls.connect(name, stream).await?,
-            }
-        }
+        Some((tls, name)) => ractor_cluster::NetworkStream::TlsClient {
+            peer_addr,
+            local_addr,
+            stream: tls.connect(name, stream).await?,
+        },
     };
     server.cast(NodeServerMessage::ConnectionOpened {
         stream: Box::new(stream),

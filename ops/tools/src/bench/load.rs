@@ -23,7 +23,8 @@ use tokio::time::Instant;
 
 use super::{SplitMix, percentile};
 use inkling_actors::ActorConfig;
-use inkling_node::{CatalogSource, LocalNode};
+use inkling_auth::{ApiKey, KeyRing, Scope};
+use inkling_node::{CatalogSource, GatewayConfig, LocalNode};
 
 /// Requests in flight at once; a request due while all are taken counts as failed, so an
 /// overloaded server shows as errors rather than as a generator that quietly slows down.
@@ -68,6 +69,14 @@ pub struct LoadArgs {
     json: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A storefront (or admin) key for --target nodes that have keys; from the environment,
+    /// so `ps` does not show it.
+    #[arg(long, env = "INKLING_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// With no --target: start the local node with a storefront key and call with it, to
+    /// measure what checking keys costs.
+    #[arg(long)]
+    keyed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -340,9 +349,21 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         bail!("--rate and --duration must be positive");
     }
     let workload = Arc::new(Workload::load(&args)?);
+    let local_key = (args.keyed && args.target.is_empty()).then(ApiKey::generate);
     let local = match args.target.is_empty() {
-        true => Some(LocalNode::start(CatalogSource::Demo, ActorConfig::default()).await?),
+        true => {
+            let gateway = GatewayConfig {
+                keys: KeyRing::new(local_key.iter().map(|key| (Scope::Storefront, key.hash()))),
+                ..GatewayConfig::default()
+            };
+            let actors = ActorConfig::default();
+            Some(LocalNode::start_with(CatalogSource::Demo, actors, gateway).await?)
+        }
         false => None,
+    };
+    let api_key = match &local_key {
+        Some(key) => Some(key.expose().to_string()),
+        None => args.api_key.clone(),
     };
     let targets: Vec<String> = match &local {
         Some(node) => vec![node.base_url.clone()],
@@ -350,6 +371,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     };
     let config = ClientConfig {
         max_idle_per_host: Some(MAX_IN_FLIGHT),
+        api_key,
         ..ClientConfig::timeout(REQUEST_TIMEOUT)
     };
     let first = AsyncClient::new(&targets[0], config)?;
