@@ -35,11 +35,16 @@ pub enum SecretError {
     Unreadable { path: String, reason: String },
 }
 
-/// A shared secret whose `Debug` never shows it.
+/// A shared secret whose `Debug` never shows it; during a rotation, also a second secret
+/// whose proofs are accepted but never made.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClusterSecret {
     bytes: Vec<u8>,
+    accepted: Option<Vec<u8>>,
 }
+
+/// Where a node mid-rotation finds the second secret it accepts.
+pub const ACCEPTED_SECRET_ENV: &str = "INKLING_ACCEPTED_CLUSTER_SECRET";
 
 impl fmt::Debug for ClusterSecret {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,6 +57,17 @@ impl ClusterSecret {
     pub fn generate() -> Self {
         Self {
             bytes: random_bytes(32),
+            accepted: None,
+        }
+    }
+
+    /// This secret, also accepting proofs made with `other`: how a cluster rotates its
+    /// secret without refusing itself while some nodes sign with the old one and some with
+    /// the new (docs/security.md).
+    pub fn also_accepting(self, other: ClusterSecret) -> Self {
+        Self {
+            accepted: Some(other.bytes),
+            ..self
         }
     }
 
@@ -63,7 +79,10 @@ impl ClusterSecret {
                 bits: bytes.len() * 8,
             });
         }
-        Ok(Self { bytes })
+        Ok(Self {
+            bytes,
+            accepted: None,
+        })
     }
 
     /// Reads the secret from a file only its owner can read.
@@ -88,10 +107,13 @@ impl ClusterSecret {
         to_hex(&self.bytes)
     }
 
-    /// A key for one use of the secret, named by `label`.
+    /// A key for one use of the secret, named by `label` (and its twin from the accepted
+    /// secret, during a rotation).
     pub fn derive(&self, label: &str) -> DerivedKey {
+        let derive = |secret: &[u8]| DerivedKey::mac_of(secret, &[label.as_bytes()]).to_vec();
         DerivedKey {
-            bytes: DerivedKey::mac_of(&self.bytes, &[label.as_bytes()]).to_vec(),
+            bytes: derive(&self.bytes),
+            accepted: self.accepted.as_deref().map(derive),
         }
     }
 }
@@ -120,10 +142,12 @@ fn check_private(_path: &Path) -> Result<(), PrivacyError> {
 }
 
 /// A key derived from the cluster secret for one purpose: it signs and verifies
-/// HMAC-SHA256 tags over a list of byte strings.
+/// HMAC-SHA256 tags over a list of byte strings. It signs with the secret's key and accepts
+/// tags made with it or with the accepted secret's.
 #[derive(Clone)]
 pub struct DerivedKey {
     bytes: Vec<u8>,
+    accepted: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for DerivedKey {
@@ -154,13 +178,16 @@ impl DerivedKey {
         Self::mac_of(&self.bytes, parts)
     }
 
-    /// Whether `tag` is this key's tag over `parts`, compared in constant time.
+    /// Whether `tag` is this key's tag over `parts` (or the accepted secret's), compared in
+    /// constant time.
     pub fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
-        Self::mac(&self.bytes, parts).verify_slice(tag).is_ok()
+        let verifies = |key: &[u8]| Self::mac(key, parts).verify_slice(tag).is_ok();
+        verifies(&self.bytes) || self.accepted.as_deref().is_some_and(verifies)
     }
 
-    /// The key as hex: for a library that wants its own shared secret (the actor mesh's
-    /// cookie).
+    /// The signing key as hex, for a library that compares one shared secret as it is (the
+    /// actor mesh's cookie): it cannot accept two, so it changes when the signing secret
+    /// does.
     pub fn to_hex(&self) -> String {
         to_hex(&self.bytes)
     }
@@ -208,6 +235,32 @@ mod tests {
         assert!(!gossip.verify(&[b"hell", b"o"], &tag));
         let other = ClusterSecret::generate().derive("gossip");
         assert!(!other.verify(&[b"hello"], &tag));
+    }
+
+    #[test]
+    fn a_rotation_never_has_two_nodes_refuse_each_other() {
+        let old = ClusterSecret::generate();
+        let new = ClusterSecret::generate();
+        // The configurations a rotation passes through, in order; during each rolling
+        // restart, nodes of the step before and of the step after run side by side.
+        let steps = [
+            old.clone(),
+            old.clone().also_accepting(new.clone()),
+            new.clone().also_accepting(old.clone()),
+            new.clone(),
+        ];
+        let label = "gossip";
+        for pair in steps.windows(2) {
+            for (signer, checker) in [(&pair[0], &pair[1]), (&pair[1], &pair[0])] {
+                let tag = signer.derive(label).sign(&[b"m"]);
+                assert!(
+                    checker.derive(label).verify(&[b"m"], &tag),
+                    "a step refused its neighbour"
+                );
+            }
+        }
+        let stranger = ClusterSecret::generate().derive(label).sign(&[b"m"]);
+        assert!(!steps[1].derive(label).verify(&[b"m"], &stranger));
     }
 
     #[cfg(unix)]

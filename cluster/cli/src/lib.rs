@@ -180,13 +180,16 @@ mod tests {
     /// Commands that once failed to parse, each with what it must parse into.
     #[test]
     fn documented_command_lines_parse() {
-        let cases: [&[&str]; 6] = [
+        let cases: [&[&str]; 9] = [
             &["eval", "sessions", "--train", "a", "--test", "b", "--json"],
             &["eval", "slots", "--train", "a", "--test", "b", "--json"],
             &["status", "--node", "127.0.0.1:7280", "--json"],
             &["node", "--listen", "127.0.0.2:7280", "--roles", "gateway"],
             &["cluster", "up", "--nodes", "3", "--", "--model", "none"],
             &["profile", "build", "--json"],
+            &["cluster", "admit", "node-4", "--node", "127.0.0.1:7280"],
+            &["cluster", "secret"],
+            &["cluster", "key", "--scope", "storefront"],
         ];
         for args in cases {
             let argv = std::iter::once("inkling").chain(args.iter().copied());

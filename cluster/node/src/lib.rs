@@ -505,3 +505,52 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each case: where the node listens, whether it has keys and a secret, and the words
+    /// its refusal must contain (none when it may start).
+    #[test]
+    fn a_node_beyond_loopback_needs_keys_and_a_secret() {
+        let keys = KeyRing::parse(&format!(
+            "admin:{}",
+            inkling_auth::ApiKey::generate().hash().to_hex()
+        ))
+        .unwrap();
+        let cases: [(&str, Option<&str>, bool, bool, Option<&str>); 6] = [
+            ("127.0.0.1:8080", None, false, false, None),
+            ("0.0.0.0:8080", None, false, false, Some("API keys")),
+            ("0.0.0.0:8080", None, true, false, Some("a cluster secret")),
+            ("0.0.0.0:8080", None, false, true, Some("API keys")),
+            ("0.0.0.0:8080", None, true, true, None),
+            (
+                "127.0.0.1:8080",
+                Some("10.0.0.1:8082"),
+                false,
+                false,
+                Some("--peer-listen"),
+            ),
+        ];
+        for (listen, peer_listen, with_keys, with_secret, refusal) in cases {
+            let mut options =
+                NodeOptions::new("data".into(), listen.parse().unwrap(), CatalogSource::Empty);
+            options.cluster.peer_listen = peer_listen.map(|addr| addr.parse().unwrap());
+            if with_keys {
+                options.gateway.keys = keys.clone();
+            }
+            if with_secret {
+                options.cluster.secret = Some(ClusterSecret::generate());
+            }
+            let checked = options.check_exposure();
+            match refusal {
+                None => assert!(checked.is_ok(), "{listen}: {checked:?}"),
+                Some(words) => {
+                    let error = checked.expect_err(listen).to_string();
+                    assert!(error.contains(words), "{listen}: {error}");
+                }
+            }
+        }
+    }
+}

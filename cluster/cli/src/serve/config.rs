@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use inkling_actors::ActorConfig;
-use inkling_auth::secret::SECRET_ENV;
+use inkling_auth::secret::{ACCEPTED_SECRET_ENV, SECRET_ENV};
 use inkling_gateway::RateLimit;
 use inkling_node::{
     CatalogSource, ClusterOptions, ClusterSecret, GatewayConfig, KeyRing, MeshTls, NodeOptions,
@@ -58,6 +58,7 @@ pub struct ServeConfig {
     pub advertise: Option<SocketAddr>,
     pub advertise_actor: Option<SocketAddr>,
     pub cluster_secret_file: Option<PathBuf>,
+    pub accepted_cluster_secret_file: Option<PathBuf>,
     #[serde(deserialize_with = "in_range::<_, u64, 1, { u64::MAX }>")]
     pub raft_snapshot_every: u64,
     pub tls_cert: Option<PathBuf>,
@@ -105,6 +106,7 @@ impl Default for ServeConfig {
             advertise: None,
             advertise_actor: None,
             cluster_secret_file: None,
+            accepted_cluster_secret_file: None,
             raft_snapshot_every: inkling_replication::bootstrap::SNAPSHOT_EVERY,
             tls_cert: None,
             tls_key: None,
@@ -211,19 +213,20 @@ impl ServeConfig {
         KeyRing::parse(&text).map_err(|error| anyhow::anyhow!("invalid API key entry: {error}"))
     }
 
-    /// The cluster secret from `INKLING_CLUSTER_SECRET`, or else from the
-    /// `cluster_secret_file`. Never a flag or a config key: those show in `ps` and in files
-    /// others read.
+    /// The cluster secret, and the second one it also accepts during a rotation.
     fn cluster_secret(&self) -> anyhow::Result<Option<ClusterSecret>> {
-        if let Ok(text) = std::env::var(SECRET_ENV) {
-            let secret =
-                ClusterSecret::from_hex(&text).with_context(|| format!("in {SECRET_ENV}"))?;
-            return Ok(Some(secret));
+        let secret = read_secret(SECRET_ENV, self.cluster_secret_file.as_deref())?;
+        let accepted = read_secret(
+            ACCEPTED_SECRET_ENV,
+            self.accepted_cluster_secret_file.as_deref(),
+        )?;
+        match (secret, accepted) {
+            (Some(secret), Some(accepted)) => Ok(Some(secret.also_accepting(accepted))),
+            (secret, None) => Ok(secret),
+            (None, Some(_)) => bail!(
+                "an accepted cluster secret is only for rotating the cluster secret: set {SECRET_ENV} or --cluster-secret-file too"
+            ),
         }
-        let Some(path) = &self.cluster_secret_file else {
-            return Ok(None);
-        };
-        Ok(Some(ClusterSecret::from_file(path)?))
     }
 
     /// The engine settings, as `eval` and `train` take them from their flags.
@@ -253,6 +256,19 @@ impl ServeConfig {
             _ => bail!("TLS on the actor mesh needs all of --tls-cert, --tls-key and --tls-ca"),
         }
     }
+}
+
+/// A secret from the environment variable `env`, or else from `file`. Never a flag or a
+/// config key: those show in `ps` and in files others read.
+fn read_secret(env: &str, file: Option<&Path>) -> anyhow::Result<Option<ClusterSecret>> {
+    if let Ok(text) = std::env::var(env) {
+        let secret = ClusterSecret::from_hex(&text).with_context(|| format!("in {env}"))?;
+        return Ok(Some(secret));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    Ok(Some(ClusterSecret::from_file(path)?))
 }
 
 /// The `--config` file; one that cannot be read is an error, where figment would read

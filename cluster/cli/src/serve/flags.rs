@@ -120,6 +120,12 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// A file holding a second secret whose proofs are accepted but never made, for
+    /// rotating the cluster secret without downtime (see docs/security.md); or
+    /// INKLING_ACCEPTED_CLUSTER_SECRET.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_cluster_secret_file: Option<PathBuf>,
     /// Log entries after which a raft group snapshots its state and purges its log.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(skip_serializing_if = "Option::is_none")]

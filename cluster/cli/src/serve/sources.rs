@@ -9,7 +9,7 @@ use serde::Serialize;
 /// capitals (`INKLING_LISTEN`). Only these: a node's environment holds other `INKLING_`
 /// variables (`INKLING_LOG_FORMAT`, `INKLING_FAILPOINTS_FILE`) that are not settings of
 /// `serve`.
-pub const ENV_KEYS: [&str; 20] = [
+pub const ENV_KEYS: [&str; 21] = [
     "data_dir",
     "listen",
     "peer_listen",
@@ -23,6 +23,7 @@ pub const ENV_KEYS: [&str; 20] = [
     "advertise",
     "advertise_actor",
     "cluster_secret_file",
+    "accepted_cluster_secret_file",
     "tls_cert",
     "tls_key",
     "tls_ca",

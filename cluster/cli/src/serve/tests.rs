@@ -212,6 +212,7 @@ actor_addr = "127.0.0.5:7006"
 advertise = "10.0.0.5:7005"
 advertise_actor = "10.0.0.5:7006"
 cluster_secret_file = "secret.hex"
+accepted_cluster_secret_file = "accepted.hex"
 raft_snapshot_every = 50
 tls_cert = "node.pem"
 tls_key = "node.key"
