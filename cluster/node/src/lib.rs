@@ -519,7 +519,14 @@ mod tests {
             inkling_auth::ApiKey::generate().hash().to_hex()
         ))
         .unwrap();
-        let cases: [(&str, Option<&str>, bool, bool, Option<&str>); 6] = [
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            bool,
+            bool,
+            Option<&'static str>,
+        );
+        let cases: [Case; 6] = [
             ("127.0.0.1:8080", None, false, false, None),
             ("0.0.0.0:8080", None, false, false, Some("API keys")),
             ("0.0.0.0:8080", None, true, false, Some("a cluster secret")),
