@@ -5,8 +5,10 @@
 //!   waited `max_wait`, whichever comes first, then go to an idle worker as one batch.
 //! * **Bounded queue:** past `queue_capacity` waiting texts a request is refused at once with
 //!   [`ActorError::Overloaded`]; memory never grows with load.
-//! * **Cache:** an LRU of query vectors keyed by (kind, text); a pool serves one model, so
-//!   the key is in effect (model, kind, text). Passages are not cached.
+//! * **Cache:** an LRU of query vectors keyed by (kind, a 128-bit hash of the text); a pool
+//!   serves one model, so the key is in effect (model, kind, text). The text itself is not
+//!   kept: a shopper's query stays in no cache after their erasure. Passages are not
+//!   cached.
 //! * **Supervision:** the pool supervises its workers. A panic while encoding costs only
 //!   that batch (the worker catches it and keeps its encoder); a worker that dies anyway is
 //!   replaced by a new one that loads the encoder again, while requests wait in the queue.
@@ -32,6 +34,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::node_supervisor::ended_child;
 use crate::{ActorError, fail_point};
+
+/// A text as the cache knows it: a 128-bit hash (collisions are negligible at any cache
+/// size), never the text.
+fn cache_key(text: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+}
 
 #[cfg(test)]
 mod tests;
@@ -195,7 +203,7 @@ pub struct ModelPoolState {
     idle: Vec<usize>,
     queue: VecDeque<Pending>,
     queued_texts: usize,
-    cache: LruCache<(TextKind, String), Vec<f32>>,
+    cache: LruCache<(TextKind, u128), Vec<f32>>,
     flush_scheduled: bool,
     stats: PoolStats,
     /// Where the workers' encoders run: the label of the pool's metrics.
@@ -292,7 +300,7 @@ impl ModelPoolState {
                 // evict the queries that repeat.
                 for (kind, text, vector) in vectors {
                     if kind == TextKind::Query {
-                        self.cache.put((kind, text), vector);
+                        self.cache.put((kind, cache_key(&text)), vector);
                     }
                 }
                 self.idle.push(worker as usize);
@@ -383,7 +391,7 @@ impl ModelPoolState {
         let vectors: Vec<Option<Vec<f32>>> = request
             .texts
             .iter()
-            .map(|text| self.cache.get(&(request.kind, text.clone())).cloned())
+            .map(|text| self.cache.get(&(request.kind, cache_key(text))).cloned())
             .collect();
         let pending = Pending {
             kind: request.kind,

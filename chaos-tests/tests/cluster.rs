@@ -420,16 +420,32 @@ fn the_actor_mesh_runs_over_mutual_tls() {
     assert_eq!(event_count(&cluster, 1, &user), Some(1));
 }
 
+/// What node `index` counts under `inkling_peer_refusals_total{reason="member"}`.
+fn member_refusals(cluster: &ClusterSandbox, index: usize) -> Option<f64> {
+    let text = cluster.client(index).metrics().ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("inkling_peer_refusals_total{reason=\"member\"}"))?;
+    line.rsplit(' ').next()?.parse().ok()
+}
+
 #[test]
-fn a_mesh_certificate_cannot_answer_for_another_node() {
+fn a_certificate_cannot_answer_for_another_node() {
     let folder = tempfile::tempdir().expect("temporary folder");
     let flags = tls_flags(folder.path(), &["node-1", "node-2"]);
-    // node-1 presents node-2's certificate. node-2 dials node-1 (of a pair, the greater
-    // name dials) and must refuse it; raft, over the peer plane, still elects leaders.
+    // node-1 presents node-2's certificate. node-2 dials node-1's mesh (of a pair, the
+    // greater name dials) and must refuse it; node-2's peer plane must refuse node-1's raft
+    // messages, signed as node-1 over a connection whose certificate names node-2. node-1
+    // still answers node-2's, so node-2 is elected everywhere.
     let impostor = NodeOptions::flags(flags[1].clone());
     let honest = NodeOptions::flags(flags[1].clone());
     let cluster = ClusterSandbox::start_unmeshed(binary(), 68, vec![impostor, honest]);
     cluster.wait_until_led();
+    wait_for(
+        "node-2 to refuse node-1's raft messages",
+        RECOVERY_TIMEOUT,
+        || (member_refusals(&cluster, 1)? > 0.0).then_some(()),
+    );
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
         for index in 0..2 {

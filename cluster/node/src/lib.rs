@@ -82,7 +82,7 @@ pub struct ClusterOptions {
     pub advertise_actor: Option<SocketAddr>,
     /// The secret every node of the cluster shares; required once there are peers.
     pub secret: Option<ClusterSecret>,
-    /// Mutual TLS on the actor mesh.
+    /// Mutual TLS on the actor mesh and the peer plane: certificates naming each node.
     pub tls: Option<MeshTls>,
     /// Log entries after which a raft group snapshots and purges its log.
     pub snapshot_every: u64,
@@ -249,6 +249,8 @@ pub struct Node {
     engine: Arc<dyn KvEngine>,
     gateway: GatewayConfig,
     peer_verifier: inkling_auth::PeerSigner,
+    /// Mutual TLS on the peer plane, when the node has certificates.
+    peer_tls: Option<tokio_rustls::TlsAcceptor>,
     header_read_timeout: Duration,
 }
 
@@ -267,6 +269,10 @@ impl Node {
             options.cluster_config(peer_listener.local_addr()?, listener.local_addr()?)?;
         let peer_verifier =
             inkling_auth::PeerSigner::new(&cluster_config.secret, &cluster_config.node_name);
+        let peer_tls = match &options.cluster.tls {
+            Some(files) => Some(inkling_replication::tls::ClusterTls::load(files)?.acceptor()?),
+            None => None,
+        };
         inkling_ops::metrics::register_all();
         if let Some(encoder) = &options.actors.encoder
             && !encoder.models_dir.is_dir()
@@ -306,6 +312,7 @@ impl Node {
             engine,
             gateway,
             peer_verifier,
+            peer_tls,
             header_read_timeout: options.header_read_timeout,
         })
     }
@@ -333,10 +340,15 @@ impl Node {
             engine,
             gateway,
             peer_verifier,
+            peer_tls,
             header_read_timeout,
         } = self;
         let public = inkling_gateway::router(cluster.clone(), gateway);
-        let peer = inkling_replication::peer_api::router(cluster.clone(), peer_verifier);
+        let peer = inkling_replication::peer_api::router(
+            cluster.clone(),
+            peer_verifier,
+            peer_tls.is_some(),
+        );
         // Both listeners close together, as the node's shutdown begins: nothing a stopping
         // node does waits for a peer to call it.
         let (stopping, mut stopped) = tokio::sync::watch::channel(false);
@@ -344,11 +356,12 @@ impl Node {
             peer_listener,
             peer,
             header_read_timeout,
+            peer_tls,
             async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             },
         ));
-        server::serve(listener, public, header_read_timeout, async move {
+        server::serve(listener, public, header_read_timeout, None, async move {
             shutdown.await;
             let _ = stopping.send(true);
         })

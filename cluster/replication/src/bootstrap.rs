@@ -93,7 +93,12 @@ impl Cluster {
             &inkling,
         )
         .await?;
-        let http = PeerHttp::new(&config.secret, &config.node_name, config.source_ip)?;
+        let http = PeerHttp::new(
+            &config.secret,
+            &config.node_name,
+            config.source_ip,
+            config.mesh.tls.as_ref(),
+        )?;
         let me = node_id_of(&config.node_name);
         // Raft gets a connection pool of its own: a heartbeat never waits for a connection
         // that a large forwarded answer holds.
@@ -102,7 +107,12 @@ impl Cluster {
             me,
             &inkling,
             &engine,
-            &PeerHttp::new(&config.secret, &config.node_name, config.source_ip)?,
+            &PeerHttp::new(
+                &config.secret,
+                &config.node_name,
+                config.source_ip,
+                config.mesh.tls.as_ref(),
+            )?,
         )
         .await?;
         let initial_ids: Vec<NodeId> = config

@@ -35,12 +35,14 @@ pub mod request;
 pub mod routing;
 pub mod state_machine;
 pub mod status;
+pub mod tls;
 
 pub use bootstrap::{ClusterConfig, InitialMember};
-pub use mesh::{MeshConfig, MeshTls};
+pub use mesh::MeshConfig;
 pub use partition::{CATALOG_GROUP, PARTITIONS, PartitionId, partition_of};
 pub use raft_types::node_id_of;
 pub use replicas::LocalReplicas;
 pub use request::UserRecords;
 pub use routing::{Cluster, Commit};
 pub use status::{ClusterStatus, PartitionStatus, publish_replica_gauges};
+pub use tls::MeshTls;

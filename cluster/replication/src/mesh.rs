@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,10 +31,7 @@ use ractor_cluster::{
     IncomingEncryptionMode, NodeServer, NodeServerMessage, RactorClusterMessage, RactorMessage,
 };
 use tokio::time::Instant;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::Instrument;
 
@@ -44,23 +40,13 @@ use crate::partition::PartitionId;
 use crate::raft_types::{Applied, Command};
 use crate::replicas::LocalReplicas;
 use crate::request::{RouteError, UserAnswer, UserCall};
+use crate::tls::MeshTls;
 
 /// How often the connection manager compares sessions with gossip.
 const RECONCILE_EVERY: Duration = Duration::from_millis(250);
 /// Backoff between attempts to dial a member, doubling from the first to the last.
 const FIRST_REDIAL: Duration = Duration::from_millis(500);
 const MAX_REDIAL: Duration = Duration::from_secs(5);
-
-/// PEM files for mutual TLS between node servers: this node's certificate chain and key, and
-/// the certificate authority every peer's certificate must chain to. A certificate names
-/// its node by the node's name (a DNS subject alternative name such as `node-2`): a node
-/// dialling `node-3` accepts only a certificate naming `node-3`.
-#[derive(Debug, Clone)]
-pub struct MeshTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
-}
 
 #[derive(Debug, Clone)]
 pub struct MeshConfig {
@@ -527,40 +513,8 @@ async fn dial_from(
 }
 
 /// The acceptor and connector for mutual TLS: each side proves its certificate chains to
-/// the cluster's authority.
+/// the cluster's authority, and a dialled node's certificate must name it.
 fn load_tls(files: &MeshTls) -> anyhow::Result<(TlsAcceptor, TlsConnector)> {
-    let certs = read_pem_certs(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .with_context(|| format!("cannot read a private key from {}", files.key.display()))?;
-    let mut roots = RootCertStore::empty();
-    for ca in read_pem_certs(&files.ca)? {
-        roots
-            .add(ca)
-            .with_context(|| format!("{} is not a usable CA certificate", files.ca.display()))?;
-    }
-    let roots = Arc::new(roots);
-    let client_verifier = WebPkiClientVerifier::builder(roots.clone())
-        .build()
-        .context("cannot build the TLS client verifier")?;
-    let server = ServerConfig::builder()
-        .with_client_cert_verifier(client_verifier)
-        .with_single_cert(certs.clone(), key.clone_key())
-        .context("the TLS certificate and key do not match")?;
-    let client = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .context("the TLS certificate and key do not match")?;
-    Ok((
-        TlsAcceptor::from(Arc::new(server)),
-        TlsConnector::from(Arc::new(client)),
-    ))
-}
-
-fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("cannot read certificates from {}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{} holds a malformed certificate", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", path.display());
-    Ok(certs)
+    let tls = crate::tls::ClusterTls::load(files)?;
+    Ok((tls.acceptor()?, tls.mesh_connector()?))
 }

@@ -22,11 +22,13 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use crate::partition::PartitionId;
 use crate::raft_types::{NodeId, PartitionRaft, Raft};
 use crate::routing::Cluster;
 use crate::status::{ClusterStatus, STATUS_PATH};
+use crate::tls::certificate_names;
 
 /// The largest peer request: a snapshot chunk or a page of log entries. Raft is set to
 /// send at most [`crate::bootstrap::SNAPSHOT_CHUNK_BYTES`] of snapshot per request (a
@@ -38,11 +40,23 @@ pub const PEER_MAX_BODY_BYTES: usize = 320 << 20;
 
 type Shared = State<Arc<Cluster>>;
 
-/// The peer plane. `verifier` checks proofs; it holds the cluster secret.
-pub fn router(cluster: Arc<Cluster>, verifier: PeerSigner) -> axum::Router {
+/// The client certificate of the TLS connection a request came over, which the server
+/// puts in each request's extensions.
+#[derive(Clone)]
+pub struct PeerCertificate(pub CertificateDer<'static>);
+
+/// The peer plane. `verifier` checks proofs; it holds the cluster secret. With
+/// `require_certificate` (the plane under mutual TLS), a request signed as a node must also
+/// come with a client certificate naming that node.
+pub fn router(
+    cluster: Arc<Cluster>,
+    verifier: PeerSigner,
+    require_certificate: bool,
+) -> axum::Router {
     let guard = Arc::new(PeerGuard {
         cluster: cluster.clone(),
         verifier,
+        require_certificate,
     });
     axum::Router::new()
         .route("/peer/raft/{partition}/append", post(append))
@@ -58,6 +72,7 @@ pub fn router(cluster: Arc<Cluster>, verifier: PeerSigner) -> axum::Router {
 struct PeerGuard {
     cluster: Arc<Cluster>,
     verifier: PeerSigner,
+    require_certificate: bool,
 }
 
 fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
@@ -90,6 +105,14 @@ async fn check_proof(
         Ok(proof) => proof,
         Err(error) => return refuse_proof(parts.uri.path(), &error.to_string()),
     };
+    if guard.require_certificate && !certified(&parts.extensions, &proof.node) {
+        inkling_ops::metrics::PEER_REFUSALS
+            .with_label_values(&["member"])
+            .inc();
+        tracing::warn!(node = %proof.node, "peer request whose certificate names another node refused");
+        let message = format!("the client certificate does not name {}", proof.node);
+        return refusal(StatusCode::FORBIDDEN, "not_a_member", &message);
+    }
     if !guard.cluster.counts_as_member(&proof.node).await {
         inkling_ops::metrics::PEER_REFUSALS
             .with_label_values(&["member"])
@@ -112,6 +135,13 @@ async fn check_proof(
         );
     }
     next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// Whether the request came with a client certificate naming `node`.
+fn certified(extensions: &axum::http::Extensions, node: &str) -> bool {
+    extensions
+        .get::<PeerCertificate>()
+        .is_some_and(|certificate| certificate_names(&certificate.0, node))
 }
 
 fn refuse_proof(path: &str, reason: &str) -> Response {

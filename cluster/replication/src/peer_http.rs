@@ -9,29 +9,40 @@ use inkling_auth::{ClusterSecret, PeerSigner};
 use reqwest::Method;
 use serde::Serialize;
 
+use crate::tls::{ClusterTls, MeshTls};
+
 /// Raft's connection pool and the status probes share this type; each holds its own pool.
 #[derive(Clone)]
 pub struct PeerHttp {
     client: reqwest::Client,
     signer: PeerSigner,
+    /// `https` under mutual TLS, `http` otherwise.
+    scheme: &'static str,
 }
 
 impl PeerHttp {
     /// A client that signs as `node_name`; with `source_ip`, connections leave from it, so
-    /// a proxy in front of a peer knows which node is calling.
+    /// a proxy in front of a peer knows which node is calling; with `tls`, over mutual TLS
+    /// with this node's certificate.
     pub fn new(
         secret: &ClusterSecret,
         node_name: &str,
         source_ip: Option<std::net::IpAddr>,
+        tls: Option<&MeshTls>,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
-            .local_address(source_ip)
+            .local_address(source_ip);
+        if let Some(files) = tls {
+            builder = builder.use_preconfigured_tls(ClusterTls::load(files)?.peer_client()?);
+        }
+        let client = builder
             .build()
             .context("cannot build the HTTP client for peers")?;
         Ok(Self {
             client,
             signer: PeerSigner::new(secret, node_name),
+            scheme: if tls.is_some() { "https" } else { "http" },
         })
     }
 
@@ -71,7 +82,7 @@ impl PeerHttp {
             .sign(method.as_str(), path, &body, inkling_domain::now_ms());
         let mut request = self
             .client
-            .request(method, format!("http://{addr}{path}"))
+            .request(method, format!("{}://{addr}{path}", self.scheme))
             .timeout(timeout);
         for (name, value) in HEADERS.into_iter().zip(proof.header_values()) {
             request = request.header(name, value);

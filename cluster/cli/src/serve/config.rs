@@ -253,7 +253,7 @@ impl ServeConfig {
                 key: key.clone(),
                 ca: ca.clone(),
             })),
-            _ => bail!("TLS on the actor mesh needs all of --tls-cert, --tls-key and --tls-ca"),
+            _ => bail!("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca"),
         }
     }
 }

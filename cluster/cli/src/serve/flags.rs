@@ -130,7 +130,8 @@ pub struct ServeFlags {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raft_snapshot_every: Option<u64>,
-    /// PEM certificate chain for mutual TLS on the actor mesh (with --tls-key, --tls-ca).
+    /// PEM certificate chain for mutual TLS on the actor mesh and the peer plane (with
+    /// --tls-key, --tls-ca); it names the node by --node-name (a DNS name).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
