@@ -139,7 +139,7 @@ pub static PEER_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         IntCounterVec::new(
             Opts::new(
                 "inkling_peer_refusals_total",
-                "Peer-plane requests refused: without a valid proof of the cluster secret (proof), or from a name that is not a member (member)",
+                "Peers refused: peer-plane requests without a valid proof of the cluster secret (proof) or from a name that is not a member or not its certificate's (member), and mesh sessions whose certificate names another node (mesh)",
             ),
             &["reason"],
         )
@@ -369,7 +369,7 @@ pub fn register_all() {
     LazyLock::force(&ACTOR_GIVE_UPS);
     LazyLock::force(&RAFT_COMMIT_SECONDS);
     LazyLock::force(&RAFT_LEADER_CHANGES);
-    for reason in ["proof", "member"] {
+    for reason in ["proof", "member", "mesh"] {
         PEER_REFUSALS.with_label_values(&[reason]);
     }
     for reason in ["tag", "stale", "malformed"] {

@@ -23,6 +23,7 @@ pub mod gossip_auth;
 pub mod log_store;
 pub mod membership;
 pub mod mesh;
+mod mesh_accept;
 pub mod network;
 pub mod partition;
 pub mod peer_api;

@@ -275,6 +275,8 @@ struct ConnectionManager {
 
 struct ManagerState {
     server: ActorRef<NodeServerMessage>,
+    /// Under TLS, the node's own accept loop (see `mesh_accept`).
+    acceptor: Option<tokio::task::JoinHandle<()>>,
     redials: HashMap<String, Redial>,
     leaving: bool,
 }
@@ -290,27 +292,56 @@ impl Actor for ConnectionManager {
         _: (),
     ) -> Result<ManagerState, ActorProcessingErr> {
         let addr = self.config.addr;
+        let cannot_start = |error: &dyn std::fmt::Display| {
+            format!(
+                "cannot start the actor mesh on {addr} (choose another with --actor-addr): {error}"
+            )
+        };
+        // Under TLS this node accepts connections itself (to see each client's
+        // certificate), so the node server's own listener only takes a loopback port.
+        let (port, listen_ip) = match &self.tls {
+            Some(_) => (0, std::net::IpAddr::from([127, 0, 0, 1])),
+            None => (addr.port(), addr.ip()),
+        };
         let encryption = self
             .tls
             .as_ref()
             .map(|(acceptor, _)| IncomingEncryptionMode::Tls(acceptor.clone()));
         let server = NodeServer::new(
-            addr.port(),
+            port,
             self.config.cookie.clone(),
             self.node_name.clone(),
             addr.ip().to_string(),
             encryption,
             Some(NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(addr.ip());
+        .with_listen_addr(listen_ip);
         let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell())
             .await
-            .map_err(|error| {
-                format!("cannot start the actor mesh on {addr} (choose another with --actor-addr): {error}")
-            })?;
+            .map_err(|error| cannot_start(&error))?;
+        let acceptor = match &self.tls {
+            None => None,
+            Some((acceptor, _)) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| cannot_start(&error))?;
+                let certificates = crate::mesh_accept::AcceptedCertificates::default();
+                server.cast(NodeServerMessage::SubscribeToEvents {
+                    id: "certificate names".to_string(),
+                    subscription: Box::new(crate::mesh_accept::NameCheck(certificates.clone())),
+                })?;
+                Some(tokio::spawn(crate::mesh_accept::accept_forever(
+                    listener,
+                    acceptor.clone(),
+                    server.clone(),
+                    certificates,
+                )))
+            }
+        };
         myself.send_message(MeshMsg::Reconcile)?;
         Ok(ManagerState {
             server,
+            acceptor,
             redials: HashMap::new(),
             leaving: false,
         })
@@ -336,6 +367,7 @@ impl Actor for ConnectionManager {
             }
             MeshMsg::Leave => {
                 state.leaving = true;
+                state.stop_accepting();
                 state.server.stop(Some("node leaving".to_string()));
             }
         }
@@ -364,8 +396,17 @@ impl Actor for ConnectionManager {
         _myself: ActorRef<MeshMsg>,
         state: &mut ManagerState,
     ) -> Result<(), ActorProcessingErr> {
+        state.stop_accepting();
         state.server.stop(None);
         Ok(())
+    }
+}
+
+impl ManagerState {
+    fn stop_accepting(&mut self) {
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+        }
     }
 }
 
