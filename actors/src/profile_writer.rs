@@ -99,6 +99,22 @@ impl ProfileWriter {
 
     /// Erases the user's stored profile and stops their session, which holds a copy.
     pub fn erase(&self, user_id: &str) -> Result<(), ActorError> {
+        // The shopper's sessions in the shared signals go too, named as they were learnt.
+        if let Some(profile) = self.stored(user_id)? {
+            let mut sessions: Vec<Option<&str>> = profile
+                .recent_items
+                .iter()
+                .map(|item| item.session_id.as_deref())
+                .collect();
+            sessions.push(None);
+            sessions.sort_unstable();
+            sessions.dedup();
+            let keys = sessions
+                .into_iter()
+                .map(|session| session_key(user_id, session))
+                .collect();
+            let _ = self.context.signals.cast(SignalsMsg::Forget(keys));
+        }
         self.context.profiles.delete(user_id)?;
         let _ = self
             .sessions

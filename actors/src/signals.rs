@@ -139,6 +139,8 @@ pub enum SignalsMsg {
     /// Learns from events; a cast, so recording events never waits on it.
     Observe(Vec<Observation>),
     Candidates(SignalQuery, RpcReplyPort<SignalAnswer>),
+    /// Forgets sessions, by [`session_key`]: an erased shopper's.
+    Forget(Vec<String>),
 }
 
 #[derive(Clone)]
@@ -200,6 +202,12 @@ impl Actor for OnlineSignals {
                 let mut signals = state.write();
                 for observation in observations {
                     signals.learn(&observation);
+                }
+            }
+            SignalsMsg::Forget(keys) => {
+                let mut signals = state.write();
+                for key in keys {
+                    signals.neighbours.forget(&key);
                 }
             }
             SignalsMsg::Candidates(query, reply) => {

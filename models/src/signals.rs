@@ -158,6 +158,19 @@ impl SessionNeighbours {
         }
     }
 
+    /// Drops the session `key`, so no item points back to it any more: what an erased
+    /// shopper's sessions leave behind.
+    pub fn forget(&mut self, key: &str) {
+        let Some(items) = self.sessions.pop(key) else {
+            return;
+        };
+        for item in items {
+            if let Some(keys) = self.by_item.peek_mut(&item) {
+                keys.retain(|known| known != key);
+            }
+        }
+    }
+
     /// Items of the sessions most like `current` (newest item first), strongest first;
     /// sessions named `exclude` (the shopper's own) do not count.
     pub fn recommend(&self, current: &[String], exclude: &str, limit: usize) -> Vec<NeighbourVote> {
@@ -385,6 +398,24 @@ mod tests {
                 .recommend(&["q".to_string()], "none", 10)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_forgotten_session_votes_no_more() {
+        let mut neighbours = SessionNeighbours::new(NeighbourLimits::default());
+        for (key, items) in [("erased", ["a", "x"]), ("kept", ["a", "y"])] {
+            for item in items {
+                neighbours.observe(key, item);
+            }
+        }
+        neighbours.forget("erased");
+        neighbours.forget("never seen");
+        let items: Vec<String> = neighbours
+            .recommend(&["a".to_string()], "none", 10)
+            .into_iter()
+            .map(|vote| vote.item_id)
+            .collect();
+        assert_eq!(items, ["a", "y"]);
     }
 
     #[test]
