@@ -156,10 +156,13 @@ impl Cluster {
 /// limit ([`crate::peer_api::PEER_MAX_BODY_BYTES`]).
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
 
-/// The most log entries one append request carries: each entry holds at most one API
-/// batch (`inkling_api::limits::MAX_BODY_BYTES` of JSON), and a page of them must fit the
-/// peer plane's body limit.
-pub const ENTRIES_PER_APPEND: u64 = 8;
+/// The most log entries one append request carries. openraft counts entries, not bytes, so
+/// the peer plane's body limit must hold this many entries of the largest kind (one API
+/// batch, `inkling_api::limits::MAX_BODY_BYTES` of JSON). Fewer entries per request make a
+/// catching-up replica slower: at 8, two late drains of a soak timed out while a leader
+/// spent its CPU building appends (docs/chaos.md); 64 keeps catch-up within a few times of
+/// openraft's default (300).
+pub const ENTRIES_PER_APPEND: u64 = 64;
 
 /// Log entries after which a group snapshots, unless configured.
 pub const SNAPSHOT_EVERY: u64 = 10_000;

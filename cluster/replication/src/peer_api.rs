@@ -34,9 +34,10 @@ use crate::tls::certificate_names;
 /// send at most [`crate::bootstrap::SNAPSHOT_CHUNK_BYTES`] of snapshot per request (a
 /// JSON array of bytes takes up to four characters a byte: 32 MiB) and at most
 /// [`crate::bootstrap::ENTRIES_PER_APPEND`] entries, each holding at most one API batch
-/// (32 MiB of JSON, a little more once escaped again): 8 × 40 MiB. Only a request whose
-/// proof already checked out is read this far.
-pub const PEER_MAX_BODY_BYTES: usize = 320 << 20;
+/// (32 MiB of JSON, a little more once escaped again): 64 × 40 MiB. The bound is that
+/// large because openraft pages by entries, not bytes; typical pages are kilobytes. Only
+/// a request whose proof already checked out is read at all.
+pub const PEER_MAX_BODY_BYTES: usize = 64 * (40 << 20);
 
 type Shared = State<Arc<Cluster>>;
 

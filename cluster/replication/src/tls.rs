@@ -65,10 +65,13 @@ impl ClusterTls {
 
     /// Accepts only clients whose certificate chains to the cluster's authority.
     pub fn acceptor(&self) -> anyhow::Result<TlsAcceptor> {
-        let client_verifier = WebPkiClientVerifier::builder(self.roots.clone())
-            .build()
-            .context("cannot build the TLS client verifier")?;
-        let server = ServerConfig::builder()
+        let client_verifier =
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
+                .build()
+                .context("cannot build the TLS client verifier")?;
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("no TLS protocol version in common")?
             .with_client_cert_verifier(client_verifier)
             .with_single_cert(self.certs.clone(), self.key.clone_key())
             .context("the TLS certificate and key do not match")?;
@@ -77,7 +80,9 @@ impl ClusterTls {
 
     /// For the mesh: the server's certificate must name the node dialled.
     pub fn mesh_connector(&self) -> anyhow::Result<TlsConnector> {
-        let client = ClientConfig::builder()
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("no TLS protocol version in common")?
             .with_root_certificates(self.roots.clone())
             .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
             .context("the TLS certificate and key do not match")?;
@@ -103,6 +108,12 @@ impl ClusterTls {
             .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
             .context("the TLS certificate and key do not match")
     }
+}
+
+/// The crypto every TLS configuration of the node uses, named rather than left to a
+/// process-wide default: two providers are linked in (reqwest brings ring).
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Whether the certificate (DER) names the node `name`.
