@@ -5,7 +5,10 @@
 //! role (`sessions` for user partitions, `index` for the catalog), by rendezvous hashing,
 //! so a joining node takes over about one in N placements. A node that should hold the group first joins as
 //! a learner and catches up (openraft replicates the log or sends a snapshot: the data moves
-//! before ownership does); only then does the leader replace the voter set. A voter that
+//! before ownership does); only then does the leader replace the voter set. The leader
+//! never waits for a catch-up: it looks again on its next pass, so a plan that changes
+//! meanwhile (the new node starts draining, another joins) takes effect within a pass
+//! instead of after every pending catch-up of every group it leads. A voter that
 //! stopped answering stays a candidate: membership changes only when a live node outranks
 //! it or it drains, never because the failure detector suspects it. Every live admitted
 //! member also learns every group it is not a voter of: the catalog, so every node can
@@ -29,8 +32,9 @@ use crate::status::peer_status;
 
 /// How often a leader checks its groups' placement.
 const REBALANCE_INTERVAL: Duration = Duration::from_millis(1000);
-/// How long a new replica may take to catch up before the move is retried later.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How far behind the leader's log a new replica may be when it becomes a voter: about
+/// one append's worth, so a busy group's steady trickle does not hold the move up forever.
+const CAUGHT_UP_SLACK: u64 = crate::bootstrap::ENTRIES_PER_APPEND;
 /// How long a membership change may take to commit before it is retried later.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a draining node waits for a peer's view of the cluster.
@@ -84,19 +88,38 @@ impl Candidates {
     }
 }
 
-/// How many entries the furthest-behind replica of a group this node leads trails its log.
-fn replication_lag(raft: &Raft) -> u64 {
+/// How many entries each replica of a group this node leads trails its log; empty when
+/// this node does not lead it. A replica nothing has been matched with yet trails the
+/// whole log.
+fn replication_lags(raft: &Raft) -> BTreeMap<NodeId, u64> {
     let metrics = raft.metrics();
     let metrics = metrics.borrow();
     let last = metrics.last_log_index.unwrap_or(0);
     let Some(replication) = &metrics.replication else {
-        return 0;
+        return BTreeMap::new();
     };
     replication
-        .values()
-        .map(|matched| last.saturating_sub(matched.map_or(0, |log_id| log_id.index)))
-        .max()
-        .unwrap_or(0)
+        .iter()
+        .map(|(id, matched)| {
+            let matched = matched.map_or(0, |log_id| log_id.index);
+            (*id, last.saturating_sub(matched))
+        })
+        .collect()
+}
+
+/// How many entries the furthest-behind replica of a group this node leads trails its log.
+fn replication_lag(raft: &Raft) -> u64 {
+    replication_lags(raft).into_values().max().unwrap_or(0)
+}
+
+/// Whether every new voter has caught up; one the leader replicates nothing to yet has not.
+fn caught_up<'a>(
+    new_voters: impl IntoIterator<Item = &'a NodeId>,
+    lags: &BTreeMap<NodeId, u64>,
+) -> bool {
+    new_voters
+        .into_iter()
+        .all(|id| lags.get(id).is_some_and(|lag| *lag <= CAUGHT_UP_SLACK))
 }
 
 /// What a group's raft membership is now: its voters, and every node it holds (voters and
@@ -122,10 +145,10 @@ impl GroupMembers {
     }
 }
 
-/// The changes a group's leader makes, in this order: each new voter joins as a learner and
-/// catches up (`catch_up`), then the voter set is replaced (`voters`), then every other live
-/// node learns the group (`learners`), and draining nodes that are no voters leave it
-/// (`remove`).
+/// The changes a group's leader makes, in this order: each new voter joins as a learner
+/// (`catch_up`), the voter set is replaced (`voters`) once they have all caught up, every
+/// other live node learns the group (`learners`), and draining nodes that are no voters
+/// leave it (`remove`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Changes {
     pub catch_up: Vec<(NodeId, BasicNode)>,
@@ -188,14 +211,22 @@ async fn rebalance_group(
     members: &[Member],
     admitted: &BTreeSet<String>,
 ) -> anyhow::Result<()> {
-    let changes = plan(group, members, admitted, &GroupMembers::of(raft));
-    for (id, node) in changes.catch_up {
+    let current = GroupMembers::of(raft);
+    let changes = plan(group, members, admitted, &current);
+    for (id, node) in &changes.catch_up {
+        if current.nodes.contains_key(id) {
+            continue;
+        }
         tracing::info!(group, node = %node.addr, "adding a replica");
-        tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(id, node, true))
+        // Not blocking: openraft catches it up in the background, and a later pass promotes it.
+        tokio::time::timeout(CHANGE_TIMEOUT, raft.add_learner(*id, node.clone(), false))
             .await
-            .context("the new replica did not catch up in time")??;
+            .context("adding a new replica did not commit in time")??;
     }
-    if let Some(desired) = changes.voters {
+    let new_voters = changes.catch_up.iter().map(|(id, _)| id);
+    if let Some(desired) = changes.voters
+        && caught_up(new_voters, &replication_lags(raft))
+    {
         tracing::info!(group, ?desired, "moving the voters");
         // Displaced voters stay on as learners; draining ones are removed below.
         let change = ChangeMembers::ReplaceAllVoters(desired);
@@ -591,6 +622,29 @@ mod tests {
         ];
         for case in &cases {
             check(case);
+        }
+    }
+
+    #[test]
+    fn new_voters_are_promoted_only_once_caught_up() {
+        let slack = CAUGHT_UP_SLACK;
+        // (case, each new voter's lag where the leader replicates to it, promoted)
+        let cases: [(&str, &[Option<u64>], bool); 6] = [
+            ("no new voter", &[], true),
+            ("in step", &[Some(0)], true),
+            ("one append behind", &[Some(slack)], true),
+            ("further behind", &[Some(slack + 1)], false),
+            ("not replicated to yet", &[None], false),
+            ("one of two behind", &[Some(0), Some(5 * slack)], false),
+        ];
+        for (name, new_voters, expected) in cases {
+            let ids: Vec<NodeId> = (0..new_voters.len() as NodeId).collect();
+            let lags: BTreeMap<NodeId, u64> = ids
+                .iter()
+                .zip(new_voters)
+                .filter_map(|(id, lag)| Some((*id, (*lag)?)))
+                .collect();
+            assert_eq!(caught_up(&ids, &lags), expected, "{name}");
         }
     }
 }
