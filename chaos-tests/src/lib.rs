@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use inkling_api::{Client, ClientConfig};
 use inkling_replication::ClusterStatus;
+pub use inkling_sandbox::Credentials;
 use inkling_sandbox::{Joining, NodeSpec, Sandbox, SandboxConfig};
 
 /// How long a node may take to load the demo catalog and start listening, and a cluster to
@@ -95,7 +96,18 @@ impl ClusterSandbox {
     /// Starts one node per entry of `nodes`, each with its own flags and environment, and
     /// waits until every partition is led and the actor mesh is complete.
     pub fn start_with(binary: &Path, subnet: u8, nodes: Vec<NodeOptions>) -> Self {
-        let cluster = Self::start_unmeshed(binary, subnet, nodes);
+        Self::start_with_credentials(binary, subnet, nodes, Credentials::generate())
+    }
+
+    /// [`Self::start_with`] with credentials the test chose, for a node's environment to
+    /// name them (a rotation's accepted secret).
+    pub fn start_with_credentials(
+        binary: &Path,
+        subnet: u8,
+        nodes: Vec<NodeOptions>,
+        credentials: Credentials,
+    ) -> Self {
+        let cluster = Self::launch(binary, subnet, nodes, credentials);
         cluster.wait_until_led();
         cluster.wait_until_meshed();
         cluster
@@ -104,6 +116,15 @@ impl ClusterSandbox {
     /// [`Self::start_with`], returning once every process listens: for tests of a mesh
     /// that must not form.
     pub fn start_unmeshed(binary: &Path, subnet: u8, nodes: Vec<NodeOptions>) -> Self {
+        Self::launch(binary, subnet, nodes, Credentials::generate())
+    }
+
+    fn launch(
+        binary: &Path,
+        subnet: u8,
+        nodes: Vec<NodeOptions>,
+        credentials: Credentials,
+    ) -> Self {
         let port = inkling_sandbox::free_port_triple(inkling_sandbox::loopback(subnet, 1))
             .expect("three free ports");
         let specs = nodes
@@ -114,7 +135,10 @@ impl ClusterSandbox {
                 options.into_spec(format!("{ip}:{port}"), Joining::Founder)
             })
             .collect();
-        let config = config(binary, Vec::new());
+        let config = SandboxConfig {
+            credentials,
+            ..config(binary, Vec::new())
+        };
         let sandbox = Sandbox::start(config, specs).unwrap_or_else(|error| panic!("{error:#}"));
         Self::around(sandbox)
     }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use inkling_api::{
     Client, EventBatch, EventBody, EventType, ProductBatch, ProductBody, SearchBody, SearchMode,
 };
-use inkling_chaos_tests::{ClusterSandbox, NodeOptions, wait_for};
+use inkling_auth::ClusterSecret;
+use inkling_auth::secret::{ACCEPTED_SECRET_ENV, SECRET_ENV};
+use inkling_chaos_tests::{ClusterSandbox, Credentials, NodeOptions, wait_for};
 use inkling_replication::partition_of;
 
 const NODES: usize = 3;
@@ -403,14 +405,28 @@ fn tls_flags(folder: &std::path::Path, names: &[&str]) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn the_actor_mesh_runs_over_mutual_tls() {
+fn the_actor_mesh_runs_over_mutual_tls_in_the_middle_of_a_secret_rotation() {
     let subnet = 66;
     let folder = tempfile::tempdir().expect("temporary folder");
     let flags = tls_flags(folder.path(), &["node-1", "node-2"]);
+    // Step 2 of a rotation half rolled out: node-1 still signs with the sandbox's secret
+    // and accepts the new one; node-2 signs with the new one and accepts the old.
+    let credentials = Credentials::generate();
+    let old = credentials.secret.clone();
+    let new = ClusterSecret::generate();
+    let accepting = |secret: &ClusterSecret| (ACCEPTED_SECRET_ENV.to_string(), secret.to_hex());
+    let envs = [
+        vec![accepting(&new)],
+        vec![(SECRET_ENV.to_string(), new.to_hex()), accepting(&old)],
+    ];
+    let specs = flags
+        .into_iter()
+        .zip(envs)
+        .map(|(flags, env)| NodeOptions { flags, env })
+        .collect();
     // `start_with` returns once every node has an authenticated mesh session with the
     // other, which a node accepting only TLS grants only over TLS.
-    let specs = flags.into_iter().map(NodeOptions::flags).collect();
-    let cluster = ClusterSandbox::start_with(binary(), subnet, specs);
+    let cluster = ClusterSandbox::start_with_credentials(binary(), subnet, specs, credentials);
     let user = cluster.user_led_by(0, 1);
     let events = batch(vec![view(&user, "over-tls")]);
     cluster

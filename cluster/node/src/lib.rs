@@ -218,7 +218,7 @@ impl NodeOptions {
                 addr: mesh_addr,
                 advertise: options.advertise_actor.unwrap_or(mesh_addr),
                 source_ip: options.advertise.map(|_| bound.ip()),
-                cookie: secret.derive(MESH_COOKIE_LABEL).to_hex(),
+                cookie: mesh_cookie(&secret, options.tls.is_some()),
                 tls: options.tls.clone(),
             },
             secret,
@@ -239,6 +239,18 @@ fn default_actor_addr(configured: SocketAddr, bound: SocketAddr) -> SocketAddr {
 
 /// What the actor mesh's cookie is derived from the cluster secret with.
 const MESH_COOKIE_LABEL: &str = "inkling mesh cookie v1";
+
+/// The actor mesh's cookie. ractor_cluster compares exactly one, so a cookie derived from
+/// the signing secret splits the mesh while a secret rotation rolls (nodes signing with
+/// the old secret and nodes signing with the new one refuse each other). Under mutual TLS
+/// the cluster's CA and the certificate naming each node authenticate every session, so
+/// the cookie carries no secret there and stays the same through a rotation.
+fn mesh_cookie(secret: &ClusterSecret, mutual_tls: bool) -> String {
+    if mutual_tls {
+        return "inkling mesh under mutual TLS".to_string();
+    }
+    secret.derive(MESH_COOKIE_LABEL).to_hex()
+}
 
 /// A node whose actors run, whose storage is open and whose listener is bound, ready to
 /// serve.
