@@ -403,6 +403,12 @@ fn a_node_without_the_secret_or_an_admission_gets_no_vote_and_no_data() {
             .contains(&cluster.name(outsider).to_string())
             .then_some(())
     });
+    let waiting = |observer: usize| cluster.status(observer).map(|s| s.waiting_for_admission);
+    assert_eq!(
+        waiting(0).expect("status"),
+        std::slice::from_ref(&outsider_name),
+        "the status names who waits for admission"
+    );
     // Leaders rebalance every second or so: over several rounds, neither gets a seat.
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
@@ -434,4 +440,5 @@ fn a_node_without_the_secret_or_an_admission_gets_no_vote_and_no_data() {
     wait_for("the admitted node to get a seat", TIMEOUT, || {
         holds_a_seat(&cluster, 0, &addr)?.then_some(())
     });
+    assert_eq!(waiting(0).expect("status"), Vec::<String>::new());
 }

@@ -48,12 +48,13 @@ pub struct KeyId([u8; 16]);
 
 impl KeyId {
     pub fn to_hex(&self) -> String {
-        to_hex(&self.0)
+        hex::encode(self.0)
     }
 
     pub fn from_hex(text: &str) -> Option<Self> {
-        let bytes = from_hex(text)?;
-        Some(Self(bytes.try_into().ok()?))
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Self(bytes))
     }
 
     fn bucket(&self) -> u8 {
@@ -433,7 +434,7 @@ fn key_line(id: &KeyId, generation: &Generation) -> Line {
         since: generation.since,
         group: generation.group,
         rotated: generation.rotated,
-        key: to_hex(&generation.key),
+        key: hex::encode(generation.key),
     }
 }
 
@@ -487,7 +488,7 @@ fn parse_line(line: Line) -> Option<(KeyId, std::result::Result<Generation, u64>
             rotated,
             key,
         } => {
-            let key = from_hex(&key)?.try_into().ok()?;
+            let key = hex::decode(&key).ok()?.try_into().ok()?;
             let generation = Generation {
                 tag,
                 since,
@@ -544,20 +545,6 @@ fn io_error(path: &Path, error: std::io::Error) -> StorageError {
 
 fn no_randomness() -> StorageError {
     StorageError::Other("the system random source failed".to_string())
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{from_hex, random_bytes, to_hex};
+use crate::random_bytes;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,7 +72,7 @@ const KEY_PREFIX: &str = "ink_";
 impl ApiKey {
     /// A fresh key of 256 random bits.
     pub fn generate() -> Self {
-        Self(format!("{KEY_PREFIX}{}", to_hex(&random_bytes(32))))
+        Self(format!("{KEY_PREFIX}{}", hex::encode(random_bytes(32))))
     }
 
     pub fn expose(&self) -> &str {
@@ -94,12 +94,12 @@ impl KeyHash {
     }
 
     pub fn to_hex(&self) -> String {
-        to_hex(&self.0)
+        hex::encode(self.0)
     }
 
     /// A short, stable name for the key, for logs and rate-limit buckets: never the key.
     pub fn id(&self) -> String {
-        to_hex(&self.0[..6])
+        hex::encode(&self.0[..6])
     }
 }
 
@@ -107,7 +107,8 @@ impl FromStr for KeyHash {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bytes = from_hex(text.trim())
+        let bytes = hex::decode(text.trim())
+            .ok()
             .filter(|bytes| bytes.len() == 32)
             .ok_or_else(|| format!("{text:?} is not a SHA-256 hash (64 hex digits)"))?;
         Ok(Self(bytes.try_into().expect("checked length")))

@@ -14,22 +14,6 @@ pub use keys::{ApiKey, Caller, KeyHash, KeyRing, Refusal, Scope};
 pub use peer::{PeerProof, PeerSigner, ProofError};
 pub use secret::{ClusterSecret, DerivedKey, SecretError};
 
-/// `bytes` as lowercase hex.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// Hex text as bytes; `None` for odd lengths or characters outside `[0-9a-fA-F]`.
-pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect()
-}
-
 /// `count` random bytes from the operating system.
 pub fn random_bytes(count: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; count];

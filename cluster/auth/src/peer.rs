@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use crate::secret::{ClusterSecret, DerivedKey};
-use crate::{from_hex, to_hex};
 
 /// The sending node's name.
 pub const NODE_HEADER: &str = "x-inkling-node";
@@ -66,7 +65,7 @@ impl PeerProof {
 
 fn body_hash(body: &[u8]) -> String {
     use sha2::Digest;
-    to_hex(&sha2::Sha256::digest(body))
+    hex::encode(sha2::Sha256::digest(body))
 }
 
 /// Signs and checks peer requests with a key derived from the cluster secret.
@@ -100,7 +99,7 @@ impl PeerSigner {
             node: self.node.clone(),
             time_ms: now_ms,
             body_hash,
-            tag: to_hex(&tag),
+            tag: hex::encode(tag),
         }
     }
 
@@ -122,7 +121,7 @@ impl PeerSigner {
         if skew_ms > MAX_SKEW.as_millis() as u64 {
             return Err(ProofError::Stale { skew_ms });
         }
-        let tag_bytes = from_hex(tag).ok_or(ProofError::Mismatch)?;
+        let tag_bytes = hex::decode(tag).map_err(|_| ProofError::Mismatch)?;
         let parts = Self::parts(method, path, node, time, body_hash);
         if !self.key.verify(&parts, &tag_bytes) {
             return Err(ProofError::Mismatch);

@@ -8,7 +8,7 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{from_hex, random_bytes, to_hex};
+use crate::random_bytes;
 
 /// The fewest random bytes a secret may have: 128 bits.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -73,7 +73,7 @@ impl ClusterSecret {
 
     /// Parses hex text (surrounding whitespace ignored), refusing fewer than 128 bits.
     pub fn from_hex(text: &str) -> Result<Self, SecretError> {
-        let bytes = from_hex(text.trim()).ok_or(SecretError::NotHex)?;
+        let bytes = hex::decode(text.trim()).map_err(|_| SecretError::NotHex)?;
         if bytes.len() < MIN_SECRET_BYTES {
             return Err(SecretError::TooShort {
                 bits: bytes.len() * 8,
@@ -104,7 +104,7 @@ impl ClusterSecret {
 
     /// The secret as hex, to hand to a node started by this process.
     pub fn to_hex(&self) -> String {
-        to_hex(&self.bytes)
+        hex::encode(&self.bytes)
     }
 
     /// A key for one use of the secret, named by `label` (and its twin from the accepted
@@ -189,7 +189,7 @@ impl DerivedKey {
     /// actor mesh's cookie): it cannot accept two, so it changes when the signing secret
     /// does.
     pub fn to_hex(&self) -> String {
-        to_hex(&self.bytes)
+        hex::encode(&self.bytes)
     }
 }
 

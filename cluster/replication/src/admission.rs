@@ -104,7 +104,7 @@ impl Cluster {
 
     /// Live members that gossip but are not admitted, by name: they hold no replica until
     /// an operator admits them (for `inkling status`).
-    pub async fn waiting_for_admission(&self) -> Vec<String> {
+    pub(crate) async fn waiting_for_admission(&self) -> Vec<String> {
         let admitted = admitted(&self.admission_facts().await);
         let mut waiting: Vec<String> = self
             .membership

@@ -383,7 +383,9 @@ impl Cluster {
 
     /// Members, partitions and their leaders, as this node sees them.
     pub async fn status(&self) -> ClusterStatus {
-        crate::status::gather(&self.replicas, &self.membership, &self.mesh).await
+        let mut status = crate::status::gather(&self.replicas, &self.membership, &self.mesh).await;
+        status.waiting_for_admission = self.waiting_for_admission().await;
+        status
     }
 
     /// What this node's own replica stores for the user, without routing: for operators

@@ -38,6 +38,10 @@ pub struct ClusterStatus {
     #[serde(default)]
     pub shard_replicas: BTreeMap<String, usize>,
     pub partitions: Vec<PartitionStatus>,
+    /// Live members that gossip with the cluster secret but are not admitted: they hold no
+    /// replica until an operator admits them (`inkling cluster admit NAME`).
+    #[serde(default)]
+    pub waiting_for_admission: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +96,7 @@ pub(crate) async fn gather(
         mailbox_depths: inkling_ops::metrics::mailbox_depths(),
         shard_replicas,
         partitions,
+        waiting_for_admission: Vec::new(),
     }
 }
 

@@ -62,7 +62,13 @@ fn print_table(status: &ClusterStatus) {
         "member", "address", "state"
     );
     for member in &status.members {
-        let state = if member.draining { "draining" } else { "live" };
+        let state = if member.draining {
+            "draining"
+        } else if status.waiting_for_admission.contains(&member.name) {
+            "unadmitted"
+        } else {
+            "live"
+        };
         let _ = writeln!(
             out,
             "{:<12} {:<22} {:<10} {}",
