@@ -92,6 +92,9 @@ pub enum ActorError {
     /// A bounded queue is full; the caller should back off and retry.
     #[error("overloaded: {0}")]
     Overloaded(String),
+    /// The node's disk is nearly full: it takes no new data until space is freed.
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl From<inkling_storage::StorageError> for ActorError {

@@ -1,11 +1,16 @@
-//! An event answered with 2xx survives `kill -9` of the node.
+//! An event answered with 2xx survives `kill -9` of the node, and a node short of disk
+//! turns new data away whole instead of failing halfway through a write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use inkling_api::{Client, EventBatch, EventBody, EventType};
-use inkling_chaos_tests::{ClusterSandbox, wait_for};
+use inkling_api::{Client, EventBatch, EventBody, EventType, ProductBatch, ProductBody};
+use inkling_chaos_tests::{ClusterSandbox, NodeOptions, wait_for};
+
+fn binary() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_inkling-node").as_ref()
+}
 
 const WRITERS: usize = 8;
 /// Events acknowledged, all writers together, before the kill: enough to prove something.
@@ -41,8 +46,7 @@ fn write_until_stopped(
 
 #[test]
 fn acknowledged_events_survive_kill_9() {
-    let binary = env!("CARGO_BIN_EXE_inkling-node");
-    let mut node = ClusterSandbox::single(binary.as_ref());
+    let mut node = ClusterSandbox::single(binary());
 
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged_by_all = Arc::new(AtomicU64::new(0));
@@ -87,4 +91,48 @@ fn acknowledged_events_survive_kill_9() {
             "writer-{writer}: {acknowledged} acknowledged, {sent} sent, {stored} stored"
         );
     }
+}
+
+#[test]
+fn a_node_short_of_disk_refuses_new_data_whole_and_still_erases() {
+    // A threshold no disk meets: the node behaves as on a nearly full one.
+    let flags = ["--min-free-disk-mb", "1000000000000", "--catalog", "none"];
+    let node = NodeOptions::flags(flags.map(String::from).to_vec());
+    let cluster = ClusterSandbox::start_with(binary(), 77, vec![node]);
+    let client = cluster.client(0);
+    let events = EventBatch {
+        events: vec![EventBody::on_item("shopper-full", EventType::View, "p-1")],
+    };
+    let products = ProductBatch {
+        products: vec![ProductBody::new("p-1", "Product", 1.0)],
+    };
+    let refusals = [
+        ("events", client.events(&events).map(|_| ())),
+        ("products", client.upsert_products(&products).map(|_| ())),
+    ];
+    for (what, outcome) in refusals {
+        let refused = outcome.expect_err(what);
+        assert_eq!(refused.status, Some(507), "{what}: {refused}");
+        assert_eq!(
+            refused.code.as_deref(),
+            Some("insufficient_storage"),
+            "{what}"
+        );
+        assert!(
+            refused.message.contains("--min-free-disk-mb"),
+            "{what}: {refused}"
+        );
+    }
+    client
+        .erase_user("shopper-full")
+        .expect("an erasure frees space and still runs");
+    let metrics = client.metrics().expect("metrics");
+    let free = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("inkling_disk_free_bytes "))
+        .and_then(|value| value.parse::<f64>().ok());
+    assert!(
+        free.is_some_and(|free| free > 0.0),
+        "free space reported: {free:?}"
+    );
 }

@@ -191,6 +191,16 @@ pub static RAFT_REPLICATION_LAG: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+pub static DISK_FREE_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "inkling_disk_free_bytes",
+            "Free bytes on the disk holding the data folder, as last read before a write",
+        )
+        .expect("valid metric"),
+    )
+});
+
 pub static CLUSTER_LIVE_MEMBERS: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
@@ -377,6 +387,7 @@ pub fn register_all() {
     }
     LazyLock::force(&RAFT_GROUPS_LED);
     LazyLock::force(&RAFT_REPLICATION_LAG);
+    LazyLock::force(&DISK_FREE_BYTES);
     LazyLock::force(&CLUSTER_LIVE_MEMBERS);
     LazyLock::force(&CLUSTER_MESH_SESSIONS);
     LazyLock::force(&CLUSTER_CALL_SECONDS);

@@ -4,13 +4,15 @@
 //! (a trait, with sled as its implementation, plus group commit), the typed [`catalog`],
 //! [`profile`] and fitted-model ([`fitted_models`]) stores on top of it, the per-user data keys
 //! that make erasing a user final ([`user_keys`]: what a user's records hold is sealed under
-//! keys kept outside sled, which an erasure destroys), and the [`shard_index`] of one
+//! keys kept outside sled, which an erasure destroys), the [`disk`] guard that turns new
+//! data away before the disk is full, and the [`shard_index`] of one
 //! index shard (tantivy for text with bilingual [`analysis`], HNSW for vectors). It must
 //! never know about actors, messages, nodes or HTTP: callers drive it with plain function
 //! calls, so it can be tested, benchmarked and swapped on its own.
 
 pub mod analysis;
 pub mod catalog;
+pub mod disk;
 pub mod engine;
 pub mod fitted_models;
 pub mod profile;
@@ -20,6 +22,7 @@ pub mod vector_index;
 
 pub use analysis::ChineseSegmentation;
 pub use catalog::CatalogStore;
+pub use disk::{DiskGuard, LowDisk};
 pub use engine::{GroupCommit, KeyValues, Keyspace, KvEngine, SledEngine};
 pub use fitted_models::ModelStore;
 pub use profile::ProfileStore;

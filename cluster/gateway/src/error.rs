@@ -166,6 +166,11 @@ impl From<ActorError> for ApiError {
                 "storage",
                 error.to_string(),
             ),
+            ActorError::InsufficientStorage(_) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                error.to_string(),
+            ),
         }
     }
 }
@@ -197,6 +202,12 @@ mod tests {
                 Some("1"),
             ),
             (ActorError::Storage("disk".into()), 500, "storage", None),
+            (
+                ActorError::InsufficientStorage("1 MiB free".into()),
+                507,
+                "insufficient_storage",
+                None,
+            ),
         ];
         for (error, status, code, retry_after) in cases {
             let api = ApiError::from(error);

@@ -61,8 +61,8 @@ pub async fn ready(State(cluster): State<Arc<Cluster>>) -> ApiResult<Readiness> 
 }
 
 /// The Prometheus text exposition.
-pub async fn metrics() -> String {
-    inkling_replication::publish_replica_gauges();
+pub async fn metrics(State(cluster): State<Arc<Cluster>>) -> String {
+    cluster.publish_scrape_gauges();
     inkling_ops::metrics::render()
 }
 

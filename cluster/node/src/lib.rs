@@ -52,7 +52,14 @@ pub struct NodeOptions {
     pub gateway: GatewayConfig,
     /// How long a client may take to send a request's head on either listener.
     pub header_read_timeout: Duration,
+    /// Below this many free bytes on the disk holding `data_dir`, the node refuses new
+    /// data (507) instead of failing halfway through a write; 0 never refuses.
+    pub min_free_disk_bytes: u64,
 }
+
+/// The free space a node keeps by default: room for sled to finish what it has begun
+/// (a segment, a snapshot) and for an operator to log in and clean up.
+pub const MIN_FREE_DISK_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Long enough for a slow mobile link, short enough that a client trickling bytes cannot
 /// hold a connection for long.
@@ -116,6 +123,7 @@ impl NodeOptions {
             cluster: ClusterOptions::default(),
             gateway: GatewayConfig::default(),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            min_free_disk_bytes: MIN_FREE_DISK_BYTES,
         }
     }
 
@@ -222,6 +230,7 @@ impl NodeOptions {
                 tls: options.tls.clone(),
             },
             secret,
+            disk: inkling_storage::DiskGuard::new(&self.data_dir, self.min_free_disk_bytes),
         })
     }
 }

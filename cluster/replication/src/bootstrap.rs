@@ -58,6 +58,8 @@ pub struct ClusterConfig {
     /// Log entries after which a raft group snapshots its state and purges its log.
     pub snapshot_every: u64,
     pub mesh: MeshConfig,
+    /// Refuses new data while the disk holding the data folder is nearly full.
+    pub disk: inkling_storage::DiskGuard,
 }
 
 impl Cluster {
@@ -128,6 +130,7 @@ impl Cluster {
             inkling.clone(),
             partitions,
             membership.clone(),
+            config.disk.clone(),
         ));
         let cluster = Arc::new(Cluster::new(
             replicas.clone(),

@@ -45,5 +45,5 @@ pub use raft_types::node_id_of;
 pub use replicas::LocalReplicas;
 pub use request::UserRecords;
 pub use routing::{Cluster, Commit};
-pub use status::{ClusterStatus, PartitionStatus, publish_replica_gauges};
+pub use status::{ClusterStatus, PartitionStatus};
 pub use tls::MeshTls;

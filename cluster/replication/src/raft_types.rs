@@ -22,6 +22,16 @@ pub enum Command {
     DeleteProduct(String),
 }
 
+impl Command {
+    /// Whether applying it stores more than it frees.
+    pub fn adds_data(&self) -> bool {
+        matches!(
+            self,
+            Command::RecordEvents { .. } | Command::UpsertProducts(_)
+        )
+    }
+}
+
 /// What applying a command did, answered to the node that proposed it: the events recorded,
 /// the products written or deleted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

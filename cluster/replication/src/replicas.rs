@@ -13,6 +13,7 @@ use inkling_actors::node_supervisor::ChildSpec;
 use inkling_actors::slot::ActorSlot;
 use inkling_actors::{ActorError, Inkling};
 use inkling_domain::Profile;
+use inkling_storage::DiskGuard;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use parking_lot::Mutex;
 
@@ -33,6 +34,8 @@ pub struct LocalReplicas {
     /// The term in which each partition led here was last confirmed caught up.
     caught_up: Mutex<HashMap<PartitionId, u64>>,
     stopping: AtomicBool,
+    /// Turns new data away, whole, while this node's disk is nearly full.
+    disk: DiskGuard,
 }
 
 impl LocalReplicas {
@@ -42,6 +45,7 @@ impl LocalReplicas {
         inkling: Arc<Inkling>,
         partitions: BTreeMap<PartitionId, Raft>,
         membership: Arc<Membership>,
+        disk: DiskGuard,
     ) -> Self {
         Self {
             me: crate::raft_types::node_id_of(&name),
@@ -52,6 +56,7 @@ impl LocalReplicas {
             membership,
             caught_up: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            disk,
         }
     }
 
@@ -175,6 +180,29 @@ impl LocalReplicas {
         let Some(raft) = self.member_raft(partition) else {
             return Err(self.not_leader(partition).await);
         };
+        self.propose_to(raft, partition, command).await
+    }
+
+    /// Sets `inkling_disk_free_bytes`, for a scrape of `/metrics`.
+    pub(crate) fn publish_free_disk(&self) {
+        self.disk.publish_free_space();
+    }
+
+    /// Proposes a command to this node's raft of the partition. New data (events,
+    /// products) is refused while the disk is nearly full; erasures and deletions, which
+    /// free space and must always be possible, are not.
+    pub(crate) async fn propose_to(
+        &self,
+        raft: &Raft,
+        partition: PartitionId,
+        command: Command,
+    ) -> Result<Applied, RouteError> {
+        if command.adds_data()
+            && let Err(low) = self.disk.check()
+        {
+            let error = ActorError::InsufficientStorage(low.to_string());
+            return Err(RouteError::Failed(error));
+        }
         propose_to(raft, partition, command).await
     }
 
@@ -243,7 +271,7 @@ impl LocalReplicas {
 }
 
 /// Proposes a command to this node's raft of the partition.
-pub(crate) async fn propose_to(
+async fn propose_to(
     raft: &Raft,
     partition: PartitionId,
     command: Command,

@@ -26,7 +26,7 @@ use crate::membership::Membership;
 use crate::mesh::{Mesh, RouterMsg, call_router};
 use crate::partition::{CATALOG_GROUP, PartitionId, partition_of};
 use crate::raft_types::{Applied, Command, NodeId, Raft};
-use crate::replicas::{LocalReplicas, propose_to};
+use crate::replicas::LocalReplicas;
 use crate::status::ClusterStatus;
 
 pub use crate::request::{RouteError, UserAnswer, UserCall, UserRecords};
@@ -291,6 +291,13 @@ impl Cluster {
         Ok(self.propose(CATALOG_GROUP, command, deadline).await?.count > 0)
     }
 
+    /// Sets the gauges that are read only when `/metrics` is scraped: the replicas of each
+    /// index shard and the free space on this node's disk.
+    pub fn publish_scrape_gauges(&self) {
+        crate::status::publish_replica_gauges();
+        self.replicas.publish_free_disk();
+    }
+
     /// Whether this node loads the initial catalog: the catalog group's first choice, so
     /// one node proposes it and the log carries it to the others.
     pub fn loads_initial_catalog(&self) -> bool {
@@ -442,7 +449,7 @@ impl Cluster {
             let command = command.clone();
             async move {
                 match leader {
-                    Leader::Here(raft) => propose_to(&raft, partition, command).await,
+                    Leader::Here(raft) => replicas.propose_to(&raft, partition, command).await,
                     Leader::At(addr) => {
                         let trace = TraceContext::current();
                         let message = |reply| RouterMsg::Propose(partition, command, trace, reply);
@@ -620,6 +627,7 @@ mod tests {
             ActorError::Unavailable(_) => "unavailable",
             ActorError::Storage(_) => "storage",
             ActorError::Overloaded(_) => "overloaded",
+            ActorError::InsufficientStorage(_) => "insufficient_storage",
         }
     }
 

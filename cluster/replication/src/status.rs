@@ -113,8 +113,8 @@ pub(crate) async fn peer_status(
     response.json().await.ok()
 }
 
-/// Sets the shard-replica gauges from the process groups, for a scrape of `/metrics`.
-pub fn publish_replica_gauges() {
+/// Sets the shard-replica gauges from the process groups.
+pub(crate) fn publish_replica_gauges() {
     let gauge = &inkling_ops::metrics::SHARD_REPLICAS;
     gauge.reset();
     let prefix = "inkling.index.";

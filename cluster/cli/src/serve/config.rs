@@ -36,6 +36,7 @@ pub struct ServeConfig {
     pub session_idle_secs: u64,
     #[serde(deserialize_with = "in_range::<_, u64, 1, { u64::MAX }>")]
     pub max_live_sessions: u64,
+    pub min_free_disk_mb: u64,
 
     #[serde(deserialize_with = "comma_list")]
     pub api_keys: Vec<String>,
@@ -92,6 +93,7 @@ impl Default for ServeConfig {
             catalog_file: None,
             session_idle_secs: 600,
             max_live_sessions: inkling_actors::config::DEFAULT_MAX_LIVE_SESSIONS as u64,
+            min_free_disk_mb: inkling_node::MIN_FREE_DISK_BYTES / (1024 * 1024),
             api_keys: Vec::new(),
             api_keys_file: None,
             rate_limit: gateway.rate_limit.per_second,
@@ -178,6 +180,7 @@ impl ServeConfig {
                 ..GatewayConfig::default()
             },
             header_read_timeout: inkling_node::HEADER_READ_TIMEOUT,
+            min_free_disk_bytes: self.min_free_disk_mb.saturating_mul(1024 * 1024),
             catalog,
             actors: ActorConfig {
                 session_idle_timeout: Duration::from_secs(self.session_idle_secs.max(1)),

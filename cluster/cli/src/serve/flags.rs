@@ -49,6 +49,12 @@ pub struct ServeFlags {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_live_sessions: Option<u64>,
+    /// Below this many MiB free on the disk holding --data-dir, the node refuses new
+    /// events and products with 507 (erasures still run) instead of failing halfway
+    /// through a write; 0 never refuses.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_free_disk_mb: Option<u64>,
 
     /// API keys this node accepts, as SCOPE:SHA256,... (scope admin, storefront or
     /// metrics; the SHA-256 of the key in hex, as `inkling cluster key` prints it). Without

@@ -198,6 +198,7 @@ catalog = "file"
 catalog_file = "products.jsonl"
 session_idle_secs = 60
 max_live_sessions = 1000
+min_free_disk_mb = 100
 api_keys = ["storefront:0000000000000000000000000000000000000000000000000000000000000000"]
 api_keys_file = "keys.txt"
 rate_limit = 10
