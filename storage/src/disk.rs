@@ -36,11 +36,6 @@ impl DiskGuard {
         }
     }
 
-    /// A guard that never refuses, for tests and tools that write nothing lasting.
-    pub fn disabled() -> Self {
-        Self::new(PathBuf::new(), 0)
-    }
-
     /// Whether the disk has room for new data. A folder whose free space cannot be read
     /// (removed under the node, say) does not stop writes: the write itself then fails
     /// with the real error.
@@ -57,9 +52,6 @@ impl DiskGuard {
     /// Reads the free space under the folder and sets `inkling_disk_free_bytes` to it, for
     /// a check and for every scrape of `/metrics` (followers never check, yet fill too).
     pub fn publish_free_space(&self) -> Option<u64> {
-        if self.folder.as_os_str().is_empty() {
-            return None;
-        }
         let free = match fs4::available_space(&self.folder) {
             Ok(free) => free,
             Err(error) => {
@@ -106,7 +98,11 @@ mod tests {
     fn the_real_disk_is_read_and_a_refusal_says_why() {
         let folder = tempfile::tempdir().unwrap();
         assert_eq!(DiskGuard::new(folder.path(), 1).check(), Ok(()));
-        assert_eq!(DiskGuard::disabled().check(), Ok(()));
+        assert_eq!(
+            DiskGuard::new(folder.path(), 0).check(),
+            Ok(()),
+            "0 never refuses"
+        );
         let refusal = DiskGuard::new(folder.path(), u64::MAX).check().unwrap_err();
         assert_eq!(refusal.min_free_mib, u64::MAX.div_ceil(MIB));
         assert!(
