@@ -2,12 +2,13 @@
 # Issue 28's recipe for the mixed-load stall on one node: start `inkling serve` on a fresh
 # data folder (default e5 encoder, demo catalog), optionally idle and warm it up with
 # recommendations, then send the mixed load (events 60 : recommend 30 : search 10) at
-# 1,000 requests/s for 20 s, open loop. Prints bench load's table, the generator's own CPU
-# time, and the node's RSS, CPU time and threads.
+# 1,000 requests/s for 20 s, open loop. Prints bench load's tables (by kind, and by second
+# of the run), the generator's own CPU time, and the node's RSS, CPU time and threads.
 #   scripts/bench-stall.sh [serve flags...]
 # Environment: BIN (default target/release/inkling), IDLE seconds before the warm-up (0),
 # WARM=1 for 30 s of recommendations at 750/s first, PERF=1 to record the node with
-# perf for 12 s of the mixed run into stall.perf.data.
+# perf for 12 s of the mixed run into stall.perf.data, GENERATOR_WARMUP=S for S seconds of
+# the mixed load sent first and not counted (bench load --warmup).
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/inkling}
@@ -30,7 +31,7 @@ if [[ "${PERF:-0}" == 1 ]]; then
     PERF_PID=$!
 fi
 /usr/bin/time -f "generator: %U s user, %S s system, %e s wall" \
-    "$BIN" bench load --target "$TARGET" --mix events=60,recommend=30,search=10 --rate 1000 --duration 20
+    "$BIN" bench load --target "$TARGET" --mix events=60,recommend=30,search=10 --rate 1000 --duration 20 --by-second ${GENERATOR_WARMUP:+--warmup $GENERATOR_WARMUP}
 [[ -n "${PERF_PID:-}" ]] && wait "$PERF_PID"
 ps -o rss=,time=,nlwp= -p "$NODE" | awk '{print "node: RSS " $1 " KiB, CPU " $2 ", " $3 " threads"}'
 kill "$NODE"

@@ -67,6 +67,14 @@ pub struct LoadArgs {
     /// Ends with one line of JSON holding the figures.
     #[arg(long)]
     json: bool,
+    /// Seconds of the same load sent first and not counted, so the generator's own start
+    /// (its runtime, its connection pool) is not measured as the server's latency.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Also prints, for each second of the run, the slowest answer and how many took over
+    /// 20 ms, all kinds together: whether a tail is one pause or spread over the run.
+    #[arg(long)]
+    by_second: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// A storefront (or admin) key for --target nodes that have keys; from the environment,
@@ -226,10 +234,27 @@ struct Tally {
     failed: u64,
 }
 
+/// The answers due in one second of the run, all kinds together.
+#[derive(Default, Clone, Copy)]
+struct Second {
+    answered: u32,
+    over_20_ms: u32,
+    slowest_ms: f64,
+}
+
+impl Second {
+    fn record(&mut self, latency_ms: f64) {
+        self.answered += 1;
+        self.over_20_ms += u32::from(latency_ms > 20.0);
+        self.slowest_ms = self.slowest_ms.max(latency_ms);
+    }
+}
+
 struct Outcome {
     rate: f64,
     seconds: f64,
     by_kind: BTreeMap<Kind, Tally>,
+    by_second: BTreeMap<u64, Second>,
 }
 
 impl Outcome {
@@ -289,6 +314,17 @@ fn print_table(report: &Value) {
     }
 }
 
+fn print_by_second(by_second: &BTreeMap<u64, Second>) {
+    println!("\n| second | answered | over 20 ms | slowest ms |");
+    println!("|---:|---:|---:|---:|");
+    for (second, figures) in by_second {
+        println!(
+            "| {second} | {} | {} | {:.1} |",
+            figures.answered, figures.over_20_ms, figures.slowest_ms
+        );
+    }
+}
+
 /// Sends requests at `rate` per second for `duration`, each timed from its due time.
 async fn run_at(
     clients: &[AsyncClient],
@@ -299,6 +335,7 @@ async fn run_at(
     seed: u64,
 ) -> Outcome {
     let tallies: Arc<Mutex<BTreeMap<Kind, Tally>>> = Arc::default();
+    let by_second: Arc<Mutex<BTreeMap<u64, Second>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut random = SplitMix(seed);
     let started = Instant::now();
@@ -317,6 +354,8 @@ async fn run_at(
             continue;
         };
         let tallies = tallies.clone();
+        let by_second = by_second.clone();
+        let second = (due - started).as_secs();
         running.push(tokio::spawn(async move {
             let ok = call.succeeds(&client).await;
             let elapsed = due.elapsed().as_secs_f64() * 1000.0;
@@ -324,6 +363,7 @@ async fn run_at(
             let tally = tallies.entry(kind).or_default();
             if ok {
                 tally.latencies.push(elapsed);
+                by_second.lock().entry(second).or_default().record(elapsed);
             } else {
                 tally.failed += 1;
             }
@@ -337,10 +377,12 @@ async fn run_at(
     for tally in by_kind.values_mut() {
         tally.latencies.sort_by(f64::total_cmp);
     }
+    let by_second = std::mem::take(&mut *by_second.lock());
     Outcome {
         rate,
         seconds: duration.as_secs_f64(),
         by_kind,
+        by_second,
     }
 }
 
@@ -381,11 +423,19 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let duration = Duration::from_secs(args.duration);
     let mut rate = args.rate;
+    if args.warmup > 0 {
+        let warmup = Duration::from_secs(args.warmup);
+        let seed = args.seed.wrapping_add(1);
+        run_at(&clients, &workload, &args.mix, rate, warmup, seed).await;
+    }
     let mut held: Option<Value> = None;
     let last = loop {
         let outcome = run_at(&clients, &workload, &args.mix, rate, duration, args.seed).await;
         let report = outcome.report();
         print_table(&report);
+        if args.by_second {
+            print_by_second(&outcome.by_second);
+        }
         if !args.find_max {
             break report;
         }
