@@ -195,7 +195,7 @@ pub static DISK_FREE_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
             "inkling_disk_free_bytes",
-            "Free bytes on the disk holding the data folder, as last read before a write",
+            "Free bytes on the disk holding the data folder, read at each scrape and before new data is proposed",
         )
         .expect("valid metric"),
     )

@@ -235,7 +235,7 @@ struct Tally {
 }
 
 /// The answers due in one second of the run, all kinds together.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 struct Second {
     answered: u32,
     over_20_ms: u32,
