@@ -6,6 +6,7 @@
 //! crate can depend on it without creating a cycle.
 
 pub mod metrics;
+pub mod runtime;
 pub mod trace;
 
 use anyhow::Context as _;

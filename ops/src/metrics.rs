@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -368,6 +368,40 @@ pub static EMBEDDING_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Registers every metric, so that a scrape shows each one (at zero) before anything has
 /// recorded it: a gauge that appears only later looks like a gap on a dashboard.
+/// Stalls of the async runtime, recorded by [`crate::runtime::spawn_stall_probe`].
+pub static RUNTIME_TICK_LAG_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "inkling_runtime_tick_lag_seconds",
+                "How much later than asked a 50 ms probe timer woke on the async runtime: how long a ready task waited for a worker",
+            )
+            .buckets(latency_buckets()),
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static RUNTIME_BUSY_RATIO: LazyLock<Gauge> = LazyLock::new(|| {
+    register(
+        Gauge::new(
+            "inkling_runtime_busy_ratio",
+            "Share of the async worker threads' time spent running tasks over the last second (1 = every worker always busy)",
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static RUNTIME_GLOBAL_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "inkling_runtime_global_queue_depth",
+            "Tasks waiting in the async runtime's shared queue, sampled by the probe",
+        )
+        .expect("valid metric"),
+    )
+});
+
 pub fn register_all() {
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_LATENCY);
@@ -400,6 +434,9 @@ pub fn register_all() {
     for result in ["hit", "miss"] {
         EMBEDDING_CACHE_LOOKUPS.with_label_values(&[result]);
     }
+    LazyLock::force(&RUNTIME_TICK_LAG_SECONDS);
+    LazyLock::force(&RUNTIME_BUSY_RATIO);
+    LazyLock::force(&RUNTIME_GLOBAL_QUEUE_DEPTH);
 }
 
 /// Renders every registered metric in the Prometheus text format.
