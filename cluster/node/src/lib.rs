@@ -373,6 +373,7 @@ impl Node {
         // Both listeners close together, as the node's shutdown begins: nothing a stopping
         // node does waits for a peer to call it.
         let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+        let stall_probe = inkling_ops::runtime::spawn_stall_probe();
         let peers = tokio::spawn(server::serve(
             peer_listener,
             peer,
@@ -387,6 +388,7 @@ impl Node {
             let _ = stopping.send(true);
         })
         .await;
+        stall_probe.abort();
         peers.await.context("the peer listener's task failed")?;
         stop(cluster, engine).await
     }
@@ -464,7 +466,7 @@ pub struct LocalNode {
     pub base_url: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<()>>,
-    _folder: tempfile::TempDir,
+    folder: tempfile::TempDir,
 }
 
 impl LocalNode {
@@ -494,14 +496,26 @@ impl LocalNode {
             base_url,
             stop,
             server,
-            _folder: folder,
+            folder,
         })
     }
 
     /// Shuts the node down and waits for it; its folder is removed.
     pub async fn stop(self) -> Result<()> {
+        self.stop_keeping_data().await.map(drop)
+    }
+
+    /// The node's data folder.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.folder.path()
+    }
+
+    /// Shuts the node down and waits for it; its folder stays until the returned handle is
+    /// dropped, so a benchmark can account for what it holds.
+    pub async fn stop_keeping_data(self) -> Result<tempfile::TempDir> {
         let _ = self.stop.send(());
-        self.server.await?
+        self.server.await??;
+        Ok(self.folder)
     }
 }
 
