@@ -12,6 +12,10 @@
 //! * **Supervision:** the pool supervises its workers. A panic while encoding costs only
 //!   that batch (the worker catches it and keeps its encoder); a worker that dies anyway is
 //!   replaced by a new one that loads the encoder again, while requests wait in the queue.
+//! * **One thread per encoder:** each worker runs its encoder on an OS thread of its own,
+//!   never on the async workers and never on a different thread per batch: libtorch keeps
+//!   per-thread scratch memory and an OpenMP team per calling thread, and a batch sent to
+//!   whichever `spawn_blocking` thread was free ran about 4 ms slower (docs/benchmarks.md).
 //!
 //! Why not `ractor::factory`: a factory worker takes one job at a time and its queue is
 //! bounded in jobs, so batches would have to be sealed in front of it and would stop
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inkling_models::encoder::{self, EncoderError, ModelName, TextEncoder, TextKind};
+use inkling_models::encoder::{self, EncoderError, ModelName, Precision, TextEncoder, TextKind};
 use inkling_ops::trace::TraceContext;
 use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -49,12 +53,15 @@ const WORKER_RETRY: Duration = Duration::from_secs(1);
 
 /// How a worker gets its encoder. Each worker calls it on its own start (and again when it
 /// is replaced), so every worker owns a fresh encoder: they are `Send` but not `Sync`.
-pub(crate) type LoadEncoder =
-    Arc<dyn Fn(ModelName, &Path) -> Result<Box<dyn TextEncoder>, EncoderError> + Send + Sync>;
+pub(crate) type LoadEncoder = Arc<
+    dyn Fn(ModelName, &Path, Precision) -> Result<Box<dyn TextEncoder>, EncoderError> + Send + Sync,
+>;
 
 /// The encoder from the model files, on this node's device.
 fn encoder_from_files() -> LoadEncoder {
-    Arc::new(|model, models_dir| encoder::load(model, models_dir, encoder::default_device()))
+    Arc::new(|model, models_dir, precision| {
+        encoder::load(model, models_dir, encoder::default_device(), precision)
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +70,12 @@ pub struct ModelPoolConfig {
     /// Folder holding the model files (`.deps/models` after set-up).
     pub models_dir: PathBuf,
     pub workers: usize,
+    /// The number format the encoders compute in.
+    pub precision: Precision,
     pub max_batch: usize,
+    /// How long a request waits for others to share its batch while some workers are busy.
+    /// A pool whose workers are all idle sends it at once: waiting would only add latency,
+    /// and requests that arrive while it runs form the next batch.
     pub max_wait: Duration,
     pub queue_capacity: usize,
     pub cache_capacity: usize,
@@ -75,6 +87,7 @@ impl ModelPoolConfig {
             model,
             models_dir,
             workers: 1,
+            precision: Precision::Auto,
             max_batch: 32,
             max_wait: Duration::from_micros(2_000),
             queue_capacity: 1_024,
@@ -349,6 +362,7 @@ impl ModelPoolState {
             index: index as u64,
             model: self.config.model,
             models_dir: self.config.models_dir.clone(),
+            precision: self.config.precision,
             load: self.load.clone(),
             pool: myself.clone(),
         };
@@ -439,11 +453,14 @@ impl ModelPoolState {
             .set(self.queued_texts as i64);
     }
 
-    /// Hands batches to idle workers while a batch is full or its oldest request is due.
+    /// Hands batches to idle workers while a batch is full, its oldest request is due, or
+    /// every worker is idle.
     fn dispatch(&mut self, myself: &ActorRef<ModelPoolMsg>) {
         while let Some(oldest) = self.queue.front() {
             let due = oldest.queued_at + self.config.max_wait;
-            let ready = self.queued_texts >= self.config.max_batch || Instant::now() >= due;
+            let all_idle = self.idle.len() == self.workers.len();
+            let ready =
+                all_idle || self.queued_texts >= self.config.max_batch || Instant::now() >= due;
             if !ready {
                 self.schedule_flush(myself, due);
                 return;
@@ -498,17 +515,73 @@ struct WorkerArgs {
     index: u64,
     model: ModelName,
     models_dir: PathBuf,
+    precision: Precision,
     load: LoadEncoder,
     pool: ActorRef<ModelPoolMsg>,
 }
 
+/// A batch for the encoder thread, and where its vectors (or why there are none) go.
+struct EncodeJob {
+    texts: Vec<String>,
+    kind: TextKind,
+    done: tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, String>>,
+}
+
 struct WorkerState {
     index: u64,
-    /// Moved into the blocking task while it encodes, and back afterwards.
-    encoder: Option<Box<dyn TextEncoder>>,
+    /// The encoder thread's queue; dropping it ends the thread, which drops the encoder.
+    jobs: std::sync::mpsc::Sender<EncodeJob>,
     pool: ActorRef<ModelPoolMsg>,
     /// Where the encoder runs, for the metrics' label.
     device: Device,
+}
+
+/// Starts the thread that loads the encoder and then encodes every batch the worker sends,
+/// one at a time; answers once the encoder has loaded, or why it could not.
+async fn start_encoder_thread(
+    args: &WorkerArgs,
+) -> Result<std::sync::mpsc::Sender<EncodeJob>, ActorProcessingErr> {
+    let (jobs, queue) = std::sync::mpsc::channel::<EncodeJob>();
+    let (loaded, load_outcome) = tokio::sync::oneshot::channel();
+    let (model, dir, precision, load) = (
+        args.model,
+        args.models_dir.clone(),
+        args.precision,
+        args.load.clone(),
+    );
+    std::thread::Builder::new()
+        .name(format!("inkling-encoder-{}", args.index))
+        .spawn(move || {
+            let encoder = match load(model, &dir, precision) {
+                Ok(encoder) => encoder,
+                Err(error) => {
+                    let _ = loaded.send(Err(error));
+                    return;
+                }
+            };
+            let _ = loaded.send(Ok(()));
+            for job in queue {
+                let outcome = encode_catching_panics(encoder.as_ref(), &job.texts, job.kind);
+                let _ = job.done.send(outcome);
+            }
+        })?;
+    load_outcome.await??;
+    Ok(jobs)
+}
+
+/// A panic inside tch fails this batch only: inference does not change the weights, so the
+/// encoder is still sound and the thread keeps it.
+fn encode_catching_panics(
+    encoder: &dyn TextEncoder,
+    texts: &[String],
+    kind: TextKind,
+) -> Result<Vec<Vec<f32>>, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        encoder
+            .encode(texts, kind)
+            .map_err(|error| error.to_string())
+    }))
+    .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())))
 }
 
 impl Actor for ModelWorker {
@@ -521,11 +594,10 @@ impl Actor for ModelWorker {
         _myself: ActorRef<Self::Msg>,
         args: WorkerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (model, dir, load) = (args.model, args.models_dir, args.load);
-        let encoder = tokio::task::spawn_blocking(move || load(model, &dir)).await??;
+        let jobs = start_encoder_thread(&args).await?;
         Ok(WorkerState {
             index: args.index,
-            encoder: Some(encoder),
+            jobs,
             pool: args.pool,
             device: Device::local(),
         })
@@ -538,10 +610,6 @@ impl Actor for ModelWorker {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         fail_point!("model-worker-handle");
-        let encoder = state
-            .encoder
-            .take()
-            .ok_or("model worker lost its encoder")?;
         let kind = batch[0].kind;
         let texts: Vec<String> = batch
             .iter()
@@ -559,24 +627,22 @@ impl Actor for ModelWorker {
             .with_label_values(&device)
             .observe(texts.len() as f64);
         let started = Instant::now();
-        let (encoder, outcome) = tokio::task::spawn_blocking(move || {
-            // A panic inside tch fails this batch only: inference does not change the
-            // weights, so the encoder is still sound and the worker keeps it.
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                encoder
-                    .encode(&texts, kind)
-                    .map_err(|error| error.to_string())
-            }))
-            .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())));
-            (encoder, outcome.map(|vectors| (texts, vectors)))
-        })
-        .await?;
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let job = EncodeJob {
+            texts: texts.clone(),
+            kind,
+            done,
+        };
+        state
+            .jobs
+            .send(job)
+            .map_err(|_| "the encoder thread has ended")?;
+        let outcome = outcome.await.map_err(|_| "the encoder thread has ended")?;
         inkling_ops::metrics::MODEL_INFERENCE_SECONDS
             .with_label_values(&device)
             .observe(started.elapsed().as_secs_f64());
-        state.encoder = Some(encoder);
-        let (texts, vectors) = match outcome {
-            Ok(encoded) => encoded,
+        let vectors = match outcome {
+            Ok(vectors) => vectors,
             Err(error) => {
                 for pending in batch {
                     let _ = pending.reply.send(Err(ActorError::Unavailable(format!(

@@ -62,7 +62,7 @@ impl FakeModel {
 
     fn loader(self: &Arc<Self>) -> LoadEncoder {
         let model = self.clone();
-        Arc::new(move |_, models_dir| {
+        Arc::new(move |_, models_dir, _| {
             model.loads.fetch_add(1, Ordering::SeqCst);
             let fail = model
                 .failing_loads

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
-use inkling_models::encoder::ModelName;
+use inkling_models::encoder::{ModelName, Precision};
 use inkling_models::recommend::RankerModel;
 use inkling_models::search_ranker::SearchRanker;
 use inkling_storage::ChineseSegmentation;
@@ -34,6 +34,10 @@ pub struct EngineArgs {
     /// Model workers, each holding its own copy of the encoder.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub model_workers: u16,
+    /// Number format of the encoder: auto (f16 on a GPU, bf16 on a CPU with AVX-512 BF16,
+    /// f32 elsewhere) or f32 (everywhere).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub encoder_precision: PrecisionArg,
     /// Most texts the model pool encodes in one batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub max_batch: u16,
@@ -57,6 +61,22 @@ pub struct EngineArgs {
 pub enum SegmentationArg {
     Jieba,
     Bigram,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrecisionArg {
+    Auto,
+    F32,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(precision: PrecisionArg) -> Self {
+        match precision {
+            PrecisionArg::Auto => Precision::Auto,
+            PrecisionArg::F32 => Precision::F32,
+        }
+    }
 }
 
 /// The names are the same on the command line and in a configuration file.
@@ -123,6 +143,7 @@ impl EngineArgs {
         let model = self.model.model_name()?;
         Some(ModelPoolConfig {
             workers: usize::from(self.model_workers),
+            precision: self.encoder_precision.into(),
             max_batch: usize::from(self.max_batch),
             max_wait: Duration::from_micros(self.max_wait_us),
             queue_capacity: self.model_queue as usize,

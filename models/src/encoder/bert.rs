@@ -4,6 +4,8 @@
 
 use tch::{Device, Kind, Tensor};
 
+use super::Precision;
+
 #[derive(Debug, Clone, Copy)]
 pub struct BertConfig {
     pub hidden: i64,
@@ -54,17 +56,18 @@ pub struct Bert {
     config: BertConfig,
     weights: BertWeights,
     device: Device,
-    /// f16 on GPU for speed, f32 on CPU for accuracy.
+    /// What [`Precision::kind_on`] picks for the device.
     kind: Kind,
 }
 
 impl Bert {
-    pub fn new(config: BertConfig, weights: BertWeights, device: Device) -> Self {
-        let kind = if device.is_cuda() {
-            Kind::Half
-        } else {
-            Kind::Float
-        };
+    pub fn new(
+        config: BertConfig,
+        weights: BertWeights,
+        device: Device,
+        precision: Precision,
+    ) -> Self {
+        let kind = precision.kind_on(device);
         let weights = weights.to(device, kind);
         Self {
             config,

@@ -17,7 +17,7 @@ use tokenizers::tokenizer::{NormalizedString, Normalizer};
 use tokenizers::{TokenizerImpl, TruncationParams};
 
 use super::bert::{Bert, BertConfig, BertLayer, BertWeights, LayerNorm, Linear};
-use super::{EncoderError, ModelName, TextEncoder, TextKind};
+use super::{EncoderError, ModelName, Precision, TextEncoder, TextKind};
 
 const MAGIC: &[u8; 4] = b"E5S1";
 const Q4_BLOCK: usize = 32;
@@ -405,7 +405,7 @@ fn build_tokenizer(
 }
 
 impl E5Encoder {
-    pub fn load(path: &Path, device: Device) -> Result<Self, EncoderError> {
+    pub fn load(path: &Path, device: Device, precision: Precision) -> Result<Self, EncoderError> {
         let bytes = std::fs::read(path).map_err(|error| EncoderError::load(path, error))?;
         let fail = |message: String| EncoderError::load(path, message);
         let mut reader = Reader {
@@ -431,7 +431,7 @@ impl E5Encoder {
         let tokenizer = build_tokenizer(vocabulary, normalization, header.max_positions)?;
         Ok(Self {
             tokenizer,
-            bert: Bert::new(config, weights, device),
+            bert: Bert::new(config, weights, device, precision),
         })
     }
 }

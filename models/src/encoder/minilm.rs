@@ -8,7 +8,7 @@ use tch::{Device, Tensor};
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bert::{Bert, BertConfig, BertLayer, BertWeights, LayerNorm, Linear};
-use super::{EncoderError, ModelName, TextEncoder, TextKind};
+use super::{EncoderError, ModelName, Precision, TextEncoder, TextKind};
 
 /// sentence-transformers' `max_seq_length` for this model.
 const MAX_TOKENS: usize = 256;
@@ -20,7 +20,7 @@ pub struct MiniLmEncoder {
 
 impl MiniLmEncoder {
     /// Loads from the folder holding `tokenizer.json` and `model.safetensors`.
-    pub fn load(dir: &Path, device: Device) -> Result<Self, EncoderError> {
+    pub fn load(dir: &Path, device: Device, precision: Precision) -> Result<Self, EncoderError> {
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|error| EncoderError::load(&tokenizer_path, error))?;
@@ -50,7 +50,7 @@ impl MiniLmEncoder {
         })?;
         Ok(Self {
             tokenizer,
-            bert: Bert::new(config, weights, device),
+            bert: Bert::new(config, weights, device, precision),
         })
     }
 }

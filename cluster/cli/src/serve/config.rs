@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::flags::ServeFlags;
 use super::sources::{CommandLine, Environment};
 use super::values::{CatalogArg, Member, Roles, comma_list, in_range};
-use crate::engine::{EngineArgs, ModelArg, SegmentationArg};
+use crate::engine::{EngineArgs, ModelArg, PrecisionArg, SegmentationArg};
 
 /// Every setting of `serve`; a config file may set any of them by its field's name, which
 /// is also its flag's name with `_` for `-`.
@@ -73,6 +73,7 @@ pub struct ServeConfig {
     pub models_dir: PathBuf,
     #[serde(deserialize_with = "in_range::<_, u16, 1, 64>")]
     pub model_workers: u16,
+    pub encoder_precision: PrecisionArg,
     #[serde(deserialize_with = "in_range::<_, u16, 1, 4096>")]
     pub max_batch: u16,
     pub max_wait_us: u64,
@@ -118,6 +119,7 @@ impl Default for ServeConfig {
             model: ModelArg::E5,
             models_dir: PathBuf::from(".deps/models"),
             model_workers: 1,
+            encoder_precision: PrecisionArg::Auto,
             max_batch: 32,
             max_wait_us: 2_000,
             model_queue: 1_024,
@@ -240,6 +242,7 @@ impl ServeConfig {
             model: self.model,
             models_dir: self.models_dir.clone(),
             model_workers: self.model_workers,
+            encoder_precision: self.encoder_precision,
             max_batch: self.max_batch,
             max_wait_us: self.max_wait_us,
             model_queue: self.model_queue,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::values::{CatalogArg, Member, Roles};
-use crate::engine::{ModelArg, SegmentationArg};
+use crate::engine::{ModelArg, PrecisionArg, SegmentationArg};
 
 #[derive(clap::Args, Serialize)]
 pub struct ServeFlags {
@@ -171,6 +171,11 @@ pub struct ServeFlags {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_workers: Option<u16>,
+    /// Number format of the encoder: auto (f16 on a GPU, bf16 on a CPU with AVX-512 BF16,
+    /// f32 elsewhere) or f32 (everywhere).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder_precision: Option<PrecisionArg>,
     /// Most texts the model pool encodes in one batch.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
     #[serde(skip_serializing_if = "Option::is_none")]

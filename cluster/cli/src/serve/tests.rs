@@ -223,6 +223,7 @@ segmentation = "bigram"
 model = "none"
 models_dir = "models"
 model_workers = 2
+encoder_precision = "f32"
 max_batch = 8
 max_wait_us = 500
 model_queue = 64

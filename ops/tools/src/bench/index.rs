@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use inkling_domain::{Filters, Product, Taxonomy};
-use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
+use inkling_models::encoder::{self, ModelName, Precision, TextEncoder, TextKind};
 use inkling_models::fusion::{Fusion, RankedHits, by_score, fuse};
 use inkling_models::{Candidate, CandidateSource, Matched};
 use inkling_storage::{
@@ -128,6 +128,7 @@ pub async fn bench_index(options: IndexBench) -> Result<()> {
         ModelName::MultilingualE5Small,
         &options.models_dir,
         encoder::default_device(),
+        Precision::Auto,
     )
     .context("loading the encoder")?;
     let titles = read_texts(&options.titles, options.base_titles)?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use inkling_models::encoder::{ModelName, TextKind, load};
+use inkling_models::encoder::{ModelName, Precision, TextKind, load};
 use inkling_models::intent::classifier::examples;
 use inkling_models::intent::{IntentClass, IntentClassifier};
 use serde::Serialize;
@@ -85,7 +85,7 @@ pub fn evaluate(
     model: ModelName,
     models_dir: &Path,
 ) -> Result<IntentReport> {
-    let encoder = load(model, models_dir, tch::Device::Cpu)?;
+    let encoder = load(model, models_dir, tch::Device::Cpu, Precision::Auto)?;
     let embed = |texts: Vec<String>| -> Result<Vec<Vec<f32>>> {
         let mut vectors = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(BATCH) {
