@@ -28,8 +28,8 @@ use inkling_node::{CatalogSource, GatewayConfig, LocalNode};
 
 /// Requests in flight at once; a request due while all are taken counts as failed, so an
 /// overloaded server shows as errors rather than as a generator that quietly slows down.
-const MAX_IN_FLIGHT: usize = 4_096;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const MAX_IN_FLIGHT: usize = 4_096;
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
@@ -39,25 +39,34 @@ pub struct LoadArgs {
     target: Vec<String>,
     /// Requests per second, all kinds together.
     #[arg(long, default_value_t = 200.0)]
-    rate: f64,
+    pub(super) rate: f64,
     /// Seconds to run (each step, with --find-max).
     #[arg(long, default_value_t = 30)]
     duration: u64,
     /// Shares of each request kind, as kind=weight.
     #[arg(long, default_value = "events=60,recommend=30,search=10", value_parser = parse_mix)]
-    mix: Mix,
+    pub(super) mix: Mix,
     /// Search mode: lexical, vector or hybrid.
     #[arg(long, default_value = "lexical")]
     search_mode: String,
     /// Diginetica sessions, one per line, item ids separated by spaces.
     #[arg(long, default_value = "../shared/data/diginetica/train_sessions.txt")]
     sessions: PathBuf,
+    /// Shoppers: the first this many sessions, each replayed by one shopper, over and over
+    /// once its items run out. Few shoppers make long histories, as the chaos soak's 200 do.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    shoppers: u64,
     /// English queries as `id<TAB>text` lines.
     #[arg(long, default_value = "../shared/data/homedepot/queries.tsv")]
     queries: PathBuf,
     /// Chinese queries: those of a probe file (the demo probe set by default).
     #[arg(long, default_value = "ops/tools/probes/demo.tsv")]
     chinese_queries: PathBuf,
+    /// Request n of the process (warm-up included) searches for query n of the list, so no
+    /// query repeats until the list runs out and every search misses the embedding cache;
+    /// otherwise queries are drawn at random and some repeat.
+    #[arg(long)]
+    distinct_queries: bool,
     /// Steps the rate up by half each time until a kind's p99 passes --p99-ms or more than
     /// 1% of requests fail, and reports the highest rate that held.
     #[arg(long)]
@@ -76,7 +85,7 @@ pub struct LoadArgs {
     #[arg(long)]
     by_second: bool,
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(super) seed: u64,
     /// A storefront (or admin) key for --target nodes that have keys; from the environment,
     /// so `ps` does not show it.
     #[arg(long, env = "INKLING_API_KEY", hide_env_values = true)]
@@ -146,10 +155,11 @@ impl Mix {
 }
 
 /// What the requests are made of.
-struct Workload {
+pub(super) struct Workload {
     sessions: Vec<Vec<String>>,
     queries: Vec<String>,
     search_mode: SearchMode,
+    distinct_queries: bool,
 }
 
 /// One request of the load.
@@ -171,12 +181,12 @@ impl Call {
 }
 
 impl Workload {
-    fn load(args: &LoadArgs) -> Result<Self> {
+    pub(super) fn load(args: &LoadArgs) -> Result<Self> {
         let sessions: Vec<Vec<String>> = read(&args.sessions)?
             .lines()
             .map(|line| line.split_whitespace().map(str::to_string).collect())
             .filter(|items: &Vec<String>| !items.is_empty())
-            .take(50_000)
+            .take(usize::try_from(args.shoppers).unwrap_or(usize::MAX))
             .collect();
         let mut queries: Vec<String> = read(&args.queries)?
             .lines()
@@ -197,6 +207,7 @@ impl Workload {
             sessions,
             queries,
             search_mode,
+            distinct_queries: args.distinct_queries,
         })
     }
 
@@ -213,7 +224,8 @@ impl Workload {
             }
             Kind::Recommend => Call::Recommend(RecommendBody::new(user, 10)),
             Kind::Search => {
-                let query = &self.queries[random as usize % self.queries.len()];
+                let pick = if self.distinct_queries { n } else { random };
+                let query = &self.queries[pick as usize % self.queries.len()];
                 Call::Search(SearchBody {
                     mode: self.search_mode,
                     ..SearchBody::new(user, query.as_str(), 10)
@@ -250,7 +262,7 @@ impl Second {
     }
 }
 
-struct Outcome {
+pub(super) struct Outcome {
     rate: f64,
     seconds: f64,
     by_kind: BTreeMap<Kind, Tally>,
@@ -267,7 +279,14 @@ impl Outcome {
         })
     }
 
-    fn report(&self) -> Value {
+    /// Requests answered with a 2xx, and the others, over every kind.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        self.by_kind.values().fold((0, 0), |(ok, failed), tally| {
+            (ok + tally.latencies.len() as u64, failed + tally.failed)
+        })
+    }
+
+    pub(super) fn report(&self) -> Value {
         let mut kinds = serde_json::Map::new();
         for (kind, tally) in &self.by_kind {
             let sorted = &tally.latencies;
@@ -289,7 +308,7 @@ impl Outcome {
     }
 }
 
-fn print_table(report: &Value) {
+pub(super) fn print_table(report: &Value) {
     println!(
         "\nopen loop at {} requests/s for {:.0} s\n",
         report["rate"], report["seconds"]
@@ -325,23 +344,42 @@ fn print_by_second(by_second: &BTreeMap<u64, Second>) {
     }
 }
 
+/// Where a run's requests start in the workload, and how they are drawn.
+#[derive(Clone, Copy)]
+pub(super) struct Stretch {
+    /// The number of the run's first request: a run that follows another (the warm-up, the
+    /// previous minute) goes on where that one stopped.
+    pub first: u64,
+    pub seed: u64,
+}
+
+impl Stretch {
+    /// The stretch after `self` ran at `rate` for `duration`.
+    pub fn after(self, rate: f64, duration: Duration, seed: u64) -> Self {
+        Self {
+            first: self.first + (rate * duration.as_secs_f64()).ceil() as u64,
+            seed,
+        }
+    }
+}
+
 /// Sends requests at `rate` per second for `duration`, each timed from its due time.
-async fn run_at(
+pub(super) async fn run_at(
     clients: &[AsyncClient],
     workload: &Arc<Workload>,
     mix: &Mix,
     rate: f64,
     duration: Duration,
-    seed: u64,
+    stretch: Stretch,
 ) -> Outcome {
     let tallies: Arc<Mutex<BTreeMap<Kind, Tally>>> = Arc::default();
     let by_second: Arc<Mutex<BTreeMap<u64, Second>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut random = SplitMix(seed);
+    let mut random = SplitMix(stretch.seed);
     let started = Instant::now();
     let mut running = Vec::new();
-    for n in 0u64.. {
-        let due = started + Duration::from_secs_f64(n as f64 / rate);
+    for n in stretch.first.. {
+        let due = started + Duration::from_secs_f64((n - stretch.first) as f64 / rate);
         if due >= started + duration {
             break;
         }
@@ -423,14 +461,23 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let duration = Duration::from_secs(args.duration);
     let mut rate = args.rate;
+    let mut stretch = Stretch {
+        first: 0,
+        seed: args.seed,
+    };
     if args.warmup > 0 {
         let warmup = Duration::from_secs(args.warmup);
-        let seed = args.seed.wrapping_add(1);
-        run_at(&clients, &workload, &args.mix, rate, warmup, seed).await;
+        let warm = Stretch {
+            seed: args.seed.wrapping_add(1),
+            ..stretch
+        };
+        run_at(&clients, &workload, &args.mix, rate, warmup, warm).await;
+        stretch = warm.after(rate, warmup, args.seed);
     }
     let mut held: Option<Value> = None;
     let last = loop {
-        let outcome = run_at(&clients, &workload, &args.mix, rate, duration, args.seed).await;
+        let outcome = run_at(&clients, &workload, &args.mix, rate, duration, stretch).await;
+        stretch = stretch.after(rate, duration, args.seed);
         let report = outcome.report();
         print_table(&report);
         if args.by_second {

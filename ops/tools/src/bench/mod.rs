@@ -2,6 +2,7 @@
 //! real shard indexes directly) and print a table.
 
 mod cluster;
+mod disk;
 mod index;
 mod load;
 mod updates;
@@ -16,7 +17,7 @@ use clap::Subcommand;
 use inkling_actors::model_pool::{EmbedRequest, ModelPool, ModelPoolConfig, ModelPoolMsg};
 use inkling_actors::{ActorConfig, ask};
 use inkling_api::{Client, ClientConfig, EventBatch, EventBody, EventType};
-use inkling_models::encoder::{self, ModelName, TextEncoder, TextKind};
+use inkling_models::encoder::{self, ModelName, Precision, TextEncoder, TextKind};
 
 use inkling_node::{CatalogSource, LocalNode};
 
@@ -93,6 +94,9 @@ pub enum BenchCommand {
     /// Open-loop load at a fixed rate (free of coordinated omission): real sessions as
     /// events and recommendations, real queries as searches; latency percentiles by kind.
     Load(load::LoadArgs),
+    /// A node's data folder, weighed each minute under a steady open-loop load, and at the
+    /// end against the live data it holds.
+    Disk(disk::DiskArgs),
     /// On a CUDA machine: GPU-versus-CPU parity of both encoders (fails below --min-cosine)
     /// and GPU throughput by batch size. Used by scripts/gpu-check.sh.
     Gpu {
@@ -166,6 +170,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Failover(args) => tokio::task::spawn_blocking(|| cluster::run(args)).await?,
         BenchCommand::Hop(args) => tokio::task::spawn_blocking(|| cluster::run_hop(args)).await?,
         BenchCommand::Load(args) => load::run(args).await,
+        BenchCommand::Disk(args) => disk::run(args).await,
     }
 }
 
@@ -185,9 +190,10 @@ fn bench_gpu(
     println!("| model | texts | min cosine GPU vs CPU | mean cosine |\n|---|---:|---:|---:|");
     let mut failures = Vec::new();
     for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
-        let cpu =
-            encoder::load(model, models_dir, tch::Device::Cpu)?.encode(sample, TextKind::Query)?;
-        let on_gpu = encoder::load(model, models_dir, gpu)?.encode(sample, TextKind::Query)?;
+        let cpu = encoder::load(model, models_dir, tch::Device::Cpu, Precision::F32)?
+            .encode(sample, TextKind::Query)?;
+        let on_gpu = encoder::load(model, models_dir, gpu, Precision::Auto)?
+            .encode(sample, TextKind::Query)?;
         let similarities: Vec<f32> = cpu
             .iter()
             .zip(&on_gpu)
@@ -206,7 +212,7 @@ fn bench_gpu(
     }
     println!("\n| model | batch | GPU texts/s |\n|---|---:|---:|");
     for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
-        let loaded = encoder::load(model, models_dir, gpu)?;
+        let loaded = encoder::load(model, models_dir, gpu, Precision::Auto)?;
         loaded.encode(sample, TextKind::Passage)?;
         for &batch in batch_sizes {
             let rate = throughput(loaded.as_ref(), &texts, batch.max(1))?;
@@ -294,34 +300,45 @@ async fn bench_encoders(options: EncoderBench) -> Result<()> {
         tch::get_num_threads(),
         texts.len()
     );
-    println!("| model | batch | Inkling texts/s | Python texts/s | Inkling / Python |");
-    println!("|---|---:|---:|---:|---:|");
-    for model in [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small] {
-        let loaded = encoder::load(model, &options.models_dir, device)?;
+    println!(
+        "| model | computes in | batch | Inkling texts/s | Python texts/s | Inkling / Python |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    // Each precision that computes in a different format on this device.
+    let mut precisions = vec![Precision::F32];
+    if Precision::Auto.kind_on(device) != Precision::F32.kind_on(device) {
+        precisions.push(Precision::Auto);
+    }
+    // Python has the MiniLM files only (there is no Python reference for the 4-bit e5 file).
+    let python_minilm = match &options.python {
+        Some(python) => Some(python_throughput(
+            python,
+            &options.models_dir.join("all-minilm-l6-v2"),
+            &texts,
+            &options.batch_sizes,
+        )?),
+        None => None,
+    };
+    let models = [ModelName::AllMiniLmL6V2, ModelName::MultilingualE5Small];
+    for (model, precision) in models
+        .into_iter()
+        .flat_map(|model| precisions.iter().map(move |&precision| (model, precision)))
+    {
+        let loaded = encoder::load(model, &options.models_dir, device, precision)?;
+        let format = format!("{:?}", precision.kind_on(device)).to_lowercase();
         loaded.encode(&texts[..texts.len().min(32)], TextKind::Passage)?;
-        let python = match (&options.python, model) {
-            (Some(python), ModelName::AllMiniLmL6V2) => {
-                let dir = options.models_dir.join("all-minilm-l6-v2");
-                Some(python_throughput(
-                    python,
-                    &dir,
-                    &texts,
-                    &options.batch_sizes,
-                )?)
-            }
-            _ => None,
-        };
+        let python = python_minilm
+            .as_ref()
+            .filter(|_| model == ModelName::AllMiniLmL6V2);
         for &batch in &options.batch_sizes {
             let ours = throughput(loaded.as_ref(), &texts, batch)?;
-            let theirs = python
-                .as_ref()
-                .and_then(|figures| figures.get(&batch.to_string()).copied());
+            let theirs = python.and_then(|figures| figures.get(&batch.to_string()).copied());
             let (theirs_text, ratio) = match theirs {
                 Some(theirs) => (format!("{theirs:.0}"), format!("{:.2}", ours / theirs)),
                 None => ("—".to_string(), "—".to_string()),
             };
             println!(
-                "| {} | {batch} | {ours:.0} | {theirs_text} | {ratio} |",
+                "| {} | {format} | {batch} | {ours:.0} | {theirs_text} | {ratio} |",
                 model.as_str()
             );
         }
@@ -330,19 +347,43 @@ async fn bench_encoders(options: EncoderBench) -> Result<()> {
 }
 
 /// One query at a time through the pool actor, each a cache miss, as a session sends them.
+/// Queries embedded before the pool row is measured: they warm the allocator and the code
+/// paths.
+const POOL_WARMUP_QUERIES: usize = 10;
+
+/// Short shopper queries, each a different text, so every one is a cache miss.
+fn pool_queries(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|index| format!("有没有{}元以内的手机？ query {index}", 1000 + index))
+        .collect()
+}
+
+/// One query at a time, on the calling thread and then through the model-pool actor: the
+/// difference is what the pool's batching window, its hops and its worker thread cost.
 async fn pool_latency(options: &EncoderBench) -> Result<()> {
+    let queries = pool_queries(options.pool_queries + POOL_WARMUP_QUERIES);
     let config = ModelPoolConfig::new(ModelName::MultilingualE5Small, options.models_dir.clone());
+    let direct = encoder::load(
+        config.model,
+        &config.models_dir,
+        encoder::default_device(),
+        config.precision,
+    )?;
+    let mut on_this_thread = Vec::with_capacity(queries.len());
+    for query in &queries {
+        let started = Instant::now();
+        direct.encode(std::slice::from_ref(query), TextKind::Query)?;
+        on_this_thread.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(direct);
     let (max_batch, max_wait) = (config.max_batch, config.max_wait);
     let (pool, _) = ractor::Actor::spawn(None, ModelPool::default(), config).await?;
-    let mut latencies = Vec::with_capacity(options.pool_queries);
-    for index in 0..options.pool_queries + 10 {
+    let mut through_pool = Vec::with_capacity(queries.len());
+    for query in &queries {
         let request = EmbedRequest {
             model: ModelName::MultilingualE5Small,
             kind: TextKind::Query,
-            texts: vec![format!(
-                "有没有{}元以内的手机？ query {index}",
-                1000 + index
-            )],
+            texts: vec![query.clone()],
         };
         let started = Instant::now();
         ask(
@@ -352,23 +393,32 @@ async fn pool_latency(options: &EncoderBench) -> Result<()> {
             "model pool",
         )
         .await??;
-        // The first few warm the allocator and the code paths.
-        if index >= 10 {
-            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        }
+        through_pool.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     pool.stop(None);
-    latencies.sort_by(f64::total_cmp);
     println!(
-        "\nOne query through the model pool (multilingual-e5-small, max batch {max_batch}, max wait {max_wait:?}), {} sequential cache misses:\n",
-        latencies.len()
+        "\nOne query at a time (multilingual-e5-small), {} cache misses after {POOL_WARMUP_QUERIES} unmeasured:\n",
+        options.pool_queries
     );
-    println!("| p50 ms | p99 ms |\n|---:|---:|");
-    println!(
-        "| {:.2} | {:.2} |",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
-    );
+    println!("| path | p50 ms | p99 ms |\n|---|---:|---:|");
+    for (path, mut latencies) in [
+        (
+            "the encoder, on the calling thread".to_string(),
+            on_this_thread,
+        ),
+        (
+            format!("the model pool (max batch {max_batch}, max wait {max_wait:?})"),
+            through_pool,
+        ),
+    ] {
+        latencies.drain(..POOL_WARMUP_QUERIES.min(latencies.len()));
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "| {path} | {:.2} | {:.2} |",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99)
+        );
+    }
     Ok(())
 }
 
