@@ -21,20 +21,37 @@ pub enum Keyspace {
     Models,
     /// Entries of replicated logs, keyed by log and position (the cluster layer's raft logs).
     ReplicatedLog,
-    /// Small records that go with the replicated logs: votes, applied positions, snapshots.
+    /// Small records that go with the replicated logs: votes, applied positions, membership.
     ReplicationState,
+    /// Each replicated log's latest snapshot. They have a tree of their own because sled
+    /// rewrites a whole leaf when any key in it changes: beside the small records, which
+    /// change on every commit, each large snapshot was rewritten with them, and the data
+    /// folder grew by that much each time (docs/benchmarks.md).
+    Snapshots,
 }
 
 impl Keyspace {
-    fn tree_name(self) -> &'static str {
+    /// The name of the keyspace's sled tree.
+    pub fn name(self) -> &'static str {
         match self {
             Keyspace::Products => "products",
             Keyspace::Profiles => "profiles",
             Keyspace::Models => "models",
             Keyspace::ReplicatedLog => "replicated_log",
             Keyspace::ReplicationState => "replication_state",
+            Keyspace::Snapshots => "snapshots",
         }
     }
+
+    /// Every keyspace, for tools that account for all of them.
+    pub const ALL: [Keyspace; 6] = [
+        Keyspace::Products,
+        Keyspace::Profiles,
+        Keyspace::Models,
+        Keyspace::ReplicatedLog,
+        Keyspace::ReplicationState,
+        Keyspace::Snapshots,
+    ];
 }
 
 /// An ordered key-value engine with an explicit durability point.
@@ -81,6 +98,7 @@ pub struct SledEngine {
     models: sled::Tree,
     replicated_log: sled::Tree,
     replication_state: sled::Tree,
+    snapshots: sled::Tree,
     user_keys: UserKeys,
 }
 
@@ -89,11 +107,12 @@ impl SledEngine {
         // sled's own periodic flush is off: durability points come only from `sync`,
         // which group commit batches.
         let db = sled::Config::new().path(path).flush_every_ms(None).open()?;
-        let products = db.open_tree(Keyspace::Products.tree_name())?;
-        let profiles = db.open_tree(Keyspace::Profiles.tree_name())?;
-        let models = db.open_tree(Keyspace::Models.tree_name())?;
-        let replicated_log = db.open_tree(Keyspace::ReplicatedLog.tree_name())?;
-        let replication_state = db.open_tree(Keyspace::ReplicationState.tree_name())?;
+        let products = db.open_tree(Keyspace::Products.name())?;
+        let profiles = db.open_tree(Keyspace::Profiles.name())?;
+        let models = db.open_tree(Keyspace::Models.name())?;
+        let replicated_log = db.open_tree(Keyspace::ReplicatedLog.name())?;
+        let replication_state = db.open_tree(Keyspace::ReplicationState.name())?;
+        let snapshots = db.open_tree(Keyspace::Snapshots.name())?;
         let user_keys = UserKeys::open(&path.join(USER_KEYS_FOLDER))?;
         Ok(Self {
             db,
@@ -102,6 +121,7 @@ impl SledEngine {
             models,
             replicated_log,
             replication_state,
+            snapshots,
             user_keys,
         })
     }
@@ -113,6 +133,7 @@ impl SledEngine {
             Keyspace::Models => &self.models,
             Keyspace::ReplicatedLog => &self.replicated_log,
             Keyspace::ReplicationState => &self.replication_state,
+            Keyspace::Snapshots => &self.snapshots,
         }
     }
 }

@@ -45,6 +45,10 @@ fn log_write_error(error: impl std::error::Error + 'static) -> StorageError {
     storage_error(ErrorSubject::Logs, ErrorVerb::Write, error)
 }
 
+/// Where a snapshot was kept among a partition's small records before snapshots had a
+/// keyspace of their own.
+const LEGACY_SNAPSHOT: &str = "snapshot";
+
 /// Keys of one partition's small records in [`Keyspace::ReplicationState`].
 pub(crate) struct StateKeys(PartitionId);
 
@@ -86,27 +90,42 @@ impl PartitionRecords {
             .map_err(|error| storage_error(subject, ErrorVerb::Read, error))
     }
 
-    pub(crate) fn read_raw(
+    /// The partition's stored snapshot. A data folder written before snapshots had their
+    /// own keyspace holds it among the small records, where it is read until the next
+    /// snapshot replaces it.
+    pub(crate) fn read_snapshot(
         &self,
-        name: &str,
         subject: ErrorSubject<NodeId>,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let key = StateKeys(self.partition).key(name);
-        self.engine
-            .get(Keyspace::ReplicationState, &key)
-            .map_err(|error| storage_error(subject, ErrorVerb::Read, error))
+        let read = |keyspace, key: &[u8]| {
+            self.engine
+                .get(keyspace, key)
+                .map_err(|error| storage_error(subject.clone(), ErrorVerb::Read, error))
+        };
+        let key = self.partition.to_be_bytes();
+        if let Some(bytes) = read(Keyspace::Snapshots, &key)? {
+            return Ok(Some(bytes));
+        }
+        read(
+            Keyspace::ReplicationState,
+            &StateKeys(self.partition).key(LEGACY_SNAPSHOT),
+        )
     }
 
-    pub(crate) fn write_raw(
+    /// Replaces the partition's snapshot, and drops one left among the small records.
+    pub(crate) fn write_snapshot(
         &self,
-        name: &str,
         bytes: &[u8],
         subject: ErrorSubject<NodeId>,
     ) -> Result<(), StorageError> {
-        let key = StateKeys(self.partition).key(name);
+        let write_error = |error| storage_error(subject.clone(), ErrorVerb::Write, error);
         self.engine
-            .put(Keyspace::ReplicationState, &key, bytes)
-            .map_err(|error| storage_error(subject, ErrorVerb::Write, error))
+            .put(Keyspace::Snapshots, &self.partition.to_be_bytes(), bytes)
+            .map_err(write_error)?;
+        let legacy = StateKeys(self.partition).key(LEGACY_SNAPSHOT);
+        self.engine
+            .delete(Keyspace::ReplicationState, &legacy)
+            .map_err(write_error)
     }
 
     pub(crate) fn write<T: Serialize>(

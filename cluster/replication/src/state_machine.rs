@@ -284,7 +284,7 @@ impl StateMachine {
             users,
         };
         self.records
-            .write_raw("snapshot", &pack_parts(&header, &parts), subject)
+            .write_snapshot(&pack_parts(&header, &parts), subject)
     }
 
     /// The stored snapshot, its body as JSON, without the users erased since it was built.
@@ -292,7 +292,7 @@ impl StateMachine {
         let subject = || ErrorSubject::Snapshot(None);
         let read_error =
             |error: String| storage_error(subject(), ErrorVerb::Read, std::io::Error::other(error));
-        let Some(bytes) = self.records.read_raw("snapshot", subject())? else {
+        let Some(bytes) = self.records.read_snapshot(subject())? else {
             return Ok(None);
         };
         let Some(unpacked) = unpack_parts::<SealedSnapshot>(&bytes) else {

@@ -119,7 +119,11 @@ pub struct Profile {
     pub segment: Option<u32>,
     /// Hashes of the newest idempotency keys (`event_id`) applied, oldest first: a client
     /// retry of a batch whose answer was lost finds its events here and skips them.
-    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "VecDeque::is_empty",
+        with = "packed_key_hashes"
+    )]
     pub applied_event_keys: VecDeque<u64>,
 }
 
@@ -320,11 +324,92 @@ fn bump(
     }
 }
 
+/// The key hashes as one base64 string of their little-endian bytes: 11 characters a key,
+/// where a JSON list of decimals takes 21. The profile is rewritten whole on every event,
+/// so its size is what the data folder's growth scales with (docs/benchmarks.md). Profiles
+/// stored as a list still load.
+mod packed_key_hashes {
+    use std::collections::VecDeque;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        hashes: &VecDeque<u64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = hashes.iter().flat_map(|hash| hash.to_le_bytes()).collect();
+        serializer.serialize_str(&STANDARD_NO_PAD.encode(bytes))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Packed(String),
+        List(VecDeque<u64>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<VecDeque<u64>, D::Error> {
+        let packed = match Stored::deserialize(deserializer)? {
+            Stored::List(hashes) => return Ok(hashes),
+            Stored::Packed(packed) => packed,
+        };
+        let bytes = STANDARD_NO_PAD.decode(packed).map_err(D::Error::custom)?;
+        if bytes.len() % 8 != 0 {
+            return Err(D::Error::custom("packed key hashes are not whole u64s"));
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const HOUR: u64 = 60 * 60 * 1000;
+
+    /// Key hashes are stored packed, and profiles stored before that (a JSON list) still load.
+    #[test]
+    fn key_hashes_are_stored_packed_and_old_lists_still_load() {
+        let hashes = [0, 1, u64::MAX, 0x0123_4567_89ab_cdef];
+        let cases: [(&str, Vec<u64>); 4] = [
+            ("no keys", vec![]),
+            ("one key", vec![hashes[3]]),
+            ("several keys", hashes.to_vec()),
+            ("many keys", (0..10_000).map(|n| n * 7_919).collect()),
+        ];
+        for (why, keys) in cases {
+            let profile = Profile {
+                applied_event_keys: keys.iter().copied().collect(),
+                ..Profile::new("u")
+            };
+            let json = serde_json::to_string(&profile).unwrap();
+            let back: Profile = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.applied_event_keys, keys, "{why}: {json:.200}");
+            let mut list = serde_json::to_value(&profile).unwrap();
+            list["applied_event_keys"] = serde_json::json!(keys);
+            let old: Profile = serde_json::from_value(list).unwrap();
+            assert_eq!(old.applied_event_keys, keys, "{why}: the old list form");
+            let without_keys = serde_json::to_string(&Profile::new("u")).unwrap().len();
+            let key_bytes = json.len() - without_keys;
+            assert!(
+                key_bytes <= 30 + keys.len() * 11,
+                "{why}: {key_bytes} bytes for {} keys",
+                keys.len()
+            );
+        }
+        let mut broken = serde_json::to_value(Profile::new("u")).unwrap();
+        broken["applied_event_keys"] = serde_json::json!("AAAA");
+        let error = serde_json::from_value::<Profile>(broken).unwrap_err();
+        assert!(error.to_string().contains("whole u64s"), "{error}");
+    }
 
     fn product(id: &str, category: &str, brand: &str, price: f64) -> Product {
         Product {
