@@ -517,3 +517,35 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
             .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Write, error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use inkling_storage::SledEngine;
+    use openraft::ErrorSubject;
+
+    use super::*;
+
+    /// A data folder written before snapshots had their own keyspace keeps working: its
+    /// snapshot is read where it was, and the next one moves it.
+    #[test]
+    fn a_snapshot_among_the_small_records_is_read_then_moved_by_the_next() {
+        let folder = tempfile::tempdir().unwrap();
+        let engine: Arc<dyn KvEngine> = Arc::new(SledEngine::open(folder.path()).unwrap());
+        let records = PartitionRecords::new(engine.clone(), 7);
+        let legacy = StateKeys(7).key(LEGACY_SNAPSHOT);
+        let subject = || ErrorSubject::Snapshot(None);
+        let stored = |records: &PartitionRecords| records.read_snapshot(subject()).unwrap();
+
+        assert_eq!(stored(&records), None);
+        engine
+            .put(Keyspace::ReplicationState, &legacy, b"old")
+            .unwrap();
+        assert_eq!(stored(&records).as_deref(), Some(&b"old"[..]));
+        records.write_snapshot(b"new", subject()).unwrap();
+        assert_eq!(stored(&records).as_deref(), Some(&b"new"[..]));
+        let left = engine.get(Keyspace::ReplicationState, &legacy).unwrap();
+        assert_eq!(left, None, "the old copy is gone");
+        let other = PartitionRecords::new(engine, 8);
+        assert_eq!(stored(&other), None, "partitions keep their own snapshots");
+    }
+}
