@@ -7,10 +7,12 @@
 #   events3    three nodes (`inkling cluster up`), events at 2,000/s (p99 ≤ 20 ms)
 # Each prints bench load's table, the generator's CPU time and the nodes' CPU time.
 #   scripts/bench-targets.sh [target ...]     (default: all four)
-# Environment: BIN (default target/release/inkling), DURATION seconds (30).
+# Environment: BIN (default target/release/inkling), GENERATOR (the binary that runs bench
+# load, default BIN: an older node with a newer generator), DURATION seconds (30).
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/inkling}
+GENERATOR=${GENERATOR:-$BIN}
 DURATION=${DURATION:-30}
 PORT=19721
 
@@ -35,7 +37,7 @@ stop_node() {
 # bench load against TARGETS with the given flags, timed.
 load() {
     /usr/bin/time -f "generator: %U s user, %S s system, %e s wall" \
-        "$BIN" bench load --target "$TARGETS" --duration "$DURATION" --warmup 2 "$@"
+        "$GENERATOR" bench load --target "$TARGETS" --duration "$DURATION" --warmup 2 "$@"
 }
 
 one_node() {
