@@ -286,7 +286,7 @@ impl Outcome {
         })
     }
 
-    pub(super) fn report(&self) -> Value {
+    fn report(&self) -> Value {
         let mut kinds = serde_json::Map::new();
         for (kind, tally) in &self.by_kind {
             let sorted = &tally.latencies;
@@ -308,7 +308,7 @@ impl Outcome {
     }
 }
 
-pub(super) fn print_table(report: &Value) {
+fn print_table(report: &Value) {
     println!(
         "\nopen loop at {} requests/s for {:.0} s\n",
         report["rate"], report["seconds"]
