@@ -8,28 +8,21 @@
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/inkling}
+source scripts/bench-node.sh
 COUNT=${1:-60}
 shift $(($# > 0 ? 1 : 0))
 PORT=19711
 TARGET=http://127.0.0.1:$PORT
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/inkling-embed.XXXXXX")
-trap 'rm -rf "$DATA" "$DATA.log"' EXIT
-"$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" "$@" >"$DATA.log" 2>&1 &
-NODE=$!
-until curl -sf "$TARGET/readyz" >/dev/null; do
-    kill -0 "$NODE" 2>/dev/null || { echo "the node exited; see $DATA.log" >&2; exit 1; }
-    sleep 0.5
-done
+start_node $PORT "$@"
 encoder_totals() { curl -s "$TARGET/metrics" | awk '/^inkling_model_inference_seconds_sum/ {s=$2} /^inkling_model_inference_seconds_count/ {c=$2} END {print s, c}'; }
 read -r sum_before count_before < <(encoder_totals)
 tail -n +200 ../shared/data/homedepot/queries.tsv | head -n "$COUNT" | cut -f2 |
     python3 -c 'import json,sys; [print(json.dumps({"user_id":"probe","query":q.strip(),"k":10,"mode":"hybrid"})) for q in sys.stdin]' |
     while read -r body; do
         curl -s -o /dev/null -w '%{time_total}\n' -H 'content-type: application/json' -d "$body" "$TARGET/v1/search"
-    done >"$DATA.times"
+    done >"$DATA/request-times"
 read -r sum_after count_after < <(encoder_totals)
 awk -v s="$sum_before" -v S="$sum_after" -v c="$count_before" -v C="$count_after" \
     'BEGIN {printf "encoder batches %d, mean %.1f ms\n", C - c, 1000 * (S - s) / (C - c)}'
-sort -n "$DATA.times" | awk '{t[NR]=$1} END {printf "search request p50 %.1f ms\n", 1000 * t[int((NR+1)/2)]}'
-kill "$NODE"
-wait "$NODE" 2>/dev/null
+sort -n "$DATA/request-times" | awk '{t[NR]=$1} END {printf "search request p50 %.1f ms\n", 1000 * t[int((NR+1)/2)]}'
+stop_node

@@ -12,16 +12,10 @@
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/inkling}
+source scripts/bench-node.sh
 PORT=19701
 TARGET=http://127.0.0.1:$PORT
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/inkling-stall.XXXXXX")
-trap 'rm -rf "$DATA"' EXIT
-"$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" "$@" >"$DATA.log" 2>&1 &
-NODE=$!
-until curl -sf "$TARGET/readyz" >/dev/null; do
-    kill -0 "$NODE" 2>/dev/null || { echo "the node exited; see $DATA.log" >&2; exit 1; }
-    sleep 0.5
-done
+start_node $PORT "$@"
 sleep "${IDLE:-0}"
 if [[ "${WARM:-0}" == 1 ]]; then
     "$BIN" bench load --target "$TARGET" --mix recommend=1 --rate 750 --duration 30
@@ -34,6 +28,4 @@ fi
     "$BIN" bench load --target "$TARGET" --mix events=60,recommend=30,search=10 --rate 1000 --duration 20 --by-second ${GENERATOR_WARMUP:+--warmup $GENERATOR_WARMUP}
 [[ -n "${PERF_PID:-}" ]] && wait "$PERF_PID"
 ps -o rss=,time=,nlwp= -p "$NODE" | awk '{print "node: RSS " $1 " KiB, CPU " $2 ", " $3 " threads"}'
-kill "$NODE"
-wait "$NODE" 2>/dev/null
-rm -f "$DATA.log"
+stop_node

@@ -13,25 +13,14 @@ set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/inkling}
 GENERATOR=${GENERATOR:-$BIN}
+source scripts/bench-node.sh
 DURATION=${DURATION:-30}
 PORT=19721
 
-# Starts one node on a fresh data folder; sets NODE and DATA.
-start_node() {
-    DATA=$(mktemp -d "${TMPDIR:-/tmp}/inkling-targets.XXXXXX")
-    "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" >"$DATA.log" 2>&1 &
-    NODE=$!
-    until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
-        kill -0 "$NODE" 2>/dev/null || { echo "the node exited; see $DATA.log" >&2; exit 1; }
-        sleep 0.5
-    done
-}
-
-stop_node() {
+# Prints what the node used, then stops it.
+report_and_stop_node() {
     ps -o time=,rss= -p "$NODE" | awk '{print "node: CPU " $1 ", RSS " $2 " KiB"}'
-    kill "$NODE"
-    wait "$NODE" 2>/dev/null
-    rm -rf "$DATA" "$DATA.log"
+    stop_node
 }
 
 # bench load against TARGETS with the given flags, timed.
@@ -41,10 +30,10 @@ load() {
 }
 
 one_node() {
-    start_node
+    start_node $PORT
     TARGETS=http://127.0.0.1:$PORT
     load "$@"
-    stop_node
+    report_and_stop_node
 }
 
 three_nodes() {

@@ -366,8 +366,6 @@ pub static EMBEDDING_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Registers every metric, so that a scrape shows each one (at zero) before anything has
-/// recorded it: a gauge that appears only later looks like a gap on a dashboard.
 /// Stalls of the async runtime, recorded by [`crate::runtime::spawn_stall_probe`].
 pub static RUNTIME_TICK_LAG_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register(
@@ -402,6 +400,8 @@ pub static RUNTIME_GLOBAL_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Registers every metric, so that a scrape shows each one (at zero) before anything has
+/// recorded it: a gauge that appears only later looks like a gap on a dashboard.
 pub fn register_all() {
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_LATENCY);

@@ -17,8 +17,7 @@ pub use e5::E5Encoder;
 pub use minilm::MiniLmEncoder;
 
 /// The number format an encoder computes in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Precision {
     /// 16-bit where the hardware computes it natively: f16 on a GPU, bf16 on a CPU with
     /// AVX-512 BF16; f32 anywhere else. On such a CPU a query is embedded in about 0.7 of
