@@ -136,3 +136,37 @@ fn a_node_short_of_disk_refuses_new_data_whole_and_still_erases() {
         "free space reported: {free:?}"
     );
 }
+
+#[test]
+fn a_partition_with_a_replica_short_of_disk_refuses_new_data_on_every_node() {
+    let roomy = || NodeOptions::flags(["--catalog", "none"].map(String::from).to_vec());
+    let short = ["--min-free-disk-mb", "1000000000000", "--catalog", "none"];
+    let nodes = vec![
+        roomy(),
+        roomy(),
+        NodeOptions::flags(short.map(String::from).to_vec()),
+    ];
+    let cluster = ClusterSandbox::start_with(binary(), 78, nodes);
+    cluster.wait_until_led();
+    let short_node = cluster.name(2).to_string();
+    let client = cluster.client(0);
+    // A shopper whose partition node 0 leads: node 2 is only a follower there.
+    let shopper = cluster.user_led_by(0, 0);
+    let events = EventBatch {
+        events: vec![EventBody::on_item(&shopper, EventType::View, "p-1")],
+    };
+
+    // Every user partition has all three nodes as replicas, so once gossip carries node
+    // 2's state, node 0 turns the shopper's events away although its own disk has room.
+    let refused = wait_for(
+        "node 0 refusing for node 2's disk",
+        Duration::from_secs(60),
+        || client.events(&events).err(),
+    );
+    assert_eq!(refused.status, Some(507), "{refused}");
+    assert_eq!(refused.code.as_deref(), Some("insufficient_storage"));
+    assert!(refused.message.contains(&short_node), "{refused}");
+    client
+        .erase_user(&shopper)
+        .expect("an erasure frees space and still runs");
+}

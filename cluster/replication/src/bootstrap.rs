@@ -142,6 +142,7 @@ impl Cluster {
         ));
         crate::mesh::start_router(&replicas).await?;
         tokio::spawn(cluster.clone().rebalance_forever());
+        tokio::spawn(LocalReplicas::watch_disks(Arc::downgrade(&replicas)));
         for (partition, raft) in replicas.rafts() {
             tokio::spawn(watch_leadership(
                 partition,

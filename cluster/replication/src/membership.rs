@@ -35,6 +35,8 @@ const KEY_ROLES: &str = "roles";
 const KEY_DRAINING: &str = "draining";
 const KEY_ACTORS: &str = "actor_addr";
 const KEY_PUBLIC: &str = "public_addr";
+/// "true" while the member's disk is below the free space it keeps.
+const KEY_DISK_LOW: &str = "disk_low";
 /// `admitted.NAME`: this member vouches that an operator admitted NAME.
 const KEY_ADMITTED_PREFIX: &str = "admitted.";
 
@@ -310,6 +312,22 @@ impl Membership {
         let chitchat = self.handle.chitchat();
         let mut chitchat = chitchat.lock().await;
         chitchat.self_node_state().set(KEY_DRAINING, draining);
+    }
+
+    /// Tells peers whether this node's disk is below the free space it keeps, so leaders
+    /// stop sending it new data before its log append fails.
+    pub(crate) async fn set_disk_low(&self, low: bool) {
+        let chitchat = self.handle.chitchat();
+        let mut chitchat = chitchat.lock().await;
+        chitchat.self_node_state().set(KEY_DISK_LOW, low);
+    }
+
+    /// Names of the live members whose disk is below the free space they keep.
+    pub(crate) async fn members_low_on_disk(&self) -> Vec<String> {
+        self.read_live(|id, state| {
+            (state.get(KEY_DISK_LOW) == Some("true")).then(|| id.node_id.to_string())
+        })
+        .await
     }
 
     /// Stops gossiping; peers soon hold this node dead.

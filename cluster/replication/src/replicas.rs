@@ -4,8 +4,8 @@
 //! proposed to a group led here. It never forwards: routing and the mesh do that.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use inkling_actors::model_pool::PoolStats;
@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::membership::Membership;
 use crate::partition::{PartitionId, partition_of};
-use crate::raft_types::{Applied, Command, NodeId, Raft};
+use crate::raft_types::{Applied, Command, NodeId, Raft, node_id_of};
 use crate::request::{RouteError, UserAnswer, UserCall};
 
 /// This node's raft groups and local actors, and what it knows of their leaders.
@@ -36,7 +36,13 @@ pub struct LocalReplicas {
     stopping: AtomicBool,
     /// Turns new data away, whole, while this node's disk is nearly full.
     disk: DiskGuard,
+    /// Peers whose disk gossip last said is nearly full, by raft id: a group with one of
+    /// them as a replica takes no new data either.
+    peers_low_on_disk: Mutex<Vec<(NodeId, String)>>,
 }
+
+/// How often a node reads its free disk space, tells peers, and learns theirs.
+const DISK_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 impl LocalReplicas {
     pub(crate) fn new(
@@ -48,7 +54,7 @@ impl LocalReplicas {
         disk: DiskGuard,
     ) -> Self {
         Self {
-            me: crate::raft_types::node_id_of(&name),
+            me: node_id_of(&name),
             name,
             addr,
             inkling,
@@ -57,6 +63,7 @@ impl LocalReplicas {
             caught_up: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             disk,
+            peers_low_on_disk: Mutex::new(Vec::new()),
         }
     }
 
@@ -189,21 +196,72 @@ impl LocalReplicas {
     }
 
     /// Proposes a command to this node's raft of the partition. New data (events,
-    /// products) is refused while the disk is nearly full; erasures and deletions, which
-    /// free space and must always be possible, are not.
+    /// products) is refused while this node's disk, or that of another replica of the
+    /// group, is nearly full; erasures and deletions, which free space and must always be
+    /// possible, are not.
     pub(crate) async fn propose_to(
         &self,
         raft: &Raft,
         partition: PartitionId,
         command: Command,
     ) -> Result<Applied, RouteError> {
-        if command.adds_data()
-            && let Err(low) = self.disk.check()
-        {
+        if command.adds_data() {
+            self.check_disks(raft, partition)?;
+        }
+        propose_to(raft, partition, command).await
+    }
+
+    fn check_disks(&self, raft: &Raft, partition: PartitionId) -> Result<(), RouteError> {
+        if let Err(low) = self.disk.check() {
             let error = ActorError::InsufficientStorage(low.to_string());
             return Err(RouteError::Failed(error));
         }
-        propose_to(raft, partition, command).await
+        let Some(peer) = self.replica_low_on_disk(raft) else {
+            return Ok(());
+        };
+        let error = ActorError::InsufficientStorage(format!(
+            "node {peer}, a replica of partition {partition}, has less free disk than it \
+             keeps free (its --min-free-disk-mb); the partition takes no new data until \
+             space is freed there"
+        ));
+        Err(RouteError::Failed(error))
+    }
+
+    /// A replica of the group (voter or learner) other than this node whose disk is low.
+    fn replica_low_on_disk(&self, raft: &Raft) -> Option<String> {
+        let low = self.peers_low_on_disk.lock();
+        if low.is_empty() {
+            return None;
+        }
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let replicas = metrics.membership_config.membership();
+        low.iter()
+            .find(|(id, _)| *id != self.me && replicas.get_node(id).is_some())
+            .map(|(_, name)| name.clone())
+    }
+
+    /// Every [`DISK_WATCH_INTERVAL`], tells peers whether this node's disk is low and learns
+    /// which of theirs are; ends when the node stops.
+    pub(crate) async fn watch_disks(replicas: Weak<Self>) {
+        let mut ticks = tokio::time::interval(DISK_WATCH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(replicas) = replicas.upgrade() else {
+                return;
+            };
+            if replicas.is_stopping() {
+                return;
+            }
+            let low = replicas.disk.check().is_err();
+            replicas.membership.set_disk_low(low).await;
+            let peers = replicas.membership.members_low_on_disk().await;
+            *replicas.peers_low_on_disk.lock() = peers
+                .into_iter()
+                .map(|name| (node_id_of(&name), name))
+                .collect();
+        }
     }
 
     /// Whether the node is stopping: its raft groups are shut down or about to be.
