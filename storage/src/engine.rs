@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -106,7 +106,7 @@ impl SledEngine {
     pub fn open(path: &Path) -> Result<Self> {
         // sled's own periodic flush is off: durability points come only from `sync`,
         // which group commit batches.
-        let db = sled::Config::new().path(path).flush_every_ms(None).open()?;
+        let db = open_waiting_for_lock(path)?;
         let products = db.open_tree(Keyspace::Products.name())?;
         let profiles = db.open_tree(Keyspace::Profiles.name())?;
         let models = db.open_tree(Keyspace::Models.name())?;
@@ -134,6 +134,28 @@ impl SledEngine {
             Keyspace::ReplicatedLog => &self.replicated_log,
             Keyspace::ReplicationState => &self.replication_state,
             Keyspace::Snapshots => &self.snapshots,
+        }
+    }
+}
+
+/// How long opening waits for a previous handle's lock on the same folder to go.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the database, waiting while the folder is locked. sled 0.34 releases its file lock
+/// on a background thread after the last handle drops (spacejam/sled#1234), so reopening at
+/// once, as a node's restart in one process does, can find it still held.
+fn open_waiting_for_lock(path: &Path) -> Result<sled::Db> {
+    let config = sled::Config::new().path(path).flush_every_ms(None);
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
         }
     }
 }
@@ -289,6 +311,26 @@ fn run_group_commit(engine: Arc<dyn KvEngine>, mut receiver: mpsc::UnboundedRece
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_waits_for_a_previous_handle_to_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledEngine::open(dir.path()).unwrap();
+        let (opening, opened) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let second = std::thread::spawn(move || {
+            opening.send(()).unwrap();
+            SledEngine::open(&path).map(|_| ())
+        });
+        opened.recv().unwrap();
+        // Let the second open meet the lock before it goes (the test passes either way).
+        std::thread::sleep(Duration::from_millis(200));
+        drop(first);
+        second
+            .join()
+            .unwrap()
+            .expect("opened once the first handle let go");
+    }
 
     #[tokio::test]
     async fn concurrent_waiters_share_syncs_and_writes_survive_reopen() {
