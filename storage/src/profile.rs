@@ -31,10 +31,18 @@ impl ProfileStore {
 
     /// Every stored profile, for offline jobs such as `inkling profile build`.
     pub fn all(&self) -> Result<Vec<Profile>> {
+        self.all_of(|_| true)
+    }
+
+    /// The stored profiles of the users `wanted` picks by id; only those are unsealed and
+    /// parsed.
+    pub fn all_of(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<Profile>> {
         let mut profiles = Vec::new();
         for (key, bytes) in self.engine.scan(Keyspace::Profiles)? {
             let user_id = String::from_utf8_lossy(&key);
-            profiles.extend(self.decode(&user_id, &bytes)?);
+            if wanted(&user_id) {
+                profiles.extend(self.decode(&user_id, &bytes)?);
+            }
         }
         Ok(profiles)
     }

@@ -246,14 +246,9 @@ impl StateMachine {
 
     /// The profiles of this partition's users.
     fn partition_profiles(&self) -> Result<Vec<Profile>, StorageError> {
-        let all = self
-            .profiles
-            .all()
-            .map_err(|error| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error))?;
-        Ok(all
-            .into_iter()
-            .filter(|profile| partition_of(&profile.user_id) == self.group)
-            .collect())
+        self.profiles
+            .all_of(|user_id| partition_of(user_id) == self.group)
+            .map_err(|error| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error))
     }
 
     fn keys(&self) -> &UserKeys {
