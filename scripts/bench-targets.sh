@@ -8,13 +8,16 @@
 # Each prints bench load's table, the generator's CPU time and the nodes' CPU time.
 #   scripts/bench-targets.sh [target ...]     (default: all four)
 # Environment: BIN (default target/release/inkling), GENERATOR (the binary that runs bench
-# load, default BIN: an older node with a newer generator), DURATION seconds (30).
+# load, default BIN: an older node with a newer generator), DURATION seconds (30), SETTLE
+# seconds to wait after the nodes answer before the load starts (0; the nodes may still be
+# embedding the demo catalog).
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/inkling}
 GENERATOR=${GENERATOR:-$BIN}
 source scripts/bench-node.sh
 DURATION=${DURATION:-30}
+SETTLE=${SETTLE:-0}
 PORT=19721
 
 # Prints what the node used, then stops it.
@@ -25,6 +28,7 @@ report_and_stop_node() {
 
 # bench load against TARGETS with the given flags, timed.
 load() {
+    sleep "$SETTLE"
     /usr/bin/time -f "generator: %U s user, %S s system, %e s wall" \
         "$GENERATOR" bench load --target "$TARGETS" --duration "$DURATION" --warmup 2 "$@"
 }
