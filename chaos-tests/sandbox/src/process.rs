@@ -23,6 +23,14 @@ pub(crate) struct NodeProcess {
     paused: bool,
 }
 
+/// The nodes of a sandbox share this machine's cores, and libtorch's OpenMP threads by
+/// default spin for a while after each parallel region, burning CPU the other nodes need:
+/// three nodes with the default encoder used 1:40 of CPU each through a start and a 30 s
+/// load, 0:45 when they wait passively (docs/benchmarks.md). libgomp reads this when it
+/// loads, before `main`, so the parent sets it for the child. An operator's own setting
+/// wins.
+const OMP_WAIT_POLICY: &str = "OMP_WAIT_POLICY";
+
 impl NodeProcess {
     /// Starts `binary args` with `env`; its stderr goes to `log` (appended) or to ours,
     /// its stdout likewise once read for the "listening" line.
@@ -36,7 +44,11 @@ impl NodeProcess {
             Some(path) => (Stdio::from(open_log(path)?), Some(open_log(path)?)),
             None => (Stdio::inherit(), None),
         };
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if std::env::var_os(OMP_WAIT_POLICY).is_none() {
+            command.env(OMP_WAIT_POLICY, "PASSIVE");
+        }
+        let mut child = command
             .args(args)
             .envs(env)
             .stdout(Stdio::piped())
