@@ -168,8 +168,13 @@ pub const SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
 /// openraft's default (300).
 pub const ENTRIES_PER_APPEND: u64 = 64;
 
-/// Log entries after which a group snapshots, unless configured.
-pub const SNAPSHOT_EVERY: u64 = 10_000;
+/// Log entries after which a group snapshots, unless configured. The log kept between
+/// snapshots is what the data folder's size scales with: sled cannot reuse a log segment
+/// while any entry in it is live, so every segment written while an entry waits for its
+/// purge stays on disk. Under 30 minutes of steady events the folder reached 1,913 MiB at
+/// 10,000 and 635 MiB at 2,000 (docs/benchmarks.md, "Disk under steady events"); a
+/// follower more than a tenth of this behind catches up from a snapshot.
+pub const SNAPSHOT_EVERY: u64 = 2_000;
 
 fn raft_config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
