@@ -180,19 +180,13 @@ impl StateMachine {
         })
     }
 
-    /// What a snapshot of this group holds.
-    async fn snapshot_body(&self) -> Result<SnapshotBody, StorageError> {
+    /// What a snapshot of the catalog group holds.
+    async fn catalog_snapshot_body(&self) -> Result<SnapshotBody, StorageError> {
         let read_error =
             |error: ActorError| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error);
-        Ok(match self.kind {
-            GroupKind::Users => SnapshotBody {
-                profiles: self.partition_profiles()?,
-                ..Default::default()
-            },
-            GroupKind::Catalog => SnapshotBody {
-                products: self.inkling.all_products().await.map_err(read_error)?,
-                ..Default::default()
-            },
+        Ok(SnapshotBody {
+            products: self.inkling.all_products().await.map_err(read_error)?,
+            ..Default::default()
         })
     }
 
@@ -436,11 +430,38 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
 
 impl RaftSnapshotBuilder<PartitionRaft> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<PartitionRaft>, StorageError> {
-        // Read the position first: profiles read after it may hold later events, which a
-        // replica replaying the log from that position skips by their idempotency keys.
-        let (last_log_id, last_membership) = self.applied()?;
-        let body = self.snapshot_body().await?;
-        let json = serde_json::to_vec(&body).map_err(|error| {
+        if self.kind == GroupKind::Catalog {
+            let (last_log_id, last_membership) = self.applied()?;
+            let body = self.catalog_snapshot_body().await?;
+            return self.finish_snapshot(last_log_id, last_membership, &body);
+        }
+        // Reading, unsealing and sealing a partition's profiles is blocking work: it runs
+        // off the async workers, which serve requests meanwhile.
+        let builder = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let (last_log_id, last_membership) = builder.applied()?;
+            let body = SnapshotBody {
+                profiles: builder.partition_profiles()?,
+                ..Default::default()
+            };
+            builder.finish_snapshot(last_log_id, last_membership, &body)
+        })
+        .await
+        .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error))?
+    }
+}
+
+impl StateMachine {
+    /// Stores the snapshot of `body`, taken at `last_log_id`. The position is read before
+    /// the body: profiles read after it may hold later events, which a replica replaying
+    /// the log from that position skips by their idempotency keys.
+    fn finish_snapshot(
+        &self,
+        last_log_id: Option<LogId>,
+        last_membership: Membership,
+        body: &SnapshotBody,
+    ) -> Result<Snapshot<PartitionRaft>, StorageError> {
+        let json = serde_json::to_vec(body).map_err(|error| {
             storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
         })?;
         let snapshot_id = match &last_log_id {
@@ -452,7 +473,7 @@ impl RaftSnapshotBuilder<PartitionRaft> for StateMachine {
             last_membership,
             snapshot_id,
         };
-        self.store_snapshot(&meta, &body, ErrorSubject::Snapshot(None))?;
+        self.store_snapshot(&meta, body, ErrorSubject::Snapshot(None))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(json)),
