@@ -13,7 +13,6 @@
 //! record per 512 keys) or `none`. EVERY is the log entries between snapshots, KEEP those
 //! kept after one.
 
-use std::path::Path;
 use std::time::Instant;
 
 const USERS: u64 = 200;
@@ -81,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             db.flush()?;
         }
         if (write + 1) % 100_000 == 0 {
-            let mib = folder_bytes(dir.path()) as f64 / 1_048_576.0;
+            let mib = inkling_storage::disk::allocated_bytes(dir.path())? as f64 / 1_048_576.0;
             let seconds = started.elapsed().as_secs_f64();
             println!(
                 "{keys} every {every} keep {keep}: {:>8} writes {mib:>8.1} MiB ({seconds:.0} s)",
@@ -94,23 +93,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn log_key(group: u64, index: u64) -> Vec<u8> {
     [group.to_be_bytes(), index.to_be_bytes()].concat()
-}
-
-/// Blocks in use under the folder, as `du` counts them.
-fn folder_bytes(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| Some((entry.path(), entry.metadata().ok()?)))
-        .map(|(path, meta)| {
-            if meta.is_dir() {
-                folder_bytes(&path)
-            } else {
-                meta.blocks() * 512
-            }
-        })
-        .sum()
 }

@@ -60,21 +60,9 @@ impl FolderSize {
     }
 }
 
-/// Disk blocks under `path` (a missing path holds none), in bytes.
+/// Disk blocks under `path`, in bytes.
 fn allocated_bytes(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = match std::fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(error) => return Err(error).with_context(|| path.display().to_string()),
-    };
-    let mut bytes = metadata.blocks() * 512;
-    if metadata.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            bytes += allocated_bytes(&entry?.path())?;
-        }
-    }
-    Ok(bytes)
+    inkling_storage::disk::allocated_bytes(path).with_context(|| path.display().to_string())
 }
 
 fn mib(bytes: u64) -> f64 {
