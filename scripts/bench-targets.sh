@@ -5,6 +5,8 @@
 #   recommend  one node, recommendations alone at 2,000/s (p99 ≤ 10 ms)
 #   hybrid     one node, hybrid searches with distinct queries at 100/s (p99 ≤ 50 ms)
 #   events3    three nodes (`inkling cluster up`), events at 2,000/s (p99 ≤ 20 ms)
+#   events3-max  three nodes, events from 600/s up by half a step until p99 passes 100 ms
+#                or 1 % fail (not in the default set: where the cluster tips over)
 # Each prints bench load's table, the generator's CPU time and the nodes' CPU time.
 #   scripts/bench-targets.sh [target ...]     (default: all four)
 # Environment: BIN (default target/release/inkling), GENERATOR (the binary that runs bench
@@ -69,7 +71,8 @@ run_target() {
         recommend) one_node --mix recommend=1 --rate 2000 ;;
         hybrid) one_node --mix search=1 --search-mode hybrid --distinct-queries --rate 100 ;;
         events3) three_nodes --mix events=1 --rate 2000 ;;
-        *) echo "unknown target $1: expected mixed, recommend, hybrid or events3" >&2; exit 2 ;;
+        events3-max) three_nodes --mix events=1 --rate 600 --find-max --p99-ms 100 ;;
+        *) echo "unknown target $1: expected mixed, recommend, hybrid, events3 or events3-max" >&2; exit 2 ;;
     esac
 }
 
