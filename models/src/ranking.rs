@@ -259,23 +259,22 @@ impl PreferenceScale {
         let product = &scored.product;
         let rating = f64::from(product.rating.unwrap_or(0.0)) / 5.0;
         let price = self.price_position(product);
+        let price_text = money(product.price, &product.currency);
+        // Reasons state only what the catalog holds: an unrated product gets no rating.
         let (value, reason) = match self.preference {
             Preference::BestValue => (
                 ((rating - price) + 1.0) / 2.0,
-                format!(
-                    "good value: rated {:.1}/5 at {}",
-                    product.rating.unwrap_or(0.0),
-                    money(product.price, &product.currency)
-                ),
+                product
+                    .rating
+                    .map(|stars| format!("good value: rated {stars:.1}/5 at {price_text}")),
             ),
-            Preference::Cheapest => (
-                1.0 - price,
-                format!("low price: {}", money(product.price, &product.currency)),
-            ),
-            Preference::Premium => (price, "a premium pick".to_string()),
+            Preference::Cheapest => (1.0 - price, Some(format!("low price: {price_text}"))),
+            Preference::Premium => (price, Some("a premium pick".to_string())),
             Preference::BestRated => (
                 rating,
-                format!("top rated: {:.1}/5", product.rating.unwrap_or(0.0)),
+                product
+                    .rating
+                    .map(|stars| format!("top rated: {stars:.1}/5")),
             ),
             // The catalog carries no release dates, so "newest" cannot be honoured.
             Preference::Newest => return None,
@@ -293,7 +292,7 @@ impl PreferenceScale {
                 .reasons
                 .retain(|existing| !existing.starts_with("rated "));
         }
-        scored.reasons.push(reason);
+        scored.reasons.extend(reason);
         Some(value)
     }
 }
@@ -660,5 +659,34 @@ mod tests {
             );
         }
         assert_eq!(money(15000.0, "CNY"), "¥15,000");
+    }
+
+    /// A preference's reason states only facts the product carries.
+    #[test]
+    fn an_unrated_product_gets_no_rating_reason() {
+        let unrated = product("plain", "手机", "Acme", 3500.0);
+        let mut rated = product("rated", "手机", "Acme", 9000.0);
+        rated.rating = Some(4.5);
+        let newcomer = Profile::new("u");
+        for preference in [Preference::BestValue, Preference::BestRated] {
+            let context = RankContext {
+                preference: Some(preference),
+                ..RankContext::new(&newcomer, 0, 1000)
+            };
+            let candidates = vec![
+                candidate(unrated.clone(), 1.0),
+                candidate(rated.clone(), 1.0),
+            ];
+            let ranked = rank(candidates, &context, &RankingWeights::default(), 2);
+            let plain = ranked
+                .iter()
+                .find(|s| s.product.id == "plain")
+                .expect("ranked");
+            assert!(
+                plain.reasons.iter().all(|reason| !reason.contains("/5")),
+                "{preference:?}: {:?}",
+                plain.reasons
+            );
+        }
     }
 }
