@@ -94,11 +94,13 @@ impl Actor for SessionActor {
         fail_point!("session-handle");
         match message {
             SessionMsg::ProfileChanged(profile) => state.replace_profile(*profile),
-            SessionMsg::Search(request, reply) => {
+            SessionMsg::Search(mut request, reply) => {
                 let span = inkling_ops::trace::stage("session.search");
                 state.remember_query(&request.query);
                 match state.understand(&request).instrument(span.clone()).await {
                     Ok(read) => {
+                        // A follow-up searches for its topic; its own words are constraints.
+                        request.query.clone_from(&read.understanding.topic);
                         let profile = Box::new(state.profile.clone());
                         let understanding = Some(Box::new(read.understanding));
                         let search =

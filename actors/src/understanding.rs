@@ -14,7 +14,8 @@ use inkling_domain::{Product, Taxonomy};
 use inkling_models::encoder::TextKind;
 use inkling_models::intent::classifier::examples;
 use inkling_models::intent::{
-    CatalogVocabulary, DialogueState, IntentClass, IntentClassifier, SlotExtractor, Understanding,
+    CatalogVocabulary, DialogueState, IntentClass, IntentClassifier, SlotExtractor, Turn,
+    Understanding,
 };
 
 /// The slot extractor every session reads, swapped whole when the catalog changes.
@@ -211,7 +212,8 @@ impl IntentModel {
     }
 }
 
-/// A query as understood, with its embedding when the model was asked.
+/// A query as understood, with the embedding of what it searches for (its topic) when the
+/// model was asked.
 pub struct ReadQuery {
     pub understanding: Understanding,
     pub vector: Option<Vec<f32>>,
@@ -232,7 +234,12 @@ impl IntentService {
         dialogue: &mut DialogueState,
         use_model: bool,
     ) -> Result<ReadQuery, ActorError> {
-        let turn = self.slots.current().extract(query);
+        let extractor = self.slots.current();
+        let turn = Turn {
+            query: query.to_string(),
+            slots: extractor.extract(query),
+            product_words: extractor.product_words(query),
+        };
         let model = self.model.as_ref().filter(|_| use_model);
         let Some(model) = model else {
             let understanding = dialogue.advance(IntentClass::Other, 0.0, turn);
@@ -243,9 +250,18 @@ impl IntentService {
         };
         let vector = model.embedder.embed_query(query).await?;
         let (intent, confidence) = model.classify(&vector);
+        let understanding = dialogue.advance(intent, confidence, turn);
+        // A follow-up's words say nothing about products: search means its topic.
+        let vector = if understanding.topic == query {
+            Some(vector)
+        } else if understanding.topic.is_empty() {
+            None
+        } else {
+            Some(model.embedder.embed_query(&understanding.topic).await?)
+        };
         Ok(ReadQuery {
-            understanding: dialogue.advance(intent, confidence, turn),
-            vector: Some(vector),
+            understanding,
+            vector,
         })
     }
 }

@@ -7,8 +7,12 @@
 //! * a category guess is resolved to the category the matching products actually carry, at
 //!   any level of their paths ("necklace" → "Necklaces & Chains", not a two-product
 //!   "Necklaces" leaf), by the retrieval scores of the top hits;
-//! * a sure guess ([`FILTER_CONFIDENCE`] or more) filters, unless that leaves nothing: then
+//! * a sure guess ([`FILTER_CONFIDENCE`] or more) narrows, unless that leaves nothing: then
 //!   the weakest guess (brand before category) is relaxed, and a notice says so;
+//! * a category only narrows, it never starves a page: the candidates outside it are kept
+//!   aside ([`Settled::outside_category`]), so a page short of its k can backfill from
+//!   categories that name it ([`names_category`]) and from the levels above it
+//!   ([`ancestors_of`]);
 //! * every guess that does not filter is a boost weighted by its confidence, which ranking
 //!   adds to the product's relevance.
 
@@ -64,7 +68,13 @@ impl QueryEvidence {
 /// What settling the guesses left.
 #[derive(Debug, Clone, Default)]
 pub struct Settled {
+    /// The candidates every kept filter accepts: the page, ranked first.
     pub candidates: Vec<Candidate>,
+    /// The filters kept: the sure guesses that still left candidates.
+    pub kept: Filters,
+    /// Candidates that pass every kept filter but the category: a page that the category
+    /// leaves short backfills from them.
+    pub outside_category: Vec<Candidate>,
     pub evidence: QueryEvidence,
     /// Filters that were relaxed because they left nothing, in words for the shopper.
     pub notices: Vec<String>,
@@ -130,15 +140,53 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
         ));
         Filters::default()
     });
-    let candidates = candidates
+    let without_category = Filters {
+        category: None,
+        ..kept.clone()
+    };
+    let (candidates, outside_category) = candidates
         .into_iter()
-        .filter(|candidate| kept.accepts(&candidate.product))
-        .collect();
+        .filter(|candidate| without_category.accepts(&candidate.product))
+        .partition(|candidate| kept.accepts(&candidate.product));
     Settled {
         candidates,
+        kept,
+        outside_category,
         evidence: QueryEvidence { category, brand },
         notices,
     }
+}
+
+/// The levels above `category` on the paths of the `products` that hold it, by distance:
+/// the parents first, then the grandparents: [["For Boys", "Men's Footwear"], ["Kids'
+/// Footwear", "Footwear"]] for a "Sports Shoes" held under Footwear / Kids' Footwear / For
+/// Boys and under Footwear / Men's Footwear. Empty for a top-level category.
+pub fn ancestors_of<'p>(
+    category: &str,
+    products: impl IntoIterator<Item = &'p Product>,
+) -> Vec<Vec<String>> {
+    let mut tiers: Vec<Vec<String>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for product in products {
+        let path = &product.category_path;
+        let Some(at) = path
+            .iter()
+            .position(|level| level.eq_ignore_ascii_case(category))
+        else {
+            continue;
+        };
+        for (distance, level) in path[..at].iter().rev().enumerate() {
+            if !seen.insert(level.clone()) {
+                continue;
+            }
+            if tiers.len() <= distance {
+                tiers.resize_with(distance + 1, Vec::new);
+            }
+            tiers[distance].push(level.clone());
+        }
+    }
+    tiers.retain(|tier| !tier.is_empty());
+    tiers
 }
 
 /// "no mugs from Coffee; showing all Coffee Mugs" and the like, when a sure guess was
@@ -173,7 +221,6 @@ fn relaxation_notice(
 /// or whose name contains its words ("Necklaces & Chains" for "Necklaces"), that carries the
 /// most retrieval score among the top hits. The guess itself when no hit votes.
 fn resolve_category(guess: &str, candidates: &[Candidate]) -> String {
-    let wanted = words(guess);
     let mut hits: Vec<&Candidate> = candidates
         .iter()
         .filter(|candidate| matches!(candidate.source, CandidateSource::Search { .. }))
@@ -182,11 +229,7 @@ fn resolve_category(guess: &str, candidates: &[Candidate]) -> String {
     let mut votes: HashMap<&str, f64> = HashMap::new();
     for hit in hits.into_iter().take(VOTING_HITS) {
         for level in &hit.product.category_path {
-            let named = level.eq_ignore_ascii_case(guess) || {
-                let level_words = words(level);
-                !wanted.is_empty() && wanted.iter().all(|word| level_words.contains(word))
-            };
-            if named {
+            if names_category(level, guess) {
                 *votes.entry(level.as_str()).or_default() += f64::from(hit.retrieval_score);
             }
         }
@@ -195,6 +238,17 @@ fn resolve_category(guess: &str, candidates: &[Candidate]) -> String {
         .into_iter()
         .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(a.0)))
         .map_or_else(|| guess.to_string(), |(level, _)| level.to_string())
+}
+
+/// Whether a category level is `category` or names it among other words: "Necklaces &
+/// Chains" names "Necklaces", "Headphones (With Mic)" names "Headphones".
+pub fn names_category(level: &str, category: &str) -> bool {
+    if level.eq_ignore_ascii_case(category) {
+        return true;
+    }
+    let wanted = words(category);
+    let level_words = words(level);
+    !wanted.is_empty() && wanted.iter().all(|word| level_words.contains(word))
 }
 
 /// Lowercased words of a category name, singular: "Necklaces & Chains" → necklace, chain.
@@ -211,7 +265,8 @@ fn words(name: &str) -> Vec<String> {
         .collect()
 }
 
-fn on_path(product: &Product, category: &str) -> bool {
+/// Whether `category` is a level of the product's category path.
+pub fn on_path(product: &Product, category: &str) -> bool {
     product
         .category_path
         .iter()
@@ -271,7 +326,8 @@ mod tests {
             .enumerate()
             .map(|(rank, product)| hit((*product).clone(), 1.0 - rank as f32 * 0.1))
             .collect();
-        // (guesses, ids kept, resolved category, notices)
+        // (guesses, ids kept, resolved category, notices); what a kept category leaves out
+        // is kept aside, not dropped
         type Case<'a> = (Slots, Vec<&'a str>, Option<&'a str>, Vec<&'a str>);
         let cases: Vec<Case> = vec![
             (
@@ -314,6 +370,15 @@ mod tests {
                 .map(|candidate| candidate.product.id.as_str())
                 .collect();
             let resolved = settled.evidence.category.as_ref().map(|g| g.value.as_str());
+            let kept_by_brand = candidates
+                .iter()
+                .filter(|c| settled.kept.brand.is_none() || c.product.brand == settled.kept.brand)
+                .count();
+            assert_eq!(
+                settled.candidates.len() + settled.outside_category.len(),
+                kept_by_brand,
+                "{slots:?}: a category narrows, it drops nothing"
+            );
             assert_eq!(
                 (ids, resolved, settled.notices.clone()),
                 (
@@ -322,6 +387,27 @@ mod tests {
                     notices.iter().map(|n| n.to_string()).collect()
                 ),
                 "{slots:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_category_s_ancestors_are_the_levels_above_it() {
+        let men = product("men", &["Footwear", "Men", "Sports Shoes"], None);
+        let boys = product("boys", &["Footwear", "Kids", "Boys", "Sports Shoes"], None);
+        let top = product("top", &["Footwear"], None);
+        let cases: [(&str, &[&[&str]]); 5] = [
+            ("Sports Shoes", &[&["Men", "Boys"], &["Footwear", "Kids"]]),
+            ("sports shoes", &[&["Men", "Boys"], &["Footwear", "Kids"]]),
+            ("Men", &[&["Footwear"]]),
+            ("Footwear", &[]),
+            ("Watches", &[]),
+        ];
+        for (category, ancestors) in cases {
+            assert_eq!(
+                ancestors_of(category, [&top, &men, &boys]),
+                ancestors,
+                "{category}"
             );
         }
     }

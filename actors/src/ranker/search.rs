@@ -1,17 +1,21 @@
 //! The search pipeline: scatter the query to every shard (BM25, nearest vectors, and the
 //! category or brand asked for surely), fuse the lists, settle the guessed category and
-//! brand against the hits, then score and explain the candidates with the profile.
+//! brand against the hits, then score and explain the candidates with the profile. A page
+//! that a guessed category leaves short of k backfills: first from categories and titles
+//! that name it, then from the levels above it, and a notice says so.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use inkling_domain::{Profile, now_ms};
+use inkling_domain::{Product, Profile, now_ms};
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
 use inkling_models::search_ranker::{
     SEARCH_FEATURES, SearchFeatureVector, SearchRanker, fuse_learned,
 };
-use inkling_models::slot_evidence::{FILTER_CONFIDENCE, settle};
+use inkling_models::slot_evidence::{
+    FILTER_CONFIDENCE, Settled, ancestors_of, names_category, on_path, settle,
+};
 use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, rank};
 use inkling_storage::Retrieval;
 
@@ -72,11 +76,7 @@ pub async fn search(
             (fuse(&request.query, lists, weights.fusion), HashMap::new())
         }
     };
-    candidates.extend(wanted.into_iter().map(|mut candidate| {
-        candidate.source = CandidateSource::Requested;
-        candidate.retrieval_score = 0.0;
-        candidate
-    }));
+    candidates.extend(wanted.into_iter().map(filler));
     let settled = settle(candidates, &constraints, &request.filters);
     let missing_shards = merge_missing([words_missing, meaning_missing, wanted_missing]);
     let rank_context = RankContext {
@@ -90,24 +90,167 @@ pub async fn search(
         evidence: settled.evidence,
         ..RankContext::new(profile, now_ms(), context.config.profile.half_life_ms)
     };
+    let Settled {
+        candidates,
+        kept,
+        outside_category,
+        notices,
+        ..
+    } = settled;
     let mut list = finish(
         context,
-        settled.candidates,
+        candidates,
         missing_shards,
         &rank_context,
         request.k,
     );
+    list.notices = notices;
+    if let Some(category) = kept.category.as_deref()
+        && list.items.len() < request.k
+    {
+        let narrowed = Narrowed {
+            category,
+            brand: kept.brand.as_deref(),
+            stated: &stated,
+        };
+        backfill(
+            context,
+            &request,
+            &narrowed,
+            outside_category,
+            &rank_context,
+            &mut list,
+        )
+        .await;
+    }
     if request.explain {
         explain_search(&mut list, &features);
     }
     list.understanding = understanding;
-    list.notices = settled.notices;
     list
+}
+
+/// The category a guess narrowed a page to, and the constraints that still hold around it.
+struct Narrowed<'a> {
+    category: &'a str,
+    brand: Option<&'a str>,
+    stated: &'a Slots,
+}
+
+/// Fills a page the narrowed category left short: first with matches in categories that
+/// name it ("Headphones (With Mic)" for "Headphones") or whose titles do, then from the
+/// levels above it, nearest first (the matches and the best-rated under its parents, then
+/// under its grandparents). The guess was a guess; a page of one product while the catalog holds
+/// more of the kind is a wrong answer. Matches outside the category's department stay out:
+/// they matched the query's other words ("good value"), not its need.
+async fn backfill(
+    context: &RankingContext,
+    request: &SearchRequest,
+    narrowed: &Narrowed<'_>,
+    outside: Vec<Candidate>,
+    rank_context: &RankContext<'_>,
+    list: &mut RankedList,
+) {
+    let category = narrowed.category;
+    let shown = list.items.iter().map(|item| &*item.product);
+    let ancestors = ancestors_of(category, shown.chain(outside.iter().map(|c| &*c.product)));
+    // What the notice calls a product of a kindred category, or one whose title names it.
+    let naming = |product: &Product| {
+        let level = product
+            .category_path
+            .iter()
+            .find(|level| names_category(level, category));
+        match level {
+            Some(level) => Some(level.clone()),
+            None => names_category(&product.title, category)
+                .then(|| format!("other products called {category}")),
+        }
+    };
+    let (kindred, mut outside): (Vec<Candidate>, Vec<Candidate>) = outside
+        .into_iter()
+        .partition(|candidate| naming(&candidate.product).is_some());
+    let mut widened: Vec<String> = Vec::new();
+    let added = append_ranked(context, list, kindred, rank_context, request.k);
+    for item in &list.items[list.items.len() - added..] {
+        if let Some(level) = naming(&item.product).filter(|level| !widened.contains(level)) {
+            widened.push(level);
+        }
+    }
+    for levels in ancestors {
+        if list.items.len() >= request.k {
+            break;
+        }
+        let (mut under, rest): (Vec<Candidate>, Vec<Candidate>) =
+            outside.into_iter().partition(|candidate| {
+                levels
+                    .iter()
+                    .any(|level| on_path(&candidate.product, level))
+            });
+        outside = rest;
+        for level in &levels {
+            under.extend(best_rated_in(context, request, narrowed, level).await);
+        }
+        if append_ranked(context, list, under, rank_context, request.k) > 0 {
+            widened.push(format!("other {}", levels.join(" and ")));
+        }
+    }
+    if !widened.is_empty() {
+        let showing = widened.join(" and ");
+        list.notices
+            .push(format!("no more {category}; showing {showing}"));
+    }
+}
+
+/// The best-rated products under `category` that the request's constraints allow.
+async fn best_rated_in(
+    context: &RankingContext,
+    request: &SearchRequest,
+    narrowed: &Narrowed<'_>,
+    category: &str,
+) -> Vec<Candidate> {
+    let within = Slots {
+        category: Some(category.to_string()),
+        brand: narrowed.brand.map(str::to_string),
+        ..narrowed.stated.clone()
+    };
+    let filters = effective_filters(&request.filters, &within);
+    // Best effort: the answer's coverage is that of the retrieval the page was built from.
+    let (hits, _missing) = context.scatter(Retrieval::TopRated, &filters).await;
+    hits.into_iter().map(filler).collect()
+}
+
+/// A product that fills a page in rather than matching the query: it carries no retrieval
+/// score, so it never outranks a match.
+fn filler(mut candidate: Candidate) -> Candidate {
+    candidate.source = CandidateSource::Requested;
+    candidate.retrieval_score = 0.0;
+    candidate
+}
+
+/// Ranks `candidates` not yet on the page and appends the best of them, up to `k` items in
+/// all; answers how many were added.
+fn append_ranked(
+    context: &RankingContext,
+    list: &mut RankedList,
+    candidates: Vec<Candidate>,
+    rank_context: &RankContext<'_>,
+    k: usize,
+) -> usize {
+    let mut seen: HashSet<String> = list.items.iter().map(|i| i.product.id.clone()).collect();
+    let fresh: Vec<Candidate> = candidates
+        .into_iter()
+        .filter(|candidate| seen.insert(candidate.product.id.clone()))
+        .collect();
+    let room = k.saturating_sub(list.items.len());
+    let added = ranked_items(context, fresh, rank_context, room);
+    let count = added.len();
+    list.items.extend(added);
+    count
 }
 
 /// BM25 hits for the query's words, unless the mode leaves text out.
 async fn lexical(context: &RankingContext, request: &SearchRequest, stated: &Slots) -> Hits {
-    if !request.mode.uses_text() {
+    if !request.mode.uses_text() || request.query.trim().is_empty() {
         return Hits::default();
     }
     let filters = effective_filters(&request.filters, stated);
@@ -131,8 +274,9 @@ async fn semantic(
 }
 
 /// A category or brand asked for surely is a candidate source of its own: the query text
-/// ("有没有8000元以内的？") often says nothing else a text index could match. Its products
-/// carry no retrieval score: they fill in, they do not outrank matches.
+/// ("只看手机") often says nothing else a text index could match. Its products carry no
+/// retrieval score: they fill in, they do not outrank matches. A query with no words left to
+/// search for browses the products its constraints allow.
 async fn requested(
     context: &RankingContext,
     request: &SearchRequest,
@@ -151,7 +295,10 @@ async fn requested(
             .filter(|_| sure(constraints.brand_confidence)),
         ..stated.clone()
     };
-    if wanted.category.is_none() && wanted.brand.is_none() {
+    // A query of constraints alone ("有没有8000元以内的？" with nothing before it) browses
+    // the best-rated that meet them.
+    let browsing = request.query.trim().is_empty();
+    if wanted.category.is_none() && wanted.brand.is_none() && !browsing {
         return Hits::default();
     }
     let wanted_filters = effective_filters(&request.filters, &wanted);
@@ -171,14 +318,16 @@ fn explain_search(list: &mut RankedList, features: &HashMap<String, SearchFeatur
     }
 }
 
-fn finish(
+fn ranked_items(
     context: &RankingContext,
     candidates: Vec<Candidate>,
-    missing_shards: Vec<MissingShard>,
     rank_context: &RankContext,
     k: usize,
-) -> RankedList {
-    let items = rank(candidates, rank_context, &context.config.ranking, k)
+) -> Vec<RankedItem> {
+    if k == 0 {
+        return Vec::new();
+    }
+    rank(candidates, rank_context, &context.config.ranking, k)
         .into_iter()
         .map(|scored| RankedItem {
             product: scored.product,
@@ -186,9 +335,18 @@ fn finish(
             reasons: scored.reasons,
             features: None,
         })
-        .collect();
+        .collect()
+}
+
+fn finish(
+    context: &RankingContext,
+    candidates: Vec<Candidate>,
+    missing_shards: Vec<MissingShard>,
+    rank_context: &RankContext,
+    k: usize,
+) -> RankedList {
     RankedList {
-        items,
+        items: ranked_items(context, candidates, rank_context, k),
         missing_shards,
         shard_count: context.shard_count(),
         understanding: None,
@@ -221,6 +379,8 @@ mod tests {
         category_guess: Option<(&'static str, f64)>,
         /// A shard that answers nothing before its deadline.
         timed_out_shard: Option<usize>,
+        /// The page size asked for.
+        k: usize,
         /// The answer's products, as a set.
         expect_ids: &'static [&'static str],
         expect_first: &'static str,
@@ -229,31 +389,36 @@ mod tests {
         expect_notices: &'static [&'static str],
     }
 
-    fn rated(id: &str, title: &str, category: &str, rating: f32) -> Product {
+    fn rated(id: &str, title: &str, path: [&str; 2], rating: f32) -> Product {
         Product {
             title: title.into(),
             rating: Some(rating),
-            ..product(id, category, 10.0)
+            category_path: path.map(str::to_string).to_vec(),
+            ..product(id, path[1], 10.0)
         }
     }
 
     /// Three shards: mugs on 0, a kettle on 1, a cup on 2. The crimson cup shares no word
-    /// with "red mug" but means much the same; the kettle is the best-rated.
+    /// with "red mug" but means much the same; the kettle is the best-rated. Mugs and
+    /// kettles are both kitchen things.
     fn catalog() -> Vec<Vec<crate::ranker::testing::Stored>> {
         vec![
             vec![
-                stored(rated("red-mug", "Red Mug", "Mugs", 4.0), Some(&[1.0, 0.0])),
                 stored(
-                    rated("blue-mug", "Blue Mug", "Mugs", 4.5),
+                    rated("red-mug", "Red Mug", ["Kitchen", "Mugs"], 4.0),
+                    Some(&[1.0, 0.0]),
+                ),
+                stored(
+                    rated("blue-mug", "Blue Mug", ["Kitchen", "Mugs"], 4.5),
                     Some(&[0.6, 0.8]),
                 ),
             ],
             vec![stored(
-                rated("red-kettle", "Red Kettle", "Kettles", 4.8),
+                rated("red-kettle", "Red Kettle", ["Kitchen", "Kettles"], 4.8),
                 Some(&[0.0, 1.0]),
             )],
             vec![stored(
-                rated("crimson-cup", "Crimson Cup", "Cups", 3.0),
+                rated("crimson-cup", "Crimson Cup", ["Tableware", "Cups"], 3.0),
                 Some(&[0.9, 0.1]),
             )],
         ]
@@ -271,6 +436,7 @@ mod tests {
             follow_up: false,
             turn: constraints.clone(),
             constraints,
+            topic: String::new(),
         }
     }
 
@@ -287,7 +453,7 @@ mod tests {
             user_id: "shopper".into(),
             session_id: None,
             query: case.query.into(),
-            k: 10,
+            k: case.k,
             filters: Default::default(),
             mode: case.mode,
             explain: false,
@@ -340,6 +506,7 @@ mod tests {
                 query_vector: Some(&[1.0, 0.0]),
                 category_guess: None,
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["blue-mug", "red-kettle", "red-mug"],
                 expect_first: "red-mug",
                 expect_asked: &[Asked::Text],
@@ -353,6 +520,7 @@ mod tests {
                 query_vector: Some(&[1.0, 0.0]),
                 category_guess: None,
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["blue-mug", "crimson-cup", "red-kettle", "red-mug"],
                 expect_first: "red-mug",
                 expect_asked: &[Asked::Text, Asked::Vector],
@@ -366,6 +534,7 @@ mod tests {
                 query_vector: Some(&[0.0, 1.0]),
                 category_guess: None,
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["blue-mug", "crimson-cup", "red-kettle", "red-mug"],
                 expect_first: "red-kettle",
                 expect_asked: &[Asked::Vector],
@@ -379,6 +548,7 @@ mod tests {
                 query_vector: None,
                 category_guess: None,
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["blue-mug", "red-kettle", "red-mug"],
                 expect_first: "red-mug",
                 expect_asked: &[Asked::Text],
@@ -392,6 +562,7 @@ mod tests {
                 query_vector: Some(&[1.0, 0.0]),
                 category_guess: None,
                 timed_out_shard: Some(0),
+                k: 10,
                 expect_ids: &["crimson-cup", "red-kettle"],
                 expect_first: "red-kettle",
                 expect_asked: &[Asked::Text, Asked::Vector],
@@ -405,6 +576,7 @@ mod tests {
                 query_vector: None,
                 category_guess: Some(("Teapots", 0.9)),
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["blue-mug", "red-kettle", "red-mug"],
                 expect_first: "red-mug",
                 expect_asked: &[Asked::Text, Asked::TopRated],
@@ -412,17 +584,46 @@ mod tests {
                 expect_notices: &["nothing in Teapots matches; showing everything that matches"],
             },
             Case {
-                name: "a sure category guess filters, and its best-rated fill in",
+                name: "a sure category guess narrows, and its best-rated fill in",
                 query: "red",
                 mode: SearchMode::Lexical,
                 query_vector: None,
                 category_guess: Some(("Mugs", 0.9)),
                 timed_out_shard: None,
+                k: 2,
                 expect_ids: &["blue-mug", "red-mug"],
                 expect_first: "red-mug",
                 expect_asked: &[Asked::Text, Asked::TopRated],
                 expect_missing: &[],
                 expect_notices: &[],
+            },
+            Case {
+                name: "a page the category leaves short backfills from its parent",
+                query: "red",
+                mode: SearchMode::Lexical,
+                query_vector: None,
+                category_guess: Some(("Mugs", 0.9)),
+                timed_out_shard: None,
+                k: 3,
+                expect_ids: &["blue-mug", "red-kettle", "red-mug"],
+                expect_first: "red-mug",
+                expect_asked: &[Asked::Text, Asked::TopRated],
+                expect_missing: &[],
+                expect_notices: &["no more Mugs; showing other Kitchen"],
+            },
+            Case {
+                name: "matches outside the category's department stay out of the backfill",
+                query: "cup",
+                mode: SearchMode::Hybrid,
+                query_vector: Some(&[1.0, 0.0]),
+                category_guess: Some(("Kettles", 0.9)),
+                timed_out_shard: None,
+                k: 10,
+                expect_ids: &["blue-mug", "red-kettle", "red-mug"],
+                expect_first: "red-kettle",
+                expect_asked: &[Asked::Text, Asked::Vector, Asked::TopRated],
+                expect_missing: &[],
+                expect_notices: &["no more Kettles; showing other Kitchen"],
             },
             Case {
                 name: "an unsure category guess boosts instead of filtering",
@@ -431,6 +632,7 @@ mod tests {
                 query_vector: None,
                 category_guess: Some(("Mugs", 0.5)),
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["red-kettle", "red-mug"],
                 expect_first: "red-mug",
                 expect_asked: &[Asked::Text],
@@ -444,6 +646,7 @@ mod tests {
                 query_vector: None,
                 category_guess: None,
                 timed_out_shard: None,
+                k: 10,
                 expect_ids: &["red-kettle", "red-mug"],
                 expect_first: "red-kettle",
                 expect_asked: &[Asked::Text],

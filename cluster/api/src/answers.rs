@@ -101,6 +101,10 @@ pub struct UnderstandingView {
     pub turn: ConstraintsView,
     /// Constraints in force after this turn: the ones the search applied.
     pub constraints: ConstraintsView,
+    /// What was searched for: the query, or on a follow-up the query that started the
+    /// topic ("有没有8000元以内的？" names no product of its own).
+    #[serde(default)]
+    pub topic: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -278,6 +278,7 @@ fn understanding_view(understanding: Understanding) -> UnderstandingView {
         follow_up: understanding.follow_up,
         turn: constraints_view(understanding.turn),
         constraints: constraints_view(understanding.constraints),
+        topic: understanding.topic,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Multi-turn state: a follow-up keeps the topic and changes one constraint; a new topic
-//! starts over.
+//! starts over. A follow-up is a turn of constraints only: one whose own words name a
+//! product (see [`super::SlotExtractor::product_words`]) starts a new topic.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,12 +11,36 @@ use super::{IntentClass, Slots, Understanding};
 pub struct DialogueState {
     pub constraints: Slots,
     pub turns: u32,
+    /// The words of the turn that started the topic: what a follow-up searches for. Empty
+    /// when that turn stated only a price or a preference: search then browses.
+    #[serde(default)]
+    pub topic: String,
 }
 
 impl DialogueState {
-    /// Folds one turn into the state and reports what was understood.
-    pub fn advance(&mut self, intent: IntentClass, confidence: f32, turn: Slots) -> Understanding {
-        let follow_up = self.is_follow_up(intent, &turn);
+    /// Folds one turn (its text, its slots and the words that name a product) into the
+    /// state and reports what was understood.
+    pub fn advance(&mut self, intent: IntentClass, confidence: f32, read: Turn) -> Understanding {
+        let Turn {
+            query,
+            slots: turn,
+            product_words,
+        } = read;
+        let follow_up = self.is_follow_up(intent, &turn, &product_words);
+        // A turn of a price or a preference alone names nothing to search for.
+        let names_something = !product_words.is_empty()
+            || turn.category.is_some()
+            || turn.brand.is_some()
+            || !turn.attributes.is_empty();
+        // A follow-up keeps the topic, unless the topic so far named nothing ("under 500",
+        // then "red ones"): then this turn's words are the first worth searching for.
+        if !follow_up || self.topic.is_empty() {
+            self.topic = if names_something {
+                query
+            } else {
+                String::new()
+            };
+        }
         self.constraints = if follow_up {
             refine(&self.constraints, &turn)
         } else {
@@ -28,11 +53,16 @@ impl DialogueState {
             follow_up,
             turn,
             constraints: self.constraints.clone(),
+            topic: self.topic.clone(),
         }
     }
 
-    fn is_follow_up(&self, intent: IntentClass, turn: &Slots) -> bool {
-        if self.turns == 0 || self.constraints.is_empty() {
+    fn is_follow_up(&self, intent: IntentClass, turn: &Slots, product_words: &str) -> bool {
+        if self.turns == 0 || (self.constraints.is_empty() && self.topic.is_empty()) {
+            return false;
+        }
+        // Words that name a product, unmapped to any category, are a new need.
+        if turn.category.is_none() && !product_words.is_empty() {
             return false;
         }
         // Naming another category is a new topic, whatever the classifier says.
@@ -43,6 +73,14 @@ impl DialogueState {
         }
         intent == IntentClass::Refine || (turn.category.is_none() && turn.has_constraints())
     }
+}
+
+/// One query as read: its text, its constraints, and the words naming a product need.
+#[derive(Debug, Clone, Default)]
+pub struct Turn {
+    pub query: String,
+    pub slots: Slots,
+    pub product_words: String,
 }
 
 /// The previous constraints with every constraint this turn states replacing the old one.
@@ -87,14 +125,57 @@ mod tests {
         }
     }
 
+    /// A turn that states only its slots.
+    fn said(slots: Slots) -> Turn {
+        Turn {
+            query: format!("{slots:?}"),
+            slots,
+            product_words: String::new(),
+        }
+    }
+
     /// Plays `turns` (intent, slots of the turn) and checks (follow_up, constraints) after each.
     fn check(turns: Vec<(IntentClass, Slots)>, expected: Vec<(bool, Slots)>) {
         let mut state = DialogueState::default();
         for ((intent, turn), (follow_up, constraints)) in turns.into_iter().zip(expected) {
-            let understanding = state.advance(intent, 1.0, turn);
+            let understanding = state.advance(intent, 1.0, said(turn));
             assert_eq!(
                 (understanding.follow_up, understanding.constraints),
                 (follow_up, constraints)
+            );
+        }
+    }
+
+    /// (query, product words, price cap, follow_up, topic) per turn: a price alone names no
+    /// topic; an unmapped need is kept by a follow-up and replaced by a turn that names
+    /// another.
+    #[test]
+    fn a_follow_up_keeps_an_unmapped_need_until_another_is_named() {
+        let turns = [
+            ("有没有8000元以内的？", "", Some(8000.0), false, ""),
+            (
+                "running shoes",
+                "running shoes",
+                None,
+                false,
+                "running shoes",
+            ),
+            ("under 1500", "", Some(1500.0), true, "running shoes"),
+            ("1000以内的呢", "", Some(1000.0), true, "running shoes"),
+            ("red dress", "dress", None, false, "red dress"),
+        ];
+        let mut state = DialogueState::default();
+        for (query, words, price_max, follow_up, topic) in turns {
+            let read = Turn {
+                query: query.to_string(),
+                slots: slots(None, price_max, None),
+                product_words: words.to_string(),
+            };
+            let understanding = state.advance(IntentClass::Other, 0.0, read);
+            assert_eq!(
+                (understanding.follow_up, understanding.topic.as_str()),
+                (follow_up, topic),
+                "{query}"
             );
         }
     }

@@ -4,18 +4,20 @@
 //! against the catalog's own vocabulary, price ranges, attributes, a ranking preference);
 //! [`classifier`] names the intent by comparing the query's embedding with embedded example
 //! phrasings; [`dialogue`] folds each turn into the session's state, so a follow-up such as
-//! "有没有8000元以内的？" refines the previous turn instead of starting over.
+//! "有没有8000元以内的？" refines the previous turn instead of starting over; [`topic`] tells
+//! such a follow-up (constraints and filler only) from a turn that names a need of its own.
 
 pub mod classifier;
 pub mod dialogue;
 pub mod slots;
+mod topic;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 pub use classifier::IntentClassifier;
-pub use dialogue::DialogueState;
+pub use dialogue::{DialogueState, Turn};
 pub use slots::{CatalogVocabulary, SlotExtractor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,4 +164,8 @@ pub struct Understanding {
     pub turn: Slots,
     /// Constraints in force after this turn: the ones search applies.
     pub constraints: Slots,
+    /// What search looks for: this turn's words, or on a follow-up the words of the turn
+    /// that started the topic ("有没有8000元以内的？" names no product of its own).
+    #[serde(default)]
+    pub topic: String,
 }

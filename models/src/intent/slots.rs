@@ -304,54 +304,54 @@ const PREFERENCES: &[(Preference, &[&str])] = &[
 const CURRENCY: &str = r"(?:¥|￥|\$|₹|元|块钱|块|rmb|cny|yuan|usd|dollars?|inr|rs\.?|rupees?)";
 const NUMBER: &str = r"(\d+(?:[.,]\d+)*)\s*(k|千|万|w)?";
 
-static RANGE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static RANGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?:between|from)?\s*{CURRENCY}?\s*{NUMBER}\s*{CURRENCY}?\s*(?:-|~|–|到|至|and|to)\s*{CURRENCY}?\s*{NUMBER}\s*({CURRENCY})?"
     ))
     .expect("valid regex")
 });
-static MAX_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static MAX_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?:under|below|less than|cheaper than|up to|within|max(?:imum)?|no more than|at most|not more than|不超过|低于|少于|不到|小于|不高于|最多|预算)\s*({CURRENCY})?\s*{NUMBER}\s*({CURRENCY})?"
     ))
     .expect("valid regex")
 });
-static MAX_AFTER: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static MAX_AFTER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"({CURRENCY})?\s*{NUMBER}\s*({CURRENCY})?\s*(?:以内|以下|之内|内|or less|or under|and under|and below|max)"
     ))
     .expect("valid regex")
 });
-static MIN_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static MIN_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?:over|above|more than|at least|高于|超过|大于|不低于|至少)\s*({CURRENCY})?\s*{NUMBER}\s*({CURRENCY})?"
     ))
     .expect("valid regex")
 });
-static MIN_AFTER: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static MIN_AFTER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"({CURRENCY})?\s*{NUMBER}\s*({CURRENCY})?\s*(?:以上|起|or more|and up|and above|plus)"
     ))
     .expect("valid regex")
 });
-static AROUND: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static AROUND: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?:(?:around|about|approximately|roughly)\s*({CURRENCY})?\s*{NUMBER}\s*({CURRENCY})?|({CURRENCY})?\s*{NUMBER}\s*({CURRENCY})?\s*(?:左右|上下))"
     ))
     .expect("valid regex")
 });
-static STORAGE: LazyLock<Regex> =
+pub(super) static STORAGE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\d+)\s*(gb|g|tb|t)\b").expect("valid regex"));
-static CURRENCY_WORD: LazyLock<Regex> =
+pub(super) static CURRENCY_WORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(CURRENCY).expect("valid regex"));
 
 /// Extracts [`Slots`] from query text.
 pub struct SlotExtractor {
-    categories: DictionaryMatcher,
-    brands: DictionaryMatcher,
+    pub(super) categories: DictionaryMatcher,
+    pub(super) brands: DictionaryMatcher,
     brand_confidence: HashMap<String, f64>,
-    colours: DictionaryMatcher,
-    preferences: DictionaryMatcher,
+    pub(super) colours: DictionaryMatcher,
+    pub(super) preferences: DictionaryMatcher,
 }
 
 impl SlotExtractor {

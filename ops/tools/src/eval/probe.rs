@@ -54,6 +54,8 @@ pub struct Expectation {
     pub brand: Option<String>,
     pub price_max: Option<f64>,
     pub price_min: Option<f64>,
+    /// At least this many results: a guess must not starve the page (`count>=N`).
+    pub min_count: usize,
     pub first: Option<String>,
     pub notice: Option<String>,
     /// `(field, value)` pairs the applied constraints must hold.
@@ -80,6 +82,8 @@ impl std::str::FromStr for Expectation {
                 expect.price_max = Some(number(value)?);
             } else if let Some(value) = clause.strip_prefix("price>=") {
                 expect.price_min = Some(number(value)?);
+            } else if let Some(value) = clause.strip_prefix("count>=") {
+                expect.min_count = number(value)? as usize;
             } else if let Some((key, value)) = clause.split_once('=') {
                 match key.trim() {
                     "top" => {
@@ -215,6 +219,13 @@ pub fn run(base: &str, cases: &[ProbeCase]) -> Result<ProbeReport> {
 fn check(expect: &Expectation, answer: &RankedAnswer) -> Result<(), String> {
     if answer.items.is_empty() {
         return Err("no results".to_string());
+    }
+    if answer.items.len() < expect.min_count {
+        return Err(format!(
+            "{} results, fewer than {}",
+            answer.items.len(),
+            expect.min_count
+        ));
     }
     if let Some(first) = &expect.first
         && &answer.items[0].product.id != first
