@@ -239,6 +239,7 @@ impl IntentService {
             query: query.to_string(),
             slots: extractor.extract(query),
             product_words: extractor.product_words(query),
+            mentions: extractor.mentions(query),
         };
         let model = self.model.as_ref().filter(|_| use_model);
         let Some(model) = model else {

@@ -157,10 +157,11 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
     }
 }
 
-/// The levels above `category` on the paths of the `products` that hold it, by distance:
-/// the parents first, then the grandparents: [["For Boys", "Men's Footwear"], ["Kids'
-/// Footwear", "Footwear"]] for a "Sports Shoes" held under Footwear / Kids' Footwear / For
-/// Boys and under Footwear / Men's Footwear. Empty for a top-level category.
+/// The levels between `category` and the root on the paths of the `products` that hold
+/// it, by distance: the parents first, then the grandparents: [["For Boys", "Men's
+/// Footwear"], ["Kids' Footwear"]] for a "Sports Shoes" held under Footwear / Kids'
+/// Footwear / For Boys and under Footwear / Men's Footwear. Empty for a category at or
+/// just below the root.
 pub fn ancestors_of<'p>(
     category: &str,
     products: impl IntoIterator<Item = &'p Product>,
@@ -175,7 +176,10 @@ pub fn ancestors_of<'p>(
         else {
             continue;
         };
-        for (distance, level) in path[..at].iter().rev().enumerate() {
+        // The root is a department ("Footwear", "消费电子"): too broad to stand in for a
+        // kind of product, so the backfill stops below it.
+        let below_root = path.get(1..at).unwrap_or_default();
+        for (distance, level) in below_root.iter().rev().enumerate() {
             if !seen.insert(level.clone()) {
                 continue;
             }
@@ -396,10 +400,11 @@ mod tests {
         let men = product("men", &["Footwear", "Men", "Sports Shoes"], None);
         let boys = product("boys", &["Footwear", "Kids", "Boys", "Sports Shoes"], None);
         let top = product("top", &["Footwear"], None);
-        let cases: [(&str, &[&[&str]]); 5] = [
-            ("Sports Shoes", &[&["Men", "Boys"], &["Footwear", "Kids"]]),
-            ("sports shoes", &[&["Men", "Boys"], &["Footwear", "Kids"]]),
-            ("Men", &[&["Footwear"]]),
+        let cases: [(&str, &[&[&str]]); 6] = [
+            ("Sports Shoes", &[&["Men", "Boys"], &["Kids"]]),
+            ("sports shoes", &[&["Men", "Boys"], &["Kids"]]),
+            ("Boys", &[&["Kids"]]),
+            ("Men", &[]),
             ("Footwear", &[]),
             ("Watches", &[]),
         ];

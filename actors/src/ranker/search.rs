@@ -2,7 +2,7 @@
 //! category or brand asked for surely), fuse the lists, settle the guessed category and
 //! brand against the hits, then score and explain the candidates with the profile. A page
 //! that a guessed category leaves short of k backfills: first from categories and titles
-//! that name it, then from the levels above it, and a notice says so.
+//! that name it, then from the levels above it up to its department, and a notice says so.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -389,36 +389,46 @@ mod tests {
         expect_notices: &'static [&'static str],
     }
 
-    fn rated(id: &str, title: &str, path: [&str; 2], rating: f32) -> Product {
+    fn rated(id: &str, title: &str, path: [&str; 3], rating: f32) -> Product {
         Product {
             title: title.into(),
             rating: Some(rating),
             category_path: path.map(str::to_string).to_vec(),
-            ..product(id, path[1], 10.0)
+            ..product(id, path[2], 10.0)
         }
     }
 
     /// Three shards: mugs on 0, a kettle on 1, a cup on 2. The crimson cup shares no word
     /// with "red mug" but means much the same; the kettle is the best-rated. Mugs and
-    /// kettles are both kitchen things.
+    /// kettles are both kitchen things, and everything is in the Home department.
     fn catalog() -> Vec<Vec<crate::ranker::testing::Stored>> {
         vec![
             vec![
                 stored(
-                    rated("red-mug", "Red Mug", ["Kitchen", "Mugs"], 4.0),
+                    rated("red-mug", "Red Mug", ["Home", "Kitchen", "Mugs"], 4.0),
                     Some(&[1.0, 0.0]),
                 ),
                 stored(
-                    rated("blue-mug", "Blue Mug", ["Kitchen", "Mugs"], 4.5),
+                    rated("blue-mug", "Blue Mug", ["Home", "Kitchen", "Mugs"], 4.5),
                     Some(&[0.6, 0.8]),
                 ),
             ],
             vec![stored(
-                rated("red-kettle", "Red Kettle", ["Kitchen", "Kettles"], 4.8),
+                rated(
+                    "red-kettle",
+                    "Red Kettle",
+                    ["Home", "Kitchen", "Kettles"],
+                    4.8,
+                ),
                 Some(&[0.0, 1.0]),
             )],
             vec![stored(
-                rated("crimson-cup", "Crimson Cup", ["Tableware", "Cups"], 3.0),
+                rated(
+                    "crimson-cup",
+                    "Crimson Cup",
+                    ["Home", "Tableware", "Cups"],
+                    3.0,
+                ),
                 Some(&[0.9, 0.1]),
             )],
         ]

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use super::topic::{MentionKind, Mentions};
 use super::{IntentClass, Slots, Understanding};
 
 /// The dialogue state a session keeps between turns.
@@ -15,6 +18,10 @@ pub struct DialogueState {
     /// when that turn stated only a price or a preference: search then browses.
     #[serde(default)]
     pub topic: String,
+    /// What the topic's follow-ups named that titles can match (a brand, a colour), one per
+    /// kind, the latest kept: searched for beside the topic.
+    #[serde(skip)]
+    pub mentions: BTreeMap<MentionKind, String>,
 }
 
 impl DialogueState {
@@ -25,6 +32,7 @@ impl DialogueState {
             query,
             slots: turn,
             product_words,
+            mentions,
         } = read;
         let follow_up = self.is_follow_up(intent, &turn, &product_words);
         // A turn of a price or a preference alone names nothing to search for.
@@ -40,6 +48,9 @@ impl DialogueState {
             } else {
                 String::new()
             };
+            self.mentions.clear();
+        } else {
+            self.mentions.extend(mentions);
         }
         self.constraints = if follow_up {
             refine(&self.constraints, &turn)
@@ -53,8 +64,16 @@ impl DialogueState {
             follow_up,
             turn,
             constraints: self.constraints.clone(),
-            topic: self.topic.clone(),
+            topic: self.searched(),
         }
+    }
+
+    /// The topic's words and what its follow-ups named since: "最便宜的手机 oppo".
+    fn searched(&self) -> String {
+        let words =
+            std::iter::once(self.topic.as_str()).chain(self.mentions.values().map(String::as_str));
+        let words: Vec<&str> = words.filter(|word| !word.is_empty()).collect();
+        words.join(" ")
     }
 
     fn is_follow_up(&self, intent: IntentClass, turn: &Slots, product_words: &str) -> bool {
@@ -81,6 +100,7 @@ pub struct Turn {
     pub query: String,
     pub slots: Slots,
     pub product_words: String,
+    pub mentions: Mentions,
 }
 
 /// The previous constraints with every constraint this turn states replacing the old one.
@@ -130,7 +150,7 @@ mod tests {
         Turn {
             query: format!("{slots:?}"),
             slots,
-            product_words: String::new(),
+            ..Turn::default()
         }
     }
 
@@ -170,6 +190,7 @@ mod tests {
                 query: query.to_string(),
                 slots: slots(None, price_max, None),
                 product_words: words.to_string(),
+                mentions: Vec::new(),
             };
             let understanding = state.advance(IntentClass::Other, 0.0, read);
             assert_eq!(
@@ -218,5 +239,28 @@ mod tests {
                 (true, slots(Some("平板"), Some(3000.0), None)),
             ],
         );
+    }
+
+    /// A brand a follow-up names is searched for beside the topic, until the topic changes.
+    #[test]
+    fn a_follow_up_s_brand_is_searched_beside_the_topic() {
+        let oppo = vec![(MentionKind::Brand, "oppo".to_string())];
+        let turns = [
+            ("最便宜的手机", "", Vec::new(), "最便宜的手机"),
+            ("OPPO的呢", "", oppo, "最便宜的手机 oppo"),
+            ("有没有1500以下的", "", Vec::new(), "最便宜的手机 oppo"),
+            ("boots", "boots", Vec::new(), "boots"),
+        ];
+        let mut state = DialogueState::default();
+        for (query, words, mentions, searched) in turns {
+            let read = Turn {
+                query: query.to_string(),
+                slots: slots(Some("手机").filter(|_| words.is_empty()), None, None),
+                product_words: words.to_string(),
+                mentions,
+            };
+            let understanding = state.advance(IntentClass::Refine, 1.0, read);
+            assert_eq!(understanding.topic, searched, "{query}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 pub mod classifier;
 pub mod dialogue;
 pub mod slots;
-mod topic;
+pub mod topic;
 
 use std::collections::BTreeMap;
 

@@ -33,7 +33,37 @@ const ENGLISH_FILLER: &[&str] = &[
     "you",
 ];
 
+/// What a follow-up names that a search can match in titles: a brand ("OPPO的呢"), a colour
+/// ("in red?") or a category, by kind, in the query's own spelling.
+pub type Mentions = Vec<(MentionKind, String)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MentionKind {
+    Category,
+    Brand,
+    Colour,
+}
+
 impl SlotExtractor {
+    /// The brand, colour and category words of `query`, as written.
+    pub fn mentions(&self, query: &str) -> Mentions {
+        let text = query.to_lowercase();
+        let kinds = [
+            (MentionKind::Category, &self.categories),
+            (MentionKind::Brand, &self.brands),
+            (MentionKind::Colour, &self.colours),
+        ];
+        kinds
+            .into_iter()
+            .flat_map(|(kind, dictionary)| {
+                let hits = dictionary.find_all(&text);
+                let text = &text;
+                hits.into_iter()
+                    .map(move |hit| (kind, text[hit.start..hit.end].to_string()))
+            })
+            .collect()
+    }
+
     /// The words of `query` that are neither a constraint this extractor reads (category,
     /// brand, colour, preference, price, storage) nor filler, joined by spaces; empty for a
     /// pure follow-up.
@@ -76,7 +106,6 @@ impl SlotExtractor {
         }
         rest.split(|c: char| !c.is_alphanumeric())
             .filter(|word| !word.is_empty())
-            .filter(|word| !word.chars().all(|c| c.is_ascii_digit()))
             .filter(|word| !ENGLISH_FILLER.contains(word))
             .collect::<Vec<_>>()
             .join(" ")
@@ -85,6 +114,7 @@ impl SlotExtractor {
 
 #[cfg(test)]
 mod tests {
+    use super::MentionKind;
     use crate::intent::{CatalogVocabulary, SlotExtractor};
 
     #[test]
@@ -108,9 +138,38 @@ mod tests {
             ("运动鞋", "运动鞋"),
             ("有没有蓝牙耳机", "蓝牙耳机"),
             ("red dress", "dress"),
+            // A number outside a price is a model number or a size: something to search for.
+            ("2430", "2430"),
+            ("有没有64的", "64"),
         ];
         for (query, expected) in cases {
             assert_eq!(extractor.product_words(query), expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn mentions_are_brands_colours_and_categories_as_written() {
+        let mut vocabulary = CatalogVocabulary::default();
+        vocabulary.add_category("手机", &["phone".to_string()]);
+        vocabulary.add_brand("OPPO");
+        let extractor = SlotExtractor::new(&vocabulary);
+        let cases: [(&str, &[(MentionKind, &str)]); 3] = [
+            ("OPPO的呢", &[(MentionKind::Brand, "oppo")]),
+            (
+                "any red phone?",
+                &[
+                    (MentionKind::Category, "phone"),
+                    (MentionKind::Colour, "red"),
+                ],
+            ),
+            ("under 1500", &[]),
+        ];
+        for (query, expected) in cases {
+            let expected: Vec<(MentionKind, String)> = expected
+                .iter()
+                .map(|(kind, word)| (*kind, word.to_string()))
+                .collect();
+            assert_eq!(extractor.mentions(query), expected, "{query}");
         }
     }
 }
