@@ -2,9 +2,9 @@
 //! starts over. A follow-up is a turn of constraints only: one whose own words name a
 //! product (see [`super::SlotExtractor::product_words`]) starts a new topic.
 
-use serde::{Deserialize, Serialize};
-
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::topic::{MentionKind, Mentions};
 use super::{IntentClass, Slots, Understanding};
@@ -20,7 +20,7 @@ pub struct DialogueState {
     pub topic: String,
     /// What the topic's follow-ups named that titles can match (a brand, a colour), one per
     /// kind, the latest kept: searched for beside the topic.
-    #[serde(skip)]
+    #[serde(default)]
     pub mentions: BTreeMap<MentionKind, String>,
 }
 

@@ -5,6 +5,8 @@
 //! was mapped to a category. A turn with words left over ("running shoes under 1500")
 //! names a need of its own.
 
+use serde::{Deserialize, Serialize};
+
 use super::slots::{
     AROUND, CURRENCY_WORD, MAX_AFTER, MAX_BEFORE, MIN_AFTER, MIN_BEFORE, RANGE, STORAGE,
     SlotExtractor,
@@ -37,7 +39,8 @@ const ENGLISH_FILLER: &[&str] = &[
 /// ("in red?") or a category, by kind, in the query's own spelling.
 pub type Mentions = Vec<(MentionKind, String)>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MentionKind {
     Category,
     Brand,
