@@ -46,6 +46,7 @@ fn every_fault_kind_once_loses_nothing_acknowledged() {
         );
     }
     assert!(report.safe(), "{}", report.table());
+    assert!(report.drains_finished(), "{}", report.table());
     assert!(
         report.availability_during_faults >= MIN_AVAILABILITY,
         "{}",

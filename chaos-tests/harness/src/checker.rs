@@ -3,7 +3,8 @@
 //! twice, that no partition had two owners at once, and measures availability and failover.
 //!
 //! One module per group of properties: `durability` (a) lost and (b) duplicated,
-//! `ownership` (c) one owner, `availability` (d), `failover` (e). [`check`] runs them all
+//! `ownership` (c) one owner, `availability` (d), `failover` (e); (g), every drain
+//! finishes, is checked here from the faults. [`check`] runs them all
 //! and composes their findings and failures into one [`Report`].
 
 mod availability;
@@ -47,6 +48,7 @@ pub fn check(
         ownership.failure(),
         availability.failure(),
         failover.failure(),
+        unfinished_drains(faults),
     ]
     .into_iter()
     .flatten()
@@ -89,6 +91,18 @@ fn fault_problems(faults: &[FaultRecord]) -> Vec<String> {
             Some(format!("{}: {problem}", fault.step))
         })
         .collect()
+}
+
+/// (g) Every drain finishes: a join-then-drain fault whose node did not join, drain and
+/// exit by itself fails the run, whatever else held.
+fn unfinished_drains(faults: &[FaultRecord]) -> Option<String> {
+    let drains = faults
+        .iter()
+        .filter(|fault| fault.step.kind == FaultKind::JoinDrain);
+    let total = drains.clone().count();
+    let unfinished = drains.filter(|fault| fault.problem.is_some()).count();
+    (unfinished > 0)
+        .then(|| format!("(g) {unfinished} of {total} join-then-drain faults did not finish"))
 }
 
 /// How many faults of each kind were injected, by kind name.
@@ -291,6 +305,35 @@ mod tests {
                     assert!(finding.starts_with(expected), "{name}: {finding}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_drain_that_did_not_finish_fails_the_run() {
+        let drain = |problem: Option<&str>| FaultRecord {
+            problem: problem.map(str::to_string),
+            ..fault(FaultKind::JoinDrain, (0, 1, 2), &[])
+        };
+        let killed = FaultRecord {
+            problem: Some("node-1 did not see every group led".to_string()),
+            ..fault(FaultKind::Kill, (0, 1, 2), &[1])
+        };
+        // (name, faults, the failure expected)
+        let cases = [
+            ("every drain finished", vec![drain(None), drain(None)], None),
+            ("no drains", vec![killed.clone()], None),
+            (
+                "one drain killed",
+                vec![
+                    drain(None),
+                    drain(Some("node-4 did not finish draining")),
+                    killed,
+                ],
+                Some("(g) 1 of 2 join-then-drain faults did not finish"),
+            ),
+        ];
+        for (name, faults, expected) in cases {
+            assert_eq!(unfinished_drains(&faults).as_deref(), expected, "{name}");
         }
     }
 

@@ -291,16 +291,29 @@ impl ChaosCluster {
                 .with_timeout(ADMIN_TIMEOUT)
                 .drain::<serde_json::Value>()
         });
-        if !self.sandbox.wait_exit(index, timeout)? {
-            bail!(
-                "{} did not finish draining within {timeout:?} ({}); killed",
-                self.name(index),
-                asked
-                    .err()
-                    .map_or_else(|| "the request was answered".to_string(), |e| e.to_string())
-            );
+        if self.sandbox.exited_within(index, timeout)? {
+            return Ok(());
         }
-        Ok(())
+        let waiting_for = self.drain_waits(index);
+        self.sandbox.kill(index);
+        bail!(
+            "{} did not finish draining within {timeout:?} ({}; {waiting_for}); killed",
+            self.name(index),
+            asked
+                .err()
+                .map_or_else(|| "the request was answered".to_string(), |e| e.to_string())
+        );
+    }
+
+    /// What a draining node says its exit waits for, in words.
+    fn drain_waits(&self, index: usize) -> String {
+        match self.status(index) {
+            Ok(status) if status.drain_waiting_for.is_empty() => {
+                "it waits for nothing: drained, but the process did not exit".to_string()
+            }
+            Ok(status) => format!("waiting for {}", status.drain_waiting_for.join("; ")),
+            Err(error) => format!("its status did not answer: {error:#}"),
+        }
     }
 
     /// The cluster status as node `index` sees it.

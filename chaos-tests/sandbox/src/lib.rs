@@ -499,22 +499,28 @@ impl Sandbox {
     /// did within `timeout`, false when it was killed at the deadline. Either way the node
     /// no longer runs.
     pub fn wait_exit(&mut self, index: usize, timeout: Duration) -> anyhow::Result<bool> {
+        let exited = self.exited_within(index, timeout)?;
+        self.kill(index);
+        Ok(exited)
+    }
+
+    /// Whether node `index` exits within `timeout`; one still running is left running, for
+    /// the caller to ask why before it kills it.
+    pub fn exited_within(&mut self, index: usize, timeout: Duration) -> anyhow::Result<bool> {
         let deadline = Instant::now() + timeout;
         let Some(process) = self.members[index].process.as_mut() else {
             return Ok(true);
         };
-        let exited = loop {
+        loop {
             if process.exited()?.is_some() {
-                break true;
+                self.members[index].process = None;
+                return Ok(true);
             }
             if Instant::now() > deadline {
-                process.kill();
-                break false;
+                return Ok(false);
             }
             std::thread::sleep(POLL);
-        };
-        self.members[index].process = None;
-        Ok(exited)
+        }
     }
 
     /// Forgets the processes that exited on their own (a node that failed) and answers

@@ -17,10 +17,14 @@ mod status;
 mod train;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use serve::{ServeConfig, ServeFlags};
+
+/// How long blocking tasks may run on once a command has finished.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -133,7 +137,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command, serve_config)) {
+    let outcome = runtime.block_on(dispatch(cli.command, serve_config));
+    // Dropping a runtime waits for every blocking task without limit; a stopped node whose
+    // storage is synced must exit even if one is still stuck on a disk or a lock.
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => failure(error),
     }

@@ -440,11 +440,15 @@ async fn load_catalog(
 /// released, so the data folder can be reopened (sled locks it to one owner) as soon as
 /// this returns.
 async fn stop(cluster: Arc<Cluster>, engine: Arc<dyn KvEngine>) -> Result<()> {
+    // Each step is logged, so a node that does not exit shows where it stopped.
+    tracing::info!("stopping: the raft groups, the mesh and gossip");
     cluster.shutdown().await;
     let inkling = cluster.actors_to_stop();
     drop(cluster);
+    tracing::info!("stopping: the actors");
     inkling.shutdown().await;
     drop(inkling);
+    tracing::info!("stopping: syncing storage");
     let deadline = std::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
     // Actors drop their state, and tasks they spawned finish, just after they stop.
     while Arc::strong_count(&engine) > 1 {

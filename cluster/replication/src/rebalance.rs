@@ -276,31 +276,63 @@ impl Cluster {
 
     /// A draining node lets `drained` resolve once no group's leader counts it as a voter
     /// or learner. Only leaders know: a node removed from a group hears nothing more of it.
+    /// What it still waits for is kept for the status and logged when it changes, so a
+    /// drain that stalls says why.
     async fn notice_if_drained(&self) {
         if !self.draining.load(Ordering::Relaxed) {
             return;
         }
-        if (0..=CATALOG_GROUP).any(|group| self.replicas.leading(group).is_some()) {
-            return;
+        let waits = self.drain_waits().await;
+        let changed = *self.drain_waiting_for.lock() != waits;
+        if changed && !waits.is_empty() {
+            tracing::info!(waiting_for = ?waits, "draining");
+        }
+        *self.drain_waiting_for.lock() = waits.clone();
+        if waits.is_empty() {
+            tracing::info!("drained: no group holds this node any more");
+            self.drained.notify_one();
+        }
+    }
+
+    /// What a draining node's exit still waits for: groups it leads, peers that did not
+    /// answer, and leaders that still count it as a voter or learner. Empty once drained.
+    async fn drain_waits(&self) -> Vec<String> {
+        let led: Vec<String> = (0..=CATALOG_GROUP)
+            .filter(|group| self.replicas.leading(*group).is_some())
+            .map(|group| format!("group {group}: this node still leads it"))
+            .collect();
+        if !led.is_empty() {
+            return led;
         }
         let me = self.replicas.addr().to_string();
+        let mut waits = Vec::new();
         for member in self.membership.live_members().await {
             if member.name == self.replicas.name() {
                 continue;
             }
-            let status = peer_status(&self.http, &member.http_addr, STATUS_TIMEOUT).await;
-            let Some(status) = status else {
-                return;
+            let Some(status) = peer_status(&self.http, &member.http_addr, STATUS_TIMEOUT).await
+            else {
+                waits.push(format!("{}: did not answer its status", member.name));
+                continue;
             };
-            let holds_me = status.partitions.iter().any(|group| {
-                group.state == "Leader"
-                    && (group.voters.contains(&me) || group.learners.contains(&me))
-            });
-            if holds_me {
-                return;
+            for group in &status.partitions {
+                let holds_me = group.state == "Leader"
+                    && (group.voters.contains(&me) || group.learners.contains(&me));
+                if holds_me {
+                    waits.push(format!(
+                        "group {}: {} leads it and still counts this node as a replica",
+                        group.partition, member.name
+                    ));
+                }
             }
         }
-        self.drained.notify_one();
+        waits
+    }
+
+    /// What a draining node still waits for before it exits; empty when it is not draining
+    /// or is done.
+    pub fn drain_waiting_for(&self) -> Vec<String> {
+        self.drain_waiting_for.lock().clone()
     }
 
     /// Starts draining: the node stops being placeable, so leaders move its replicas away;

@@ -22,6 +22,9 @@ use crate::partition::{PartitionId, partition_of};
 use crate::raft_types::{Applied, Command, NodeId, Raft, node_id_of};
 use crate::request::{RouteError, UserAnswer, UserCall};
 
+/// How long one raft group may take to stop when the node shuts down.
+const RAFT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// This node's raft groups and local actors, and what it knows of their leaders.
 pub struct LocalReplicas {
     name: String,
@@ -272,9 +275,16 @@ impl LocalReplicas {
     /// Stops every raft group of this node; the actors are the node's to stop.
     pub(crate) async fn stop_rafts(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        for raft in self.partitions.values() {
-            if let Err(error) = raft.shutdown().await {
-                tracing::warn!(%error, "raft group did not stop cleanly");
+        for (group, raft) in &self.partitions {
+            match tokio::time::timeout(RAFT_STOP_TIMEOUT, raft.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(group, %error, "raft group did not stop cleanly"),
+                // Its log is synced before anything is acknowledged: leaving it is safe, and
+                // a node that waited here forever would never exit.
+                Err(_) => tracing::warn!(
+                    group,
+                    "raft group did not stop within {RAFT_STOP_TIMEOUT:?}; leaving it"
+                ),
             }
         }
     }

@@ -200,6 +200,8 @@ pub struct Cluster {
     initial_catalog_loader: bool,
     pub(crate) draining: AtomicBool,
     pub(crate) drained: tokio::sync::Notify,
+    /// What a draining node's exit waits for, as of the last rebalancing pass.
+    pub(crate) drain_waiting_for: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Cluster {
@@ -221,6 +223,7 @@ impl Cluster {
             initial_catalog_loader,
             draining: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
+            drain_waiting_for: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -392,6 +395,7 @@ impl Cluster {
     pub async fn status(&self) -> ClusterStatus {
         let mut status = crate::status::gather(&self.replicas, &self.membership, &self.mesh).await;
         status.waiting_for_admission = self.waiting_for_admission().await;
+        status.drain_waiting_for = self.drain_waiting_for();
         status
     }
 

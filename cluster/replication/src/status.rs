@@ -42,6 +42,10 @@ pub struct ClusterStatus {
     /// replica until an operator admits them (`inkling cluster admit NAME`).
     #[serde(default)]
     pub waiting_for_admission: Vec<String>,
+    /// While this node drains: what its exit still waits for (groups it leads, leaders
+    /// that still count it as a replica, peers that did not answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain_waiting_for: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +101,7 @@ pub(crate) async fn gather(
         shard_replicas,
         partitions,
         waiting_for_admission: Vec::new(),
+        drain_waiting_for: Vec::new(),
     }
 }
 

@@ -31,13 +31,18 @@ pub struct Report {
     /// Up to 20 examples of what went wrong, for a human.
     pub findings: Vec<String>,
     /// The properties that failed: (a) lost, (b) duplicated, (c) one owner,
-    /// (d) availability, (e) failover.
+    /// (d) availability, (e) failover, (g) every drain finishes.
     pub failed: Vec<String>,
 }
 
 impl Report {
     pub fn passed(&self) -> bool {
         self.failed.is_empty()
+    }
+
+    /// Whether every join-then-drain fault's node drained and exited by itself (g).
+    pub fn drains_finished(&self) -> bool {
+        !self.failed.iter().any(|failed| failed.starts_with("(g)"))
     }
 
     /// Whether the safety properties (a)–(c) hold, whatever availability and speed were.
