@@ -1,6 +1,7 @@
-//! The catalog actor: the single writer of products. It embeds them (when the node has an
-//! encoder), stores them durably in the catalog (the source of truth), then routes each with
-//! its embedding to the shard that owns it.
+//! The catalog actor: the single writer of products. It stores them durably in the catalog
+//! (the source of truth) with their passage vectors, then routes each with its vector to the
+//! shard that owns it. A write normally arrives embedded by the node that took it; this
+//! actor embeds only what carries no vector of this node's encoder.
 //!
 //! The shards are derived data, and [`CatalogMsg::Reconcile`] makes them agree with the
 //! catalog exactly: it compares ids and content versions, re-indexes what is stale or
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use inkling_domain::Product;
+use inkling_domain::{PassageVector, Product, ProductWrite};
 use inkling_models::encoder::TextKind;
 use inkling_storage::shard_index::product_version;
 use inkling_storage::{CatalogStore, GroupCommit, IndexedProduct};
@@ -34,7 +35,7 @@ const REINDEX_CHUNK: usize = 1_000;
 #[derive(RactorMessage)]
 pub enum CatalogMsg {
     /// Stores and indexes products; answers with how many were written.
-    Upsert(Vec<Product>, RpcReplyPort<Result<usize, ActorError>>),
+    Upsert(Vec<ProductWrite>, RpcReplyPort<Result<usize, ActorError>>),
     /// Removes a product; answers whether the catalog or its shard held it.
     Delete(String, RpcReplyPort<Result<bool, ActorError>>),
     /// Makes the given shards (all when `None`) agree with the catalog.
@@ -90,8 +91,8 @@ impl Actor for CatalogWriter {
     ) -> Result<(), ActorProcessingErr> {
         fail_point!("catalog-handle");
         match message {
-            CatalogMsg::Upsert(products, reply) => {
-                let _ = reply.send(state.upsert(products).await);
+            CatalogMsg::Upsert(writes, reply) => {
+                let _ = reply.send(state.upsert(writes).await);
             }
             CatalogMsg::Delete(id, reply) => {
                 let _ = reply.send(state.delete(id).await);
@@ -109,48 +110,100 @@ impl Actor for CatalogWriter {
 }
 
 impl CatalogState {
-    async fn upsert(&mut self, products: Vec<Product>) -> Result<usize, ActorError> {
-        let count = products.len();
+    async fn upsert(&mut self, writes: Vec<ProductWrite>) -> Result<usize, ActorError> {
+        let count = writes.len();
         // Embedding comes first: if the encoder is overloaded, nothing has been written yet.
-        let vectors = self.embed(&products).await?;
-        let products = self.store_products(products).await?;
+        let writes = self.with_own_vectors(writes, "replica").await?;
+        let writes = self.store_products(writes).await?;
         self.commit.wait_durable().await?;
         fail_point!("catalog-upsert-after-commit", |_| Err(injected_crash()));
-        let indexed = products
+        let indexed = writes
             .into_iter()
-            .zip(vectors)
-            .map(|(product, vector)| IndexedProduct { product, vector })
+            .map(|write| self.indexed(write))
             .collect();
         self.index(indexed).await?;
         Ok(count)
     }
 
-    async fn embed(&self, products: &[Product]) -> Result<Vec<Option<Vec<f32>>>, ActorError> {
-        let Some(embedder) = &self.embedder else {
-            return Ok(vec![None; products.len()]);
-        };
-        let passages = products.iter().map(Product::passage).collect();
-        let vectors = embedder.embed(TextKind::Passage, passages).await?;
-        Ok(vectors.into_iter().map(Some).collect())
+    /// This node's encoder, as vectors name it; `None` on a node without one.
+    fn encoder(&self) -> Option<String> {
+        self.embedder
+            .as_ref()
+            .map(|embedder| embedder.model.encoder_id())
     }
 
-    /// Writes the products to the catalog and the vocabulary, off the async workers.
-    async fn store_products(&mut self, products: Vec<Product>) -> Result<Vec<Product>, ActorError> {
+    /// What the shard indexes for a write: its vector only if this node's encoder made it.
+    fn indexed(&self, write: ProductWrite) -> IndexedProduct {
+        let vector = match (&write.vector, self.encoder()) {
+            (Some(vector), Some(encoder)) => vector.from_encoder(&encoder).map(<[f32]>::to_vec),
+            _ => None,
+        };
+        IndexedProduct {
+            product: write.product,
+            vector,
+        }
+    }
+
+    /// The writes, each with a vector from this node's encoder: the one it carries when
+    /// that encoder computed it, else one computed here (counted under `reason`). A node
+    /// without an encoder keeps what the writes carry, for replicas that have one.
+    async fn with_own_vectors(
+        &self,
+        mut writes: Vec<ProductWrite>,
+        reason: &str,
+    ) -> Result<Vec<ProductWrite>, ActorError> {
+        let (Some(embedder), Some(encoder)) = (&self.embedder, self.encoder()) else {
+            return Ok(writes);
+        };
+        let missing: Vec<usize> = (0..writes.len())
+            .filter(|at| {
+                let vector = writes[*at].vector.as_ref();
+                vector
+                    .and_then(|vector| vector.from_encoder(&encoder))
+                    .is_none()
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(writes);
+        }
+        let passages = missing
+            .iter()
+            .map(|at| writes[*at].product.passage())
+            .collect();
+        let vectors = embedder.embed(TextKind::Passage, passages).await?;
+        inkling_ops::metrics::PASSAGES_EMBEDDED
+            .with_label_values(&[reason])
+            .inc_by(missing.len() as u64);
+        for (at, values) in missing.into_iter().zip(vectors) {
+            writes[at].vector = Some(PassageVector {
+                encoder: encoder.clone(),
+                values,
+            });
+        }
+        Ok(writes)
+    }
+
+    /// Writes the products and their vectors to the catalog and the vocabulary, off the
+    /// async workers.
+    async fn store_products(
+        &mut self,
+        writes: Vec<ProductWrite>,
+    ) -> Result<Vec<ProductWrite>, ActorError> {
         let store = self.store.clone();
         let mut vocabulary = self.take_vocabulary()?;
         let (vocabulary, outcome) = crate::storage_task(move || {
             let outcome = (|| {
-                for product in &products {
-                    if let Some(previous) = store.get(&product.id)? {
+                for write in &writes {
+                    if let Some(previous) = store.get(&write.product.id)? {
                         vocabulary.remove(&previous);
                     }
-                    store.put(product)?;
-                    vocabulary.add(product);
+                    store.put_write(write)?;
+                    vocabulary.add(&write.product);
                 }
                 vocabulary.publish();
                 Ok::<_, ActorError>(())
             })();
-            (vocabulary, outcome.map(|()| products))
+            (vocabulary, outcome.map(|()| writes))
         })
         .await
         .map_err(|error| ActorError::Unavailable(format!("catalog write failed: {error}")))?;
@@ -280,16 +333,38 @@ impl CatalogState {
             .await??;
         }
         for chunk in stale.chunks(REINDEX_CHUNK) {
-            let vectors = self.embed(chunk).await?;
-            let batch = chunk
-                .iter()
-                .cloned()
-                .zip(vectors)
-                .map(|(product, vector)| IndexedProduct { product, vector })
+            let writes = self.stored_writes(chunk.to_vec()).await?;
+            let writes = self.with_own_vectors(writes, "reindex").await?;
+            let store = self.store.clone();
+            let writes = blocking(move || {
+                for write in &writes {
+                    store.put_write(write)?;
+                }
+                Ok(writes)
+            })
+            .await?;
+            let batch = writes
+                .into_iter()
+                .map(|write| self.indexed(write))
                 .collect();
             self.write_shard(shard, batch).await?;
         }
         Ok(())
+    }
+
+    /// The products with the vectors the catalog stores for them.
+    async fn stored_writes(&self, products: Vec<Product>) -> Result<Vec<ProductWrite>, ActorError> {
+        let store = self.store.clone();
+        blocking(move || {
+            products
+                .into_iter()
+                .map(|product| {
+                    let vector = store.vector(&product.id)?;
+                    Ok(ProductWrite { product, vector })
+                })
+                .collect()
+        })
+        .await
     }
 }
 

@@ -79,10 +79,12 @@ impl Actor for IndexShard {
         })
         .await??;
         ractor::pg::join(group, vec![myself.get_cell()]);
-        Ok(ShardState {
+        let state = ShardState {
             shard,
             index: Arc::new(index),
-        })
+        };
+        state.publish_size();
+        Ok(state)
     }
 
     async fn handle(
@@ -126,13 +128,25 @@ impl Actor for IndexShard {
             // Writes are awaited so they apply in arrival order.
             IndexShardMsg::Upsert(products, reply) => {
                 let outcome = tokio::task::spawn_blocking(move || index.upsert(products)).await?;
+                state.publish_size();
                 let _ = reply.send(outcome.map_err(ActorError::from));
             }
             IndexShardMsg::Delete(ids, reply) => {
                 let outcome = tokio::task::spawn_blocking(move || index.delete(&ids)).await?;
+                state.publish_size();
                 let _ = reply.send(outcome.map_err(ActorError::from));
             }
         }
         Ok(())
+    }
+}
+
+impl ShardState {
+    /// Sets the shard's `inkling_index_products` gauge.
+    fn publish_size(&self) {
+        let count = i64::try_from(self.index.live_products()).unwrap_or(i64::MAX);
+        inkling_ops::metrics::INDEX_PRODUCTS
+            .with_label_values(&[&self.shard.to_string()])
+            .set(count);
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use inkling_domain::{Event, Product, Profile, Taxonomy};
+use inkling_domain::{Event, PassageVector, Product, ProductWrite, Profile, Taxonomy};
 use inkling_models::baskets::AssociationRules;
+use inkling_models::encoder::TextKind;
 use inkling_models::segments::Segments;
 use inkling_storage::{CatalogStore, GroupCommit, KvEngine, ModelStore, ProfileStore, ShardLayout};
 use ractor::{Actor, ActorRef};
@@ -59,6 +60,8 @@ pub struct Inkling {
     profile_writer: Arc<ProfileWriter>,
     catalog_writer: ActorSlot<CatalogMsg>,
     model_pool: Option<ActorSlot<ModelPoolMsg>>,
+    /// What catalog writes this node takes are embedded with; `None` without an encoder.
+    embedder: Option<Embedder>,
     catalog: CatalogStore,
     engine: Arc<dyn KvEngine>,
     commit: GroupCommit,
@@ -173,13 +176,50 @@ impl Inkling {
             .await
     }
 
-    /// Stores and indexes products; they are durable and searchable once this returns.
+    /// Stores and indexes products, embedding them here; they are durable and searchable
+    /// once this returns.
     pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
+        let writes = products.into_iter().map(ProductWrite::unembedded).collect();
+        self.write_products(writes).await
+    }
+
+    /// Stores and indexes products with the vectors they carry; only those without a
+    /// vector of this node's encoder are embedded here.
+    pub async fn write_products(&self, writes: Vec<ProductWrite>) -> Result<usize, ActorError> {
         let timeout =
-            catalog_write_timeout(&self.config, products.len(), self.config.encoder.is_some());
+            catalog_write_timeout(&self.config, writes.len(), self.config.encoder.is_some());
         self.catalog_writer
-            .ask(|reply| CatalogMsg::Upsert(products, reply), timeout)
+            .ask(|reply| CatalogMsg::Upsert(writes, reply), timeout)
             .await?
+    }
+
+    /// The products with their passage vectors from this node's encoder, or local or
+    /// remote pools of it; as they are without an encoder. What a node taking a catalog
+    /// write does before replicating it, so no replica runs the encoder again.
+    pub async fn embed_passages(
+        &self,
+        products: Vec<Product>,
+    ) -> Result<Vec<ProductWrite>, ActorError> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(products.into_iter().map(ProductWrite::unembedded).collect());
+        };
+        let passages = products.iter().map(Product::passage).collect();
+        let vectors = embedder.embed(TextKind::Passage, passages).await?;
+        inkling_ops::metrics::PASSAGES_EMBEDDED
+            .with_label_values(&["write"])
+            .inc_by(products.len() as u64);
+        let encoder = embedder.model.encoder_id();
+        Ok(products
+            .into_iter()
+            .zip(vectors)
+            .map(|(product, values)| ProductWrite {
+                product,
+                vector: Some(PassageVector {
+                    encoder: encoder.clone(),
+                    values,
+                }),
+            })
+            .collect())
     }
 
     /// How long writing `products` products may take, embedding included.
@@ -191,6 +231,12 @@ impl Inkling {
     pub async fn all_products(&self) -> Result<Vec<Product>, ActorError> {
         let catalog = self.catalog.clone();
         blocking(move || Ok(catalog.all()?)).await
+    }
+
+    /// Every product of the catalog with its stored passage vector.
+    pub async fn all_product_writes(&self) -> Result<Vec<ProductWrite>, ActorError> {
+        let catalog = self.catalog.clone();
+        blocking(move || Ok(catalog.all_writes()?)).await
     }
 
     pub async fn delete_product(&self, id: String) -> Result<bool, ActorError> {
@@ -279,7 +325,7 @@ impl NodeBuilder {
         let (model_pool, embedder) = self.start_model_pool(start_timeout).await?;
         let layout = ShardLayout::new(
             config.segmentation,
-            embedder.as_ref().map(|e| e.model.as_str().to_string()),
+            embedder.as_ref().map(|e| e.model.encoder_id()),
         );
         let catalog_writer: ActorSlot<CatalogMsg> = ActorSlot::empty("catalog writer");
         let resharded = self.prepare_index_folder()?;
@@ -312,7 +358,7 @@ impl NodeBuilder {
             &slots,
         )
         .await?;
-        let intent = self.intent_service(embedder, slots).await?;
+        let intent = self.intent_service(embedder.clone(), slots).await?;
         let (sessions, profile_writer) = self
             .start_sessions(&catalog, ranker, signals, intent, start_timeout)
             .await?;
@@ -322,6 +368,7 @@ impl NodeBuilder {
             profile_writer: Arc::new(profile_writer),
             catalog_writer,
             model_pool,
+            embedder,
             catalog,
             engine,
             commit,

@@ -9,7 +9,7 @@ use inkling_actors::inkling::NodeStorage;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
 use inkling_actors::{ActorConfig, Inkling, RecommendRequest, SearchRequest};
-use inkling_domain::{Event, EventKind, Filters, Taxonomy};
+use inkling_domain::{Event, EventKind, Filters, PassageVector, ProductWrite, Taxonomy};
 use inkling_storage::{KvEngine, SledEngine};
 
 use common::{classic_catalog, product};
@@ -380,6 +380,52 @@ async fn catalog_writes_reach_text_and_vector_search_within_a_second() {
         "{:?}",
         deleted.elapsed()
     );
+}
+
+/// A replica indexes the vector a write carries when its own encoder made it, and
+/// computes one itself when the write carries none or another encoder's.
+#[tokio::test]
+async fn a_write_keeps_its_own_encoders_vector_and_replaces_anothers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), encoder_config()).await;
+    let lamp = product("carried-lamp", "LED desk lamp", "照明", "Ikea", 199.0);
+    let computed = node.embed_passages(vec![lamp.clone()]).await.unwrap();
+    let own = computed[0].vector.clone().expect("an encoder embeds");
+    // Not what the encoder would compute for the lamp, so a kept vector is told apart.
+    let mut marker = vec![0.0; own.values.len()];
+    marker[0] = 1.0;
+    // (name, the encoder the carried vector names, whether it is kept)
+    let cases = [
+        ("this node's encoder", Some(own.encoder.as_str()), true),
+        ("another encoder", Some("another-model@9"), false),
+        ("no vector", None, false),
+    ];
+    for (name, encoder, kept) in cases {
+        let write = ProductWrite {
+            product: lamp.clone(),
+            vector: encoder.map(|encoder| PassageVector {
+                encoder: encoder.to_string(),
+                values: marker.clone(),
+            }),
+        };
+        node.write_products(vec![write]).await.unwrap();
+        let stored = node.all_product_writes().await.unwrap();
+        let stored = stored
+            .iter()
+            .find(|w| w.product.id == "carried-lamp")
+            .unwrap();
+        let vector = stored.vector.as_ref().expect("a stored vector");
+        assert_eq!(vector.encoder, own.encoder, "{name}");
+        assert_eq!(vector.values == marker, kept, "{name}");
+        if !kept {
+            let close = vector
+                .values
+                .iter()
+                .zip(&own.values)
+                .all(|(a, b)| (a - b).abs() < 1e-3);
+            assert!(close, "{name}: recomputed as the encoder computes it");
+        }
+    }
 }
 
 #[tokio::test]

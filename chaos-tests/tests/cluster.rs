@@ -438,10 +438,20 @@ fn the_actor_mesh_runs_over_mutual_tls_in_the_middle_of_a_secret_rotation() {
 
 /// What node `index` counts under `inkling_peer_refusals_total{reason}`.
 fn refusals(cluster: &ClusterSandbox, index: usize, reason: &str) -> Option<f64> {
-    let text = cluster.client(index).metrics().ok()?;
     let series = format!("inkling_peer_refusals_total{{reason=\"{reason}\"}}");
-    let line = text.lines().find(|line| line.starts_with(&series))?;
-    line.rsplit(' ').next()?.parse().ok()
+    metric_sum(cluster, index, &series)
+}
+
+/// The sum of node `index`'s `/metrics` lines that start with `series` (a name, or a name
+/// with its first labels).
+fn metric_sum(cluster: &ClusterSandbox, index: usize, series: &str) -> Option<f64> {
+    let text = cluster.client(index).metrics().ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|line| line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 #[test]
@@ -557,6 +567,19 @@ fn roles_split_the_model_pool_the_sessions_and_the_api_between_nodes() {
             products: products.to_vec(),
         })
         .expect("the node without an encoder embeds new products through the remote pool");
+    // Embedded once, by the node that took the write; both replicas index what it sent.
+    wait_for("the products indexed on node 0", RECOVERY_TIMEOUT, || {
+        (metric_sum(&cluster, 0, "inkling_index_products{")? == 3.0).then_some(())
+    });
+    let embedded = |index: usize, reason: &str| {
+        let series = format!("inkling_passages_embedded_total{{reason=\"{reason}\"}}");
+        metric_sum(&cluster, index, &series)
+    };
+    assert_eq!(embedded(1, "write"), Some(3.0));
+    assert_eq!(embedded(0, "write"), Some(0.0));
+    for index in 0..2 {
+        assert_eq!(embedded(index, "replica"), Some(0.0), "node {index}");
+    }
 
     // Served by node 1's own session: no word of the query is in the flask's title, so
     // only the query's embedding, made by node 0's pool, can find it.

@@ -260,6 +260,37 @@ pub static SHARD_REPLICAS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// Live products in each index shard replica this node holds, by `shard` (its number).
+pub static INDEX_PRODUCTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "inkling_index_products",
+                "Live products in each index shard replica this node holds",
+            ),
+            &["shard"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Product passages this node's catalog writer embedded, by `reason`: `write` (a catalog
+/// write this node took), `replica` (a replicated write that carried no vector of this
+/// node's encoder) and `reindex` (re-indexing a product whose stored vector is missing or
+/// another encoder's). Replicas of a write normally embed nothing.
+pub static PASSAGES_EMBEDDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_passages_embedded_total",
+                "Product passages this node's catalog writer embedded",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Requests sent to actors of one kind (`ranker`, `index_shard`, `model_pool`, ...) and not
 /// yet answered: queued in the mailbox or being handled. ractor does not expose a mailbox's
 /// length, so callers count what they are waiting for.
@@ -427,6 +458,10 @@ pub fn register_all() {
     LazyLock::force(&CLUSTER_CALL_SECONDS);
     LazyLock::force(&ACTOR_MAILBOX_DEPTH);
     LazyLock::force(&SHARD_REPLICAS);
+    LazyLock::force(&INDEX_PRODUCTS);
+    for reason in ["write", "replica", "reindex"] {
+        PASSAGES_EMBEDDED.with_label_values(&[reason]);
+    }
     LazyLock::force(&MODEL_BATCH_TEXTS);
     LazyLock::force(&MODEL_INFERENCE_SECONDS);
     LazyLock::force(&MODEL_QUEUE_TEXTS);

@@ -28,6 +28,9 @@ pub enum Keyspace {
     /// change on every commit, each large snapshot was rewritten with them, and the data
     /// folder grew by that much each time (docs/benchmarks.md).
     Snapshots,
+    /// Each product's passage vector, beside the product: what re-indexing a product and
+    /// a catalog snapshot read instead of running the encoder again.
+    PassageVectors,
 }
 
 impl Keyspace {
@@ -40,17 +43,19 @@ impl Keyspace {
             Keyspace::ReplicatedLog => "replicated_log",
             Keyspace::ReplicationState => "replication_state",
             Keyspace::Snapshots => "snapshots",
+            Keyspace::PassageVectors => "passage_vectors",
         }
     }
 
     /// Every keyspace, for tools that account for all of them.
-    pub const ALL: [Keyspace; 6] = [
+    pub const ALL: [Keyspace; 7] = [
         Keyspace::Products,
         Keyspace::Profiles,
         Keyspace::Models,
         Keyspace::ReplicatedLog,
         Keyspace::ReplicationState,
         Keyspace::Snapshots,
+        Keyspace::PassageVectors,
     ];
 }
 
@@ -99,6 +104,7 @@ pub struct SledEngine {
     replicated_log: sled::Tree,
     replication_state: sled::Tree,
     snapshots: sled::Tree,
+    passage_vectors: sled::Tree,
     user_keys: UserKeys,
 }
 
@@ -113,6 +119,7 @@ impl SledEngine {
         let replicated_log = db.open_tree(Keyspace::ReplicatedLog.name())?;
         let replication_state = db.open_tree(Keyspace::ReplicationState.name())?;
         let snapshots = db.open_tree(Keyspace::Snapshots.name())?;
+        let passage_vectors = db.open_tree(Keyspace::PassageVectors.name())?;
         let user_keys = UserKeys::open(&path.join(USER_KEYS_FOLDER))?;
         Ok(Self {
             db,
@@ -122,6 +129,7 @@ impl SledEngine {
             replicated_log,
             replication_state,
             snapshots,
+            passage_vectors,
             user_keys,
         })
     }
@@ -134,6 +142,7 @@ impl SledEngine {
             Keyspace::ReplicatedLog => &self.replicated_log,
             Keyspace::ReplicationState => &self.replication_state,
             Keyspace::Snapshots => &self.snapshots,
+            Keyspace::PassageVectors => &self.passage_vectors,
         }
     }
 }

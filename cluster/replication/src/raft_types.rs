@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use inkling_domain::{Event, Product};
+use inkling_domain::{Event, Product, ProductWrite};
 use serde::{Deserialize, Serialize};
 
 /// A raft node id: a stable hash of the node's name (see [`node_id_of`]).
@@ -16,8 +16,12 @@ pub enum Command {
     RecordEvents { at_ms: u64, events: Vec<Event> },
     /// Erases the user's profile on every replica.
     EraseUser { user_id: String },
-    /// Stores and indexes products on every replica (the catalog group only).
+    /// Stores and indexes products on every replica, each embedding them (the catalog
+    /// group only): what logs written before [`Command::WriteProducts`] hold.
     UpsertProducts(Vec<Product>),
+    /// Stores and indexes products with the passage vectors the node that took the write
+    /// computed, on every replica of the catalog group, none of which embeds them again.
+    WriteProducts(Vec<ProductWrite>),
     /// Removes a product from every replica's catalog and index (the catalog group only).
     DeleteProduct(String),
 }
@@ -27,7 +31,7 @@ impl Command {
     pub fn adds_data(&self) -> bool {
         matches!(
             self,
-            Command::RecordEvents { .. } | Command::UpsertProducts(_)
+            Command::RecordEvents { .. } | Command::UpsertProducts(_) | Command::WriteProducts(_)
         )
     }
 }

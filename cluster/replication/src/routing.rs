@@ -43,6 +43,11 @@ pub(crate) struct RetryPolicy {
     pub retry_pause: Duration,
 }
 
+/// Products per catalog proposal. Each carries its passage vectors (about 2 KiB a product
+/// in JSON), and a raft append carries up to 64 entries: at 1,000, the largest API batch's
+/// part stays inside the size each entry may take (`peer_api::PEER_MAX_BODY_BYTES`).
+pub const PRODUCTS_PER_PROPOSAL: usize = 1_000;
+
 const ROUTING: RetryPolicy = RetryPolicy {
     attempt_timeout: Duration::from_millis(2000),
     retry_pause: Duration::from_millis(50),
@@ -280,11 +285,19 @@ impl Cluster {
     }
 
     /// Stores and indexes products on every replica of the catalog; answers once they are
-    /// committed by a quorum and searchable on the catalog group's leader.
+    /// committed by a quorum and searchable on the catalog group's leader. This node embeds
+    /// them, once, and the replicas index the vectors it sends. A large batch is proposed
+    /// in parts of [`PRODUCTS_PER_PROPOSAL`], in order: if one fails, the parts before it
+    /// stay written, and sending the batch again is safe (writes are upserts).
     pub async fn upsert_products(&self, products: Vec<Product>) -> Result<usize, ActorError> {
         let deadline = Instant::now() + self.replicas.catalog_write_timeout(products.len());
-        let command = Command::UpsertProducts(products);
-        Ok(self.propose(CATALOG_GROUP, command, deadline).await?.count)
+        let writes = self.replicas.actors().embed_passages(products).await?;
+        let mut written = 0;
+        for part in writes.chunks(PRODUCTS_PER_PROPOSAL) {
+            let command = Command::WriteProducts(part.to_vec());
+            written += self.propose(CATALOG_GROUP, command, deadline).await?.count;
+        }
+        Ok(written)
     }
 
     /// Deletes a product from every replica; answers whether the catalog had it.

