@@ -222,7 +222,11 @@ impl CatalogState {
         let mut by_shard: BTreeMap<usize, Vec<IndexedProduct>> = BTreeMap::new();
         for indexed in products {
             let shard = self.shards.shard_of(&indexed.product.id);
-            by_shard.entry(shard).or_default().push(indexed);
+            // Shards held elsewhere only: this node's catalog keeps the product, and
+            // builds the shard from it if it takes the shard over.
+            if self.shards.holds(shard) {
+                by_shard.entry(shard).or_default().push(indexed);
+            }
         }
         let writes = by_shard
             .into_iter()
@@ -296,6 +300,12 @@ impl CatalogState {
         let mut report = ReconcileReport::default();
         for shard in shards {
             let expected = owned.remove(&shard).unwrap_or_default();
+            // A shard this node does not hold is kept empty.
+            let expected = if self.shards.holds(shard) {
+                expected
+            } else {
+                Vec::new()
+            };
             self.reconcile_shard(shard, expected, &mut report).await?;
         }
         if report.reindexed + report.removed > 0 {

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use tracing::Instrument;
 
+use crate::held_shards::HeldShards;
 use crate::{ActorError, fail_point};
 
 /// Remotable so that replicas on other nodes can answer reads; only this node's catalog
@@ -56,6 +57,9 @@ pub struct IndexShardArgs {
     pub dir: PathBuf,
     pub taxonomy: Taxonomy,
     pub layout: ShardLayout,
+    /// Which shards this node holds: a copy of a shard it does not hold stays out of the
+    /// process group, so no read comes to it.
+    pub held: HeldShards,
 }
 
 pub struct ShardState {
@@ -73,12 +77,14 @@ impl Actor for IndexShard {
         myself: ActorRef<Self::Msg>,
         args: IndexShardArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (shard, group) = (args.shard, args.group.clone());
+        let (shard, group, held) = (args.shard, args.group.clone(), args.held.clone());
         let index = tokio::task::spawn_blocking(move || {
             ShardIndex::open(&args.dir, args.taxonomy, &args.layout)
         })
         .await??;
-        ractor::pg::join(group, vec![myself.get_cell()]);
+        if held.holds(shard) {
+            ractor::pg::join(group, vec![myself.get_cell()]);
+        }
         let state = ShardState {
             shard,
             index: Arc::new(index),

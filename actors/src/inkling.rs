@@ -1,6 +1,7 @@
 //! [`Inkling`]: starts the actors of one node under the node supervisor and offers their
 //! services as async methods with timeouts, which is all the gateway needs to know.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::embedder::Embedder;
 use crate::index_shard::{IndexShard, IndexShardArgs, IndexShardMsg};
 use crate::model_pool::{ModelPool, ModelPoolMsg, PoolStats};
 use crate::node_supervisor::{ChildSpec, NodeSupervisor, NodeSupervisorMsg, supervise};
-use crate::placement::{NodeShards, ShardPlacement, shard_group};
+use crate::placement::{HeldShards, NodeShards, ShardPlacement, shard_group};
 use crate::profile_writer::ProfileWriter;
 use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
 use crate::ranker::{Ranker, RankerMsg, RankerState};
@@ -60,6 +61,8 @@ pub struct Inkling {
     profile_writer: Arc<ProfileWriter>,
     catalog_writer: ActorSlot<CatalogMsg>,
     model_pool: Option<ActorSlot<ModelPoolMsg>>,
+    /// This node's copies of the index shards, and which of them it holds.
+    shards: Arc<NodeShards>,
     /// What catalog writes this node takes are embedded with; `None` without an encoder.
     embedder: Option<Embedder>,
     catalog: CatalogStore,
@@ -283,6 +286,50 @@ impl Inkling {
         blocking(move || Ok(catalog.len()?)).await
     }
 
+    /// How many shards the index is split into.
+    pub fn shard_count(&self) -> usize {
+        self.shards.shard_count()
+    }
+
+    /// The shards this node's index holds.
+    pub fn held_shards(&self) -> BTreeSet<usize> {
+        self.shards.held().get()
+    }
+
+    /// How many copies of `shard` on other nodes serve reads.
+    pub fn shard_served_elsewhere(&self, shard: usize) -> usize {
+        self.shards.served_elsewhere(shard)
+    }
+
+    /// Makes this node's index hold exactly `shards`. A shard it gives up stops serving
+    /// reads first, then is emptied; a shard it takes is built from this node's catalog,
+    /// with the stored vectors, and serves reads once built. Whoever calls this decides
+    /// when giving a shard up is safe (other nodes serve it).
+    pub async fn hold_shards(&self, shards: BTreeSet<usize>) -> Result<(), ActorError> {
+        let before = self.held_shards();
+        if before == shards {
+            return Ok(());
+        }
+        let added: Vec<usize> = shards.difference(&before).copied().collect();
+        let removed: Vec<usize> = before.difference(&shards).copied().collect();
+        for shard in &removed {
+            self.shards.set_serving(*shard, false);
+        }
+        self.shards.held().set(shards)?;
+        let changed = added.iter().chain(&removed).copied().collect();
+        let products = self.catalog_size().await?;
+        let timeout = self.catalog_write_timeout(products);
+        let report = self
+            .catalog_writer
+            .ask(|reply| CatalogMsg::Reconcile(Some(changed), reply), timeout)
+            .await??;
+        for shard in &added {
+            self.shards.set_serving(*shard, true);
+        }
+        tracing::info!(?added, ?removed, ?report, "index shards moved");
+        Ok(())
+    }
+
     /// Stops every actor of the node and waits until they are gone, so their handles on
     /// storage are released; durable state stays on disk.
     pub async fn shutdown(&self) {
@@ -329,9 +376,15 @@ impl NodeBuilder {
         );
         let catalog_writer: ActorSlot<CatalogMsg> = ActorSlot::empty("catalog writer");
         let resharded = self.prepare_index_folder()?;
-        let shards = self
-            .start_shards(&layout, &catalog_writer, start_timeout)
+        let held = HeldShards::load(
+            &self.storage.index_dir,
+            self.config.shards.max(1),
+            resharded.is_some(),
+        );
+        let node_shards = self
+            .start_shards(&layout, &catalog_writer, &held, start_timeout)
             .await?;
+        let shards: Arc<dyn ShardPlacement> = node_shards.clone();
         let signals = self.start_signals(start_timeout).await?;
         let ranker_state = RankerState {
             shards: shards.clone(),
@@ -368,6 +421,7 @@ impl NodeBuilder {
             profile_writer: Arc::new(profile_writer),
             catalog_writer,
             model_pool,
+            shards: node_shards,
             embedder,
             catalog,
             engine,
@@ -455,8 +509,9 @@ impl NodeBuilder {
         &self,
         layout: &ShardLayout,
         catalog_writer: &ActorSlot<CatalogMsg>,
+        held: &HeldShards,
         timeout: Duration,
-    ) -> Result<Arc<dyn ShardPlacement>, ActorError> {
+    ) -> Result<Arc<NodeShards>, ActorError> {
         let mut slots = Vec::new();
         for shard in 0..self.config.shards.max(1) {
             let args = IndexShardArgs {
@@ -465,6 +520,7 @@ impl NodeBuilder {
                 dir: shard_folder(&self.storage.index_dir, shard),
                 taxonomy: self.storage.taxonomy.clone(),
                 layout: layout.clone(),
+                held: held.clone(),
             };
             // A restarted shard may have missed writes, or crashed between two commits:
             // the catalog brings it up to date, in its mailbox's order.
@@ -484,7 +540,11 @@ impl NodeBuilder {
             };
             slots.push(supervise(&self.root, spec, timeout).await?);
         }
-        Ok(Arc::new(NodeShards::new(slots, layout.clone())))
+        Ok(Arc::new(NodeShards::new(
+            slots,
+            layout.clone(),
+            held.clone(),
+        )))
     }
 
     /// The online signals start empty on every incarnation and relearn from traffic; only

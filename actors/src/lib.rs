@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod config;
 pub mod embedder;
+pub mod held_shards;
 pub mod index_shard;
 pub mod inkling;
 pub mod model_pool;

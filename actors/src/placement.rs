@@ -5,6 +5,10 @@
 //! reads may go to any replica ([`ShardPlacement::replicas`]): every shard actor joins the
 //! process group of its shard ([`shard_group`]), which ractor_cluster keeps in step across
 //! nodes, so replicas on other nodes answer when this node's copy is down or slow.
+//!
+//! A node need not hold every shard ([`HeldShards`]): in a cluster, the layer that knows
+//! the nodes decides which shards each node's index holds, and a shard this node does not
+//! hold is kept empty and out of its process group, so reads go to the nodes that hold it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,6 +16,7 @@ use inkling_storage::ShardLayout;
 use ractor::ActorRef;
 
 use crate::ActorError;
+pub use crate::held_shards::HeldShards;
 use crate::index_shard::IndexShardMsg;
 use crate::slot::ActorSlot;
 
@@ -37,6 +42,11 @@ pub trait ShardPlacement: Send + Sync + 'static {
     fn shard_of(&self, product_id: &str) -> usize {
         shard_of(product_id, self.shard_count())
     }
+
+    /// Whether this node's index holds `shard`: writes index only the shards it holds.
+    fn holds(&self, _shard: usize) -> bool {
+        true
+    }
 }
 
 /// The process group of every replica of shard `shard` of `shard_count` with this layout,
@@ -52,17 +62,51 @@ pub fn shard_group(layout: &ShardLayout, shard_count: usize, shard: usize) -> St
 pub struct NodeShards {
     slots: Vec<ActorSlot<IndexShardMsg>>,
     layout: ShardLayout,
+    held: HeldShards,
     /// Spreads reads over remote replicas.
     next_remote: AtomicUsize,
 }
 
 impl NodeShards {
-    pub fn new(slots: Vec<ActorSlot<IndexShardMsg>>, layout: ShardLayout) -> Self {
+    pub fn new(
+        slots: Vec<ActorSlot<IndexShardMsg>>,
+        layout: ShardLayout,
+        held: HeldShards,
+    ) -> Self {
         Self {
             slots,
             layout,
+            held,
             next_remote: AtomicUsize::new(0),
         }
+    }
+
+    /// Puts this node's copy of `shard` in its process group, or takes it out, so reads
+    /// from any node come to it or stop coming. A copy that is restarting joins by itself
+    /// when it holds the shard.
+    pub fn set_serving(&self, shard: usize, serving: bool) {
+        let Ok(copy) = self.shard(shard) else {
+            return;
+        };
+        let group = shard_group(&self.layout, self.shard_count(), shard);
+        if serving {
+            ractor::pg::join(group, vec![copy.get_cell()]);
+        } else {
+            ractor::pg::leave(group, vec![copy.get_cell()]);
+        }
+    }
+
+    /// How many copies of `shard` on other nodes serve reads.
+    pub fn served_elsewhere(&self, shard: usize) -> usize {
+        let group = shard_group(&self.layout, self.shard_count(), shard);
+        ractor::pg::get_members(&group)
+            .iter()
+            .filter(|replica| !replica.get_id().is_local())
+            .count()
+    }
+
+    pub fn held(&self) -> &HeldShards {
+        &self.held
     }
 }
 
@@ -89,6 +133,11 @@ impl ShardPlacement for NodeShards {
             let turn = self.next_remote.fetch_add(1, Ordering::Relaxed) % remote.len();
             remote.rotate_left(turn);
         }
-        self.shard(shard).into_iter().chain(remote).collect()
+        let local = self.shard(shard).ok().filter(|_| self.held.holds(shard));
+        local.into_iter().chain(remote).collect()
+    }
+
+    fn holds(&self, shard: usize) -> bool {
+        self.held.holds(shard)
     }
 }

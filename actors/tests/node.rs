@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -379,6 +380,53 @@ async fn catalog_writes_reach_text_and_vector_search_within_a_second() {
         deleted.elapsed() < Duration::from_secs(1),
         "{:?}",
         deleted.elapsed()
+    );
+}
+
+/// What an empty query finds (the best-rated of every shard that answered), sorted, and
+/// whether every shard answered.
+async fn browse_every_product(node: &Inkling) -> (Vec<String>, bool) {
+    let request = search_for("shard-holder", "", SearchMode::Lexical);
+    let answer = node.search(request).await.unwrap();
+    let mut found: Vec<String> = ids(&answer).into_iter().map(String::from).collect();
+    found.sort();
+    (found, answer.missing_shards.is_empty())
+}
+
+/// A shard the node gives up is emptied and its products drop out of searches; taken
+/// back, it is rebuilt from the node's catalog and restart keeps what the node held.
+#[tokio::test]
+async fn a_shard_given_up_is_emptied_and_a_shard_taken_back_is_rebuilt_from_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), ActorConfig::default()).await;
+    let every: BTreeSet<usize> = (0..node.shard_count()).collect();
+    let (all, complete) = browse_every_product(&node).await;
+    assert_eq!((all.len(), complete), (classic_catalog().len(), true));
+    let half: BTreeSet<usize> = every
+        .iter()
+        .copied()
+        .filter(|shard| shard % 2 == 0)
+        .collect();
+    // (name, the shards held, whether every product is found)
+    let cases = [
+        ("half the shards", half.clone(), false),
+        ("every shard again", every.clone(), true),
+        ("half once more", half.clone(), false),
+    ];
+    for (name, held, complete) in cases {
+        node.hold_shards(held.clone()).await.unwrap();
+        assert_eq!(node.held_shards(), held, "{name}");
+        let (found, every_shard_answered) = browse_every_product(&node).await;
+        assert_eq!(found == all, complete, "{name}: {found:?}");
+        assert_eq!(every_shard_answered, complete, "{name}");
+    }
+    node.shutdown().await;
+    drop(node);
+    let node = start_node(dir.path(), ActorConfig::default()).await;
+    assert_eq!(
+        node.held_shards(),
+        half,
+        "what the node held survives a restart"
     );
 }
 

@@ -642,3 +642,96 @@ fn a_search_whose_local_shards_stall_is_answered_by_replicas_on_another_node() {
     );
     assert!(!ids.is_empty());
 }
+
+/// Whether node `index` finds all `products` shard-test widgets, with every shard answering.
+fn finds_every_widget(cluster: &ClusterSandbox, index: usize, products: usize) -> Option<()> {
+    let body = lexical("shard-reader", "shardtest widget", 200);
+    let answer = cluster.client(index).search(&body).ok()?;
+    (answer.items.len() == products && answer.coverage == 1.0).then_some(())
+}
+
+/// How many shards each of the `nodes` holds and what it counts in
+/// `inkling_index_products`, once they hold `copies` shard copies in all, holding
+/// `products` products.
+fn index_spread(
+    cluster: &ClusterSandbox,
+    nodes: &[usize],
+    copies: usize,
+    products: f64,
+) -> Option<Vec<(usize, f64)>> {
+    let spread: Vec<(usize, f64)> = nodes
+        .iter()
+        .map(|index| {
+            let shards = cluster.status(*index).ok()?.index_shards_held.len();
+            Some((
+                shards,
+                metric_sum(cluster, *index, "inkling_index_products{")?,
+            ))
+        })
+        .collect::<Option<_>>()?;
+    let held_copies: usize = spread.iter().map(|(shards, _)| shards).sum();
+    let held_products: f64 = spread.iter().map(|(_, products)| products).sum();
+    (held_copies == copies && held_products == products).then_some(spread)
+}
+
+#[test]
+fn each_index_shard_lives_on_r_nodes_and_a_killed_nodes_shards_move_to_the_others() {
+    const PRODUCTS: usize = 120;
+    let twice = 2.0 * PRODUCTS as f64;
+    let flags = [
+        "--catalog",
+        "none",
+        "--shards",
+        "8",
+        "--index-replicas",
+        "2",
+    ];
+    let nodes = (0..4)
+        .map(|_| NodeOptions::flags(flags.map(String::from).to_vec()))
+        .collect();
+    let mut cluster = ClusterSandbox::start_with(binary(), 69, nodes);
+    cluster.wait_until_meshed();
+    let products = (0..PRODUCTS)
+        .map(|n| ProductBody {
+            category_path: vec!["Gadgets".into()],
+            ..ProductBody::new(format!("widget-{n}"), format!("Shardtest widget {n}"), 10.0)
+        })
+        .collect();
+    cluster
+        .client(0)
+        .upsert_products(&ProductBatch { products })
+        .expect("upsert answered");
+    // 8 shards twice over 4 nodes: 4 shards each, each product on exactly two nodes.
+    let spread = wait_for("each shard on two nodes", RECOVERY_TIMEOUT, || {
+        index_spread(&cluster, &[0, 1, 2, 3], 16, twice)
+    });
+    println!("(shards, products) per node: {spread:?}");
+    assert!(spread.iter().all(|(shards, _)| *shards == 4), "{spread:?}");
+    for index in 0..4 {
+        wait_for("every product found", RECOVERY_TIMEOUT, || {
+            finds_every_widget(&cluster, index, PRODUCTS)
+        });
+    }
+
+    cluster.kill_hard(3);
+    let killed = Instant::now();
+    wait_for("every product found after a kill", RECOVERY_TIMEOUT, || {
+        finds_every_widget(&cluster, 0, PRODUCTS)
+    });
+    println!(
+        "every product found again {:?} after the kill",
+        killed.elapsed()
+    );
+    // The dead node's shards are built again on the others, from their catalogs.
+    // 16 copies over 3 nodes: at most 6 each.
+    let spread = wait_for("each shard on two live nodes", RECOVERY_TIMEOUT * 3, || {
+        index_spread(&cluster, &[0, 1, 2], 16, twice)
+    });
+    println!("(shards, products) per live node after the kill: {spread:?}");
+    assert!(spread.iter().all(|(shards, _)| *shards <= 6), "{spread:?}");
+    for index in 0..3 {
+        wait_for("every product found", RECOVERY_TIMEOUT, || {
+            finds_every_widget(&cluster, index, PRODUCTS)
+        });
+    }
+}

@@ -93,6 +93,8 @@ pub struct ClusterOptions {
     pub tls: Option<MeshTls>,
     /// Log entries after which a raft group snapshots and purges its log.
     pub snapshot_every: u64,
+    /// How many nodes' indexes hold each shard.
+    pub index_replicas: usize,
 }
 
 impl Default for ClusterOptions {
@@ -109,6 +111,7 @@ impl Default for ClusterOptions {
             secret: None,
             tls: None,
             snapshot_every: inkling_replication::bootstrap::SNAPSHOT_EVERY,
+            index_replicas: inkling_replication::partition::REPLICAS,
         }
     }
 }
@@ -222,6 +225,7 @@ impl NodeOptions {
             roles: options.roles.clone(),
             request_timeout: self.actors.request_timeout,
             snapshot_every: options.snapshot_every,
+            index_replicas: options.index_replicas,
             mesh: MeshConfig {
                 addr: mesh_addr,
                 advertise: options.advertise_actor.unwrap_or(mesh_addr),

@@ -57,6 +57,8 @@ pub struct ClusterConfig {
     pub request_timeout: Duration,
     /// Log entries after which a raft group snapshots its state and purges its log.
     pub snapshot_every: u64,
+    /// How many nodes' indexes hold each shard (at most the nodes with the index role).
+    pub index_replicas: usize,
     pub mesh: MeshConfig,
     /// Refuses new data while the disk holding the data folder is nearly full.
     pub disk: inkling_storage::DiskGuard,
@@ -139,6 +141,7 @@ impl Cluster {
             http,
             config.request_timeout,
             initial_catalog_loader,
+            config.index_replicas,
         ));
         crate::mesh::start_router(&replicas).await?;
         tokio::spawn(cluster.clone().rebalance_forever());

@@ -20,6 +20,7 @@
 pub mod admission;
 pub mod bootstrap;
 pub mod gossip_auth;
+mod index_placement;
 pub mod log_store;
 pub mod membership;
 pub mod mesh;

@@ -12,8 +12,8 @@
 //! stopped answering stays a candidate: membership changes only when a live node outranks
 //! it or it drains, never because the failure detector suspects it. Every live admitted
 //! member also learns every group it is not a voter of: the catalog, so every node can
-//! search it, and the user partitions, so every node's online signals see every committed
-//! event. A member that is not admitted is neither placed nor taught anything: it receives
+//! build any index shard the placement gives it (`index_placement`), and the user
+//! partitions, so every node's online signals see every committed event. A member that is not admitted is neither placed nor taught anything: it receives
 //! no data.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -186,8 +186,9 @@ pub(crate) fn plan(
         changes.voters = Some(desired.clone());
     }
     // Every live node that is not a voter learns the group, whatever its roles: every node
-    // indexes the whole catalog, and every node's online signals learn from every committed
-    // event, so recommendations do not get worse as nodes are added. Draining nodes stop
+    // keeps the whole catalog, to build whichever index shards it is given, and every
+    // node's online signals learn from every committed event, so recommendations do not get
+    // worse as nodes are added. Draining nodes stop
     // learning.
     changes.learners = candidates
         .learning
@@ -270,6 +271,7 @@ impl Cluster {
                 }
             }
             inkling_ops::metrics::RAFT_REPLICATION_LAG.set(most_behind as i64);
+            self.place_index_shards(&members, &admitted);
             self.notice_if_drained().await;
         }
     }
@@ -305,7 +307,7 @@ impl Cluster {
             return led;
         }
         let me = self.replicas.addr().to_string();
-        let mut waits = Vec::new();
+        let mut waits = self.index_drain_waits();
         for member in self.membership.live_members().await {
             if member.name == self.replicas.name() {
                 continue;

@@ -207,6 +207,10 @@ pub struct Cluster {
     pub(crate) drained: tokio::sync::Notify,
     /// What a draining node's exit waits for, as of the last rebalancing pass.
     pub(crate) drain_waiting_for: parking_lot::Mutex<Vec<String>>,
+    /// Copies of each index shard the placement wants (`--index-replicas`).
+    pub(crate) index_replicas: usize,
+    /// Whether this node's index is taking or giving up shards now.
+    pub(crate) index_move_in_flight: AtomicBool,
 }
 
 impl Cluster {
@@ -217,6 +221,7 @@ impl Cluster {
         http: crate::peer_http::PeerHttp,
         request_timeout: Duration,
         initial_catalog_loader: bool,
+        index_replicas: usize,
     ) -> Self {
         Self {
             replicas,
@@ -229,6 +234,8 @@ impl Cluster {
             draining: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
             drain_waiting_for: parking_lot::Mutex::new(Vec::new()),
+            index_replicas: index_replicas.max(1),
+            index_move_in_flight: AtomicBool::new(false),
         }
     }
 
@@ -409,6 +416,7 @@ impl Cluster {
         let mut status = crate::status::gather(&self.replicas, &self.membership, &self.mesh).await;
         status.waiting_for_admission = self.waiting_for_admission().await;
         status.drain_waiting_for = self.drain_waiting_for();
+        status.index_shards_held = self.replicas.actors().held_shards().into_iter().collect();
         status
     }
 

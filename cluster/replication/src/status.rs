@@ -46,6 +46,9 @@ pub struct ClusterStatus {
     /// that still count it as a replica, peers that did not answer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drain_waiting_for: Vec<String>,
+    /// The index shards this node holds and serves reads of.
+    #[serde(default)]
+    pub index_shards_held: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +105,7 @@ pub(crate) async fn gather(
         partitions,
         waiting_for_admission: Vec::new(),
         drain_waiting_for: Vec::new(),
+        index_shards_held: Vec::new(),
     }
 }
 

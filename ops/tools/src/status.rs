@@ -98,6 +98,18 @@ fn print_table(status: &ClusterStatus) {
     for (group, replicas) in &status.shard_replicas {
         let _ = writeln!(out, "shard replicas in {group}: {replicas}");
     }
+    let held: Vec<String> = status
+        .index_shards_held
+        .iter()
+        .map(usize::to_string)
+        .collect();
+    let _ = writeln!(out, "index shards held here: {}", held.join(" "));
+    if !status.drain_waiting_for.is_empty() {
+        let _ = writeln!(out, "draining, waiting for:");
+        for wait in &status.drain_waiting_for {
+            let _ = writeln!(out, "  {wait}");
+        }
+    }
     out.push('\n');
     let _ = writeln!(
         out,

@@ -68,6 +68,8 @@ pub struct ServeConfig {
 
     #[serde(deserialize_with = "in_range::<_, u16, 1, 256>")]
     pub shards: u16,
+    #[serde(deserialize_with = "in_range::<_, u16, 1, 16>")]
+    pub index_replicas: u16,
     pub segmentation: SegmentationArg,
     pub model: ModelArg,
     pub models_dir: PathBuf,
@@ -115,6 +117,7 @@ impl Default for ServeConfig {
             tls_key: None,
             tls_ca: None,
             shards: 4,
+            index_replicas: inkling_replication::partition::REPLICAS as u16,
             segmentation: SegmentationArg::Jieba,
             model: ModelArg::E5,
             models_dir: PathBuf::from(".deps/models"),
@@ -202,6 +205,7 @@ impl ServeConfig {
                 secret: self.cluster_secret()?,
                 tls: self.mesh_tls()?,
                 snapshot_every: self.raft_snapshot_every,
+                index_replicas: usize::from(self.index_replicas),
             },
         })
     }

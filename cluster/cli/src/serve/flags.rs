@@ -150,10 +150,15 @@ pub struct ServeFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<PathBuf>,
 
-    /// Number of index shards.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Number of index shards the catalog is split into; the same on every node of a
+    /// cluster.
+    #[arg(long, visible_alias = "index-shards", value_parser = clap::value_parser!(u16).range(1..=256))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shards: Option<u16>,
+    /// How many nodes with the index role hold each shard (fewer when fewer nodes have it).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_replicas: Option<u16>,
     /// How the index segments Chinese: jieba words or character bigrams.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]

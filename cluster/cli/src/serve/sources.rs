@@ -9,7 +9,7 @@ use serde::Serialize;
 /// capitals (`INKLING_LISTEN`). Only these: a node's environment holds other `INKLING_`
 /// variables (`INKLING_LOG_FORMAT`, `INKLING_FAILPOINTS_FILE`) that are not settings of
 /// `serve`.
-pub const ENV_KEYS: [&str; 21] = [
+pub const ENV_KEYS: [&str; 23] = [
     "data_dir",
     "listen",
     "peer_listen",
@@ -27,11 +27,16 @@ pub const ENV_KEYS: [&str; 21] = [
     "tls_cert",
     "tls_key",
     "tls_ca",
+    "shards",
+    "index_replicas",
     "model",
     "models_dir",
     "ranker",
     "search_ranker",
 ];
+
+/// The keys of [`ENV_KEYS`] whose values are numbers.
+const NUMERIC_ENV_KEYS: [&str; 2] = ["shards", "index_replicas"];
 
 /// The environment variable that sets `key`.
 pub fn env_name(key: &str) -> String {
@@ -54,7 +59,7 @@ impl Provider for Environment {
             let name = env_name(key);
             match std::env::var(&name) {
                 Ok(value) => {
-                    dict.insert(key.to_string(), Value::from(value));
+                    dict.insert(key.to_string(), env_value(key, value));
                 }
                 Err(std::env::VarError::NotPresent) => {}
                 Err(std::env::VarError::NotUnicode(_)) => {
@@ -64,6 +69,17 @@ impl Provider for Environment {
         }
         Ok(Profile::Default.collect(dict))
     }
+}
+
+/// A variable's value as written, or as a number for a numeric key (left as written when
+/// it is not one, so the error names the variable).
+fn env_value(key: &str, value: String) -> Value {
+    if NUMERIC_ENV_KEYS.contains(&key)
+        && let Ok(number) = value.trim().parse::<u64>()
+    {
+        return Value::from(number);
+    }
+    Value::from(value)
 }
 
 /// The flags the user set (unset ones must serialize to nothing), named as flags in errors.

@@ -73,7 +73,7 @@ initial_members = ["from-file=127.0.0.2:7002"]
 
 #[test]
 fn defaults_then_file_then_environment_then_flags() {
-    let cases: [(&str, Sources, &str, Value); 14] = [
+    let cases: [(&str, Sources, &str, Value); 16] = [
         (
             "the default",
             given(None, &[], &[]),
@@ -128,11 +128,27 @@ fn defaults_then_file_then_environment_then_flags() {
             "only the environment variables a node has always read",
             given(
                 None,
-                &[("INKLING_SHARDS", "2"), ("INKLING_FAILPOINTS_FILE", "f")],
+                &[("INKLING_MAX_BATCH", "2"), ("INKLING_FAILPOINTS_FILE", "f")],
                 &[],
             ),
+            "max_batch",
+            json!(32),
+        ),
+        (
+            "index shards and their replicas from the environment",
+            given(
+                Some("shards = 16"),
+                &[("INKLING_SHARDS", "8"), ("INKLING_INDEX_REPLICAS", "2")],
+                &[],
+            ),
+            "index_replicas",
+            json!(2),
+        ),
+        (
+            "the shard count from the environment over the file",
+            given(Some("shards = 16"), &[("INKLING_SHARDS", "8")], &[]),
             "shards",
-            json!(4),
+            json!(8),
         ),
         (
             "an environment list is comma-separated",
@@ -219,6 +235,7 @@ tls_cert = "node.pem"
 tls_key = "node.key"
 tls_ca = "ca.pem"
 shards = 2
+index_replicas = 2
 segmentation = "bigram"
 model = "none"
 models_dir = "models"
@@ -433,7 +450,8 @@ fn the_help_names_each_flags_default_environment_variable_and_file_key() {
     let help = command.render_help().to_string();
     for fragment in [
         "[default: 127.0.0.1:8080] [env: INKLING_LISTEN] [config key: listen]",
-        "[default: 4] [config key: shards]",
+        "[default: 4] [env: INKLING_SHARDS] [config key: shards]",
+        "[default: 3] [env: INKLING_INDEX_REPLICAS] [config key: index_replicas]",
         "[default: gateway,sessions,models,index] [env: INKLING_ROLES] [config key: roles]",
         "[env: INKLING_CLUSTER_SECRET_FILE] [config key: cluster_secret_file]",
     ] {
