@@ -222,8 +222,8 @@ impl CatalogState {
         let mut by_shard: BTreeMap<usize, Vec<IndexedProduct>> = BTreeMap::new();
         for indexed in products {
             let shard = self.shards.shard_of(&indexed.product.id);
-            // Shards held elsewhere only: this node's catalog keeps the product, and
-            // builds the shard from it if it takes the shard over.
+            // A shard this node does not hold is skipped: the catalog keeps the product,
+            // and the shard is built from it if this node takes the shard over.
             if self.shards.holds(shard) {
                 by_shard.entry(shard).or_default().push(indexed);
             }
@@ -299,12 +299,10 @@ impl CatalogState {
         }
         let mut report = ReconcileReport::default();
         for shard in shards {
-            let expected = owned.remove(&shard).unwrap_or_default();
             // A shard this node does not hold is kept empty.
-            let expected = if self.shards.holds(shard) {
-                expected
-            } else {
-                Vec::new()
+            let expected = match self.shards.holds(shard) {
+                true => owned.remove(&shard).unwrap_or_default(),
+                false => Vec::new(),
             };
             self.reconcile_shard(shard, expected, &mut report).await?;
         }

@@ -55,15 +55,16 @@ impl HeldShards {
         self.held.read().clone()
     }
 
-    /// Replaces the set and records it.
+    /// Records the set, then makes it the one in use; a set that cannot be recorded
+    /// changes nothing.
     pub(crate) fn set(&self, shards: BTreeSet<usize>) -> Result<(), ActorError> {
-        *self.held.write() = shards.clone();
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let json = serde_json::to_vec(&shards).expect("shard numbers serialise");
-        std::fs::write(file, json).map_err(|error| {
-            ActorError::Storage(format!("cannot write {}: {error}", file.display()))
-        })
+        if let Some(file) = &self.file {
+            let json = serde_json::to_vec(&shards).expect("shard numbers serialise");
+            std::fs::write(file, json).map_err(|error| {
+                ActorError::Storage(format!("cannot write {}: {error}", file.display()))
+            })?;
+        }
+        *self.held.write() = shards;
+        Ok(())
     }
 }

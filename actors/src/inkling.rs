@@ -251,11 +251,7 @@ impl Inkling {
 
     /// Makes every shard agree with the catalog; see [`CatalogMsg::Reconcile`].
     pub async fn reconcile(&self) -> Result<ReconcileReport, ActorError> {
-        let products = self.catalog_size().await?;
-        let timeout = catalog_write_timeout(&self.config, products, self.config.encoder.is_some());
-        self.catalog_writer
-            .ask(|reply| CatalogMsg::Reconcile(None, reply), timeout)
-            .await?
+        self.reconcile_shards(None).await
     }
 
     /// Starts an actor of a layer above (the cluster's router) under this node's supervisor,
@@ -312,22 +308,39 @@ impl Inkling {
         }
         let added: Vec<usize> = shards.difference(&before).copied().collect();
         let removed: Vec<usize> = before.difference(&shards).copied().collect();
+        self.shards.held().set(shards.clone())?;
         for shard in &removed {
             self.shards.set_serving(*shard, false);
         }
-        self.shards.held().set(shards)?;
         let changed = added.iter().chain(&removed).copied().collect();
-        let products = self.catalog_size().await?;
-        let timeout = self.catalog_write_timeout(products);
-        let report = self
-            .catalog_writer
-            .ask(|reply| CatalogMsg::Reconcile(Some(changed), reply), timeout)
-            .await??;
+        let built = self.reconcile_shards(Some(changed)).await;
+        let report = match built {
+            Ok(report) => report,
+            Err(error) => {
+                // Not held until built: the next call takes them again.
+                let kept = shards.iter().filter(|shard| !added.contains(shard));
+                self.shards.held().set(kept.copied().collect())?;
+                return Err(error);
+            }
+        };
         for shard in &added {
             self.shards.set_serving(*shard, true);
         }
         tracing::info!(?added, ?removed, ?report, "index shards moved");
         Ok(())
+    }
+
+    /// Makes `shards` (every one when `None`) agree with the catalog and with what this
+    /// node holds.
+    async fn reconcile_shards(
+        &self,
+        shards: Option<Vec<usize>>,
+    ) -> Result<ReconcileReport, ActorError> {
+        let products = self.catalog_size().await?;
+        let timeout = self.catalog_write_timeout(products);
+        self.catalog_writer
+            .ask(|reply| CatalogMsg::Reconcile(shards, reply), timeout)
+            .await?
     }
 
     /// Stops every actor of the node and waits until they are gone, so their handles on

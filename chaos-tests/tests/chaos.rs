@@ -37,6 +37,10 @@ fn every_fault_kind_once_loses_nothing_acknowledged() {
         report.events_acknowledged > 100,
         "too little traffic to prove anything"
     );
+    assert!(
+        report.catalog_writes_acknowledged > 0,
+        "no catalog write to check"
+    );
     for kind in FaultKind::ALL {
         assert_eq!(
             report.faults_by_kind.get(kind.name()),

@@ -3,11 +3,13 @@
 //! twice, that no partition had two owners at once, and measures availability and failover.
 //!
 //! One module per group of properties: `durability` (a) lost and (b) duplicated,
-//! `ownership` (c) one owner, `availability` (d), `failover` (e); (g), every drain
-//! finishes, is checked here from the faults. [`check`] runs them all
+//! `ownership` (c) one owner, `availability` (d), `failover` (e), `catalog` (h) every
+//! acknowledged product write read back; (g), every drain finishes, is checked here from
+//! the faults. [`check`] runs them all
 //! and composes their findings and failures into one [`Report`].
 
 mod availability;
+pub mod catalog;
 mod durability;
 mod evidence;
 mod failover;
@@ -36,8 +38,10 @@ pub fn check(
     journal: &Journal,
     faults: &[FaultRecord],
     read_backs: &ReadBacks,
+    catalog_read_backs: &catalog::CatalogReadBacks,
 ) -> Report {
     let durability = durability::check_read_backs(journal, read_backs);
+    let catalog = catalog::check_catalog(journal, catalog_read_backs);
     let ownership = ownership::check_ownership(journal, faults);
     let availability = availability::check_availability(journal, faults);
     let failover = failover::check_failover(journal, faults);
@@ -49,6 +53,7 @@ pub fn check(
         availability.failure(),
         failover.failure(),
         unfinished_drains(faults),
+        catalog.failure(),
     ]
     .into_iter()
     .flatten()
@@ -59,6 +64,7 @@ pub fn check(
         .chain(ownership.findings)
         .chain(availability.findings)
         .chain(failover.findings)
+        .chain(catalog.findings)
         .take(MAX_FINDINGS)
         .collect();
     Report {
@@ -77,6 +83,8 @@ pub fn check(
         failover_samples: failover.samples.len(),
         failover_p50_ms,
         failover_p99_ms,
+        catalog_writes_acknowledged: catalog.acknowledged,
+        catalog_violations: catalog.violations,
         findings,
         failed,
     }
@@ -156,7 +164,14 @@ mod tests {
     fn check_run(run: Run) -> Report {
         let schedule: Vec<Step> = run.faults.iter().map(|fault| fault.step.clone()).collect();
         let journal = journal(run.acks, run.requests);
-        check(42, &schedule, &journal, &run.faults, &run.read_backs)
+        check(
+            42,
+            &schedule,
+            &journal,
+            &run.faults,
+            &run.read_backs,
+            &catalog::CatalogReadBacks::new(),
+        )
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl RunConfig {
                 prefix: format!("chaos{seed}"),
                 seed,
                 api_key: None,
+                admin_key: None,
             },
             failpoints: true,
             keep_failed: true,
@@ -116,6 +117,7 @@ pub fn run(config: &RunConfig, log: &mut dyn Write) -> anyhow::Result<Report> {
     let gateways = Arc::new(RwLock::new(cluster.all_gateways()));
     let shoppers = WorkloadConfig {
         api_key: Some(cluster.storefront_key().to_string()),
+        admin_key: Some(cluster.admin_key().to_string()),
         ..config.workload.clone()
     };
     let workload = workload::Workload::start(shoppers, gateways.clone());
@@ -165,12 +167,14 @@ pub fn run(config: &RunConfig, log: &mut dyn Write) -> anyhow::Result<Report> {
         let _ = writeln!(log, "not quiescent before the read-back: {error}");
     }
     let read_backs = read_back(&cluster, &journal);
+    let catalog_read_backs = read_back_catalog(&cluster, &journal);
     let report = checker::check(
         config.seed,
         &config.schedule,
         &journal,
         &faults,
         &read_backs,
+        &catalog_read_backs,
     );
     if !report.passed() && config.keep_failed {
         let kept = cluster.keep_folder();
@@ -321,6 +325,56 @@ fn read_back(cluster: &ChaosCluster, journal: &workload::Journal) -> checker::Re
         read_backs.insert(cluster.name(index).to_string(), users);
     }
     read_backs
+}
+
+/// What every running node's search finds of the merchant's products. A node whose
+/// answer contradicts the acknowledged writes is asked again within a budget: replicas
+/// apply the catalog log a little after its leader answers.
+fn read_back_catalog(
+    cluster: &ChaosCluster,
+    journal: &workload::Journal,
+) -> checker::catalog::CatalogReadBacks {
+    let mut read_backs = BTreeMap::new();
+    for index in cluster.running() {
+        let node = cluster.name(index).to_string();
+        let deadline = Instant::now() + READ_BACK_BUDGET;
+        let found = loop {
+            let found = client::client(&cluster.url(index), Some(cluster.storefront_key()))
+                .map_err(|error| format!("{error:#}"))
+                .and_then(|client| search_chaosware(&client));
+            let clean = checker::catalog::node_findings(journal, &node, &found).is_empty();
+            if clean || Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        read_backs.insert(node, found);
+    }
+    read_backs
+}
+
+/// The merchant's products a search finds, by id, with the edition their titles carry.
+fn search_chaosware(client: &Client) -> Result<BTreeMap<String, u64>, String> {
+    let body = inkling_api::SearchBody {
+        mode: inkling_api::SearchMode::Lexical,
+        ..inkling_api::SearchBody::new("catalog-checker", workload::CHAOSWARE_WORD, 50)
+    };
+    let answer = client.search(&body).map_err(|error| error.to_string())?;
+    if answer.coverage < 1.0 {
+        return Err(format!(
+            "only {:.0}% of the index answered",
+            answer.coverage * 100.0
+        ));
+    }
+    Ok(answer
+        .items
+        .into_iter()
+        .filter(|item| item.product.id.starts_with(workload::CHAOSWARE_WORD))
+        .filter_map(|item| {
+            let edition = item.product.title.rsplit(' ').next()?.parse().ok()?;
+            Some((item.product.id, edition))
+        })
+        .collect())
 }
 
 fn read_profile(client: &Client, user: &str) -> Result<checker::ReadBack, String> {

@@ -1,6 +1,8 @@
 //! Shoppers: threads that send event batches with idempotency keys, recommendations and
 //! searches through every gateway, retrying each request with backoff within a budget, and
 //! logging every acknowledged event as (user, key) with the commit record the node gave.
+//! Beside them a merchant, when the run has an admin key, writes new editions of a few
+//! products and deletes them, logging which writes were acknowledged.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,7 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use inkling_api::{
-    Client, EventBatch, EventBody, EventType, EventsAnswer, RecommendBody, SearchBody, SearchMode,
+    Client, EventBatch, EventBody, EventType, EventsAnswer, ProductBatch, ProductBody,
+    RecommendBody, SearchBody, SearchMode,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -26,6 +29,14 @@ const ITEMS: [&str; 5] = [
 ];
 const QUERIES: [&str; 3] = ["手机", "phone", "laptop"];
 
+/// The products the merchant writes, `chaosware-0` to `chaosware-7`, each titled
+/// `Chaosware N edition E` so a search for the word finds every live one and its edition.
+pub const CHAOSWARE_PRODUCTS: usize = 8;
+pub const CHAOSWARE_WORD: &str = "chaosware";
+
+/// How many of a shopper's think times the merchant waits between writes.
+const MERCHANT_PACE: u32 = 5;
+
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
     pub shoppers: usize,
@@ -39,6 +50,8 @@ pub struct WorkloadConfig {
     pub seed: u64,
     /// The storefront key shoppers call with; set by the harness from the cluster's.
     pub api_key: Option<String>,
+    /// The admin key the merchant writes products with; no merchant runs without one.
+    pub admin_key: Option<String>,
 }
 
 /// Which partition leader committed an acknowledged batch, and in which term.
@@ -84,13 +97,24 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// What the shoppers did.
+/// One catalog write the merchant sent, in the order sent: an edition of a product, or its
+/// deletion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogWrite {
+    pub product: String,
+    /// The edition written; `None` for a deletion.
+    pub edition: Option<u64>,
+    pub acknowledged: bool,
+}
+
+/// What the shoppers and the merchant did.
 #[derive(Debug, Default)]
 pub struct Journal {
     pub acks: Vec<Ack>,
     /// Every key ever sent, per user, acknowledged or not.
     pub sent: BTreeMap<String, Vec<String>>,
     pub requests: Vec<RequestRecord>,
+    pub catalog: Vec<CatalogWrite>,
 }
 
 impl Journal {
@@ -100,6 +124,7 @@ impl Journal {
             self.sent.entry(user).or_default().extend(keys);
         }
         self.requests.extend(other.requests);
+        self.catalog.extend(other.catalog);
     }
 
     /// Every user that was sent anything.
@@ -122,7 +147,7 @@ impl Workload {
             gateways,
             ejected: Mutex::new(HashMap::new()),
         });
-        let threads = (0..config.shoppers)
+        let mut threads: Vec<JoinHandle<Journal>> = (0..config.shoppers)
             .map(|shopper| {
                 let (config, balancer, stop) = (config.clone(), balancer.clone(), stop.clone());
                 std::thread::Builder::new()
@@ -131,6 +156,14 @@ impl Workload {
                     .expect("start a shopper thread")
             })
             .collect();
+        if config.admin_key.is_some() {
+            let (balancer, stop) = (balancer.clone(), stop.clone());
+            let merchant = std::thread::Builder::new()
+                .name("merchant".to_string())
+                .spawn(move || merchant(&config, &balancer, &stop))
+                .expect("start the merchant thread");
+            threads.push(merchant);
+        }
         Self { stop, threads }
     }
 
@@ -279,6 +312,64 @@ fn shop(
             attempts,
         });
         std::thread::sleep(config.think_time);
+    }
+    journal
+}
+
+/// Writes new editions of the chaosware products and deletes them, one write at a time,
+/// each retried within the budget, until stopped.
+fn merchant(config: &WorkloadConfig, balancer: &Balancer, stop: &AtomicBool) -> Journal {
+    let mut journal = Journal::default();
+    let first = balancer.gateways.read()[0].clone();
+    let client = match client::client(&first, config.admin_key.as_deref()) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("the merchant has no HTTP client: {error:#}");
+            return journal;
+        }
+    };
+    let mut rng = Rng::new(config.seed ^ 0x6d65_7263);
+    let mut editions = [0u64; CHAOSWARE_PRODUCTS];
+    let mut gateway = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let n = rng.below(CHAOSWARE_PRODUCTS);
+        let product = format!("{CHAOSWARE_WORD}-{n}");
+        // Mostly new editions, sometimes a deletion.
+        let edition = (rng.below(5) > 0).then(|| {
+            editions[n] += 1;
+            editions[n]
+        });
+        let mut attempts = Vec::new();
+        let answered = with_retries(
+            config.retry_budget,
+            balancer,
+            &mut gateway,
+            &mut attempts,
+            |url| {
+                let client = client.at(url)?;
+                match edition {
+                    Some(edition) => {
+                        let title = format!("Chaosware {n} edition {edition}");
+                        let body = ProductBody::new(product.clone(), title, 10.0);
+                        let batch = ProductBatch {
+                            products: vec![body],
+                        };
+                        client.upsert_products(&batch).map(drop)
+                    }
+                    // Deleting what is not there leaves it not there, as asked.
+                    None => match client.delete_product(&product) {
+                        Err(error) if error.status == Some(404) => Ok(()),
+                        outcome => outcome.map(drop),
+                    },
+                }
+            },
+        );
+        journal.catalog.push(CatalogWrite {
+            product,
+            edition,
+            acknowledged: answered.is_ok(),
+        });
+        std::thread::sleep(config.think_time * MERCHANT_PACE);
     }
     journal
 }

@@ -37,36 +37,107 @@ pub(crate) fn index_nodes(members: &[Member], admitted: &BTreeSet<String>) -> Ve
         .collect()
 }
 
-/// The nodes that hold each shard. Each shard goes to its first choices by rendezvous
-/// hashing, skipping nodes that already hold their share (`ceil(S × R / N)` shards):
-/// rendezvous alone left one node of four with 6 of 8 shards, where the share is 4.
-/// Every node computes the same table from the same members.
+/// The nodes that hold each shard. Every shard ranks the nodes by rendezvous hashing;
+/// copies are handed out in rounds, each shard's first choice first, then its second, and
+/// so on, skipping nodes that already hold their share (`S × R / N` shards, one more for
+/// `S × R mod N` of them). Rendezvous alone left one node of four with 6 of 8 shards, where
+/// the share is 4. Every node computes the same table from the same members.
 fn shard_table(nodes: &[NodeId], shard_count: usize, replicas: usize) -> Vec<Vec<NodeId>> {
     let mut nodes = nodes.to_vec();
     nodes.sort_unstable();
     nodes.dedup();
     let copies = replicas.min(nodes.len());
+    let mut holders: Vec<Vec<NodeId>> = vec![Vec::new(); shard_count];
     if copies == 0 {
-        return vec![Vec::new(); shard_count];
+        return holders;
     }
-    let share = (shard_count * copies).div_ceil(nodes.len());
-    let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
-    (0..shard_count)
+    let rankings: Vec<Vec<NodeId>> = (0..shard_count)
         .map(|shard| {
             let key = PLACEMENT_KEY_BASE.saturating_add(u16::try_from(shard).unwrap_or(u16::MAX));
-            let ranked = placement(key, &nodes, nodes.len());
-            let (under, over): (Vec<NodeId>, Vec<NodeId>) = ranked
-                .into_iter()
-                .partition(|node| load.get(node).copied().unwrap_or(0) < share);
-            // The last shards may find too few nodes under their share: they still get
-            // every copy, from the first choices above it.
-            let holders: Vec<NodeId> = under.into_iter().chain(over).take(copies).collect();
-            for node in &holders {
-                *load.entry(*node).or_default() += 1;
-            }
-            holders
+            placement(key, &nodes, nodes.len())
         })
-        .collect()
+        .collect();
+    let mut load = Load::new(shard_count * copies, nodes.len());
+    for rank in 0..nodes.len() {
+        for (shard, ranking) in rankings.iter().enumerate() {
+            let node = ranking[rank];
+            if holders[shard].len() < copies && load.has_room(node) {
+                holders[shard].push(node);
+                load.add(node);
+            }
+        }
+    }
+    // A shard left short has only nodes with room that already hold it: one of them takes
+    // over another shard's copy from a full node, which then holds this shard instead.
+    for shard in 0..shard_count {
+        while holders[shard].len() < copies {
+            if let Some((other, full, spare)) = swap_for(shard, &holders, &load) {
+                let at = holders[other].iter().position(|node| *node == full);
+                holders[other][at.expect("the full node holds the other shard")] = spare;
+                load.add(spare);
+                holders[shard].push(full);
+                continue;
+            }
+            // None (never seen): the first choice that does not hold it, above its share.
+            let node = rankings[shard]
+                .iter()
+                .find(|node| !holders[shard].contains(node))
+                .copied()
+                .expect("fewer copies than nodes");
+            holders[shard].push(node);
+            load.add(node);
+        }
+    }
+    holders
+}
+
+/// For `shard`, short of a copy: another shard, a node that holds it but not `shard`, and
+/// a node with room that holds `shard` but not the other one.
+fn swap_for(shard: usize, holders: &[Vec<NodeId>], load: &Load) -> Option<(usize, NodeId, NodeId)> {
+    let spares: Vec<NodeId> = holders[shard]
+        .iter()
+        .copied()
+        .filter(|node| load.has_room(*node))
+        .collect();
+    for (other, other_holders) in holders.iter().enumerate() {
+        for full in other_holders {
+            if holders[shard].contains(full) {
+                continue;
+            }
+            if let Some(spare) = spares.iter().find(|spare| !other_holders.contains(spare)) {
+                return Some((other, *full, *spare));
+            }
+        }
+    }
+    None
+}
+
+/// How many shards each node was given, against its share.
+struct Load {
+    held: BTreeMap<NodeId, usize>,
+    share: usize,
+    /// How many nodes may hold one more than `share`.
+    extra: usize,
+}
+
+impl Load {
+    fn new(copies: usize, nodes: usize) -> Self {
+        Self {
+            held: BTreeMap::new(),
+            share: copies / nodes,
+            extra: copies % nodes,
+        }
+    }
+
+    fn has_room(&self, node: NodeId) -> bool {
+        let held = self.held.get(&node).copied().unwrap_or(0);
+        let above_share = self.held.values().filter(|h| **h > self.share).count();
+        held < self.share || (held == self.share && above_share < self.extra)
+    }
+
+    fn add(&mut self, node: NodeId) {
+        *self.held.entry(node).or_default() += 1;
+    }
 }
 
 /// The shards `me` should hold among `shard_count`.
@@ -168,7 +239,7 @@ mod tests {
     fn each_shard_goes_to_r_nodes_and_each_node_holds_about_r_over_n() {
         let nodes = [11, 22, 33, 44];
         // (shards, replicas, the most any node may hold)
-        let cases = [(8, 2, 4), (8, 1, 2), (16, 2, 8), (8, 4, 8), (8, 3, 7)];
+        let cases = [(8, 2, 4), (8, 1, 2), (16, 2, 8), (8, 4, 8), (8, 3, 6)];
         for (count, replicas, at_most) in cases {
             let mut copies = vec![0; count];
             for node in nodes {
@@ -184,6 +255,28 @@ mod tests {
             assert!(
                 copies.iter().all(|c| *c == replicas),
                 "{count}/{replicas}: {copies:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn copies_that_do_not_divide_evenly_differ_by_one_at_most() {
+        // (nodes, shards, replicas)
+        let cases: [(&[NodeId], usize, usize); 3] = [
+            (&[11, 22, 33], 8, 2),
+            (&[11, 22, 33], 4, 2),
+            (&[11, 22, 33, 44, 55], 8, 3),
+        ];
+        for (nodes, count, replicas) in cases {
+            let mut loads: Vec<usize> = nodes
+                .iter()
+                .map(|node| placed_on(*node, nodes, count, replicas).len())
+                .collect();
+            loads.sort_unstable();
+            assert_eq!(loads.iter().sum::<usize>(), count * replicas, "{loads:?}");
+            assert!(
+                loads[loads.len() - 1] - loads[0] <= 1,
+                "{count}/{replicas}: {loads:?}"
             );
         }
     }

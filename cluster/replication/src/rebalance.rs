@@ -13,8 +13,8 @@
 //! it or it drains, never because the failure detector suspects it. Every live admitted
 //! member also learns every group it is not a voter of: the catalog, so every node can
 //! build any index shard the placement gives it (`index_placement`), and the user
-//! partitions, so every node's online signals see every committed event. A member that is not admitted is neither placed nor taught anything: it receives
-//! no data.
+//! partitions, so every node's online signals see every committed event. A member that
+//! is not admitted is neither placed nor taught anything: it receives no data.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -188,8 +188,7 @@ pub(crate) fn plan(
     // Every live node that is not a voter learns the group, whatever its roles: every node
     // keeps the whole catalog, to build whichever index shards it is given, and every
     // node's online signals learn from every committed event, so recommendations do not get
-    // worse as nodes are added. Draining nodes stop
-    // learning.
+    // worse as nodes are added. Draining nodes stop learning.
     changes.learners = candidates
         .learning
         .iter()
@@ -277,7 +276,7 @@ impl Cluster {
     }
 
     /// A draining node lets `drained` resolve once no group's leader counts it as a voter
-    /// or learner. Only leaders know: a node removed from a group hears nothing more of it.
+    /// or learner and it holds no index shard. Only leaders know: a node removed from a group hears nothing more of it.
     /// What it still waits for is kept for the status and logged when it changes, so a
     /// drain that stalls says why.
     async fn notice_if_drained(&self) {
@@ -296,8 +295,9 @@ impl Cluster {
         }
     }
 
-    /// What a draining node's exit still waits for: groups it leads, peers that did not
-    /// answer, and leaders that still count it as a voter or learner. Empty once drained.
+    /// What a draining node's exit still waits for: groups it leads, index shards not yet
+    /// served elsewhere, peers that did not answer, and leaders that still count it as a
+    /// voter or learner. Empty once drained.
     async fn drain_waits(&self) -> Vec<String> {
         let led: Vec<String> = (0..=CATALOG_GROUP)
             .filter(|group| self.replicas.leading(*group).is_some())

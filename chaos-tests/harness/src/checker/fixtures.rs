@@ -99,6 +99,7 @@ pub fn journal(acks: Vec<Ack>, requests: Vec<RequestRecord>) -> Journal {
         acks,
         sent,
         requests,
+        catalog: Vec::new(),
     }
 }
 

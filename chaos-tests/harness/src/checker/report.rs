@@ -28,10 +28,14 @@ pub struct Report {
     pub failover_samples: usize,
     pub failover_p50_ms: Option<u64>,
     pub failover_p99_ms: Option<u64>,
+    /// Product writes and deletions the merchant had acknowledged.
+    pub catalog_writes_acknowledged: usize,
+    /// Products some node's search found as no acknowledged write left them (h).
+    pub catalog_violations: usize,
     /// Up to 20 examples of what went wrong, for a human.
     pub findings: Vec<String>,
     /// The properties that failed: (a) lost, (b) duplicated, (c) one owner,
-    /// (d) availability, (e) failover, (g) every drain finishes.
+    /// (d) availability, (e) failover, (g) every drain finishes, (h) the catalog.
     pub failed: Vec<String>,
 }
 
@@ -45,10 +49,13 @@ impl Report {
         !self.failed.iter().any(|failed| failed.starts_with("(g)"))
     }
 
-    /// Whether the safety properties (a)–(c) hold, whatever availability and speed were.
+    /// Whether the safety properties (a)–(c) and (h) hold, whatever availability and
+    /// speed were.
     pub fn safe(&self) -> bool {
         !self.failed.iter().any(|failed| {
-            failed.starts_with("(a)") || failed.starts_with("(b)") || failed.starts_with("(c)")
+            ["(a)", "(b)", "(c)", "(h)"]
+                .iter()
+                .any(|property| failed.starts_with(property))
         })
     }
 
@@ -73,6 +80,14 @@ impl Report {
         rows.push((
             "requests ok / sent".into(),
             format!("{} / {}", self.requests_ok, self.requests),
+        ));
+        rows.push((
+            "catalog writes acknowledged".into(),
+            self.catalog_writes_acknowledged.to_string(),
+        ));
+        rows.push((
+            "catalog violations".into(),
+            self.catalog_violations.to_string(),
         ));
         rows.push(("availability".into(), percent(self.availability)));
         rows.push((
@@ -127,13 +142,15 @@ mod tests {
             failover_samples: 4,
             failover_p50_ms: Some(250),
             failover_p99_ms: None,
+            catalog_writes_acknowledged: 3,
+            catalog_violations: 0,
             findings: vec![],
             failed: failed.iter().map(|failed| failed.to_string()).collect(),
         }
     }
 
     #[test]
-    fn the_verdict_passes_only_without_failures_and_is_safe_without_a_to_c() {
+    fn the_verdict_passes_only_without_failures_and_is_safe_without_a_to_c_and_h() {
         // (failed properties, passed, safe, the table's verdict)
         let cases: &[(&[&str], bool, bool, &str)] = &[
             (&[], true, true, "pass"),
@@ -152,6 +169,12 @@ mod tests {
                 false,
                 "FAIL (d) slow; (c) 1 owner",
             ),
+            (
+                &["(h) 1 catalog read-backs contradict an acknowledged write"],
+                false,
+                false,
+                "FAIL (h) 1 catalog read-backs contradict an acknowledged write",
+            ),
         ];
         for (failed, passed, safe, verdict) in cases {
             let report = report(failed);
@@ -163,25 +186,27 @@ mod tests {
                 .last()
                 .unwrap_or_default()
                 .to_string();
-            assert_eq!(last_row, format!("verdict                     {verdict}"));
+            assert_eq!(last_row, format!("verdict                      {verdict}"));
         }
     }
 
     #[test]
     fn the_table_aligns_every_measure() {
         let expected = "\
-seed                        7
-faults: kill                1
-events acknowledged         120
-lost                        0
-duplicated                  0
-unverified profiles         0
-ownership violations        0
-requests ok / sent          199 / 200
-availability                99.50%
-availability during faults  98.77%
-failover p50 / p99          250 ms / - (4 samples)
-verdict                     pass
+seed                         7
+faults: kill                 1
+events acknowledged          120
+lost                         0
+duplicated                   0
+unverified profiles          0
+ownership violations         0
+requests ok / sent           199 / 200
+catalog writes acknowledged  3
+catalog violations           0
+availability                 99.50%
+availability during faults   98.77%
+failover p50 / p99           250 ms / - (4 samples)
+verdict                      pass
 ";
         assert_eq!(report(&[]).table(), expected);
     }
