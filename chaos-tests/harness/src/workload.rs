@@ -206,6 +206,15 @@ impl Balancer {
         gateways[*index % gateways.len()].clone()
     }
 
+    /// A client for the first gateway, calling with `key`; `None`, said on stderr, when
+    /// `who` cannot have one.
+    fn client(&self, key: Option<&str>, who: &str) -> Option<Client> {
+        let first = self.gateways.read()[0].clone();
+        client::client(&first, key)
+            .inspect_err(|error| eprintln!("{who} has no HTTP client: {error:#}"))
+            .ok()
+    }
+
     fn eject(&self, url: &str) {
         self.ejected
             .lock()
@@ -228,13 +237,9 @@ fn shop(
     // A client sticks to the gateway that last answered and moves on when it fails.
     let mut gateway = shopper;
     // One client per shopper; each attempt moves it to the gateway the balancer picks.
-    let first = balancer.gateways.read()[0].clone();
-    let client = match client::client(&first, config.api_key.as_deref()) {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("shopper {shopper} has no HTTP client: {error:#}");
-            return journal;
-        }
+    let who = format!("shopper {shopper}");
+    let Some(client) = balancer.client(config.api_key.as_deref(), &who) else {
+        return journal;
     };
     while !stop.load(Ordering::Relaxed) {
         let user = users[rng.below(users.len())].clone();
@@ -320,13 +325,8 @@ fn shop(
 /// each retried within the budget, until stopped.
 fn merchant(config: &WorkloadConfig, balancer: &Balancer, stop: &AtomicBool) -> Journal {
     let mut journal = Journal::default();
-    let first = balancer.gateways.read()[0].clone();
-    let client = match client::client(&first, config.admin_key.as_deref()) {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("the merchant has no HTTP client: {error:#}");
-            return journal;
-        }
+    let Some(client) = balancer.client(config.admin_key.as_deref(), "the merchant") else {
+        return journal;
     };
     let mut rng = Rng::new(config.seed ^ 0x6d65_7263);
     let mut editions = [0u64; CHAOSWARE_PRODUCTS];
