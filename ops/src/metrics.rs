@@ -274,6 +274,21 @@ pub static INDEX_PRODUCTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// The share of the index's shards that answered each search or recommendation this
+/// node's gateway answered: 1 when every shard did.
+pub static ANSWER_COVERAGE: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "inkling_answer_coverage",
+                "Share of the index shards that answered each ranked answer",
+            )
+            .buckets(vec![0.25, 0.5, 0.75, 0.9, 0.99, 1.0]),
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Product passages this node's catalog writer embedded, by `reason`: `write` (a catalog
 /// write this node took), `replica` (a replicated write that carried no vector of this
 /// node's encoder) and `reindex` (re-indexing a product whose stored vector is missing or
@@ -459,6 +474,7 @@ pub fn register_all() {
     LazyLock::force(&ACTOR_MAILBOX_DEPTH);
     LazyLock::force(&SHARD_REPLICAS);
     LazyLock::force(&INDEX_PRODUCTS);
+    LazyLock::force(&ANSWER_COVERAGE);
     for reason in ["write", "replica", "reindex"] {
         PASSAGES_EMBEDDED.with_label_values(&[reason]);
     }

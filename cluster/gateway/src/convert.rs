@@ -226,6 +226,7 @@ impl FromRankedList for RankedAnswer {
         } else {
             answered as f64 / partitions as f64
         };
+        inkling_ops::metrics::ANSWER_COVERAGE.observe(coverage);
         let warnings = if missing.is_empty() {
             Vec::new()
         } else {
@@ -431,9 +432,17 @@ mod tests {
             (0, &[], true, 1.0, 0),
             (0, &[2], false, 0.0, 1),
         ];
+        let histogram = &inkling_ops::metrics::ANSWER_COVERAGE;
         for &(shards, missing, complete, coverage, warnings) in cases {
+            let (count, sum) = (histogram.get_sample_count(), histogram.get_sample_sum());
             let answer = RankedAnswer::new(list(shards, missing), 1.0);
             let case = format!("{shards} shards, {missing:?} missing: {answer:?}");
+            // Other tests may observe at the same time: at least this answer was counted.
+            assert!(histogram.get_sample_count() > count, "{case}: not observed");
+            assert!(
+                histogram.get_sample_sum() >= sum + coverage - 1e-9,
+                "{case}"
+            );
             assert_eq!(answer.complete, complete, "{case}");
             assert!((answer.coverage - coverage).abs() < 1e-9, "{case}");
             assert_eq!(answer.warnings.len(), warnings, "{case}");
