@@ -651,27 +651,29 @@ fn finds_every_widget(cluster: &ClusterSandbox, index: usize, products: usize) -
 }
 
 /// How many shards each of the `nodes` holds and what it counts in
-/// `inkling_index_products`, once they hold `copies` shard copies in all, holding
-/// `products` products.
-fn index_spread(
+/// `inkling_index_products`, once they have settled: each of the 8 shards held twice,
+/// `products` products in all, and no node holding more than one shard above another
+/// (a node still giving a shard up holds more).
+fn settled_spread(
     cluster: &ClusterSandbox,
     nodes: &[usize],
-    copies: usize,
     products: f64,
 ) -> Option<Vec<(usize, f64)>> {
-    let spread: Vec<(usize, f64)> = nodes
-        .iter()
-        .map(|index| {
-            let shards = cluster.status(*index).ok()?.index_shards_held.len();
-            Some((
-                shards,
-                metric_sum(cluster, *index, "inkling_index_products{")?,
-            ))
-        })
-        .collect::<Option<_>>()?;
-    let held_copies: usize = spread.iter().map(|(shards, _)| shards).sum();
+    let mut copies = [0usize; 8];
+    let mut spread = Vec::new();
+    for index in nodes {
+        let held = cluster.status(*index).ok()?.index_shards_held;
+        for shard in &held {
+            *copies.get_mut(*shard)? += 1;
+        }
+        let indexed = metric_sum(cluster, *index, "inkling_index_products{")?;
+        spread.push((held.len(), indexed));
+    }
     let held_products: f64 = spread.iter().map(|(_, products)| products).sum();
-    (held_copies == copies && held_products == products).then_some(spread)
+    let fewest = spread.iter().map(|(shards, _)| *shards).min()?;
+    let most = spread.iter().map(|(shards, _)| *shards).max()?;
+    let settled = copies.iter().all(|copies| *copies == 2) && most - fewest <= 1;
+    (settled && held_products == products).then_some(spread)
 }
 
 #[test]
@@ -703,7 +705,7 @@ fn each_index_shard_lives_on_r_nodes_and_a_killed_nodes_shards_move_to_the_other
         .expect("upsert answered");
     // 8 shards twice over 4 nodes: 4 shards each, each product on exactly two nodes.
     let spread = wait_for("each shard on two nodes", RECOVERY_TIMEOUT, || {
-        index_spread(&cluster, &[0, 1, 2, 3], 16, twice)
+        settled_spread(&cluster, &[0, 1, 2, 3], twice)
     });
     println!("(shards, products) per node: {spread:?}");
     assert!(spread.iter().all(|(shards, _)| *shards == 4), "{spread:?}");
@@ -725,16 +727,9 @@ fn each_index_shard_lives_on_r_nodes_and_a_killed_nodes_shards_move_to_the_other
     // The dead node's shards are built again on the others, from their catalogs.
     // 16 copies over 3 nodes: 6, 5 and 5.
     let spread = wait_for("each shard on two live nodes", RECOVERY_TIMEOUT * 3, || {
-        index_spread(&cluster, &[0, 1, 2], 16, twice)
+        settled_spread(&cluster, &[0, 1, 2], twice)
     });
     println!("(shards, products) per live node after the kill: {spread:?}");
-    let shards: Vec<usize> = spread.iter().map(|(shards, _)| *shards).collect();
-    let (fewest, most) = (shards.iter().min(), shards.iter().max());
-    assert!(
-        most.zip(fewest)
-            .is_some_and(|(most, fewest)| most - fewest <= 1),
-        "{spread:?}"
-    );
     for index in 0..3 {
         wait_for("every product found", RECOVERY_TIMEOUT, || {
             finds_every_widget(&cluster, index, PRODUCTS)
