@@ -14,8 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use inkling_domain::{PassageVector, Product, ProductWrite};
-use inkling_models::encoder::TextKind;
+use inkling_domain::{Product, ProductWrite};
 use inkling_storage::shard_index::product_version;
 use inkling_storage::{CatalogStore, GroupCommit, IndexedProduct};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -117,9 +116,10 @@ impl CatalogState {
         let writes = self.store_products(writes).await?;
         self.commit.wait_durable().await?;
         fail_point!("catalog-upsert-after-commit", |_| Err(injected_crash()));
+        let encoder = self.encoder();
         let indexed = writes
             .into_iter()
-            .map(|write| self.indexed(write))
+            .map(|write| indexed_write(write, encoder.as_deref()))
             .collect();
         self.index(indexed).await?;
         Ok(count)
@@ -132,18 +132,6 @@ impl CatalogState {
             .map(|embedder| embedder.model.encoder_id())
     }
 
-    /// What the shard indexes for a write: its vector only if this node's encoder made it.
-    fn indexed(&self, write: ProductWrite) -> IndexedProduct {
-        let vector = match (&write.vector, self.encoder()) {
-            (Some(vector), Some(encoder)) => vector.from_encoder(&encoder).map(<[f32]>::to_vec),
-            _ => None,
-        };
-        IndexedProduct {
-            product: write.product,
-            vector,
-        }
-    }
-
     /// The writes, each with a vector from this node's encoder: the one it carries when
     /// that encoder computed it, else one computed here (counted under `reason`). A node
     /// without an encoder keeps what the writes carry, for replicas that have one.
@@ -152,33 +140,10 @@ impl CatalogState {
         mut writes: Vec<ProductWrite>,
         reason: &str,
     ) -> Result<Vec<ProductWrite>, ActorError> {
-        let (Some(embedder), Some(encoder)) = (&self.embedder, self.encoder()) else {
-            return Ok(writes);
-        };
-        let missing: Vec<usize> = (0..writes.len())
-            .filter(|at| {
-                let vector = writes[*at].vector.as_ref();
-                vector
-                    .and_then(|vector| vector.from_encoder(&encoder))
-                    .is_none()
-            })
-            .collect();
-        if missing.is_empty() {
-            return Ok(writes);
-        }
-        let passages = missing
-            .iter()
-            .map(|at| writes[*at].product.passage())
-            .collect();
-        let vectors = embedder.embed(TextKind::Passage, passages).await?;
-        inkling_ops::metrics::PASSAGES_EMBEDDED
-            .with_label_values(&[reason])
-            .inc_by(missing.len() as u64);
-        for (at, values) in missing.into_iter().zip(vectors) {
-            writes[at].vector = Some(PassageVector {
-                encoder: encoder.clone(),
-                values,
-            });
+        if let Some(embedder) = &self.embedder {
+            embedder
+                .complete_passage_vectors(&mut writes, reason)
+                .await?;
         }
         Ok(writes)
     }
@@ -351,9 +316,10 @@ impl CatalogState {
                 Ok(writes)
             })
             .await?;
+            let encoder = self.encoder();
             let batch = writes
                 .into_iter()
-                .map(|write| self.indexed(write))
+                .map(|write| indexed_write(write, encoder.as_deref()))
                 .collect();
             self.write_shard(shard, batch).await?;
         }
@@ -373,6 +339,20 @@ impl CatalogState {
                 .collect()
         })
         .await
+    }
+}
+
+/// What a shard indexes for a write: its vector only if `encoder`, this node's, made it.
+fn indexed_write(write: ProductWrite, encoder: Option<&str>) -> IndexedProduct {
+    let vector = write
+        .vector
+        .as_ref()
+        .zip(encoder)
+        .and_then(|(vector, encoder)| vector.from_encoder(encoder))
+        .map(<[f32]>::to_vec);
+    IndexedProduct {
+        product: write.product,
+        vector,
     }
 }
 

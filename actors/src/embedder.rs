@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use inkling_domain::{PassageVector, ProductWrite};
 use inkling_models::encoder::{ModelName, TextKind};
 use ractor::ActorRef;
 
@@ -93,6 +94,40 @@ impl Embedder {
             "no model pool for {} is running here or on a reachable node",
             self.model.as_str()
         )))
+    }
+
+    /// Gives each write that carries no vector of this encoder one computed here, counted
+    /// in `inkling_passages_embedded_total` under `reason`; the others are left as they are.
+    pub async fn complete_passage_vectors(
+        &self,
+        writes: &mut [ProductWrite],
+        reason: &str,
+    ) -> Result<(), ActorError> {
+        let encoder = self.model.encoder_id();
+        let missing: Vec<usize> = (0..writes.len())
+            .filter(|at| {
+                let vector = writes[*at].vector.as_ref();
+                vector.and_then(|v| v.from_encoder(&encoder)).is_none()
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let passages = missing
+            .iter()
+            .map(|at| writes[*at].product.passage())
+            .collect();
+        let vectors = self.embed(TextKind::Passage, passages).await?;
+        inkling_ops::metrics::PASSAGES_EMBEDDED
+            .with_label_values(&[reason])
+            .inc_by(missing.len() as u64);
+        for (at, values) in missing.into_iter().zip(vectors) {
+            writes[at].vector = Some(PassageVector {
+                encoder: encoder.clone(),
+                values,
+            });
+        }
+        Ok(())
     }
 
     pub async fn embed_query(&self, query: &str) -> Result<Vec<f32>, ActorError> {

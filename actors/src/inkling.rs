@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use inkling_domain::{Event, PassageVector, Product, ProductWrite, Profile, Taxonomy};
+use inkling_domain::{Event, Product, ProductWrite, Profile, Taxonomy};
 use inkling_models::baskets::AssociationRules;
-use inkling_models::encoder::TextKind;
 use inkling_models::segments::Segments;
 use inkling_storage::{CatalogStore, GroupCommit, KvEngine, ModelStore, ProfileStore, ShardLayout};
 use ractor::{Actor, ActorRef};
@@ -203,26 +202,14 @@ impl Inkling {
         &self,
         products: Vec<Product>,
     ) -> Result<Vec<ProductWrite>, ActorError> {
-        let Some(embedder) = &self.embedder else {
-            return Ok(products.into_iter().map(ProductWrite::unembedded).collect());
-        };
-        let passages = products.iter().map(Product::passage).collect();
-        let vectors = embedder.embed(TextKind::Passage, passages).await?;
-        inkling_ops::metrics::PASSAGES_EMBEDDED
-            .with_label_values(&["write"])
-            .inc_by(products.len() as u64);
-        let encoder = embedder.model.encoder_id();
-        Ok(products
-            .into_iter()
-            .zip(vectors)
-            .map(|(product, values)| ProductWrite {
-                product,
-                vector: Some(PassageVector {
-                    encoder: encoder.clone(),
-                    values,
-                }),
-            })
-            .collect())
+        let mut writes: Vec<ProductWrite> =
+            products.into_iter().map(ProductWrite::unembedded).collect();
+        if let Some(embedder) = &self.embedder {
+            embedder
+                .complete_passage_vectors(&mut writes, "write")
+                .await?;
+        }
+        Ok(writes)
     }
 
     /// How long writing `products` products may take, embedding included.
