@@ -223,6 +223,12 @@ impl Inkling {
         blocking(move || Ok(catalog.all()?)).await
     }
 
+    /// The product as this node's catalog holds it, read on a blocking thread.
+    pub async fn product(&self, id: String) -> Result<Option<Product>, ActorError> {
+        let catalog = self.catalog.clone();
+        blocking(move || Ok(catalog.get(&id)?)).await
+    }
+
     /// Every product of the catalog with its stored passage vector.
     pub async fn all_product_writes(&self) -> Result<Vec<ProductWrite>, ActorError> {
         let catalog = self.catalog.clone();

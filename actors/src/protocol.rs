@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use inkling_domain::{Filters, Product};
 use inkling_models::intent::{Slots, Understanding};
+use inkling_models::page::Facets;
+pub use inkling_models::page::SortOrder;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +24,33 @@ pub struct SearchRequest {
     /// Return each item's ranking features with it, for training the search ranker.
     #[serde(default)]
     pub explain: bool,
+    /// How many of the ordered results the page skips.
+    #[serde(default)]
+    pub offset: usize,
+    #[serde(default)]
+    pub sort: SortOrder,
+}
+
+impl SearchRequest {
+    /// A hybrid search for the first `k` results, by relevance, with no filter.
+    pub fn new(user_id: impl Into<String>, query: impl Into<String>, k: usize) -> Self {
+        Self {
+            user_id: user_id.into(),
+            session_id: None,
+            query: query.into(),
+            k,
+            filters: Filters::default(),
+            mode: SearchMode::default(),
+            explain: false,
+            offset: 0,
+            sort: SortOrder::default(),
+        }
+    }
+
+    /// Where the page ends among the ordered results.
+    pub fn page_end(&self) -> usize {
+        self.offset + self.k
+    }
 }
 
 /// Which retrieval a search uses.
@@ -90,18 +119,38 @@ pub struct RankedList {
     /// shopper: "no Coffee Mugs from Coffee; showing all Coffee Mugs".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// Where the next page starts, when the matches hold more (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// Facet counts over the matches the pages come from (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
 }
 
-/// The request's explicit filters, completed by the constraints understood from the dialogue.
+/// The request's explicit filters, completed by the constraints understood from the
+/// dialogue. A price bound understood with its currency ("8000元以内") holds in that
+/// currency; an explicit bound keeps the currency the request named with it.
 pub fn effective_filters(explicit: &Filters, understood: &Slots) -> Filters {
+    let or_understood = |explicit: &Vec<String>, understood: &Option<String>| {
+        if explicit.is_empty() {
+            understood.iter().cloned().collect()
+        } else {
+            explicit.clone()
+        }
+    };
+    let currency = if explicit.has_price_bound() {
+        explicit.currency.clone()
+    } else {
+        understood.currency.clone()
+    };
     Filters {
-        category: explicit
-            .category
-            .clone()
-            .or_else(|| understood.category.clone()),
-        brand: explicit.brand.clone().or_else(|| understood.brand.clone()),
+        category: or_understood(&explicit.category, &understood.category),
+        brand: or_understood(&explicit.brand, &understood.brand),
         price_min: explicit.price_min.or(understood.price_min),
         price_max: explicit.price_max.or(understood.price_max),
+        currency: currency.or_else(|| explicit.currency.clone()),
+        attributes: explicit.attributes.clone(),
+        include_out_of_stock: explicit.include_out_of_stock,
     }
 }
 

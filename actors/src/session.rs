@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tracing::Instrument;
 
-use crate::protocol::{RankedList, RecommendRequest, SearchRequest};
+use crate::protocol::{RankedList, RecommendRequest, SearchMode, SearchRequest};
 use crate::ranker::RankerMsg;
 use crate::signals::SignalsMsg;
 use crate::slot::ActorSlot;
@@ -58,6 +58,26 @@ pub struct SessionState {
     /// `session_id` starts a new conversation.
     dialogue: DialogueState,
     dialogue_session: Option<String>,
+    /// The last search as read, so that its next page reuses the reading instead of
+    /// taking the same words as a new turn of the conversation.
+    last_search: Option<LastSearch>,
+}
+
+struct LastSearch {
+    session_id: Option<String>,
+    query: String,
+    mode: SearchMode,
+    read: ReadQuery,
+}
+
+impl LastSearch {
+    /// Whether `request` asks for another page of this search.
+    fn pages(&self, request: &SearchRequest) -> bool {
+        request.offset > 0
+            && self.session_id == request.session_id
+            && self.query == request.query
+            && self.mode == request.mode
+    }
 }
 
 impl Actor for SessionActor {
@@ -82,6 +102,7 @@ impl Actor for SessionActor {
             context,
             dialogue: DialogueState::default(),
             dialogue_session: None,
+            last_search: None,
         })
     }
 
@@ -96,8 +117,7 @@ impl Actor for SessionActor {
             SessionMsg::ProfileChanged(profile) => state.replace_profile(*profile),
             SessionMsg::Search(mut request, reply) => {
                 let span = inkling_ops::trace::stage("session.search");
-                state.remember_query(&request.query);
-                match state.understand(&request).instrument(span.clone()).await {
+                match state.read(&request).instrument(span.clone()).await {
                     Ok(read) => {
                         // A follow-up searches for its topic; its own words are constraints.
                         request.query.clone_from(&read.understanding.topic);
@@ -140,6 +160,22 @@ fn forward(ranker: &ActorSlot<RankerMsg>, message: RankerMsg) {
 }
 
 impl SessionState {
+    /// Reads the query, or reuses the reading of the search this request pages through.
+    async fn read(&mut self, request: &SearchRequest) -> Result<ReadQuery, ActorError> {
+        if let Some(last) = self.last_search.as_ref().filter(|last| last.pages(request)) {
+            return Ok(last.read.clone());
+        }
+        self.remember_query(&request.query);
+        let read = self.understand(request).await?;
+        self.last_search = Some(LastSearch {
+            session_id: request.session_id.clone(),
+            query: request.query.clone(),
+            mode: request.mode,
+            read: read.clone(),
+        });
+        Ok(read)
+    }
+
     /// Reads the query in the context of the conversation; a new `session_id` starts a new
     /// conversation.
     async fn understand(&mut self, request: &SearchRequest) -> Result<ReadQuery, ActorError> {

@@ -214,6 +214,7 @@ impl IntentModel {
 
 /// A query as understood, with the embedding of what it searches for (its topic) when the
 /// model was asked.
+#[derive(Clone)]
 pub struct ReadQuery {
     pub understanding: Understanding,
     pub vector: Option<Vec<f32>>,

@@ -83,13 +83,8 @@ where
 
 fn search(user: &str, query: &str, mode: SearchMode) -> SearchRequest {
     SearchRequest {
-        user_id: user.into(),
-        session_id: None,
-        query: query.into(),
-        k: 10,
-        filters: Filters::default(),
         mode,
-        explain: false,
+        ..SearchRequest::new(user, query, 10)
     }
 }
 

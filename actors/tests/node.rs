@@ -63,13 +63,8 @@ async fn search_is_personalised_by_recorded_events() {
     .unwrap();
 
     let search = |user: &str, filters: Filters| SearchRequest {
-        user_id: user.into(),
-        session_id: None,
-        query: "phone".into(),
-        k: 10,
         filters,
-        mode: SearchMode::default(),
-        explain: false,
+        ..SearchRequest::new(user, "phone", 10)
     };
     let anonymous = node
         .search(search("new", Filters::default()))
@@ -211,15 +206,7 @@ async fn deleted_products_disappear_from_search() {
     let node = start_node(dir.path(), ActorConfig::default()).await;
     assert!(node.delete_product("xiaomi-12".into()).await.unwrap());
     assert!(!node.delete_product("xiaomi-12".into()).await.unwrap());
-    let request = SearchRequest {
-        user_id: "deleting-user".into(),
-        session_id: None,
-        query: "xiaomi".into(),
-        k: 5,
-        filters: Filters::default(),
-        mode: SearchMode::default(),
-        explain: false,
-    };
+    let request = SearchRequest::new("deleting-user", "xiaomi", 5);
     assert!(node.search(request).await.unwrap().items.is_empty());
 }
 
@@ -292,13 +279,8 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
 /// parallel in one process: each test searches as its own user.
 fn search_for(user: &str, query: &str, mode: SearchMode) -> SearchRequest {
     SearchRequest {
-        user_id: user.into(),
-        session_id: None,
-        query: query.into(),
-        k: 10,
-        filters: Filters::default(),
         mode,
-        explain: false,
+        ..SearchRequest::new(user, query, 10)
     }
 }
 

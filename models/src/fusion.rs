@@ -124,6 +124,7 @@ mod tests {
                 rating: None,
                 in_stock: true,
                 attributes: Default::default(),
+                listed_at_ms: None,
             }),
             retrieval_score: 0.0,
             source: CandidateSource::Requested,

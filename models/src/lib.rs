@@ -12,6 +12,7 @@ mod candidate;
 pub mod encoder;
 pub mod fusion;
 pub mod intent;
+pub mod page;
 pub mod ranking;
 pub mod recommend;
 pub mod search_ranker;

@@ -19,6 +19,16 @@ pub struct Scored {
     pub product: Arc<Product>,
     pub score: f64,
     pub reasons: Vec<String>,
+    /// Whether it is a match for the query: its text holds the query's words, or it ranks
+    /// among the relevant products (see [`RankingWeights::relevant_share`]). A product
+    /// that is only somewhat close in meaning is not: a page sorted by price leaves it out
+    /// of the sorted matches.
+    #[serde(default = "matches_by_default")]
+    pub matches_query: bool,
+}
+
+fn matches_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,9 +188,9 @@ pub fn rank(
         *best = best.max(candidate.retrieval_score);
     }
 
+    // Availability is the filters' to decide: a storefront may ask for sold-out products.
     let eligible: Vec<Candidate> = candidates
         .into_iter()
-        .filter(|candidate| candidate.product.in_stock)
         .filter(|candidate| !profile.purchased.contains(&candidate.product.id))
         .collect();
     let preference = context
@@ -220,7 +230,13 @@ pub fn rank(
                 .then_with(|| b.score.total_cmp(&a.score))
         },
     );
-    let mut scored: Vec<Scored> = scored.into_iter().map(|(.., scored)| scored).collect();
+    let mut scored: Vec<Scored> = scored
+        .into_iter()
+        .map(|(relevance, _, mut scored)| {
+            scored.matches_query |= relevance >= threshold;
+            scored
+        })
+        .collect();
     // A product proposed by several sources keeps its best-scoring proposal.
     let mut seen = std::collections::HashSet::new();
     scored.retain(|item| seen.insert(item.product.id.clone()));
@@ -355,6 +371,13 @@ fn score_one(
     let product = candidate.product;
     let mut reasons = Vec::new();
     let mut score = relevance;
+    let matches_query = !matches!(
+        candidate.source,
+        CandidateSource::Search {
+            matched: Matched::Meaning,
+            ..
+        }
+    );
     match &candidate.source {
         CandidateSource::Search {
             query,
@@ -401,6 +424,7 @@ fn score_one(
         product,
         score,
         reasons,
+        matches_query,
     }
 }
 
@@ -498,8 +522,6 @@ mod tests {
         let phone = product("phone", "手机", "Xiaomi", 3500.0);
         let laptop = product("laptop", "电脑", "Apple", 15000.0);
         let tablet = product("tablet", "平板", "Apple", 3000.0);
-        let mut sold_out = product("sold-out", "手机", "Xiaomi", 3500.0);
-        sold_out.in_stock = false;
         let phone_fan =
             profile_after(&[(EventKind::View, &product("other", "手机", "Xiaomi", 3600.0))]);
         let buyer = profile_after(&[(EventKind::Purchase, &phone)]);
@@ -514,16 +536,6 @@ mod tests {
                 ],
                 2,
                 vec!["phone", "laptop"],
-            ),
-            // Unavailable items never appear.
-            (
-                &phone_fan,
-                vec![
-                    candidate(sold_out.clone(), 1.0),
-                    candidate(laptop.clone(), 0.1),
-                ],
-                2,
-                vec!["laptop"],
             ),
             // Purchased items are not shown again.
             (

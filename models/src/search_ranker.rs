@@ -379,6 +379,7 @@ mod tests {
                 rating: None,
                 in_stock: true,
                 attributes: Default::default(),
+                listed_at_ms: None,
             }),
             retrieval_score: score,
             source: CandidateSource::Requested,

@@ -86,7 +86,7 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
     let category = slots
         .category
         .as_ref()
-        .filter(|_| explicit.category.is_none())
+        .filter(|_| explicit.category.is_empty())
         .map(|category| Guess {
             value: resolve_category(category, &candidates),
             confidence: slots.category_confidence.unwrap_or(FILTER_CONFIDENCE),
@@ -94,7 +94,7 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
     let brand = slots
         .brand
         .as_ref()
-        .filter(|_| explicit.brand.is_none())
+        .filter(|_| explicit.brand.is_empty())
         .map(|brand| Guess {
             value: brand.clone(),
             confidence: slots.brand_confidence.unwrap_or(FILTER_CONFIDENCE),
@@ -115,11 +115,7 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
     ];
     let mut kept = None;
     for (category_filter, brand_filter) in attempts {
-        let filters = Filters {
-            category: category_filter.clone(),
-            brand: brand_filter.clone(),
-            ..Filters::default()
-        };
+        let filters = guesses_only(&category_filter, &brand_filter);
         let passing: Vec<&Candidate> = candidates
             .iter()
             .filter(|candidate| filters.accepts(&candidate.product))
@@ -138,10 +134,10 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
             (&sure_category, &sure_brand),
             (&None, &None),
         ));
-        Filters::default()
+        guesses_only(&None, &None)
     });
     let without_category = Filters {
-        category: None,
+        category: Vec::new(),
         ..kept.clone()
     };
     let (candidates, outside_category) = candidates
@@ -154,6 +150,17 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
         outside_category,
         evidence: QueryEvidence { category, brand },
         notices,
+    }
+}
+
+/// Filters by the guessed category and brand alone: availability and the request's own
+/// filters held at retrieval already.
+fn guesses_only(category: &Option<String>, brand: &Option<String>) -> Filters {
+    Filters {
+        category: category.iter().cloned().collect(),
+        brand: brand.iter().cloned().collect(),
+        include_out_of_stock: true,
+        ..Filters::default()
     }
 }
 
@@ -376,7 +383,10 @@ mod tests {
             let resolved = settled.evidence.category.as_ref().map(|g| g.value.as_str());
             let kept_by_brand = candidates
                 .iter()
-                .filter(|c| settled.kept.brand.is_none() || c.product.brand == settled.kept.brand)
+                .filter(|c| {
+                    settled.kept.brand.is_empty()
+                        || c.product.brand.as_ref() == settled.kept.brand.first()
+                })
                 .count();
             assert_eq!(
                 settled.candidates.len() + settled.outside_category.len(),

@@ -72,7 +72,7 @@ pub async fn recommend(
             max,
             currency: stated.currency.clone(),
         }),
-        diversify: filters.category.is_none(),
+        diversify: filters.category.is_empty(),
         max_category_share: context.config.ranking.max_category_share,
         explain: request.explain,
         not_again: &not_again,
@@ -95,8 +95,7 @@ pub async fn recommend(
         items,
         missing_shards,
         shard_count: context.shard_count(),
-        understanding: None,
-        notices: Vec::new(),
+        ..RankedList::default()
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use inkling_domain::{Product, Profile, now_ms};
 use inkling_models::fusion::{RankedHits, by_score, fuse};
 use inkling_models::intent::{Slots, Understanding};
+use inkling_models::page::{Facets, sort_by};
 use inkling_models::search_ranker::{
     SEARCH_FEATURES, SearchFeatureVector, SearchRanker, fuse_learned,
 };
@@ -20,7 +21,13 @@ use inkling_models::{Budget, Candidate, CandidateSource, Matched, RankContext, r
 use inkling_storage::Retrieval;
 
 use super::context::{Hits, RankingContext, merge_missing};
-use crate::protocol::{MissingShard, RankedItem, RankedList, SearchRequest, effective_filters};
+use crate::protocol::{
+    MissingShard, RankedItem, RankedList, SearchRequest, SortOrder, effective_filters,
+};
+
+/// How many of the best matches a search ranks at least, whatever its page: facets count
+/// them and a sort reorders them.
+const PAGE_POOL: usize = 100;
 
 /// Ranks search hits for the query, personalised by the profile and shaped by what the
 /// query was understood to ask. `query_vector` is the query's embedding, computed once by
@@ -97,20 +104,20 @@ pub async fn search(
         notices,
         ..
     } = settled;
-    let mut list = finish(
+    let (mut list, matches) = finish(
         context,
         candidates,
         missing_shards,
         &rank_context,
-        request.k,
+        request.page_end().max(PAGE_POOL),
     );
     list.notices = notices;
-    if let Some(category) = kept.category.as_deref()
-        && list.items.len() < request.k
+    if let Some(category) = kept.single_category()
+        && list.items.len() < request.page_end()
     {
         let narrowed = Narrowed {
             category,
-            brand: kept.brand.as_deref(),
+            brand: kept.brand.first().map(String::as_str),
             stated: &stated,
         };
         backfill(
@@ -123,11 +130,43 @@ pub async fn search(
         )
         .await;
     }
+    cut_page(&mut list, &matches, &request);
     if request.explain {
         explain_search(&mut list, &features);
     }
     list.understanding = understanding;
     list
+}
+
+/// Counts the facets of the matches, orders them as asked, and cuts the page out of the
+/// list. `matches` flags the ranked items that match the query (the backfilled ones after
+/// them are not flagged). A product that is only somewhat close in meaning stays after
+/// the sorted matches: sorting by price must not lift a cheap product that barely matched.
+fn cut_page(list: &mut RankedList, matches: &[bool], request: &SearchRequest) {
+    let is_match = |index: usize| matches.get(index).copied().unwrap_or(false);
+    let (mut matched, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut list.items)
+        .into_iter()
+        .enumerate()
+        .partition(|(index, _)| is_match(*index));
+    list.facets = Some(Facets::count(
+        matched.iter().map(|(_, item)| &*item.product),
+    ));
+    if request.sort != SortOrder::Relevance {
+        sort_by(&mut matched, request.sort, |(_, item)| &item.product);
+        list.items = matched
+            .into_iter()
+            .chain(rest)
+            .map(|(_, item)| item)
+            .collect();
+    } else {
+        let mut items: Vec<_> = matched.into_iter().chain(rest).collect();
+        items.sort_by_key(|(index, _)| *index);
+        list.items = items.into_iter().map(|(_, item)| item).collect();
+    }
+    let end = request.page_end();
+    list.next_offset = (list.items.len() > end).then_some(end);
+    list.items.truncate(end);
+    list.items.drain(..request.offset.min(list.items.len()));
 }
 
 /// The category a guess narrowed a page to, and the constraints that still hold around it.
@@ -170,14 +209,14 @@ async fn backfill(
         .into_iter()
         .partition(|candidate| naming(&candidate.product).is_some());
     let mut widened: Vec<String> = Vec::new();
-    let added = append_ranked(context, list, kindred, rank_context, request.k);
+    let added = append_ranked(context, list, kindred, rank_context, request.page_end());
     for item in &list.items[list.items.len() - added..] {
         if let Some(level) = naming(&item.product).filter(|level| !widened.contains(level)) {
             widened.push(level);
         }
     }
     for levels in ancestors {
-        if list.items.len() >= request.k {
+        if list.items.len() >= request.page_end() {
             break;
         }
         let (mut under, rest): (Vec<Candidate>, Vec<Candidate>) =
@@ -190,7 +229,7 @@ async fn backfill(
         for level in &levels {
             under.extend(best_rated_in(context, request, narrowed, level).await);
         }
-        if append_ranked(context, list, under, rank_context, request.k) > 0 {
+        if append_ranked(context, list, under, rank_context, request.page_end()) > 0 {
             widened.push(format!("other {}", levels.join(" and ")));
         }
     }
@@ -242,7 +281,7 @@ fn append_ranked(
         .filter(|candidate| seen.insert(candidate.product.id.clone()))
         .collect();
     let room = k.saturating_sub(list.items.len());
-    let added = ranked_items(context, fresh, rank_context, room);
+    let (added, _) = ranked_items(context, fresh, rank_context, room);
     let count = added.len();
     list.items.extend(added);
     count
@@ -318,16 +357,19 @@ fn explain_search(list: &mut RankedList, features: &HashMap<String, SearchFeatur
     }
 }
 
+/// The best `k` candidates as ranked items, and which of them match the query.
 fn ranked_items(
     context: &RankingContext,
     candidates: Vec<Candidate>,
     rank_context: &RankContext,
     k: usize,
-) -> Vec<RankedItem> {
+) -> (Vec<RankedItem>, Vec<bool>) {
     if k == 0 {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
-    rank(candidates, rank_context, &context.config.ranking, k)
+    let ranked = rank(candidates, rank_context, &context.config.ranking, k);
+    let matches = ranked.iter().map(|scored| scored.matches_query).collect();
+    let items = ranked
         .into_iter()
         .map(|scored| RankedItem {
             product: scored.product,
@@ -335,23 +377,26 @@ fn ranked_items(
             reasons: scored.reasons,
             features: None,
         })
-        .collect()
+        .collect();
+    (items, matches)
 }
 
+/// The ranked list of `candidates`, and which of its items match the query.
 fn finish(
     context: &RankingContext,
     candidates: Vec<Candidate>,
     missing_shards: Vec<MissingShard>,
     rank_context: &RankContext,
     k: usize,
-) -> RankedList {
-    RankedList {
-        items: ranked_items(context, candidates, rank_context, k),
+) -> (RankedList, Vec<bool>) {
+    let (items, matches) = ranked_items(context, candidates, rank_context, k);
+    let list = RankedList {
+        items,
         missing_shards,
         shard_count: context.shard_count(),
-        understanding: None,
-        notices: Vec::new(),
-    }
+        ..RankedList::default()
+    };
+    (list, matches)
 }
 
 #[cfg(test)]
@@ -460,13 +505,8 @@ mod tests {
         let signals = Arc::new(FakeSignals::answering(Ok(SignalAnswer::default())));
         let context = context(shards.clone(), signals.clone());
         let request = SearchRequest {
-            user_id: "shopper".into(),
-            session_id: None,
-            query: case.query.into(),
-            k: case.k,
-            filters: Default::default(),
             mode: case.mode,
-            explain: false,
+            ..SearchRequest::new("shopper", case.query, case.k)
         };
         let guess = case
             .category_guess

@@ -62,7 +62,39 @@ pub struct RankedAnswer {
     /// What the query was understood to ask (searches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<UnderstandingView>,
+    /// The `offset` of the next page, when the best matches hold more (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// How many of the best matches fall under each category, brand and price range
+    /// (searches only): counted over the matches the pages come from, before paging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facets: Option<FacetsView>,
     pub took_ms: f64,
+}
+
+/// Facet counts of a search.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FacetsView {
+    /// By the narrowest level of the category path, most products first.
+    pub category: Vec<FacetCountView>,
+    pub brand: Vec<FacetCountView>,
+    /// Price ranges per currency, the most common currency first, cheapest first.
+    pub price: Vec<PriceBucketView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FacetCountView {
+    pub value: String,
+    pub count: usize,
+}
+
+/// Products priced from `min` (included) to `max` (excluded) in `currency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceBucketView {
+    pub currency: String,
+    pub min: f64,
+    pub max: f64,
+    pub count: usize,
 }
 
 /// One ranked product.
@@ -88,6 +120,8 @@ pub struct ProductView {
     pub rating: Option<f32>,
     pub in_stock: bool,
     pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at_ms: Option<u64>,
 }
 
 /// What a search query was understood to ask.

@@ -30,6 +30,11 @@ pub const MAX_ATTRIBUTE_KEY_BYTES: usize = 64;
 pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 256;
 /// Attributes of one product.
 pub const MAX_ATTRIBUTES: usize = 64;
+/// Alternatives one filter field may list (`filters.brand: [...]`).
+pub const MAX_FILTER_VALUES: usize = 32;
+/// Largest `offset` a search may page to: pages come from the best matches, and shoppers
+/// do not read past the first few hundred.
+pub const MAX_OFFSET: usize = 1000;
 
 /// Seconds a client should wait before retrying a 503 `overloaded` answer.
 pub const RETRY_AFTER_OVERLOADED_SECS: u64 = 1;
@@ -45,6 +50,17 @@ pub fn required(path: &str, value: &str, max: usize) -> Result<(), Invalid> {
         return Err(format!("`{path}` must not be empty"));
     }
     at_most(path, value, max)
+}
+
+/// An ISO 4217 code: exactly three uppercase letters.
+pub fn currency(path: &str, value: &str) -> Result<(), Invalid> {
+    if value.len() == CURRENCY_BYTES && value.bytes().all(|byte| byte.is_ascii_uppercase()) {
+        return Ok(());
+    }
+    let shown: String = value.chars().take(CURRENCY_BYTES + 8).collect();
+    Err(format!(
+        "`{path}` must be a 3-letter ISO code such as CNY, got {shown:?}"
+    ))
 }
 
 /// An id (user, session, event, item, product): required, at most [`MAX_ID_BYTES`], and

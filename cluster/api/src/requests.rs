@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    self, CURRENCY_BYTES, Invalid, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES,
-    MAX_ATTRIBUTES, MAX_BRAND_BYTES, MAX_CATEGORY_BYTES, MAX_CATEGORY_LEVELS, MAX_QUERY_BYTES,
-    MAX_TITLE_BYTES, TimeWindow,
+    self, Invalid, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES,
+    MAX_BRAND_BYTES, MAX_CATEGORY_BYTES, MAX_CATEGORY_LEVELS, MAX_FILTER_VALUES, MAX_OFFSET,
+    MAX_QUERY_BYTES, MAX_TITLE_BYTES, TimeWindow,
 };
 
 /// The currency of a product that names none.
@@ -44,6 +44,10 @@ pub struct ProductBody {
     pub in_stock: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// When the shop listed the product, in milliseconds since the Unix epoch: the order
+    /// of `sort: newest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at_ms: Option<u64>,
 }
 
 fn default_currency() -> String {
@@ -68,6 +72,7 @@ impl ProductBody {
             rating: None,
             in_stock: true,
             attributes: BTreeMap::new(),
+            listed_at_ms: None,
         }
     }
 
@@ -85,16 +90,7 @@ impl ProductBody {
             self.brand.as_deref(),
             MAX_BRAND_BYTES,
         )?;
-        let currency = format!("{path}.currency");
-        limits::at_most(&currency, &self.currency, CURRENCY_BYTES)?;
-        if self.currency.len() != CURRENCY_BYTES
-            || !self.currency.bytes().all(|byte| byte.is_ascii_uppercase())
-        {
-            return Err(format!(
-                "`{currency}` must be a 3-letter ISO code such as CNY, got {:?}",
-                self.currency
-            ));
-        }
+        limits::currency(&format!("{path}.currency"), &self.currency)?;
         let attributes = format!("{path}.attributes");
         limits::at_most_entries(&attributes, self.attributes.len(), MAX_ATTRIBUTES)?;
         for (key, value) in &self.attributes {
@@ -226,6 +222,35 @@ pub struct SearchBody {
     /// Return each item's ranking features with it, for training the search ranker.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
+    /// How many results to skip: the page starts there; at most
+    /// [`MAX_OFFSET`](crate::limits::MAX_OFFSET). The answer's `next_offset` is the next
+    /// page's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: usize,
+    /// The order of the results: relevance, or a reordering of the best matches.
+    #[serde(default)]
+    pub sort: SortOrder,
+}
+
+fn is_zero(value: &usize) -> bool {
+    *value == 0
+}
+
+/// The order of a search's results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    /// As ranked: relevance to the query, personalised.
+    #[default]
+    Relevance,
+    /// Cheapest first (products in the most common currency first).
+    PriceAsc,
+    /// Dearest first (products in the most common currency first).
+    PriceDesc,
+    /// Most recently listed first (`listed_at_ms`); products without one last.
+    Newest,
+    /// Best-rated first; unrated products last.
+    Rating,
 }
 
 impl SearchBody {
@@ -239,6 +264,8 @@ impl SearchBody {
             filters: FiltersBody::default(),
             mode: SearchMode::default(),
             explain: false,
+            offset: 0,
+            sort: SortOrder::default(),
         }
     }
 
@@ -247,6 +274,12 @@ impl SearchBody {
         limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::required("query", &self.query, MAX_QUERY_BYTES)?;
         limits::k(self.k)?;
+        if self.offset > MAX_OFFSET {
+            return Err(format!(
+                "`offset` must be at most {MAX_OFFSET}, got {}",
+                self.offset
+            ));
+        }
         self.filters.validate("filters")
     }
 }
@@ -304,33 +337,104 @@ impl RecommendBody {
     }
 }
 
-/// Hard constraints every result satisfies.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Hard constraints every result satisfies. Within a field the values are alternatives
+/// (OR); the fields all hold together (AND).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FiltersBody {
-    /// Any level of the category path, case-insensitively.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
+    /// Any of these categories, at any level of the category path, case-insensitively: one
+    /// string or a list.
+    #[serde(default, skip_serializing_if = "AnyOf::is_empty")]
+    pub category: AnyOf,
+    /// Any of these brands, case-insensitively: one string or a list.
+    #[serde(default, skip_serializing_if = "AnyOf::is_empty")]
+    pub brand: AnyOf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_max: Option<f64>,
+    /// The ISO 4217 currency of the price bounds: products priced in another currency
+    /// never pass a price bound. Without it, a bound understood from the query holds in
+    /// the currency the query named ("8000元以内"), and an explicit bound in each
+    /// product's own currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Attribute name → the values accepted (one string or a list), case-insensitively.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AnyOf>,
+    /// `true` (the default): only products in stock; `false`: products out of stock too.
+    #[serde(default = "default_true")]
+    pub in_stock: bool,
+}
+
+impl Default for FiltersBody {
+    fn default() -> Self {
+        Self {
+            category: AnyOf::default(),
+            brand: AnyOf::default(),
+            price_min: None,
+            price_max: None,
+            currency: None,
+            attributes: BTreeMap::new(),
+            in_stock: true,
+        }
+    }
 }
 
 impl FiltersBody {
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
-        limits::optional(
-            &format!("{path}.category"),
-            self.category.as_deref(),
-            MAX_CATEGORY_BYTES,
-        )?;
-        limits::optional(
-            &format!("{path}.brand"),
-            self.brand.as_deref(),
-            MAX_BRAND_BYTES,
-        )
+        self.category
+            .validate(&format!("{path}.category"), MAX_CATEGORY_BYTES)?;
+        self.brand
+            .validate(&format!("{path}.brand"), MAX_BRAND_BYTES)?;
+        if let Some(currency) = &self.currency {
+            limits::currency(&format!("{path}.currency"), currency)?;
+        }
+        let attributes = format!("{path}.attributes");
+        limits::at_most_entries(&attributes, self.attributes.len(), MAX_ATTRIBUTES)?;
+        for (name, values) in &self.attributes {
+            limits::at_most(&attributes, name, MAX_ATTRIBUTE_KEY_BYTES)?;
+            values.validate(&format!("{attributes}.{name}"), MAX_ATTRIBUTE_VALUE_BYTES)?;
+        }
+        Ok(())
+    }
+}
+
+/// Alternatives for one filter field: JSON takes one string or a list of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct AnyOf(pub Vec<String>);
+
+impl AnyOf {
+    pub fn one(value: impl Into<String>) -> Self {
+        Self(vec![value.into()])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn validate(&self, path: &str, max: usize) -> Result<(), Invalid> {
+        limits::at_most_entries(path, self.0.len(), MAX_FILTER_VALUES)?;
+        for (index, value) in self.0.iter().enumerate() {
+            limits::required(&format!("{path}[{index}]"), value, max)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AnyOf {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a string or a list of strings")]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => Self(vec![one]),
+            OneOrMany::Many(many) => Self(many),
+        })
     }
 }
 

@@ -15,10 +15,13 @@ use inkling_api::limits::{self, Invalid, TimeWindow};
 use inkling_api::{
     Affinity, ConstraintsView, EventBatch, EventBody, EventType, FiltersBody, Intent, ItemAnswer,
     ModelPoolView, Preference, ProductBatch, ProductBody, ProductView, ProfileView, RankedAnswer,
-    RecentItemView, RecentQueryView, RecommendBody, SearchBody, SearchMode, UnderstandingView,
+    RecentItemView, RecentQueryView, RecommendBody, SearchBody, SearchMode, SortOrder,
+    UnderstandingView,
 };
+use inkling_api::{FacetCountView, FacetsView, PriceBucketView};
 use inkling_domain::{Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery};
 use inkling_models::intent::{self, IntentClass, Slots, Understanding};
+use inkling_models::page::{FacetCount, Facets};
 
 /// How many categories and brands a profile view lists.
 const PROFILE_TOP: usize = 10;
@@ -63,6 +66,7 @@ fn product(body: ProductBody) -> Product {
         rating: body.rating,
         in_stock: body.in_stock,
         attributes: body.attributes,
+        listed_at_ms: body.listed_at_ms,
     }
 }
 
@@ -159,6 +163,8 @@ impl IntoRequest for SearchBody {
             filters: filters(self.filters),
             mode: search_mode(self.mode),
             explain: self.explain,
+            offset: self.offset,
+            sort: sort_order(self.sort),
         };
         request.filters.validate()?;
         Ok(request)
@@ -186,10 +192,27 @@ impl IntoRequest for RecommendBody {
 
 fn filters(body: FiltersBody) -> Filters {
     Filters {
-        category: body.category,
-        brand: body.brand,
+        category: body.category.0,
+        brand: body.brand.0,
         price_min: body.price_min,
         price_max: body.price_max,
+        currency: body.currency,
+        attributes: body
+            .attributes
+            .into_iter()
+            .map(|(name, values)| (name, values.0))
+            .collect(),
+        include_out_of_stock: !body.in_stock,
+    }
+}
+
+fn sort_order(order: SortOrder) -> protocol::SortOrder {
+    match order {
+        SortOrder::Relevance => protocol::SortOrder::Relevance,
+        SortOrder::PriceAsc => protocol::SortOrder::PriceAsc,
+        SortOrder::PriceDesc => protocol::SortOrder::PriceDesc,
+        SortOrder::Newest => protocol::SortOrder::Newest,
+        SortOrder::Rating => protocol::SortOrder::Rating,
     }
 }
 
@@ -244,8 +267,36 @@ impl FromRankedList for RankedAnswer {
             warnings,
             notices: list.notices,
             understanding: list.understanding.map(understanding_view),
+            next_offset: list.next_offset,
+            facets: list.facets.map(facets_view),
             took_ms,
         }
+    }
+}
+
+fn facets_view(facets: Facets) -> FacetsView {
+    let counts = |counts: Vec<FacetCount>| {
+        counts
+            .into_iter()
+            .map(|count| FacetCountView {
+                value: count.value,
+                count: count.count,
+            })
+            .collect()
+    };
+    FacetsView {
+        category: counts(facets.category),
+        brand: counts(facets.brand),
+        price: facets
+            .price
+            .into_iter()
+            .map(|bucket| PriceBucketView {
+                currency: bucket.currency,
+                min: bucket.min,
+                max: bucket.max,
+                count: bucket.count,
+            })
+            .collect(),
     }
 }
 
@@ -258,7 +309,8 @@ fn item_answer(item: RankedItem) -> ItemAnswer {
     }
 }
 
-fn product_view(product: &Product) -> ProductView {
+/// A product as answers show it: in ranked items and `GET /v1/products/{id}`.
+pub fn product_view(product: &Product) -> ProductView {
     ProductView {
         id: product.id.clone(),
         title: product.title.clone(),
@@ -269,6 +321,7 @@ fn product_view(product: &Product) -> ProductView {
         rating: product.rating,
         in_stock: product.in_stock,
         attributes: product.attributes.clone(),
+        listed_at_ms: product.listed_at_ms,
     }
 }
 
@@ -416,8 +469,7 @@ mod tests {
                 })
                 .collect(),
             shard_count,
-            understanding: None,
-            notices: Vec::new(),
+            ..RankedList::default()
         }
     }
 
@@ -463,6 +515,7 @@ mod tests {
             rating: Some(4.5),
             in_stock: true,
             attributes: Default::default(),
+            listed_at_ms: None,
         };
         let item = item_answer(RankedItem {
             product: Arc::new(product.clone()),

@@ -36,7 +36,7 @@ pub use inkling_api::limits::{MAX_BATCH, MAX_K};
 use inkling_api::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
 use inkling_api::{
     AdmittedAnswer, DeleteAnswer, ErasedAnswer, EventBatch, EventsAnswer, ProductBatch,
-    ProfileView, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer, UserExport,
+    ProductView, ProfileView, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer, UserExport,
 };
 use inkling_auth::Scope;
 use inkling_domain::{Profile, now_ms};
@@ -154,6 +154,7 @@ fn storefront_routes(needs: Needs, timeout: std::time::Duration) -> Router<Gatew
         .route("/v1/events", post(record_events))
         .route("/v1/search", post(search))
         .route("/v1/recommend", post(recommend))
+        .route("/v1/products/{id}", get(product))
         .route("/v1/users/{id}/profile", get(profile))
         .route_layer(middleware::from_fn(reject_query_parameters))
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
@@ -306,6 +307,17 @@ async fn upsert_products(
     let products = batch.into_products().map_err(ApiError::invalid)?;
     let upserted = cluster.upsert_products(products).await?;
     Ok(Json(UpsertAnswer { upserted }))
+}
+
+async fn product(
+    State(cluster): State<Arc<Cluster>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ProductView> {
+    checked_id("id", &id)?;
+    match cluster.product(id.clone()).await? {
+        Some(product) => Ok(Json(convert::product_view(&product))),
+        None => Err(ApiError::not_found(format!("no product with id {id:?}"))),
+    }
 }
 
 async fn delete_product(

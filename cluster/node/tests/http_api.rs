@@ -5,7 +5,7 @@ use std::time::Duration;
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_api::{
-    Client, ClientConfig, EventBatch, EventBody, EventType, FiltersBody, Intent, Preference,
+    AnyOf, Client, ClientConfig, EventBatch, EventBody, EventType, FiltersBody, Intent, Preference,
     ProductBatch, ProductBody, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
 };
 use inkling_auth::{ApiKey, KeyRing, Scope};
@@ -729,7 +729,7 @@ fn recommendations_skip_the_cart_and_the_viewed_item_unless_buying_again() {
         let body = RecommendBody {
             session_id: Some("s".into()),
             filters: FiltersBody {
-                category: Some("手机".into()),
+                category: AnyOf::one("手机"),
                 ..FiltersBody::default()
             },
             buy_again,
@@ -1191,6 +1191,30 @@ fn keys_and_their_scopes_decide_who_may_call_each_route() {
             storefront,
             "GET",
             "/v1/users/keyed-user/profile",
+            None,
+            200,
+        ),
+        call(
+            "no key reads a product",
+            None,
+            "GET",
+            "/v1/products/keyed-probe",
+            None,
+            401,
+        ),
+        call(
+            "metrics reads a product",
+            metrics,
+            "GET",
+            "/v1/products/keyed-probe",
+            None,
+            403,
+        ),
+        call(
+            "storefront reads a product",
+            storefront,
+            "GET",
+            "/v1/products/keyed-probe",
             None,
             200,
         ),

@@ -307,6 +307,12 @@ impl Cluster {
         Ok(written)
     }
 
+    /// The product as this node's catalog replica holds it: the catalog group's log reaches
+    /// every node, so any gateway answers without a hop.
+    pub async fn product(&self, id: String) -> Result<Option<Product>, ActorError> {
+        self.replicas.actors().product(id).await
+    }
+
     /// Deletes a product from every replica; answers whether the catalog had it.
     pub async fn delete_product(&self, id: String) -> Result<bool, ActorError> {
         let deadline = Instant::now() + self.replicas.catalog_write_timeout(1);

@@ -6,6 +6,7 @@
 //! served or placed: it depends on serde alone, so `models` can use a `Product` without
 //! pulling in tantivy, sled or jieba.
 
+pub mod filters;
 pub mod passage_vector;
 pub mod product_words;
 pub mod profile;
@@ -13,11 +14,12 @@ pub mod profile;
 pub mod testing;
 pub mod types;
 
+pub use filters::Filters;
 pub use passage_vector::{PassageVector, ProductWrite};
 pub use profile::{
     Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery, event_key_hash,
 };
-pub use types::{Event, EventKind, Filters, Product, Taxonomy};
+pub use types::{Event, EventKind, Product, Taxonomy};
 
 /// Whether `c` is a Han (Chinese) character: text analysis and per-language tuning both
 /// tell Chinese text by it.

@@ -16,5 +16,6 @@ pub fn product(id: &str, category: &str, price: f64) -> Product {
         rating: None,
         in_stock: true,
         attributes: Default::default(),
+        listed_at_ms: None,
     }
 }

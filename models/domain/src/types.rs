@@ -1,5 +1,5 @@
-//! The data model shared by every layer: products, shopper events, search filters and the
-//! category taxonomy. Validation lives beside each type so every entry point rejects the same
+//! The data model shared by every layer: products, shopper events and the category
+//! taxonomy. Validation lives beside each type so every entry point rejects the same
 //! bad input with the same message.
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +30,10 @@ pub struct Product {
     pub in_stock: bool,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// When the shop listed the product, in milliseconds since the Unix epoch: the order
+    /// of `sort: newest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at_ms: Option<u64>,
 }
 
 fn default_currency() -> String {
@@ -181,60 +185,6 @@ impl Event {
     }
 }
 
-/// Hard constraints a result must satisfy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Filters {
-    /// Matches any level of the category path, case-insensitively.
-    #[serde(default)]
-    pub category: Option<String>,
-    #[serde(default)]
-    pub brand: Option<String>,
-    #[serde(default)]
-    pub price_min: Option<f64>,
-    #[serde(default)]
-    pub price_max: Option<f64>,
-}
-
-impl Filters {
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, bound) in [("price_min", self.price_min), ("price_max", self.price_max)] {
-            if let Some(value) = bound
-                && (!value.is_finite() || value < 0.0)
-            {
-                return Err(format!("filters.{name} must be a finite number >= 0"));
-            }
-        }
-        if let (Some(min), Some(max)) = (self.price_min, self.price_max)
-            && min > max
-        {
-            return Err(format!(
-                "filters.price_min ({min}) is greater than filters.price_max ({max})"
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn accepts(&self, product: &Product) -> bool {
-        let category_ok = self.category.as_deref().is_none_or(|wanted| {
-            product
-                .category_path
-                .iter()
-                .any(|level| level.eq_ignore_ascii_case(wanted))
-        });
-        let brand_ok = self.brand.as_deref().is_none_or(|wanted| {
-            product
-                .brand
-                .as_deref()
-                .is_some_and(|brand| brand.eq_ignore_ascii_case(wanted))
-        });
-        category_ok
-            && brand_ok
-            && self.price_min.is_none_or(|min| product.price >= min)
-            && self.price_max.is_none_or(|max| product.price <= max)
-    }
-}
-
 /// Other names for catalog categories, such as English names for `手机`.
 ///
 /// The index adds them to a product's category text, so a query in either language finds
@@ -324,76 +274,6 @@ mod tests {
         ];
         for (json, expected) in cases {
             check_event(json, *expected);
-        }
-    }
-
-    #[test]
-    fn filters_accept_matching_products_only() {
-        let phone = Product {
-            id: "p".into(),
-            title: "iPhone 14".into(),
-            category_path: vec!["Electronics".into(), "手机".into()],
-            brand: Some("Apple".into()),
-            price: 8000.0,
-            currency: "CNY".into(),
-            rating: None,
-            in_stock: true,
-            attributes: BTreeMap::new(),
-        };
-        let cases = [
-            (Filters::default(), true),
-            (
-                Filters {
-                    category: Some("手机".into()),
-                    ..Default::default()
-                },
-                true,
-            ),
-            (
-                Filters {
-                    category: Some("electronics".into()),
-                    ..Default::default()
-                },
-                true,
-            ),
-            (
-                Filters {
-                    category: Some("电脑".into()),
-                    ..Default::default()
-                },
-                false,
-            ),
-            (
-                Filters {
-                    brand: Some("apple".into()),
-                    ..Default::default()
-                },
-                true,
-            ),
-            (
-                Filters {
-                    price_max: Some(8000.0),
-                    ..Default::default()
-                },
-                true,
-            ),
-            (
-                Filters {
-                    price_max: Some(7999.0),
-                    ..Default::default()
-                },
-                false,
-            ),
-            (
-                Filters {
-                    price_min: Some(8001.0),
-                    ..Default::default()
-                },
-                false,
-            ),
-        ];
-        for (filters, expected) in cases {
-            assert_eq!(filters.accepts(&phone), expected, "{filters:?}");
         }
     }
 

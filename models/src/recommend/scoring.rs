@@ -50,7 +50,6 @@ pub fn recommend(
     let signals = ProfileSignals::new(context.profile, context.now_ms, context.half_life_ms);
     let eligible: Vec<Proposal> = proposals
         .into_iter()
-        .filter(|proposal| proposal.product.in_stock)
         .filter(|proposal| !context.profile.purchased.contains(&proposal.product.id))
         .filter(|proposal| !context.not_again.contains(&proposal.product.id))
         .collect();

@@ -7,6 +7,7 @@ use tantivy::TantivyDocument;
 use tantivy::schema::Value;
 
 use super::ShardIndex;
+use super::schema::attribute_key;
 use crate::{Result, StorageError};
 use inkling_domain::Product;
 
@@ -45,9 +46,11 @@ impl ShardIndex {
                 doc.add_text(fields.category, alias);
             }
         }
-        for value in product.attributes.values() {
+        for (name, value) in &product.attributes {
             doc.add_text(fields.attributes, value);
+            doc.add_text(fields.attribute_key, attribute_key(name, value));
         }
+        doc.add_text(fields.currency_key, &product.currency);
         doc.add_f64(fields.price, product.price);
         doc.add_f64(fields.rating, f64::from(product.rating.unwrap_or(0.0)));
         doc.add_u64(fields.in_stock, u64::from(product.in_stock));

@@ -103,7 +103,7 @@ impl ShardIndex {
         let accepted = |slot: usize| {
             table
                 .get(slot)
-                .is_some_and(|product| product.in_stock && filters.accepts(product))
+                .is_some_and(|product| filters.accepts(product))
         };
         let found = if exact {
             vectors.exact_search(vector, limit, &accepted)

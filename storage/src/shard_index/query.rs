@@ -12,6 +12,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
 use super::ShardIndex;
+use super::schema::attribute_key;
 use crate::analysis::{analyze, han_grams_analyzer};
 use inkling_domain::Filters;
 
@@ -157,39 +158,65 @@ impl ShardIndex {
         ))
     }
 
-    /// Wraps the retrieval in the hard constraints: filters and availability.
+    /// Wraps the retrieval in the hard constraints: filters and availability. Values of
+    /// one field are alternatives; the fields all hold.
     pub(super) fn constrain(&self, retrieval: Box<dyn Query>, filters: &Filters) -> BooleanQuery {
         let fields = &self.fields;
-        let in_stock = Term::from_field_u64(fields.in_stock, 1);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Must, retrieval),
-            must_without_score(Box::new(TermQuery::new(in_stock, IndexRecordOption::Basic))),
-        ];
-        if let Some(category) = &filters.category {
-            clauses.push(must_without_score(self.key_query(
-                fields.category_key,
-                category,
-                0.0,
-            )));
-        }
-        if let Some(brand) = &filters.brand {
-            clauses.push(must_without_score(self.key_query(
-                fields.brand_key,
-                brand,
-                0.0,
-            )));
-        }
-        if filters.price_min.is_some() || filters.price_max.is_some() {
-            let bound = |value: Option<f64>| match value {
-                Some(value) => Bound::Included(Term::from_field_f64(fields.price, value)),
-                None => Bound::Unbounded,
-            };
-            clauses.push(must_without_score(Box::new(RangeQuery::new(
-                bound(filters.price_min),
-                bound(filters.price_max),
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, retrieval)];
+        if !filters.include_out_of_stock {
+            let in_stock = Term::from_field_u64(fields.in_stock, 1);
+            clauses.push(must_without_score(Box::new(TermQuery::new(
+                in_stock,
+                IndexRecordOption::Basic,
             ))));
         }
+        let keys = [
+            (fields.category_key, filters.category.clone()),
+            (fields.brand_key, filters.brand.clone()),
+        ];
+        let attributes = filters.attributes.iter().map(|(name, values)| {
+            let keys = values.iter().map(|value| attribute_key(name, value));
+            (fields.attribute_key, keys.collect())
+        });
+        for (field, values) in keys.into_iter().chain(attributes) {
+            if !values.is_empty() {
+                clauses.push(must_without_score(self.any_key(field, &values)));
+            }
+        }
+        if filters.has_price_bound() {
+            clauses.push(must_without_score(self.price_range(filters)));
+        }
         BooleanQuery::new(clauses)
+    }
+
+    /// Matches a document whose `field` holds any of `values`.
+    fn any_key(&self, field: Field, values: &[String]) -> Box<dyn Query> {
+        let alternatives = values
+            .iter()
+            .map(|value| (Occur::Should, self.key_query(field, value, 0.0)))
+            .collect();
+        Box::new(BooleanQuery::new(alternatives))
+    }
+
+    /// The price bounds, in the filter's currency when it names one.
+    fn price_range(&self, filters: &Filters) -> Box<dyn Query> {
+        let fields = &self.fields;
+        let bound = |value: Option<f64>| match value {
+            Some(value) => Bound::Included(Term::from_field_f64(fields.price, value)),
+            None => Bound::Unbounded,
+        };
+        let range = Box::new(RangeQuery::new(
+            bound(filters.price_min),
+            bound(filters.price_max),
+        ));
+        let Some(currency) = &filters.currency else {
+            return range;
+        };
+        let currency = self.key_query(fields.currency_key, currency, 0.0);
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, range as Box<dyn Query>),
+            (Occur::Must, currency),
+        ]))
     }
 }
 
@@ -201,7 +228,10 @@ fn must_without_score(query: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard_index::testing::{check, demo_index, query, text, vector_of};
+    use crate::shard_index::testing::{
+        check, demo_index, indexed, layout, product as testing_product, query, text, vector_of,
+    };
+    use inkling_domain::{Product, Taxonomy};
 
     #[test]
     fn retrieval_and_filters() {
@@ -212,7 +242,7 @@ mod tests {
             ..Default::default()
         };
         let phones = Filters {
-            category: Some("手机".into()),
+            category: vec!["手机".into()],
             ..Default::default()
         };
         let cases = vec![
@@ -238,7 +268,7 @@ mod tests {
                 query(
                     text("phone"),
                     Filters {
-                        category: Some("手机".into()),
+                        category: vec!["手机".into()],
                         price_max: Some(4000.0),
                         ..Default::default()
                     },
@@ -249,7 +279,7 @@ mod tests {
                 query(
                     text("phone"),
                     Filters {
-                        brand: Some("APPLE".into()),
+                        brand: vec!["APPLE".into()],
                         ..Default::default()
                     },
                 ),
@@ -296,7 +326,7 @@ mod tests {
             true,
         );
         let tablets = Filters {
-            category: Some("平板".into()),
+            category: vec!["平板".into()],
             ..Default::default()
         };
         check(
@@ -305,5 +335,65 @@ mod tests {
             &["ipadmini"],
             true,
         );
+    }
+
+    /// Each case: filters as JSON, and the phones they let through. Every retrieval (text,
+    /// nearest vectors, best-rated) applies them alike.
+    #[test]
+    fn storefront_filters_hold_for_every_retrieval() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = ShardIndex::open(dir.path(), Taxonomy::default(), &layout()).unwrap();
+        let colour = |product: Product, colour: &str| Product {
+            attributes: [("colour".to_string(), colour.to_string())].into(),
+            ..product
+        };
+        let phones = [
+            colour(
+                testing_product("red", "Phone Red", "手机", "Apple", 3000.0),
+                "Red",
+            ),
+            colour(
+                testing_product("blue", "Phone Blue", "手机", "Xiaomi", 2000.0),
+                "Blue",
+            ),
+            Product {
+                currency: "USD".into(),
+                ..testing_product("dollar", "Phone Dollar", "手机", "Huawei", 500.0)
+            },
+            Product {
+                in_stock: false,
+                ..testing_product("sold-out", "Phone Gone", "手机", "Apple", 1000.0)
+            },
+        ];
+        index
+            .upsert(phones.into_iter().map(indexed).collect())
+            .unwrap();
+        let cases: [(&str, &[&str]); 9] = [
+            ("{}", &["red", "blue", "dollar"]),
+            (
+                r#"{"include_out_of_stock":true}"#,
+                &["red", "blue", "dollar", "sold-out"],
+            ),
+            (r#"{"brand":["apple","xiaomi"]}"#, &["red", "blue"]),
+            (
+                r#"{"category":["电脑","手机"]}"#,
+                &["red", "blue", "dollar"],
+            ),
+            (r#"{"attributes":{"colour":["red","green"]}}"#, &["red"]),
+            (r#"{"attributes":{"colour":["red"]},"brand":"xiaomi"}"#, &[]),
+            (r#"{"price_max":2500}"#, &["blue", "dollar"]),
+            (r#"{"price_max":2500,"currency":"CNY"}"#, &["blue"]),
+            (r#"{"price_max":2500,"currency":"USD"}"#, &["dollar"]),
+        ];
+        for (json, expected) in cases {
+            let filters: Filters = serde_json::from_str(json).unwrap();
+            for retrieval in [
+                text("phone"),
+                Retrieval::Vector(vector_of("手机")),
+                Retrieval::TopRated,
+            ] {
+                check(&index, query(retrieval, filters.clone()), expected, false);
+            }
+        }
     }
 }

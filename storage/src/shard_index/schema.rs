@@ -22,7 +22,7 @@ const TEXT_TOKENIZER: &str = "product_text";
 const HAN_GRAMS_TOKENIZER: &str = "han_grams";
 /// Written next to the index; an index built with other settings is rebuilt from scratch.
 const LAYOUT_FILE: &str = "inkling-shard.json";
-const LAYOUT_VERSION: u32 = 4;
+const LAYOUT_VERSION: u32 = 5;
 
 /// What an index on disk was built with; any change means rebuilding it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +54,9 @@ pub(super) struct Fields {
     pub(super) han_grams: Field,
     pub(super) category_key: Field,
     pub(super) brand_key: Field,
+    /// `name␟value` of each attribute, for attribute filters; see [`attribute_key`].
+    pub(super) attribute_key: Field,
+    pub(super) currency_key: Field,
     pub(super) price: Field,
     pub(super) rating: Field,
     pub(super) in_stock: Field,
@@ -100,7 +103,9 @@ pub(super) fn build_schema() -> (Schema, Fields) {
         attributes: builder.add_text_field("attributes", text),
         han_grams: builder.add_text_field("han_grams", han_grams),
         category_key: builder.add_text_field("category_key", key.clone()),
-        brand_key: builder.add_text_field("brand_key", key),
+        brand_key: builder.add_text_field("brand_key", key.clone()),
+        attribute_key: builder.add_text_field("attribute_key", key.clone()),
+        currency_key: builder.add_text_field("currency_key", key),
         price: builder.add_f64_field("price", number.clone()),
         rating: builder.add_f64_field("rating", number.clone()),
         in_stock: builder.add_u64_field("in_stock", number),
@@ -108,6 +113,12 @@ pub(super) fn build_schema() -> (Schema, Fields) {
         vector: builder.add_bytes_field("vector", STORED),
     };
     (builder.build(), fields)
+}
+
+/// The key an attribute is filtered by: its name and value joined by the unit separator,
+/// which neither contains in practice, so `a=b` never matches `a` = `=b`.
+pub(super) fn attribute_key(name: &str, value: &str) -> String {
+    format!("{name}\u{1f}{value}")
 }
 
 /// Registers the tokenizers the schema names, with `analyzer` for the product text.

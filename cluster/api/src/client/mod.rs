@@ -26,7 +26,7 @@ pub use error::Error;
 pub use nonblocking::AsyncClient;
 
 use crate::answers::{
-    AdmittedAnswer, DeleteAnswer, ErasedAnswer, EventsAnswer, HealthView, ProfileView,
+    AdmittedAnswer, DeleteAnswer, ErasedAnswer, EventsAnswer, HealthView, ProductView, ProfileView,
     RankedAnswer, UpsertAnswer, UserExport,
 };
 use crate::requests::{EventBatch, ProductBatch, RecommendBody, SearchBody};
@@ -265,6 +265,8 @@ routes! {
     /// `PUT /v1/products`: creates or replaces products; answered once they are searchable.
     upsert_products(batch: &ProductBatch) -> UpsertAnswer =
         Request::put(&["v1", "products"], batch);
+    /// `GET /v1/products/{id}`: 404 for a product the catalog lacks.
+    product(id: &str) -> ProductView = Request::get(&["v1", "products", id]);
     /// `DELETE /v1/products/{id}`.
     delete_product(id: &str) -> DeleteAnswer = Request::delete(&["v1", "products", id]);
     /// `POST /v1/events`: answered once every event is durable.

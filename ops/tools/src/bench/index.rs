@@ -92,6 +92,7 @@ fn synthetic_product(
         rating: Some((rng.below(50) as f32) / 10.0),
         in_stock: true,
         attributes: Default::default(),
+        listed_at_ms: None,
     };
     IndexedProduct {
         product,

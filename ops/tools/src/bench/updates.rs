@@ -181,6 +181,7 @@ fn priced_product(number: usize, round: usize, vector: &[f32]) -> IndexedProduct
         rating: Some(4.0),
         in_stock: true,
         attributes: Default::default(),
+        listed_at_ms: None,
     };
     IndexedProduct {
         product,

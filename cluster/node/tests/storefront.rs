@@ -1,0 +1,273 @@
+//! What a storefront's pages need from one in-process node on loopback, over real sled and
+//! tantivy: pages, orders, facets, filters with alternatives, and a product by id.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use inkling_api::{Client, ClientConfig, ProductBatch, ProductBody, RankedAnswer, SearchBody};
+use inkling_node::{CatalogSource, Node, NodeOptions};
+use serde_json::{Value, json};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct TestNode {
+    client: Client,
+    _data: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TestNode {
+    /// A node whose catalog is [`trail_catalog`] alone.
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let options = NodeOptions::new(
+            data.path().to_path_buf(),
+            "127.0.0.1:0".parse().unwrap(),
+            CatalogSource::Empty,
+        );
+        let base_url = runtime.block_on(async {
+            let node = Node::start(&options).await.unwrap();
+            let address = node.local_addr().unwrap();
+            tokio::spawn(node.serve(std::future::pending()));
+            format!("http://{address}")
+        });
+        let client = Client::new(&base_url, ClientConfig::timeout(CALL_TIMEOUT)).unwrap();
+        let products = ProductBatch {
+            products: trail_catalog(),
+        };
+        client.upsert_products(&products).unwrap();
+        Self {
+            client,
+            _data: data,
+            _runtime: runtime,
+        }
+    }
+
+    /// A lexical search for "trail" as `body` (JSON) completes it.
+    fn search(&self, body: Value) -> RankedAnswer {
+        let mut request =
+            json!({ "user_id": "browsing", "query": "trail", "k": 20, "mode": "lexical" });
+        for (key, value) in body.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        let body: SearchBody = serde_json::from_value(request).unwrap();
+        self.client.search(&body).unwrap()
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let answer = self.client.send_raw(method, path, body).unwrap();
+        (answer.status, answer.body)
+    }
+}
+
+/// Twelve trail products: shoes and boots of three brands in CNY, one sold out, one priced
+/// in USD; each has a colour, a rating and a listing time.
+fn trail_catalog() -> Vec<ProductBody> {
+    let brands = ["Ridge", "Summit", "Valley"];
+    let colours = ["red", "blue", "black"];
+    (0..12)
+        .map(|n| {
+            let kind = if n % 2 == 0 {
+                "Trail Shoes"
+            } else {
+                "Hiking Boots"
+            };
+            ProductBody {
+                category_path: vec!["Footwear".into(), kind.into()],
+                brand: Some(brands[n % 3].into()),
+                currency: if n == 11 { "USD" } else { "CNY" }.into(),
+                rating: Some(3.0 + (n % 5) as f32 * 0.4),
+                in_stock: n != 10,
+                attributes: [("colour".to_string(), colours[n % 3].to_string())].into(),
+                listed_at_ms: Some(1_700_000_000_000 + (n as u64 * 7 % 12) * 86_400_000),
+                ..ProductBody::new(format!("trail-{n}"), format!("{kind} trail {n}"), price(n))
+            }
+        })
+        .collect()
+}
+
+/// The price of product `n`: from 100 to 500, in no order.
+fn price(n: usize) -> f64 {
+    100.0 + (n as f64 * 37.0) % 400.0
+}
+
+fn ids(answer: &RankedAnswer) -> Vec<String> {
+    answer
+        .items
+        .iter()
+        .map(|item| item.product.id.clone())
+        .collect()
+}
+
+#[test]
+fn storefront_pages_orders_facets_and_filters() {
+    let node = TestNode::start();
+    pages_partition_the_results(&node);
+    orders_reorder_the_matches(&node);
+    facets_count_the_matches(&node);
+    filters_take_alternatives_attributes_stock_and_currency(&node);
+    a_product_is_read_by_id(&node);
+    bad_page_requests_are_refused(&node);
+}
+
+/// Pages of four, one after another, are the first twelve results in order, and the last
+/// says there is no next page.
+fn pages_partition_the_results(node: &TestNode) {
+    let all = node.search(json!({ "k": 11 }));
+    assert_eq!(
+        all.items.len(),
+        11,
+        "every product in stock: {:?}",
+        ids(&all)
+    );
+    assert_eq!(all.next_offset, None);
+    let mut paged = Vec::new();
+    let mut offset = Some(0);
+    while let Some(start) = offset {
+        let page = node.search(json!({ "k": 4, "offset": start }));
+        assert!(page.items.len() <= 4);
+        paged.extend(ids(&page));
+        offset = page.next_offset;
+        assert!(paged.len() <= 11, "pages never end: {paged:?}");
+    }
+    assert_eq!(paged, ids(&all));
+}
+
+/// Each case: an order, and the key that must not decrease along the page.
+fn orders_reorder_the_matches(node: &TestNode) {
+    type Key = fn(&inkling_api::ProductView) -> f64;
+    let cases: [(&str, Key); 4] = [
+        ("price_asc", |p| p.price),
+        ("price_desc", |p| -p.price),
+        ("newest", |p| -(p.listed_at_ms.unwrap() as f64)),
+        ("rating", |p| -f64::from(p.rating.unwrap())),
+    ];
+    for (sort, key) in cases {
+        let answer = node.search(json!({ "k": 11, "sort": sort }));
+        // The one USD product comes after every CNY one, whatever the order.
+        let keys: Vec<f64> = answer
+            .items
+            .iter()
+            .filter(|item| sort.starts_with("price") == (item.product.currency == "CNY"))
+            .map(|item| key(&item.product))
+            .collect();
+        assert!(
+            keys.windows(2).all(|pair| pair[0] <= pair[1]),
+            "{sort}: {keys:?}"
+        );
+        assert_eq!(answer.items.len(), 11, "{sort}");
+        if sort.starts_with("price") {
+            assert_eq!(answer.items[10].product.currency, "USD", "{sort}");
+        }
+    }
+}
+
+fn facets_count_the_matches(node: &TestNode) {
+    let answer = node.search(json!({ "k": 2 }));
+    let facets = answer.facets.expect("a search counts facets");
+    let total =
+        |counts: &[inkling_api::FacetCountView]| counts.iter().map(|c| c.count).sum::<usize>();
+    assert_eq!(total(&facets.brand), 11, "{facets:?}");
+    assert_eq!(total(&facets.category), 11, "{facets:?}");
+    let categories: BTreeSet<&str> = facets.category.iter().map(|c| c.value.as_str()).collect();
+    assert_eq!(categories, BTreeSet::from(["Hiking Boots", "Trail Shoes"]));
+    let priced: usize = facets.price.iter().map(|bucket| bucket.count).sum();
+    assert_eq!(priced, 11, "{facets:?}");
+    assert!(facets.price.iter().all(|bucket| bucket.min < bucket.max));
+    assert_eq!(facets.price.last().unwrap().currency, "USD");
+}
+
+/// Each case: filters, and the products they leave.
+fn filters_take_alternatives_attributes_stock_and_currency(node: &TestNode) {
+    let every = |pick: fn(usize) -> bool| -> BTreeSet<String> {
+        (0..12)
+            .filter(|n| pick(*n))
+            .map(|n| format!("trail-{n}"))
+            .collect()
+    };
+    let cases = [
+        (json!({}), every(|n| n != 10)),
+        (json!({ "in_stock": false }), every(|_| true)),
+        (
+            json!({ "brand": ["ridge", "Valley"] }),
+            every(|n| n % 3 != 1 && n != 10),
+        ),
+        (json!({ "category": "Hiking Boots" }), every(|n| n % 2 == 1)),
+        (
+            json!({ "attributes": { "colour": ["red", "black"] }, "category": ["Trail Shoes"] }),
+            every(|n| n % 2 == 0 && n % 3 != 1 && n != 10),
+        ),
+        (
+            json!({ "price_max": 200, "currency": "USD" }),
+            every(|n| n == 11),
+        ),
+        (
+            json!({ "price_max": 200, "currency": "CNY" }),
+            every(|n| n < 10 && price(n) <= 200.0),
+        ),
+    ];
+    for (filters, expected) in cases {
+        let answer = node.search(json!({ "filters": filters }));
+        let found: BTreeSet<String> = ids(&answer).into_iter().collect();
+        assert_eq!(found, expected, "{filters}");
+    }
+}
+
+fn a_product_is_read_by_id(node: &TestNode) {
+    let product = node.client.product("trail-3").unwrap();
+    assert_eq!(product.title, "Hiking Boots trail 3");
+    assert_eq!(product.attributes["colour"], "red");
+    let cases = [
+        ("/v1/products/trail-404", 404, "no product with id"),
+        (
+            &*format!("/v1/products/{}", "x".repeat(129)),
+            400,
+            "longer than 128 bytes",
+        ),
+    ];
+    for (path, status, fragment) in cases {
+        let (got, body) = node.send("GET", path, None);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(fragment), "{path}: {body}");
+    }
+}
+
+fn bad_page_requests_are_refused(node: &TestNode) {
+    let cases = [
+        (
+            json!({ "offset": 1001 }),
+            400,
+            "`offset` must be at most 1000",
+        ),
+        (
+            json!({ "sort": "cheapest" }),
+            422,
+            "unknown variant `cheapest`",
+        ),
+        (
+            json!({ "filters": { "currency": "cny" } }),
+            400,
+            "`filters.currency` must be a 3-letter ISO code",
+        ),
+        (
+            json!({ "filters": { "brand": 7 } }),
+            422,
+            "a string or a list of strings",
+        ),
+        (
+            json!({ "filters": { "brand": vec!["b"; 33] } }),
+            400,
+            "`filters.brand` holds 33 entries; at most 32 are allowed",
+        ),
+    ];
+    for (extra, status, fragment) in cases {
+        let mut body = json!({ "user_id": "u", "query": "trail", "k": 5 });
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let (got, answer) = node.send("POST", "/v1/search", Some(&body.to_string()));
+        assert_eq!(got, status, "{extra}: {answer}");
+        assert!(answer.contains(fragment), "{extra}: {answer}");
+    }
+}
