@@ -159,9 +159,7 @@ fn price_buckets(products: &[&Product]) -> Vec<PriceBucket> {
 }
 
 fn buckets_of(currency: &str, prices: &[f64]) -> Vec<PriceBucket> {
-    let lowest = prices.iter().copied().fold(f64::INFINITY, f64::min);
-    let highest = prices.iter().copied().fold(0.0, f64::max);
-    let width = round_width((highest - lowest) / PRICE_BUCKETS);
+    let width = round_width(typical_span(prices) / PRICE_BUCKETS);
     let mut counts: std::collections::BTreeMap<i64, usize> = Default::default();
     for price in prices {
         *counts.entry((price / width).floor() as i64).or_default() += 1;
@@ -175,6 +173,16 @@ fn buckets_of(currency: &str, prices: &[f64]) -> Vec<PriceBucket> {
             count,
         })
         .collect()
+}
+
+/// The span of the middle nine tenths of `prices`, so one outlier does not pour every
+/// other product into a single bucket; a tenth of the price when they are all alike.
+fn typical_span(prices: &[f64]) -> f64 {
+    let mut sorted = prices.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |share: f64| sorted[((sorted.len() - 1) as f64 * share).round() as usize];
+    let (low, high) = (at(0.05), at(0.95));
+    (high - low).max(high / 10.0)
 }
 
 /// The smallest of 1, 2 or 5 times a power of ten that is at least `raw` (and at least 1).

@@ -130,6 +130,10 @@ pub fn settle(candidates: Vec<Candidate>, slots: &Slots, explicit: &Filters) -> 
         }
     }
     let kept = kept.unwrap_or_else(|| {
+        if candidates.is_empty() {
+            // Nothing was found at all: there is no guess to relax, and no page to explain.
+            return guesses_only(&None, &None);
+        }
         notices.extend(relaxation_notice(
             (&sure_category, &sure_brand),
             (&None, &None),

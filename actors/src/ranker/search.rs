@@ -104,13 +104,8 @@ pub async fn search(
         notices,
         ..
     } = settled;
-    let (mut list, matches) = finish(
-        context,
-        candidates,
-        missing_shards,
-        &rank_context,
-        request.page_end().max(PAGE_POOL),
-    );
+    let pool = request.page_end().max(PAGE_POOL);
+    let (mut list, matches) = finish(context, candidates, missing_shards, &rank_context, pool);
     list.notices = notices;
     if let Some(category) = kept.single_category()
         && list.items.len() < request.page_end()
@@ -120,13 +115,17 @@ pub async fn search(
             brand: kept.brand.first().map(String::as_str),
             stated: &stated,
         };
+        let page = Page {
+            list: &mut list,
+            fill_to: request.page_end() + 1,
+        };
         backfill(
             context,
             &request,
             &narrowed,
             outside_category,
             &rank_context,
-            &mut list,
+            page,
         )
         .await;
     }
@@ -169,6 +168,14 @@ fn cut_page(list: &mut RankedList, matches: &[bool], request: &SearchRequest) {
     list.items.drain(..request.offset.min(list.items.len()));
 }
 
+/// The list a backfill appends to, and how long it may grow: one past the page, so that
+/// a page that needed backfilling still says whether a next one exists. Each level's
+/// products are appended best first, so a longer fill keeps the earlier pages as they were.
+struct Page<'l> {
+    list: &'l mut RankedList,
+    fill_to: usize,
+}
+
 /// The category a guess narrowed a page to, and the constraints that still hold around it.
 struct Narrowed<'a> {
     category: &'a str,
@@ -188,8 +195,9 @@ async fn backfill(
     narrowed: &Narrowed<'_>,
     outside: Vec<Candidate>,
     rank_context: &RankContext<'_>,
-    list: &mut RankedList,
+    page: Page<'_>,
 ) {
+    let Page { list, fill_to } = page;
     let category = narrowed.category;
     let shown = list.items.iter().map(|item| &*item.product);
     let ancestors = ancestors_of(category, shown.chain(outside.iter().map(|c| &*c.product)));
@@ -209,14 +217,14 @@ async fn backfill(
         .into_iter()
         .partition(|candidate| naming(&candidate.product).is_some());
     let mut widened: Vec<String> = Vec::new();
-    let added = append_ranked(context, list, kindred, rank_context, request.page_end());
+    let added = append_ranked(context, list, kindred, rank_context, fill_to);
     for item in &list.items[list.items.len() - added..] {
         if let Some(level) = naming(&item.product).filter(|level| !widened.contains(level)) {
             widened.push(level);
         }
     }
     for levels in ancestors {
-        if list.items.len() >= request.page_end() {
+        if list.items.len() >= fill_to {
             break;
         }
         let (mut under, rest): (Vec<Candidate>, Vec<Candidate>) =
@@ -229,7 +237,7 @@ async fn backfill(
         for level in &levels {
             under.extend(best_rated_in(context, request, narrowed, level).await);
         }
-        if append_ranked(context, list, under, rank_context, request.page_end()) > 0 {
+        if append_ranked(context, list, under, rank_context, fill_to) > 0 {
             widened.push(format!("other {}", levels.join(" and ")));
         }
     }
