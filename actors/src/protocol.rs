@@ -29,6 +29,10 @@ pub struct SearchRequest {
     pub offset: usize,
     #[serde(default)]
     pub sort: SortOrder,
+    /// The weight of the meaning list against the words list in fusion, when the request's
+    /// A/B variant sets one; the ranking configuration's otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic_weight: Option<f64>,
 }
 
 impl SearchRequest {
@@ -44,6 +48,7 @@ impl SearchRequest {
             explain: false,
             offset: 0,
             sort: SortOrder::default(),
+            semantic_weight: None,
         }
     }
 

@@ -98,6 +98,7 @@ fn view(user: &str, item: &str) -> Event {
         timestamp: None,
         learn: true,
         event_id: None,
+        attribution: None,
     }
 }
 

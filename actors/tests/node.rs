@@ -41,6 +41,7 @@ fn event(user: &str, kind: EventKind, item: &str) -> Event {
         timestamp: None,
         learn: true,
         event_id: None,
+        attribution: None,
     }
 }
 

@@ -500,6 +500,7 @@ mod tests {
                 timestamp: Some(0),
                 learn: true,
                 event_id: None,
+                attribution: None,
             };
             profile.apply(&event, Some(product), 0, &ProfileConfig::default());
         }

@@ -306,6 +306,51 @@ pub static PASSAGES_EMBEDDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Searches and recommendations this gateway answered, by route (`search`, `recommend`)
+/// and A/B variant: the denominator of click-through and conversion rates.
+pub static RANKED_ANSWERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_ranked_answers_total",
+                "Searches and recommendations answered, by route and variant",
+            ),
+            &["route", "variant"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Of [`RANKED_ANSWERS`], those with no item at all.
+pub static EMPTY_ANSWERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_empty_answers_total",
+                "Searches and recommendations answered with no item, by route and variant",
+            ),
+            &["route", "variant"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Clicks, carts and purchases acknowledged with the `request_id` of the answer they
+/// followed, by event type and the variant that served the answer (`retired` for a variant
+/// this gateway no longer serves).
+pub static ATTRIBUTED_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "inkling_attributed_events_total",
+                "Events acknowledged with the request id of the answer they followed, by type and variant",
+            ),
+            &["type", "variant"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Requests sent to actors of one kind (`ranker`, `index_shard`, `model_pool`, ...) and not
 /// yet answered: queued in the mailbox or being handled. ractor does not expose a mailbox's
 /// length, so callers count what they are waiting for.
@@ -475,6 +520,9 @@ pub fn register_all() {
     LazyLock::force(&SHARD_REPLICAS);
     LazyLock::force(&INDEX_PRODUCTS);
     LazyLock::force(&ANSWER_COVERAGE);
+    LazyLock::force(&RANKED_ANSWERS);
+    LazyLock::force(&EMPTY_ANSWERS);
+    LazyLock::force(&ATTRIBUTED_EVENTS);
     for reason in ["write", "replica", "reindex"] {
         PASSAGES_EMBEDDED.with_label_values(&[reason]);
     }

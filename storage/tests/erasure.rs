@@ -39,6 +39,7 @@ fn profile_with_query(user_id: &str, query: &str) -> Profile {
         timestamp: Some(1_000),
         learn: true,
         event_id: Some(format!("{user_id}-1")),
+        attribution: None,
     };
     profile.apply(&event, None, 1_000, &ProfileConfig::default());
     profile

@@ -58,12 +58,13 @@ pub async fn search(
         )
         .await;
     let weights = &context.config.ranking;
+    let meaning_weight = request.semantic_weight.unwrap_or(weights.semantic);
     // Explaining without a learned ranker logs the features under weights that rank as
     // convex fusion does, so the answer is the one the shopper would get.
     let learned = context.search_ranker.clone().or_else(|| {
         request
             .explain
-            .then(|| Arc::new(SearchRanker::convex(weights.semantic)))
+            .then(|| Arc::new(SearchRanker::convex(meaning_weight)))
     });
     let (mut candidates, features) = match learned {
         Some(ranker) => fuse_learned(&request.query, by_score(words), by_score(meaning), &ranker),
@@ -77,7 +78,7 @@ pub async fn search(
                 RankedHits {
                     hits: by_score(meaning),
                     matched: Matched::Meaning,
-                    weight: weights.semantic,
+                    weight: meaning_weight,
                 },
             ];
             (fuse(&request.query, lists, weights.fusion), HashMap::new())

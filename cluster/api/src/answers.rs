@@ -47,6 +47,13 @@ pub struct CommitView {
 /// The answer to a search or a recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedAnswer {
+    /// This answer's id: events on its items quote it (`request_id`, with `position`) so
+    /// that clicks, carts and purchases are counted for the variant that served it.
+    #[serde(default)]
+    pub request_id: String,
+    /// The A/B variant that served it.
+    #[serde(default)]
+    pub variant: String,
     pub items: Vec<ItemAnswer>,
     /// Whether every part of the catalog's index answered.
     pub complete: bool,

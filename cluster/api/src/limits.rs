@@ -35,6 +35,8 @@ pub const MAX_FILTER_VALUES: usize = 32;
 /// Largest `offset` a search may page to: pages come from the best matches, and shoppers
 /// do not read past the first few hundred.
 pub const MAX_OFFSET: usize = 1000;
+/// Largest `position` an event may quote: the last place of the deepest page.
+pub const MAX_POSITION: u32 = (MAX_OFFSET + MAX_K) as u32;
 
 /// Seconds a client should wait before retrying a 503 `overloaded` answer.
 pub const RETRY_AFTER_OVERLOADED_SECS: u64 = 1;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits::{
     self, Invalid, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES,
     MAX_BRAND_BYTES, MAX_CATEGORY_BYTES, MAX_CATEGORY_LEVELS, MAX_FILTER_VALUES, MAX_OFFSET,
-    MAX_QUERY_BYTES, MAX_TITLE_BYTES, TimeWindow,
+    MAX_POSITION, MAX_QUERY_BYTES, MAX_TITLE_BYTES, TimeWindow,
 };
 
 /// The currency of a product that names none.
@@ -141,6 +141,13 @@ pub struct EventBody {
     /// already is acknowledged again but not applied twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// The `request_id` of the search or recommendation whose result the shopper acted on:
+    /// a click, cart or purchase quoting it is counted for that answer's variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Where the item was in that answer, from 1 (`offset` included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
 }
 
 impl EventBody {
@@ -156,6 +163,8 @@ impl EventBody {
             timestamp: None,
             learn: true,
             event_id: None,
+            request_id: None,
+            position: None,
         }
     }
 
@@ -187,10 +196,36 @@ impl EventBody {
             self.query.as_deref(),
             MAX_QUERY_BYTES,
         )?;
+        self.validate_attribution(path)?;
         match self.timestamp {
             Some(timestamp) => accepted.check(&format!("{path}.timestamp"), timestamp),
             None => Ok(()),
         }
+    }
+}
+
+impl EventBody {
+    /// A `request_id` and `position` say which answer led to an action on an item: only a
+    /// click, cart or purchase has one, and a position needs its request.
+    fn validate_attribution(&self, path: &str) -> Result<(), Invalid> {
+        limits::optional_id(&format!("{path}.request_id"), self.request_id.as_deref())?;
+        let attributed = self.request_id.is_some() || self.position.is_some();
+        if attributed && !self.kind.follows_an_answer() {
+            return Err(format!(
+                "`{path}.request_id` and `{path}.position` belong to click, add_to_cart and purchase events"
+            ));
+        }
+        if self.position.is_some() && self.request_id.is_none() {
+            return Err(format!("`{path}.position` needs `{path}.request_id`"));
+        }
+        if let Some(position) = self.position
+            && !(1..=MAX_POSITION).contains(&position)
+        {
+            return Err(format!(
+                "`{path}.position` must be between 1 and {MAX_POSITION}, got {position}"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +238,23 @@ pub enum EventType {
     AddToCart,
     Purchase,
     Search,
+}
+
+impl EventType {
+    /// Whether the action can follow a ranked answer: a click, cart or purchase.
+    pub fn follows_an_answer(self) -> bool {
+        matches!(self, Self::Click | Self::AddToCart | Self::Purchase)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Click => "click",
+            Self::AddToCart => "add_to_cart",
+            Self::Purchase => "purchase",
+            Self::Search => "search",
+        }
+    }
 }
 
 /// `POST /v1/search`.
@@ -230,6 +282,9 @@ pub struct SearchBody {
     /// The order of the results: relevance, or a reordering of the best matches.
     #[serde(default)]
     pub sort: SortOrder,
+    /// The A/B variant to serve; by default the one the user id hashes into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 fn is_zero(value: &usize) -> bool {
@@ -266,6 +321,7 @@ impl SearchBody {
             explain: false,
             offset: 0,
             sort: SortOrder::default(),
+            variant: None,
         }
     }
 
@@ -274,6 +330,7 @@ impl SearchBody {
         limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::required("query", &self.query, MAX_QUERY_BYTES)?;
         limits::k(self.k)?;
+        limits::optional_id("variant", self.variant.as_deref())?;
         if self.offset > MAX_OFFSET {
             return Err(format!(
                 "`offset` must be at most {MAX_OFFSET}, got {}",
@@ -314,6 +371,9 @@ pub struct RecommendBody {
     /// newest view); by default neither is shown again.
     #[serde(default)]
     pub buy_again: bool,
+    /// The A/B variant to serve; by default the one the user id hashes into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl RecommendBody {
@@ -326,6 +386,7 @@ impl RecommendBody {
             filters: FiltersBody::default(),
             explain: false,
             buy_again: false,
+            variant: None,
         }
     }
 
@@ -333,6 +394,7 @@ impl RecommendBody {
         limits::id("user_id", &self.user_id)?;
         limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::k(self.k)?;
+        limits::optional_id("variant", self.variant.as_deref())?;
         self.filters.validate("filters")
     }
 }

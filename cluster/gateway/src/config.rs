@@ -7,6 +7,8 @@ use std::time::Duration;
 use inkling_api::limits::TimeWindow;
 use inkling_auth::KeyRing;
 
+use crate::experiments::Experiments;
+
 /// How the public API of one node is guarded.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -29,6 +31,8 @@ pub struct GatewayConfig {
     pub expose_metrics: bool,
     /// The event times accepted, relative to this node's clock.
     pub event_window: EventWindow,
+    /// The A/B variants answers are served under.
+    pub experiments: Experiments,
 }
 
 impl Default for GatewayConfig {
@@ -41,6 +45,7 @@ impl Default for GatewayConfig {
             request_timeout: Duration::from_secs(30),
             expose_metrics: true,
             event_window: EventWindow::default(),
+            experiments: Experiments::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! request.
 //!
 //! Both sides are other crates' types, so the conversions the handlers call are extension
-//! traits (`batch.into_events(&window)`, `RankedAnswer::new(list, took_ms)`) and the rest are plain
+//! traits (`batch.into_events(&window)`, `RankedAnswer::new(list, served, took_ms)`) and the rest are plain
 //! functions: Rust allows no `From` between two foreign types.
 
 use std::collections::BTreeSet;
@@ -19,7 +19,9 @@ use inkling_api::{
     UnderstandingView,
 };
 use inkling_api::{FacetCountView, FacetsView, PriceBucketView};
-use inkling_domain::{Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery};
+use inkling_domain::{
+    Attribution, Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery,
+};
 use inkling_models::intent::{self, IntentClass, Slots, Understanding};
 use inkling_models::page::{FacetCount, Facets};
 
@@ -97,6 +99,10 @@ impl IntoEvents for EventBatch {
 }
 
 fn event(body: EventBody) -> Event {
+    let attribution = body.request_id.map(|request_id| Attribution {
+        request_id,
+        position: body.position,
+    });
     Event {
         user_id: body.user_id,
         session_id: body.session_id,
@@ -106,12 +112,19 @@ fn event(body: EventBody) -> Event {
         timestamp: body.timestamp,
         learn: body.learn,
         event_id: body.event_id,
+        attribution,
     }
 }
 
 /// An event as the API shows it: for exports.
 pub fn event_body(event: Event) -> EventBody {
+    let (request_id, position) = match event.attribution {
+        Some(attribution) => (Some(attribution.request_id), attribution.position),
+        None => (None, None),
+    };
     EventBody {
+        request_id,
+        position,
         user_id: event.user_id,
         session_id: event.session_id,
         kind: event_type(event.kind),
@@ -165,6 +178,8 @@ impl IntoRequest for SearchBody {
             explain: self.explain,
             offset: self.offset,
             sort: sort_order(self.sort),
+            // The gateway sets it from the request's A/B variant.
+            semantic_weight: None,
         };
         request.filters.validate()?;
         Ok(request)
@@ -228,15 +243,21 @@ fn search_mode(mode: SearchMode) -> protocol::SearchMode {
 // Answers: protocol and domain → API
 // ---------------------------------------------------------------------------------------
 
+/// Which answer this is, and the variant that served it.
+pub struct Served {
+    pub request_id: String,
+    pub variant: String,
+}
+
 /// The public form of a ranked list.
 pub trait FromRankedList {
-    fn new(list: RankedList, took_ms: f64) -> Self;
+    fn new(list: RankedList, served: Served, took_ms: f64) -> Self;
 }
 
 impl FromRankedList for RankedAnswer {
     /// The public form of a ranked list: how much of the catalog answered, in words and as
     /// a share, never which shard numbers failed (those are logged).
-    fn new(list: RankedList, took_ms: f64) -> Self {
+    fn new(list: RankedList, served: Served, took_ms: f64) -> Self {
         let missing: BTreeSet<usize> = list.missing_shards.iter().map(|m| m.shard).collect();
         for shard in &list.missing_shards {
             tracing::warn!(shard = shard.shard, error = %shard.error, "answer built without a shard");
@@ -261,6 +282,8 @@ impl FromRankedList for RankedAnswer {
             )]
         };
         Self {
+            request_id: served.request_id,
+            variant: served.variant,
             items: list.items.into_iter().map(item_answer).collect(),
             complete: missing.is_empty(),
             coverage,
@@ -487,7 +510,11 @@ mod tests {
         let histogram = &inkling_ops::metrics::ANSWER_COVERAGE;
         for &(shards, missing, complete, coverage, warnings) in cases {
             let (count, sum) = (histogram.get_sample_count(), histogram.get_sample_sum());
-            let answer = RankedAnswer::new(list(shards, missing), 1.0);
+            let served = Served {
+                request_id: "0123456789abcdef.default".into(),
+                variant: "default".into(),
+            };
+            let answer = RankedAnswer::new(list(shards, missing), served, 1.0);
             let case = format!("{shards} shards, {missing:?} missing: {answer:?}");
             // Other tests may observe at the same time: at least this answer was counted.
             assert!(histogram.get_sample_count() > count, "{case}: not observed");

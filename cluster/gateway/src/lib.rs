@@ -16,6 +16,7 @@
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod experiments;
 pub mod guard;
 pub mod load;
 pub mod operations;
@@ -45,8 +46,9 @@ use inkling_replication::{Cluster, ClusterStatus};
 use tracing::Instrument;
 
 pub use crate::config::{EventWindow, GatewayConfig, RateLimit};
-use crate::convert::{FromProfile, FromRankedList, IntoEvents, IntoProducts, IntoRequest};
+use crate::convert::{FromProfile, FromRankedList, IntoEvents, IntoProducts, IntoRequest, Served};
 pub use crate::error::ApiError;
+use crate::experiments::{Experiments, Variant};
 use crate::guard::{Guard, Needs, require_scope};
 use crate::load::{InFlight, limit_in_flight, time_limit};
 
@@ -55,6 +57,7 @@ use crate::load::{InFlight, limit_in_flight, time_limit};
 struct Gateway {
     cluster: Arc<Cluster>,
     event_window: EventWindow,
+    experiments: Arc<Experiments>,
 }
 
 /// The public API. Each group of routes needs a scope (see [`Scope`]): `admin` for catalog
@@ -66,6 +69,7 @@ pub fn router(cluster: Arc<Cluster>, config: GatewayConfig) -> Router {
     let state = Gateway {
         cluster,
         event_window: config.event_window,
+        experiments: Arc::new(config.experiments.clone()),
     };
     routes(&config).with_state(state)
 }
@@ -334,13 +338,20 @@ async fn delete_product(
 async fn record_events(
     State(cluster): State<Arc<Cluster>>,
     State(window): State<EventWindow>,
+    State(experiments): State<Arc<Experiments>>,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> ApiResult<EventsAnswer> {
     let events = batch
         .into_events(&window.at(now_ms()))
         .map_err(ApiError::invalid)?;
+    let attributed = attributed(&experiments, &events).map_err(ApiError::invalid)?;
     // Answered only after a quorum of each partition's voters has synced the events.
     let (accepted, commits) = cluster.record_events_committed(events).await?;
+    for (kind, variant) in attributed {
+        inkling_ops::metrics::ATTRIBUTED_EVENTS
+            .with_label_values(&[kind, variant])
+            .inc();
+    }
     let commits = commits
         .into_iter()
         .map(|commit| inkling_api::CommitView {
@@ -356,24 +367,73 @@ async fn record_events(
     }))
 }
 
+/// The type and variant of each event that quotes the answer it followed, checking each
+/// request id's form.
+fn attributed<'e>(
+    experiments: &'e Experiments,
+    events: &[inkling_domain::Event],
+) -> Result<Vec<(&'static str, &'e str)>, inkling_api::limits::Invalid> {
+    let mut attributed = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let Some(attribution) = &event.attribution else {
+            continue;
+        };
+        let variant = experiments
+            .label_of(&attribution.request_id)
+            .map_err(|error| format!("`events[{index}].request_id`: {error}"))?;
+        attributed.push((event.kind.as_str(), variant));
+    }
+    Ok(attributed)
+}
+
 async fn search(
     State(cluster): State<Arc<Cluster>>,
+    State(experiments): State<Arc<Experiments>>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<RankedAnswer> {
     let started = Instant::now();
-    let request = body.into_request().map_err(ApiError::invalid)?;
+    let named = body.variant.clone();
+    let mut request = body.into_request().map_err(ApiError::invalid)?;
+    let variant = experiments
+        .assign(&request.user_id, named.as_deref())
+        .map_err(ApiError::invalid)?;
+    request.semantic_weight = variant.semantic_weight;
     let list = cluster.search(request).await?;
-    Ok(Json(RankedAnswer::new(list, elapsed_ms(started))))
+    let served = served("search", variant, list.items.is_empty());
+    Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))
 }
 
 async fn recommend(
     State(cluster): State<Arc<Cluster>>,
+    State(experiments): State<Arc<Experiments>>,
     ApiJson(body): ApiJson<RecommendBody>,
 ) -> ApiResult<RankedAnswer> {
     let started = Instant::now();
+    let named = body.variant.clone();
     let request = body.into_request().map_err(ApiError::invalid)?;
+    let variant = experiments
+        .assign(&request.user_id, named.as_deref())
+        .map_err(ApiError::invalid)?;
     let list = cluster.recommend(request).await?;
-    Ok(Json(RankedAnswer::new(list, elapsed_ms(started))))
+    let served = served("recommend", variant, list.items.is_empty());
+    Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))
+}
+
+/// Counts an answer of `route` for its variant, and gives it its request id.
+fn served(route: &str, variant: &Variant, empty: bool) -> Served {
+    let labels = [route, variant.name.as_str()];
+    inkling_ops::metrics::RANKED_ANSWERS
+        .with_label_values(&labels)
+        .inc();
+    if empty {
+        inkling_ops::metrics::EMPTY_ANSWERS
+            .with_label_values(&labels)
+            .inc();
+    }
+    Served {
+        request_id: experiments::request_id(variant),
+        variant: variant.name.clone(),
+    }
 }
 
 fn elapsed_ms(started: Instant) -> f64 {

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use inkling_api::{Client, ClientConfig, ProductBatch, ProductBody, RankedAnswer, SearchBody};
-use inkling_node::{CatalogSource, Node, NodeOptions};
+use inkling_gateway::experiments::{Experiments, Variant};
+use inkling_node::{CatalogSource, GatewayConfig, Node, NodeOptions};
 use serde_json::{Value, json};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -19,13 +20,20 @@ struct TestNode {
 impl TestNode {
     /// A node whose catalog is [`trail_catalog`] alone.
     fn start() -> Self {
+        Self::start_with(GatewayConfig::default())
+    }
+
+    fn start_with(gateway: GatewayConfig) -> Self {
         let data = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let options = NodeOptions::new(
-            data.path().to_path_buf(),
-            "127.0.0.1:0".parse().unwrap(),
-            CatalogSource::Empty,
-        );
+        let options = NodeOptions {
+            gateway,
+            ..NodeOptions::new(
+                data.path().to_path_buf(),
+                "127.0.0.1:0".parse().unwrap(),
+                CatalogSource::Empty,
+            )
+        };
         let base_url = runtime.block_on(async {
             let node = Node::start(&options).await.unwrap();
             let address = node.local_addr().unwrap();
@@ -270,4 +278,94 @@ fn bad_page_requests_are_refused(node: &TestNode) {
         assert_eq!(got, status, "{extra}: {answer}");
         assert!(answer.contains(fragment), "{extra}: {answer}");
     }
+}
+
+/// A gateway running two variants: each user keeps one, a request may name one, and a
+/// click quoting an answer's request id is counted for that answer's variant.
+#[test]
+fn answers_carry_their_variant_and_events_are_attributed_to_it() {
+    let variants = ["control:1", "treatment:1:0.9"].map(|spec| Variant::parse(spec).unwrap());
+    let gateway = GatewayConfig {
+        experiments: Experiments::new(variants.to_vec()).unwrap(),
+        ..GatewayConfig::default()
+    };
+    let node = TestNode::start_with(gateway);
+    let mut seen = BTreeSet::new();
+    for n in 0..16 {
+        let user = format!("ab-user-{n}");
+        let first = node.search(json!({ "user_id": user }));
+        let again = node.search(json!({ "user_id": user, "offset": 1, "k": 2 }));
+        assert_eq!(first.variant, again.variant, "{user} changed variant");
+        assert!(first.request_id.ends_with(&format!(".{}", first.variant)));
+        assert_ne!(first.request_id, again.request_id);
+        seen.insert(first.variant);
+    }
+    assert_eq!(seen, BTreeSet::from(["control".into(), "treatment".into()]));
+    let named = node.search(json!({ "user_id": "ab-user-0", "variant": "treatment" }));
+    assert_eq!(named.variant, "treatment");
+
+    let clicks_before = attributed(&node, "click", "treatment");
+    let item = &named.items[1].product.id;
+    let click = json!({ "events": [{ "user_id": "ab-user-0", "type": "click", "item_id": item,
+        "request_id": named.request_id, "position": 2 }] });
+    let (status, body) = node.send("POST", "/v1/events", Some(&click.to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(attributed(&node, "click", "treatment"), clicks_before + 1);
+    let export = node.client.export_user("ab-user-0").unwrap();
+    let stored = export
+        .events
+        .iter()
+        .find(|event| event.request_id.is_some())
+        .unwrap();
+    assert_eq!(stored.request_id.as_ref(), Some(&named.request_id));
+    assert_eq!(stored.position, Some(2));
+
+    let event = |extra: Value| {
+        let mut event = json!({ "user_id": "ab-user-0", "type": "click", "item_id": item });
+        for (key, value) in extra.as_object().unwrap() {
+            event[key] = value.clone();
+        }
+        json!({ "events": [event] }).to_string()
+    };
+    let refused = [
+        (
+            event(json!({ "request_id": "nonsense" })),
+            "`events[0].request_id`",
+        ),
+        (
+            event(json!({ "position": 1 })),
+            "`events[0].position` needs `events[0].request_id`",
+        ),
+        (
+            event(json!({ "type": "view", "request_id": named.request_id })),
+            "belong to click, add_to_cart and purchase events",
+        ),
+        (
+            event(json!({ "request_id": named.request_id, "position": 0 })),
+            "`events[0].position` must be between 1 and 1200",
+        ),
+    ];
+    for (body, fragment) in refused {
+        let (status, answer) = node.send("POST", "/v1/events", Some(&body));
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains(fragment), "{body}: {answer}");
+    }
+    let unknown = json!({ "user_id": "u", "query": "trail", "k": 1, "variant": "nope" });
+    let (status, answer) = node.send("POST", "/v1/search", Some(&unknown.to_string()));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("the variants are control, treatment"),
+        "{answer}"
+    );
+}
+
+/// The attributed events of `kind` counted for `variant`, as the node's metrics say.
+fn attributed(node: &TestNode, kind: &str, variant: &str) -> u64 {
+    let series =
+        format!("inkling_attributed_events_total{{type=\"{kind}\",variant=\"{variant}\"}} ");
+    let metrics = node.client.metrics().unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |count| count.trim().parse().unwrap())
 }

@@ -133,7 +133,7 @@ impl LocalReplicas {
         let served = match call {
             UserCall::Search(request) => self
                 .inkling
-                .search(request)
+                .search(*request)
                 .await
                 .map(|list| UserAnswer::Ranked(Box::new(list))),
             UserCall::Recommend(request) => self

@@ -42,7 +42,8 @@ impl RouteError {
 /// A shopper request served by the session on the partition's leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum UserCall {
-    Search(SearchRequest),
+    /// Boxed: a search request is several times the size of the other calls.
+    Search(Box<SearchRequest>),
     Recommend(RecommendRequest),
     Profile(String),
     /// Everything stored about the user, for an export.

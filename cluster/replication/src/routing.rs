@@ -361,7 +361,7 @@ impl Cluster {
     }
 
     pub async fn search(&self, request: SearchRequest) -> Result<RankedList, ActorError> {
-        match self.call_user(UserCall::Search(request)).await? {
+        match self.call_user(UserCall::Search(Box::new(request))).await? {
             UserAnswer::Ranked(list) => Ok(*list),
             _ => Err(unexpected_answer()),
         }

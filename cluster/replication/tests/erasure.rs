@@ -43,6 +43,7 @@ fn search(user: &str, round: u32) -> Event {
         timestamp: Some(1_000 + u64::from(round)),
         learn: true,
         event_id: Some(format!("{user}-{round}")),
+        attribution: None,
     }
 }
 

@@ -19,7 +19,7 @@ pub use passage_vector::{PassageVector, ProductWrite};
 pub use profile::{
     Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery, event_key_hash,
 };
-pub use types::{Event, EventKind, Product, Taxonomy};
+pub use types::{Attribution, Event, EventKind, Product, Taxonomy};
 
 /// Whether `c` is a Han (Chinese) character: text analysis and per-language tuning both
 /// tell Chinese text by it.

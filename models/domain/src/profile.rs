@@ -428,6 +428,7 @@ mod tests {
             timestamp: Some(at_ms),
             learn: true,
             event_id: None,
+            attribution: None,
         }
     }
 

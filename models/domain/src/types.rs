@@ -154,6 +154,19 @@ pub struct Event {
     /// already is acknowledged again but not applied twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// The ranked answer the shopper acted on, and the item's place in it (from 1): what
+    /// attributes a click, cart or purchase to the search or recommendation behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// Which answer an event followed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attribution {
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
 }
 
 fn default_learn() -> bool {

@@ -203,6 +203,7 @@ mod tests {
                 timestamp: Some(0),
                 learn: true,
                 event_id: None,
+                attribution: None,
             };
             profile.apply(&event, None, 0, &ProfileConfig::default());
         }

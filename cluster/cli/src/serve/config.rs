@@ -13,6 +13,7 @@ use figment::providers::{Format, Serialized, Toml};
 use inkling_actors::ActorConfig;
 use inkling_auth::secret::{ACCEPTED_SECRET_ENV, SECRET_ENV};
 use inkling_gateway::RateLimit;
+use inkling_gateway::experiments::Experiments;
 use inkling_node::{
     CatalogSource, ClusterOptions, ClusterSecret, GatewayConfig, KeyRing, MeshTls, NodeOptions,
 };
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flags::ServeFlags;
 use super::sources::{CommandLine, Environment};
-use super::values::{CatalogArg, Member, Roles, comma_list, in_range};
+use super::values::{CatalogArg, Member, Roles, VariantArg, comma_list, in_range};
 use crate::engine::{EngineArgs, ModelArg, PrecisionArg, SegmentationArg};
 
 /// Every setting of `serve`; a config file may set any of them by its field's name, which
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     #[serde(deserialize_with = "in_range::<_, u32, 1, { u32::MAX as u64 }>")]
     pub max_concurrent_requests: u32,
     pub expose_metrics: bool,
+    #[serde(deserialize_with = "comma_list")]
+    pub variants: Vec<VariantArg>,
 
     pub node_name: String,
     #[serde(deserialize_with = "comma_list")]
@@ -103,6 +106,13 @@ impl Default for ServeConfig {
             rate_burst: gateway.rate_limit.burst,
             max_concurrent_requests: gateway.max_concurrent_requests as u32,
             expose_metrics: gateway.expose_metrics,
+            variants: gateway
+                .experiments
+                .variants()
+                .iter()
+                .cloned()
+                .map(VariantArg)
+                .collect(),
             node_name: "node-1".to_string(),
             initial_members: Vec::new(),
             seeds: Vec::new(),
@@ -182,6 +192,7 @@ impl ServeConfig {
                 },
                 max_concurrent_requests: self.max_concurrent_requests as usize,
                 expose_metrics: self.expose_metrics,
+                experiments: self.experiments()?,
                 ..GatewayConfig::default()
             },
             header_read_timeout: inkling_node::HEADER_READ_TIMEOUT,
@@ -208,6 +219,16 @@ impl ServeConfig {
                 index_replicas: usize::from(self.index_replicas),
             },
         })
+    }
+
+    /// The A/B variants of `variants`, checked together (unique names, some share).
+    fn experiments(&self) -> anyhow::Result<Experiments> {
+        let variants = self
+            .variants
+            .iter()
+            .map(|variant| variant.0.clone())
+            .collect();
+        Experiments::new(variants).map_err(|error| anyhow::anyhow!("--variants: {error}"))
     }
 
     /// The keys of `api_keys` and of the `api_keys_file`.

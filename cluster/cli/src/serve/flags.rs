@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::values::{CatalogArg, Member, Roles};
+use super::values::{CatalogArg, Member, Roles, VariantArg};
 use crate::engine::{ModelArg, PrecisionArg, SegmentationArg};
 
 #[derive(clap::Args, Serialize)]
@@ -82,6 +82,13 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expose_metrics: Option<bool>,
+    /// A/B variants as NAME:SHARE[:SEMANTIC_WEIGHT],... (e.g. control:90,meaning:10:0.8):
+    /// each user id hashes into one by the shares; SEMANTIC_WEIGHT is the weight of the
+    /// meaning list against the words list in search fusion. Default: one variant,
+    /// `default`, changing nothing.
+    #[arg(long, value_delimiter = ',', value_parser = VariantArg::parse)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<VariantArg>>,
 
     /// This node's name, stable across restarts: its raft groups know it by this name.
     #[arg(long)]

@@ -221,6 +221,7 @@ rate_limit = 10
 rate_burst = 20
 max_concurrent_requests = 16
 expose_metrics = false
+variants = ["control:90", "meaning:10:0.8"]
 node_name = "node-5"
 initial_members = ["node-5=127.0.0.5:7005", "node-6=127.0.0.6:7005"]
 seeds = ["127.0.0.6:7005"]
@@ -388,7 +389,15 @@ fn the_config_file_fills_what_the_command_line_left_unset() {
 
 #[test]
 fn settings_that_only_fail_together_are_checked() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--variants", "a:1,a:2"],
+            "--variants: variant `a` is listed twice",
+        ),
+        (
+            &["--variants", "a:0"],
+            "--variants: at least one variant needs a share above 0",
+        ),
         (
             &["--tls-cert", "n.pem"],
             "needs all of --tls-cert, --tls-key and --tls-ca",

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use inkling_gateway::experiments::Variant;
 use inkling_replication::InitialMember;
 use serde::de::{self, Deserializer, IntoDeserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,31 @@ impl TryFrom<String> for Member {
 impl From<Member> for String {
     fn from(member: Member) -> String {
         format!("{}={}", member.0.name, member.0.addr)
+    }
+}
+
+/// One of `--variants`, written `NAME:SHARE[:SEMANTIC_WEIGHT]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VariantArg(pub Variant);
+
+impl VariantArg {
+    pub fn parse(text: &str) -> Result<VariantArg, String> {
+        Variant::parse(text).map(VariantArg)
+    }
+}
+
+impl TryFrom<String> for VariantArg {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<VariantArg, String> {
+        VariantArg::parse(&text)
+    }
+}
+
+impl From<VariantArg> for String {
+    fn from(variant: VariantArg) -> String {
+        variant.0.to_string()
     }
 }
 
