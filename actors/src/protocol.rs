@@ -96,6 +96,27 @@ pub struct RecommendRequest {
     /// evaluations that count repeated items as hits set it.
     #[serde(default)]
     pub buy_again: bool,
+    /// The product page the recommendations are for, and what they should be to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<ItemContext>,
+}
+
+/// Recommendations around one product, as a product page shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemContext {
+    pub item_id: String,
+    pub relation: Relation,
+}
+
+/// What recommendations on a product page are to its product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// Alternatives: the same kind of product ("similar items").
+    #[default]
+    Similar,
+    /// Complements: other kinds of product shoppers take with it ("goes with").
+    GoesWith,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

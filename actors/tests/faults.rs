@@ -136,6 +136,7 @@ impl Probe {
                     filters: Filters::default(),
                     explain: false,
                     buy_again: false,
+                    item: None,
                 };
                 node.recommend(request).await.map(|_| ())
             }

@@ -132,6 +132,7 @@ async fn recommendations_follow_the_profile_and_skip_purchases() {
         filters: Filters::default(),
         explain: false,
         buy_again: false,
+        item: None,
     };
     let cold = node.recommend(recommend("newcomer")).await.unwrap();
     assert_eq!(cold.items.len(), 3, "a newcomer still gets top-rated items");
@@ -241,6 +242,7 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         filters: Filters::default(),
         explain: false,
         buy_again: false,
+        item: None,
     };
     node.record_events(vec![session_event("next", "new", "xiaomi-12", true)])
         .await
@@ -522,6 +524,7 @@ fn recommend_in(user: &str, session: &str) -> RecommendRequest {
         filters: Filters::default(),
         explain: false,
         buy_again: false,
+        item: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! The recommendation pipeline: ask the online signals and the shards, in parallel, for
 //! candidates (what the shopper's sessions lead to, what they like, the best-rated for
 //! newcomers, what resembles a cold newest item), turn item ids into products with the
-//! owning shards, and score everything with the learned recommendation model.
+//! owning shards, and score everything with the learned recommendation model. On a product
+//! page the page's product leads: its alternatives ("similar") or what shoppers take with it
+//! ("goes with").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +17,9 @@ use inkling_models::{Budget, Candidate};
 use inkling_storage::Retrieval;
 
 use super::context::{Hits, RankingContext, merge_missing};
-use crate::protocol::{RankedItem, RankedList, RecommendRequest, effective_filters};
+use crate::protocol::{
+    ItemContext, RankedItem, RankedList, RecommendRequest, Relation, effective_filters,
+};
 use crate::signals::{
     SignalAnswer, SignalCandidate, SignalQuery, SignalSource, TRANSITION_ANCHORS, session_key,
 };
@@ -42,8 +46,18 @@ pub async fn recommend(
 ) -> RankedList {
     let now = now_ms();
     let half_life = context.config.profile.half_life_ms;
-    let filters = effective_filters(&request.filters, &stated);
-    let shopper = Shopper::describe(profile, request.session_id.as_deref(), now, half_life);
+    let mut filters = effective_filters(&request.filters, &stated);
+    let mut shopper = Shopper::describe(profile, request.session_id.as_deref(), now, half_life);
+    let page = match &request.item {
+        Some(item) => match ProductPage::open(context, item).await {
+            Some(page) => Some(page),
+            None => return not_in_the_index(context, &item.item_id),
+        },
+        None => None,
+    };
+    if let Some(page) = &page {
+        page.steer(&mut shopper, &mut filters);
+    }
     // A shopper with no history yet gets the cold-start policy; the learned model
     // describes shoppers by what they did.
     let cold_start;
@@ -53,16 +67,29 @@ pub async fn recommend(
     } else {
         &context.recommender
     };
-    let not_again = match request.buy_again {
+    let mut not_again = match request.buy_again {
         true => Vec::new(),
         false => in_cart_or_viewed(profile, request.session_id.as_deref()),
     };
-    let mut gathered = gather(context, &shopper, &stated, &filters, model).await;
+    not_again.extend(page.iter().map(|page| page.product.id.clone()));
+    let similar_always = page
+        .as_ref()
+        .is_some_and(|page| page.relation == Relation::Similar);
+    let sources = Sources {
+        stated: &stated,
+        filters: &filters,
+        model,
+        similar_always,
+    };
+    let mut gathered = gather(context, &shopper, &sources).await;
     let missing_shards = merge_missing([
         std::mem::take(&mut gathered.top_rated.1),
         std::mem::take(&mut gathered.liked.1),
     ]);
-    let proposals = proposals(context, gathered, &shopper.anchors, &filters).await;
+    let mut proposals = proposals(context, gathered, &shopper.anchors, &filters).await;
+    if let Some(page) = &page {
+        proposals.retain(|proposal| page.keeps(&proposal.product));
+    }
     let recommend_context = RecommendContext {
         profile,
         session_items: &shopper.session_items,
@@ -95,6 +122,71 @@ pub async fn recommend(
         items,
         missing_shards,
         shard_count: context.shard_count(),
+        ..RankedList::default()
+    }
+}
+
+/// The product page a recommendation is for.
+struct ProductPage {
+    product: Arc<Product>,
+    relation: Relation,
+}
+
+impl ProductPage {
+    /// The page's product, from the shard that owns it; none when no copy of it answers.
+    async fn open(context: &RankingContext, item: &ItemContext) -> Option<Self> {
+        let product = lookup(context, vec![item.item_id.clone()]).await.pop()?;
+        Some(Self {
+            product,
+            relation: item.relation,
+        })
+    }
+
+    /// The page's product leads the shopper's items, so what followed it, what went with it
+    /// and what resembles it are asked first. Alternatives stay in its narrowest category
+    /// unless the request names another, and its category and brand lead what the shopper
+    /// likes.
+    fn steer(&self, shopper: &mut Shopper, filters: &mut Filters) {
+        let id = &self.product.id;
+        for items in [&mut shopper.anchors, &mut shopper.session_items] {
+            items.retain(|item| item != id);
+            items.insert(0, id.clone());
+        }
+        shopper.anchors.truncate(TRANSITION_ANCHORS);
+        if self.relation != Relation::Similar {
+            return;
+        }
+        let leaf = self.product.category_path.last();
+        if filters.category.is_empty() {
+            filters.category = leaf.cloned().into_iter().collect();
+        }
+        // The product's kind and brand are what the page's shopper likes most right now.
+        let strongest = |liked: &mut Vec<(String, f32)>, value: Option<&String>| {
+            if let Some(value) = value {
+                liked.retain(|(name, _)| name != value);
+                liked.insert(0, (value.clone(), 1.0));
+            }
+        };
+        strongest(&mut shopper.categories, leaf);
+        strongest(&mut shopper.brands, self.product.brand.as_ref());
+    }
+
+    /// Whether `product` may be shown on the page: never the page's own product, and for
+    /// "goes with" only another kind of product (another narrowest category).
+    fn keeps(&self, product: &Product) -> bool {
+        if product.id == self.product.id {
+            return false;
+        }
+        self.relation == Relation::Similar
+            || product.category_path.last() != self.product.category_path.last()
+    }
+}
+
+/// The answer for a product page whose product no shard holds.
+fn not_in_the_index(context: &RankingContext, item_id: &str) -> RankedList {
+    RankedList {
+        shard_count: context.shard_count(),
+        notices: vec![format!("no product {item_id:?} in the index")],
         ..RankedList::default()
     }
 }
@@ -140,15 +232,25 @@ struct Gathered {
     similar: Option<(String, Vec<Candidate>)>,
 }
 
+/// What the candidate sources are asked with.
+struct Sources<'a> {
+    stated: &'a Slots,
+    filters: &'a Filters,
+    model: &'a RankerModel,
+    /// Ask for products like the newest item even when behaviour already knows what
+    /// follows it: a product page asking for alternatives.
+    similar_always: bool,
+}
+
 /// Asks every source the model gives weight to, in parallel; a source whose features weigh
 /// nothing is not asked at all.
-async fn gather(
-    context: &RankingContext,
-    shopper: &Shopper,
-    stated: &Slots,
-    filters: &Filters,
-    model: &RankerModel,
-) -> Gathered {
+async fn gather(context: &RankingContext, shopper: &Shopper, sources: &Sources<'_>) -> Gathered {
+    let Sources {
+        stated,
+        filters,
+        model,
+        similar_always,
+    } = *sources;
     let wanted = |feature: Feature| model.weight(feature) != 0.0;
     // A category asked for in words leads what is trending; liked ones follow.
     let mut trending_in: Vec<String> = Vec::new();
@@ -190,7 +292,13 @@ async fn gather(
     let (signals, top_rated, liked) =
         futures::future::join3(signal_candidates(context, query), top_rated, liked).await;
     let similar = match wanted(Feature::Similar) {
-        true => similar_to_newest(context, &shopper.anchors, &signals, filters).await,
+        true => {
+            let cold = similar_always || is_cold(&signals);
+            match cold {
+                true => similar_to(context, shopper.anchors.first(), filters).await,
+                false => None,
+            }
+        }
         false => None,
     };
     Gathered {
@@ -321,32 +429,32 @@ async fn signal_candidates(context: &RankingContext, query: SignalQuery) -> Sign
         })
 }
 
-/// Products like the shopper's newest item by their embeddings, when that item is too new
-/// for the shoppers' behaviour to say what goes with it.
-async fn similar_to_newest(
-    context: &RankingContext,
-    anchors: &[String],
-    signals: &SignalAnswer,
-    filters: &Filters,
-) -> Option<(String, Vec<Candidate>)> {
-    let newest = anchors.first()?;
+/// Whether the shopper's newest item is too new for behaviour to say what follows it.
+fn is_cold(signals: &SignalAnswer) -> bool {
     let known_followers = signals
         .candidates
         .iter()
         .filter(|c| matches!(c.source, SignalSource::After { steps_back: 0, .. }))
         .count();
-    if known_followers >= COLD_ITEM_FOLLOWERS {
-        return None;
-    }
-    let owner = context.shards.shard_of(newest);
+    known_followers < COLD_ITEM_FOLLOWERS
+}
+
+/// Products like `item` by their embeddings, with the item's id.
+async fn similar_to(
+    context: &RankingContext,
+    item: Option<&String>,
+    filters: &Filters,
+) -> Option<(String, Vec<Candidate>)> {
+    let item = item?;
+    let owner = context.shards.shard_of(item);
     let vector = context
         .shards
-        .vector_of(owner, newest.clone())
+        .vector_of(owner, item.clone())
         .await
         .ok()
         .flatten()?;
     let (hits, _) = context.scatter(Retrieval::Vector(vector), filters).await;
-    Some((newest.clone(), hits))
+    Some((item.clone(), hits))
 }
 
 /// The products behind `ids`, asked of the shards that own them, in parallel.
@@ -525,6 +633,7 @@ mod tests {
             filters: Default::default(),
             explain: false,
             buy_again: case.buy_again,
+            item: None,
         };
         let stated = Slots {
             category: case.stated_category.map(String::from),

@@ -56,12 +56,12 @@ pub fn required(path: &str, value: &str, max: usize) -> Result<(), Invalid> {
 
 /// An ISO 4217 code: exactly three uppercase letters.
 pub fn currency(path: &str, value: &str) -> Result<(), Invalid> {
+    at_most(path, value, CURRENCY_BYTES)?;
     if value.len() == CURRENCY_BYTES && value.bytes().all(|byte| byte.is_ascii_uppercase()) {
         return Ok(());
     }
-    let shown: String = value.chars().take(CURRENCY_BYTES + 8).collect();
     Err(format!(
-        "`{path}` must be a 3-letter ISO code such as CNY, got {shown:?}"
+        "`{path}` must be a 3-letter ISO code such as CNY, got {value:?}"
     ))
 }
 

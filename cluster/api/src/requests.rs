@@ -120,6 +120,9 @@ pub struct EventBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
+    /// Who the shopper is; a visitor without an account may send `session_id` alone and
+    /// is known as `session:<session_id>` (see [`shopper_id`]).
+    #[serde(default)]
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -183,7 +186,11 @@ impl EventBody {
     /// Checks the API's limits; `path` names this event in the request, e.g. `events[3]`,
     /// and `accepted` the times the node takes.
     pub fn validate(&self, path: &str, accepted: &TimeWindow) -> Result<(), Invalid> {
-        limits::id(&format!("{path}.user_id"), &self.user_id)?;
+        check_shopper(
+            &format!("{path}."),
+            &self.user_id,
+            self.session_id.as_deref(),
+        )?;
         for (field, value) in [
             ("session_id", &self.session_id),
             ("item_id", &self.item_id),
@@ -229,6 +236,32 @@ impl EventBody {
     }
 }
 
+/// The prefix of the id a visitor without an account is known by.
+pub const SESSION_SHOPPER_PREFIX: &str = "session:";
+
+/// The id a shopper's profile and partition are keyed by: the `user_id`, or for a visitor
+/// who sent only a `session_id`, `session:<session_id>`.
+pub fn shopper_id(user_id: String, session_id: Option<&str>) -> String {
+    match session_id {
+        Some(session_id) if user_id.is_empty() => format!("{SESSION_SHOPPER_PREFIX}{session_id}"),
+        _ => user_id,
+    }
+}
+
+/// A request names its shopper by `user_id`, or by `session_id` alone; `prefix` is the
+/// path of the request's fields (`events[3].`).
+fn check_shopper(prefix: &str, user_id: &str, session_id: Option<&str>) -> Result<(), Invalid> {
+    if user_id.is_empty() && session_id.is_some() {
+        return Ok(());
+    }
+    if user_id.is_empty() {
+        return Err(format!(
+            "`{prefix}user_id` must not be empty: send it, or `{prefix}session_id` alone for a visitor without an account"
+        ));
+    }
+    limits::id(&format!("{prefix}user_id"), user_id)
+}
+
 /// What a shopper did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -261,6 +294,9 @@ impl EventType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchBody {
+    /// Who the shopper is; a visitor without an account may send `session_id` alone and
+    /// is known as `session:<session_id>` (see [`shopper_id`]).
+    #[serde(default)]
     pub user_id: String,
     /// The conversation this query belongs to; follow-ups refine earlier turns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,7 +362,7 @@ impl SearchBody {
     }
 
     pub fn validate(&self) -> Result<(), Invalid> {
-        limits::id("user_id", &self.user_id)?;
+        check_shopper("", &self.user_id, self.session_id.as_deref())?;
         limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::required("query", &self.query, MAX_QUERY_BYTES)?;
         limits::k(self.k)?;
@@ -358,6 +394,9 @@ pub enum SearchMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendBody {
+    /// Who the shopper is; a visitor without an account may send `session_id` alone and
+    /// is known as `session:<session_id>` (see [`shopper_id`]).
+    #[serde(default)]
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -374,6 +413,24 @@ pub struct RecommendBody {
     /// The A/B variant to serve; by default the one the user id hashes into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The product whose page shows the recommendations: they are its alternatives or what
+    /// goes with it (`relation`), never the product itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// What the recommendations are to `item_id`: `similar` (the default) or `goes_with`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<Relation>,
+}
+
+/// What recommendations on a product page are to its product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// Alternatives: the same kind of product.
+    #[default]
+    Similar,
+    /// Complements: other kinds of product shoppers take with it.
+    GoesWith,
 }
 
 impl RecommendBody {
@@ -387,14 +444,20 @@ impl RecommendBody {
             explain: false,
             buy_again: false,
             variant: None,
+            item_id: None,
+            relation: None,
         }
     }
 
     pub fn validate(&self) -> Result<(), Invalid> {
-        limits::id("user_id", &self.user_id)?;
+        check_shopper("", &self.user_id, self.session_id.as_deref())?;
         limits::optional_id("session_id", self.session_id.as_deref())?;
         limits::k(self.k)?;
         limits::optional_id("variant", self.variant.as_deref())?;
+        limits::optional_id("item_id", self.item_id.as_deref())?;
+        if self.relation.is_some() && self.item_id.is_none() {
+            return Err("`relation` needs `item_id`: the product the page shows".to_string());
+        }
         self.filters.validate("filters")
     }
 }

@@ -15,10 +15,10 @@ use inkling_api::limits::{self, Invalid, TimeWindow};
 use inkling_api::{
     Affinity, ConstraintsView, EventBatch, EventBody, EventType, FiltersBody, Intent, ItemAnswer,
     ModelPoolView, Preference, ProductBatch, ProductBody, ProductView, ProfileView, RankedAnswer,
-    RecentItemView, RecentQueryView, RecommendBody, SearchBody, SearchMode, SortOrder,
+    RecentItemView, RecentQueryView, RecommendBody, Relation, SearchBody, SearchMode, SortOrder,
     UnderstandingView,
 };
-use inkling_api::{FacetCountView, FacetsView, PriceBucketView};
+use inkling_api::{FacetCountView, FacetsView, PriceBucketView, shopper_id};
 use inkling_domain::{
     Attribution, Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery,
 };
@@ -104,7 +104,7 @@ fn event(body: EventBody) -> Event {
         position: body.position,
     });
     Event {
-        user_id: body.user_id,
+        user_id: shopper_id(body.user_id, body.session_id.as_deref()),
         session_id: body.session_id,
         kind: event_kind(body.kind),
         item_id: body.item_id,
@@ -169,7 +169,7 @@ impl IntoRequest for SearchBody {
     fn into_request(self) -> Result<SearchRequest, Invalid> {
         self.validate()?;
         let request = SearchRequest {
-            user_id: self.user_id,
+            user_id: shopper_id(self.user_id, self.session_id.as_deref()),
             session_id: self.session_id,
             query: self.query,
             k: self.k,
@@ -193,12 +193,19 @@ impl IntoRequest for RecommendBody {
     fn into_request(self) -> Result<RecommendRequest, Invalid> {
         self.validate()?;
         let request = RecommendRequest {
-            user_id: self.user_id,
+            user_id: shopper_id(self.user_id, self.session_id.as_deref()),
             session_id: self.session_id,
             k: self.k,
             filters: filters(self.filters),
             explain: self.explain,
             buy_again: self.buy_again,
+            item: self.item_id.map(|item_id| protocol::ItemContext {
+                item_id,
+                relation: match self.relation.unwrap_or_default() {
+                    Relation::Similar => protocol::Relation::Similar,
+                    Relation::GoesWith => protocol::Relation::GoesWith,
+                },
+            }),
         };
         request.filters.validate()?;
         Ok(request)

@@ -414,6 +414,12 @@ async fn recommend(
     let variant = experiments
         .assign(&request.user_id, named.as_deref())
         .map_err(ApiError::invalid)?;
+    if let Some(item) = &request.item
+        && cluster.product(item.item_id.clone()).await?.is_none()
+    {
+        let id = &item.item_id;
+        return Err(ApiError::not_found(format!("no product with id {id:?}")));
+    }
     let list = cluster.recommend(request).await?;
     let served = served("recommend", variant, list.items.is_empty());
     Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))

@@ -138,7 +138,7 @@ impl LocalReplicas {
                 .map(|list| UserAnswer::Ranked(Box::new(list))),
             UserCall::Recommend(request) => self
                 .inkling
-                .recommend(request)
+                .recommend(*request)
                 .await
                 .map(|list| UserAnswer::Ranked(Box::new(list))),
             UserCall::Profile(user_id) => self

@@ -42,9 +42,9 @@ impl RouteError {
 /// A shopper request served by the session on the partition's leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum UserCall {
-    /// Boxed: a search request is several times the size of the other calls.
+    /// Searches and recommendations are boxed: each is several times the size of the others.
     Search(Box<SearchRequest>),
-    Recommend(RecommendRequest),
+    Recommend(Box<RecommendRequest>),
     Profile(String),
     /// Everything stored about the user, for an export.
     Export(String),

@@ -368,7 +368,10 @@ impl Cluster {
     }
 
     pub async fn recommend(&self, request: RecommendRequest) -> Result<RankedList, ActorError> {
-        match self.call_user(UserCall::Recommend(request)).await? {
+        match self
+            .call_user(UserCall::Recommend(Box::new(request)))
+            .await?
+        {
             UserAnswer::Ranked(list) => Ok(*list),
             _ => Err(unexpected_answer()),
         }
