@@ -9,7 +9,8 @@ setup:
 
 ## Run a local node on the embedded defaults with the bundled demo catalog, on 127.0.0.1:8080.
 run: setup
-	cargo run --release --bin inkling -- serve
+	@echo "Inkling: http://127.0.0.1:8080 (the demo catalog loads on a first start)"
+	cargo run --release --bin inkling -- serve --catalog demo
 
 ## Run a local cluster of 3 nodes on 127.0.0.1-3:7280 with the demo catalog, until Ctrl-C.
 cluster: setup

@@ -1,5 +1,6 @@
 # Sourced by the bench-*.sh scripts: one `$BIN serve` on a fresh data folder, on loopback.
-#   start_node PORT [serve flags...]  starts it, waits until it is ready, and sets NODE (its
+#   start_node PORT [serve flags...]  starts it (on the demo catalog unless the flags name
+#                                     another), waits until it is ready, and sets NODE (its
 #                                     pid) and DATA (its folder; its log is $DATA.log)
 #   stop_node                         stops it and removes its folder and log
 
@@ -7,6 +8,7 @@ start_node() {
     local port=$1
     shift
     DATA=$(mktemp -d "${TMPDIR:-/tmp}/inkling-bench.XXXXXX")
+    case " $* " in *" --catalog "*) ;; *) set -- --catalog demo "$@" ;; esac
     "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$DATA" "$@" >"$DATA.log" 2>&1 &
     NODE=$!
     until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do

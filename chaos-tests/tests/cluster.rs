@@ -736,3 +736,28 @@ fn each_index_shard_lives_on_r_nodes_and_a_killed_nodes_shards_move_to_the_other
         });
     }
 }
+
+/// A node whose log goes to a file, as a service manager's would, writes no terminal
+/// colour codes into it.
+#[test]
+fn a_log_written_to_a_file_carries_no_colour_codes() {
+    use inkling_sandbox::{Joining, Logs, NodeSpec, Sandbox, SandboxConfig};
+    let config = SandboxConfig {
+        logs: Logs::Files,
+        env: vec![("RUST_LOG".to_string(), "info".to_string())],
+        ..SandboxConfig::new(binary())
+    };
+    let node = NodeSpec {
+        listen: "127.0.0.1:0".to_string(),
+        advertise: None,
+        joining: Joining::Alone,
+        flags: ["--catalog", "none", "--model", "none"]
+            .map(String::from)
+            .to_vec(),
+        env: Vec::new(),
+    };
+    let sandbox = Sandbox::start(config, vec![node]).unwrap_or_else(|error| panic!("{error:#}"));
+    let log = std::fs::read_to_string(sandbox.log_path(0)).unwrap();
+    assert!(log.contains("inkling listening on"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log}");
+}

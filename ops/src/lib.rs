@@ -75,6 +75,8 @@ pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGua
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    // Colour codes only for a person at a terminal, never in a log file.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_filter(log_filter()),
             ),
             None,

@@ -80,6 +80,14 @@ async fn up(
         "--nodes must be between 1 and 254"
     );
     let binary = std::env::current_exe().context("cannot find the inkling binary")?;
+    // A local cluster is for trying Inkling: the demo catalog, unless the flags name another.
+    let mut serve_args = serve_args;
+    if !serve_args
+        .iter()
+        .any(|arg| arg == "--catalog" || arg.starts_with("--catalog="))
+    {
+        serve_args.splice(0..0, ["--catalog".to_string(), "demo".to_string()]);
+    }
     let config = SandboxConfig {
         // node-1, node-2, ... under it survive, so the next `cluster up` resumes them.
         folder: Folder::At(data_dir),

@@ -95,7 +95,9 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             peer_listen: None,
-            catalog: CatalogArg::Demo,
+            // The demo catalog is for `make run` and `make cluster`: a production node that
+            // forgot the flag must not start serving toy products.
+            catalog: CatalogArg::None,
             catalog_file: None,
             session_idle_secs: 600,
             max_live_sessions: inkling_actors::config::DEFAULT_MAX_LIVE_SESSIONS as u64,

@@ -467,3 +467,18 @@ fn the_help_names_each_flags_default_environment_variable_and_file_key() {
         assert!(help.contains(fragment), "{fragment:?} not in:\n{help}");
     }
 }
+
+/// The example configuration in docs/ names every setting and loads to the defaults.
+#[test]
+fn the_example_configuration_names_every_setting_at_its_default() {
+    let example = include_str!("../../../../docs/inkling.toml");
+    let defaults = serde_json::to_value(ServeConfig::default()).unwrap();
+    for key in defaults.as_object().unwrap().keys() {
+        assert!(
+            example.contains(&format!("{key} = ")),
+            "docs/inkling.toml lacks {key}"
+        );
+    }
+    let loaded = load(&given(Some(example), &[], &[])).unwrap();
+    assert_eq!(serde_json::to_value(loaded).unwrap(), defaults);
+}
