@@ -32,7 +32,7 @@ fn view(user: &str, event_id: &str) -> EventBody {
 }
 
 fn batch(events: Vec<EventBody>) -> EventBatch {
-    EventBatch { events }
+    EventBatch::new(events)
 }
 
 fn lexical(user: &str, query: &str, k: usize) -> SearchBody {

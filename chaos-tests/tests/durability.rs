@@ -32,7 +32,7 @@ fn write_until_stopped(
             EventBody::on_item(&user, EventType::Click, "iphone-se"),
         ];
         sent += 2;
-        match client.events(&EventBatch { events }) {
+        match client.events(&EventBatch::new(events)) {
             Ok(_) => {
                 acknowledged += 2;
                 acknowledged_by_all.fetch_add(2, Ordering::Relaxed);
@@ -100,9 +100,11 @@ fn a_node_short_of_disk_refuses_new_data_whole_and_still_erases() {
     let node = NodeOptions::flags(flags.map(String::from).to_vec());
     let cluster = ClusterSandbox::start_with(binary(), 77, vec![node]);
     let client = cluster.client(0);
-    let events = EventBatch {
-        events: vec![EventBody::on_item("shopper-full", EventType::View, "p-1")],
-    };
+    let events = EventBatch::new(vec![EventBody::on_item(
+        "shopper-full",
+        EventType::View,
+        "p-1",
+    )]);
     let products = ProductBatch {
         products: vec![ProductBody::new("p-1", "Product", 1.0)],
     };
@@ -152,9 +154,7 @@ fn a_partition_with_a_replica_short_of_disk_refuses_new_data_on_every_node() {
     let client = cluster.client(0);
     // A shopper whose partition node 0 leads: node 2 is only a follower there.
     let shopper = cluster.user_led_by(0, 0);
-    let events = EventBatch {
-        events: vec![EventBody::on_item(&shopper, EventType::View, "p-1")],
-    };
+    let events = EventBatch::new(vec![EventBody::on_item(&shopper, EventType::View, "p-1")]);
 
     // Every user partition has all three nodes as replicas, so once gossip carries node
     // 2's state, node 0 turns the shopper's events away although its own disk has room.

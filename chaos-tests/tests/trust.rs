@@ -195,9 +195,7 @@ fn keys_are_held_to_their_scopes_on_every_node() {
         ..EventBody::on_item("shopper-late", EventType::View, "trust-1")
     };
     let refused = keyed(0, Some(storefront))
-        .events(&EventBatch {
-            events: vec![far_future],
-        })
+        .events(&EventBatch::new(vec![far_future]))
         .unwrap_err();
     assert_eq!(refused.status, Some(400), "{refused}");
     assert!(refused.to_string().contains("timestamp"), "{refused}");
@@ -251,7 +249,7 @@ fn a_node_that_joins_late_catches_up_from_a_snapshot_over_the_peer_plane() {
             .collect();
         cluster
             .client(round % NODES)
-            .events(&EventBatch { events })
+            .events(&EventBatch::new(events))
             .expect("events acknowledged");
     }
     let joined = cluster.join_with(snapshot_often());
@@ -308,9 +306,7 @@ fn an_export_shows_the_events_and_an_erase_leaves_no_trace_in_any_file() {
         ..EventBody::on_item(user, EventType::View, "xiaomi-12")
     };
     storefront
-        .events(&EventBatch {
-            events: vec![search, view],
-        })
+        .events(&EventBatch::new(vec![search, view]))
         .expect("events acknowledged");
 
     let export = cluster
@@ -380,9 +376,11 @@ fn a_node_without_the_secret_or_an_admission_gets_no_vote_and_no_data() {
     let user = "shopper-watched";
     cluster
         .client(0)
-        .events(&EventBatch {
-            events: vec![EventBody::on_item(user, EventType::View, "xiaomi-12")],
-        })
+        .events(&EventBatch::new(vec![EventBody::on_item(
+            user,
+            EventType::View,
+            "xiaomi-12",
+        )]))
         .expect("events acknowledged");
     // The outsider holds the secret: gossip hears it, so the leaders see it and would
     // place it were it admitted. The forger is never heard at all.

@@ -380,14 +380,14 @@ fn search_chaosware(client: &Client) -> Result<BTreeMap<String, u64>, String> {
 fn read_profile(client: &Client, user: &str) -> Result<checker::ReadBack, String> {
     let deadline = Instant::now() + READ_BACK_BUDGET;
     loop {
-        match client.profile(user) {
-            Ok(profile) => {
+        // The export (an admin route) carries the applied keys; storefront answers do not.
+        match client.export_user(user) {
+            Ok(export) => {
                 return Ok(checker::ReadBack {
-                    event_count: profile.event_count,
-                    key_hashes: profile.applied_event_keys,
+                    event_count: export.profile.map_or(0, |profile| profile.event_count),
+                    key_hashes: export.applied_event_keys,
                 });
             }
-            Err(error) if error.status == Some(404) => return Ok(checker::ReadBack::default()),
             Err(error) if Instant::now() > deadline => return Err(error.to_string()),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }

@@ -267,7 +267,12 @@ fn shop(
                 .entry(user.clone())
                 .or_default()
                 .extend(keys.iter().cloned());
-            ("events", Call::Events(EventBatch { events }), keys)
+            // `debug` answers the raft commits the ownership checks read.
+            let batch = EventBatch {
+                debug: true,
+                ..EventBatch::new(events)
+            };
+            ("events", Call::Events(batch), keys)
         } else if roll < 9 {
             let body = RecommendBody::new(&user, 5);
             ("recommend", Call::Recommend(body), Vec::new())

@@ -30,8 +30,9 @@ pub struct ErasedAnswer {
 pub struct EventsAnswer {
     pub accepted: usize,
     pub durable: bool,
-    /// Per partition written: the raft term and leader id that committed the events, so a
-    /// client (the chaos checker) can verify that one owner acknowledged each term.
+    /// Only when the batch asked for `debug`: per partition written, the raft term and
+    /// leader id that committed the events, so a client (the chaos checker) can verify
+    /// that one owner acknowledged each term.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commits: Vec<CommitView>,
 }
@@ -210,10 +211,6 @@ pub struct ProfileView {
     pub purchased: Vec<String>,
     /// The shopper segment from the last `inkling profile build`.
     pub segment: Option<u32>,
-    /// xxh3 hashes of the newest idempotency keys (`event_id`) applied, oldest first: a
-    /// client can check that an acknowledged event is in the profile, exactly once.
-    #[serde(default)]
-    pub applied_event_keys: Vec<u64>,
 }
 
 /// A category or brand with its current strength, the strongest being 1.0.
@@ -249,6 +246,10 @@ pub struct UserExport {
     /// The stored profile record itself, every field as kept (decayed sums, sessions of
     /// recent items, idempotency key hashes): what `profile` is computed from.
     pub stored_profile: Option<serde_json::Value>,
+    /// xxh3 hashes of the newest idempotency keys (`event_id`) the profile applied, oldest
+    /// first: whether an acknowledged event is in the profile, exactly once.
+    #[serde(default)]
+    pub applied_event_keys: Vec<u64>,
     /// The user's events that the replicated log still holds, oldest first.
     pub events: Vec<EventBody>,
     /// Whether `events` is every event the user sent: false once older log entries were

@@ -114,6 +114,19 @@ impl ProductBody {
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     pub events: Vec<EventBody>,
+    /// Also answer the raft commits that made the events durable (partition, term,
+    /// leader): for the chaos checker and for debugging, not for storefronts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
+}
+
+impl EventBatch {
+    pub fn new(events: Vec<EventBody>) -> Self {
+        Self {
+            events,
+            debug: false,
+        }
+    }
 }
 
 /// One shopper event.

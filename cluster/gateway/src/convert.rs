@@ -442,7 +442,6 @@ impl FromProfile for ProfileView {
                 .collect(),
             purchased: profile.purchased.into_iter().collect(),
             segment: profile.segment,
-            applied_event_keys: profile.applied_event_keys.into_iter().collect(),
         }
     }
 }

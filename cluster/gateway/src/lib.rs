@@ -341,6 +341,7 @@ async fn record_events(
     State(experiments): State<Arc<Experiments>>,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> ApiResult<EventsAnswer> {
+    let debug = batch.debug;
     let events = batch
         .into_events(&window.at(now_ms()))
         .map_err(ApiError::invalid)?;
@@ -354,6 +355,7 @@ async fn record_events(
     }
     let commits = commits
         .into_iter()
+        .filter(|_| debug)
         .map(|commit| inkling_api::CommitView {
             partition: commit.partition,
             term: commit.term,
@@ -479,8 +481,14 @@ async fn export_user(
         .profile
         .as_ref()
         .and_then(|profile| serde_json::to_value(profile).ok());
+    let applied_event_keys = records
+        .profile
+        .as_ref()
+        .map(|profile| profile.applied_event_keys.iter().copied().collect())
+        .unwrap_or_default();
     Ok(Json(UserExport {
         user_id: records.user_id,
+        applied_event_keys,
         exported_at_ms: now,
         profile: records
             .profile

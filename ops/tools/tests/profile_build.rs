@@ -57,7 +57,7 @@ fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
         for shopper in ["laptop-a", "laptop-b"] {
             events.extend(basket(shopper, &["macbook-pro"]));
         }
-        client.events(&EventBatch { events }).unwrap();
+        client.events(&EventBatch::new(events)).unwrap();
     });
 
     let options = ProfileBuild {
@@ -82,7 +82,7 @@ fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
 
         // The restarted node has learned nothing online: the mined rules alone bring this.
         let events = basket("newcomer", &["iphone-14"]);
-        client.events(&EventBatch { events }).unwrap();
+        client.events(&EventBatch::new(events)).unwrap();
         let answer = client
             .recommend(&RecommendBody {
                 session_id: Some("s".into()),

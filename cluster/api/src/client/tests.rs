@@ -75,7 +75,7 @@ fn sent<T>(request: Request<T>) -> String {
 #[test]
 fn each_route_has_its_method_and_an_encoded_path() {
     type Status = serde_json::Value;
-    let batch = EventBatch { events: Vec::new() };
+    let batch = EventBatch::new(Vec::new());
     let products = ProductBatch {
         products: Vec::new(),
     };
@@ -153,9 +153,7 @@ struct Expected {
 fn the_blocking_client_answers_types_and_errors_with_the_servers_message() {
     let (url, _runtime) = serve();
     let client = Client::new(&url, config()).unwrap();
-    let batch = EventBatch {
-        events: vec![EventBody::on_item("u", crate::EventType::View, "i")],
-    };
+    let batch = EventBatch::new(vec![EventBody::on_item("u", crate::EventType::View, "i")]);
     let answer = client.events(&batch).unwrap();
     assert_eq!((answer.accepted, answer.durable), (1, true));
     assert_eq!(client.metrics().unwrap(), "inkling_up 1\n");
@@ -240,7 +238,7 @@ fn the_async_client_calls_the_same_routes() {
     let (url, runtime) = serve();
     let client = AsyncClient::new(&url, config()).unwrap();
     runtime.block_on(async {
-        let batch = EventBatch { events: Vec::new() };
+        let batch = EventBatch::new(Vec::new());
         assert_eq!(client.events(&batch).await.unwrap().accepted, 1);
         let error = client.at(&url).unwrap().profile("u").await.unwrap_err();
         assert!(error.is_no_answer(), "{error}");

@@ -126,7 +126,7 @@ impl Sandbox {
 
     fn record_event(&self, index: usize, user: &str) -> bool {
         let events = vec![EventBody::on_item(user, EventType::View, "xiaomi-12")];
-        self.clients[index].events(&EventBatch { events }).is_ok()
+        self.clients[index].events(&EventBatch::new(events)).is_ok()
     }
 
     fn served(&self, index: usize, user: &str) -> bool {

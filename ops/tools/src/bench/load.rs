@@ -220,7 +220,7 @@ impl Workload {
             Kind::Events => {
                 let item = &items[(n as usize / self.sessions.len()) % items.len()];
                 let events = vec![EventBody::on_item(user, EventType::View, item)];
-                Call::Events(EventBatch { events })
+                Call::Events(EventBatch::new(events))
             }
             Kind::Recommend => Call::Recommend(RecommendBody::new(user, 10)),
             Kind::Search => {

@@ -571,7 +571,7 @@ fn event_batch(items: &[String], request: usize, batch: usize, users: usize) -> 
             )
         })
         .collect();
-    EventBatch { events }
+    EventBatch::new(events)
 }
 
 pub(crate) fn percentile(sorted: &[f64], quantile: f64) -> f64 {

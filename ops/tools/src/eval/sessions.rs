@@ -202,7 +202,7 @@ pub(crate) fn send_training(
             })
             .collect();
         client
-            .events(&EventBatch { events })
+            .events(&EventBatch::new(events))
             .context("sending training events failed")?;
         Ok(())
     })?;
@@ -253,7 +253,7 @@ pub(crate) fn replay_and_recommend(
         })
         .collect();
     client
-        .events(&EventBatch { events })
+        .events(&EventBatch::new(events))
         .context("sending a test prefix failed")?;
     let asked = Instant::now();
     let answer: RankedAnswer = client
