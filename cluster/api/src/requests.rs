@@ -554,6 +554,9 @@ impl AnyOf {
 
     fn validate(&self, path: &str, max: usize) -> Result<(), Invalid> {
         limits::at_most_entries(path, self.0.len(), MAX_FILTER_VALUES)?;
+        if let [one] = self.0.as_slice() {
+            return limits::required(path, one, max);
+        }
         for (index, value) in self.0.iter().enumerate() {
             limits::required(&format!("{path}[{index}]"), value, max)?;
         }
