@@ -72,14 +72,15 @@ pub async fn recommend(
         false => in_cart_or_viewed(profile, request.session_id.as_deref()),
     };
     not_again.extend(page.iter().map(|page| page.product.id.clone()));
-    let similar_always = page
-        .as_ref()
-        .is_some_and(|page| page.relation == Relation::Similar);
     let sources = Sources {
         stated: &stated,
         filters: &filters,
         model,
-        similar_always,
+        similar: match page.as_ref().map(|page| page.relation) {
+            None => AskSimilar::WhenCold,
+            Some(Relation::Similar) => AskSimilar::Always,
+            Some(Relation::GoesWith) => AskSimilar::Never,
+        },
     };
     let mut gathered = gather(context, &shopper, &sources).await;
     let missing_shards = merge_missing([
@@ -88,7 +89,10 @@ pub async fn recommend(
     ]);
     let mut proposals = proposals(context, gathered, &shopper.anchors, &filters).await;
     if let Some(page) = &page {
-        proposals.retain(|proposal| page.keeps(&proposal.product));
+        proposals.retain(|proposal| page.keeps(proposal));
+        for proposal in &mut proposals {
+            proposal.evidence.similar_to_page = proposal.evidence.similar_title.is_some();
+        }
     }
     let recommend_context = RecommendContext {
         profile,
@@ -104,24 +108,30 @@ pub async fn recommend(
         explain: request.explain,
         not_again: &not_again,
     };
-    let items = recommendations::recommend(proposals, &recommend_context, model, request.k)
-        .into_iter()
-        .map(|item| RankedItem {
-            product: item.product,
-            score: item.score,
-            reasons: item.reasons,
-            features: item.features.map(|vector| {
-                Feature::ALL
-                    .iter()
-                    .map(|feature| (feature.name().to_string(), vector[*feature as usize]))
-                    .collect()
-            }),
-        })
-        .collect();
+    let items: Vec<RankedItem> =
+        recommendations::recommend(proposals, &recommend_context, model, request.k)
+            .into_iter()
+            .map(|item| RankedItem {
+                product: item.product,
+                score: item.score,
+                reasons: item.reasons,
+                features: item.features.map(|vector| {
+                    Feature::ALL
+                        .iter()
+                        .map(|feature| (feature.name().to_string(), vector[*feature as usize]))
+                        .collect()
+                }),
+            })
+            .collect();
+    let notices = match &page {
+        Some(page) if items.is_empty() => page.nothing_known(),
+        _ => Vec::new(),
+    };
     RankedList {
         items,
         missing_shards,
         shard_count: context.shard_count(),
+        notices,
         ..RankedList::default()
     }
 }
@@ -171,14 +181,34 @@ impl ProductPage {
         strongest(&mut shopper.brands, self.product.brand.as_ref());
     }
 
-    /// Whether `product` may be shown on the page: never the page's own product, and for
-    /// "goes with" only another kind of product (another narrowest category).
-    fn keeps(&self, product: &Product) -> bool {
+    /// Whether a proposal may be shown on the page: never the page's own product. "Goes
+    /// with" shows only another kind of product (another narrowest category) that
+    /// shoppers' behaviour ties to it: resemblance, popularity or a rating say nothing of
+    /// what goes with a product.
+    fn keeps(&self, proposal: &Proposal) -> bool {
+        let product = &proposal.product;
         if product.id == self.product.id {
             return false;
         }
-        self.relation == Relation::Similar
-            || product.category_path.last() != self.product.category_path.last()
+        if self.relation == Relation::Similar {
+            return true;
+        }
+        let evidence = &proposal.evidence;
+        let behaviour = evidence.together > 0.0
+            || evidence.after.iter().any(|share| *share > 0.0)
+            || evidence.neighbours > 0.0;
+        behaviour && product.category_path.last() != self.product.category_path.last()
+    }
+
+    /// Why a page's recommendations are empty, in words for the shopper.
+    fn nothing_known(&self) -> Vec<String> {
+        let title = &self.product.title;
+        match self.relation {
+            Relation::Similar => vec![format!("nothing else like {title} in the catalog")],
+            Relation::GoesWith => vec![format!(
+                "no shopper has yet carted, bought or viewed other products with {title}"
+            )],
+        }
     }
 }
 
@@ -237,9 +267,18 @@ struct Sources<'a> {
     stated: &'a Slots,
     filters: &'a Filters,
     model: &'a RankerModel,
-    /// Ask for products like the newest item even when behaviour already knows what
-    /// follows it: a product page asking for alternatives.
-    similar_always: bool,
+    similar: AskSimilar,
+}
+
+/// When to ask for the products whose embeddings are close to the newest item.
+#[derive(Clone, Copy, PartialEq)]
+enum AskSimilar {
+    /// When behaviour knows too little of what follows the item.
+    WhenCold,
+    /// Always: a product page asking for alternatives.
+    Always,
+    /// Never: a product page asking what goes with it, which resemblance does not say.
+    Never,
 }
 
 /// Asks every source the model gives weight to, in parallel; a source whose features weigh
@@ -249,7 +288,7 @@ async fn gather(context: &RankingContext, shopper: &Shopper, sources: &Sources<'
         stated,
         filters,
         model,
-        similar_always,
+        similar: ask_similar,
     } = *sources;
     let wanted = |feature: Feature| model.weight(feature) != 0.0;
     // A category asked for in words leads what is trending; liked ones follow.
@@ -291,14 +330,13 @@ async fn gather(context: &RankingContext, shopper: &Shopper, sources: &Sources<'
     };
     let (signals, top_rated, liked) =
         futures::future::join3(signal_candidates(context, query), top_rated, liked).await;
-    let similar = match wanted(Feature::Similar) {
-        true => {
-            let cold = similar_always || is_cold(&signals);
-            match cold {
-                true => similar_to(context, shopper.anchors.first(), filters).await,
-                false => None,
-            }
-        }
+    let ask = match ask_similar {
+        AskSimilar::WhenCold => is_cold(&signals),
+        AskSimilar::Always => true,
+        AskSimilar::Never => false,
+    };
+    let similar = match ask && wanted(Feature::Similar) {
+        true => similar_to(context, shopper.anchors.first(), filters).await,
         false => None,
     };
     Gathered {

@@ -430,6 +430,17 @@ fn a_product_page_recommends_alternatives_or_what_goes_with_it() {
     for item in &goes_with.items {
         assert_ne!(leaf(item).as_deref(), Some("Trail Shoes"), "{goes_with:?}");
     }
+    // Nothing ties trail-5 to another product yet: no guess stands in for behaviour.
+    let body =
+        json!({ "user_id": "visitor", "k": 5, "item_id": "trail-5", "relation": "goes_with" });
+    let (status, answer) = node.send("POST", "/v1/recommend", Some(&body.to_string()));
+    assert_eq!(status, 200, "{answer}");
+    let unknown: RankedAnswer = serde_json::from_str(&answer).unwrap();
+    assert!(unknown.items.is_empty(), "{unknown:?}");
+    assert!(
+        unknown.notices[0].contains("no shopper has yet"),
+        "{unknown:?}"
+    );
     anonymous_visitors_are_known_by_their_session(&node);
     let refused = [
         (

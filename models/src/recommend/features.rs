@@ -146,6 +146,9 @@ pub struct Evidence {
     pub popular_in_segment: f32,
     pub similar: f32,
     pub similar_title: Option<String>,
+    /// The item it resembles is the product page's own, which the shopper is looking at,
+    /// rather than one from their history.
+    pub similar_to_page: bool,
     pub top_rated: f32,
     pub liked: f32,
     /// All-time interest weight of the item's events.

@@ -139,6 +139,9 @@ fn reason(feature: Feature, proposal: &Proposal, signals: &ProfileSignals) -> Op
             format!("popular in {} today", evidence.popular_category.as_deref()?)
         }
         Feature::PopularInSegment => "popular with shoppers like you".to_string(),
+        Feature::Similar if evidence.similar_to_page => {
+            format!("similar to {}", evidence.similar_title.as_deref()?)
+        }
         Feature::Similar => format!(
             "similar to {}, which you viewed",
             evidence.similar_title.as_deref()?
