@@ -5,22 +5,21 @@ use std::time::Duration;
 use inkling_actors::ActorConfig;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_api::{
-    AnyOf, Client, ClientConfig, EventBatch, EventBody, EventType, FiltersBody, Intent, Preference,
-    ProductBatch, ProductBody, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
+    AnyOf, Client, EventBatch, EventBody, EventType, FiltersBody, Intent, Preference, ProductBatch,
+    ProductBody, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer,
 };
 use inkling_auth::{ApiKey, KeyRing, Scope};
 use inkling_gateway::RateLimit;
 use inkling_models::encoder::ModelName;
-use inkling_node::{CatalogSource, GatewayConfig, Node, NodeOptions};
+use inkling_node::{CatalogSource, GatewayConfig};
 use serde_json::{Value, json};
 
-/// Generous: a debug build embedding with a real encoder on a busy machine.
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+mod common;
+use common::{Running, start_node};
 
 struct TestNode {
     client: Client,
-    _data: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
+    _running: Running,
 }
 
 fn models_dir() -> std::path::PathBuf {
@@ -44,28 +43,10 @@ impl TestNode {
     }
 
     fn start_with_gateway(actors: ActorConfig, gateway: GatewayConfig) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let options = NodeOptions {
-            actors,
-            gateway,
-            ..NodeOptions::new(
-                data.path().to_path_buf(),
-                "127.0.0.1:0".parse().unwrap(),
-                CatalogSource::Demo,
-            )
-        };
-        let base_url = runtime.block_on(async {
-            let node = Node::start(&options).await.unwrap();
-            let address = node.local_addr().unwrap();
-            tokio::spawn(node.serve(std::future::pending()));
-            format!("http://{address}")
-        });
-        let client = Client::new(&base_url, ClientConfig::timeout(CALL_TIMEOUT)).unwrap();
+        let (client, running) = start_node(CatalogSource::Demo, actors, gateway);
         Self {
             client,
-            _data: data,
-            _runtime: runtime,
+            _running: running,
         }
     }
 

@@ -4,17 +4,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use inkling_api::{Client, ClientConfig, ProductBatch, ProductBody, RankedAnswer, SearchBody};
+use inkling_actors::ActorConfig;
+use inkling_api::{Client, ProductBatch, ProductBody, RankedAnswer, SearchBody};
 use inkling_gateway::experiments::{Experiments, Variant};
-use inkling_node::{CatalogSource, GatewayConfig, Node, NodeOptions};
+use inkling_node::{CatalogSource, GatewayConfig};
 use serde_json::{Value, json};
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+mod common;
+use common::{Running, start_node};
 
 struct TestNode {
     client: Client,
-    _data: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
+    _running: Running,
 }
 
 impl TestNode {
@@ -24,23 +25,7 @@ impl TestNode {
     }
 
     fn start_with(gateway: GatewayConfig) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let options = NodeOptions {
-            gateway,
-            ..NodeOptions::new(
-                data.path().to_path_buf(),
-                "127.0.0.1:0".parse().unwrap(),
-                CatalogSource::Empty,
-            )
-        };
-        let base_url = runtime.block_on(async {
-            let node = Node::start(&options).await.unwrap();
-            let address = node.local_addr().unwrap();
-            tokio::spawn(node.serve(std::future::pending()));
-            format!("http://{address}")
-        });
-        let client = Client::new(&base_url, ClientConfig::timeout(CALL_TIMEOUT)).unwrap();
+        let (client, running) = start_node(CatalogSource::Empty, ActorConfig::default(), gateway);
         let products = ProductBatch {
             products: trail_catalog(),
         };
@@ -57,8 +42,7 @@ impl TestNode {
             .unwrap();
         Self {
             client,
-            _data: data,
-            _runtime: runtime,
+            _running: running,
         }
     }
 
