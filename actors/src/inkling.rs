@@ -290,6 +290,14 @@ impl Inkling {
         self.shards.served_elsewhere(shard)
     }
 
+    /// The shards no copy serves reads of, on any node this one can reach: searches would
+    /// answer without them.
+    pub fn unserved_shards(&self) -> Vec<usize> {
+        (0..self.shard_count())
+            .filter(|shard| self.shards.serving_copies(*shard) == 0)
+            .collect()
+    }
+
     /// Makes this node's index hold exactly `shards`. A shard it gives up stops serving
     /// reads first, then is emptied; a shard it takes is built from this node's catalog,
     /// with the stored vectors, and serves reads once built. Whoever calls this decides

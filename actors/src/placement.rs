@@ -105,6 +105,12 @@ impl NodeShards {
             .count()
     }
 
+    /// How many copies of `shard`, on any node this one, serve reads.
+    pub fn serving_copies(&self, shard: usize) -> usize {
+        let group = shard_group(&self.layout, self.shard_count(), shard);
+        ractor::pg::get_members(&group).len()
+    }
+
     pub fn held(&self) -> &HeldShards {
         &self.held
     }

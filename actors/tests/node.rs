@@ -666,3 +666,21 @@ async fn a_cold_item_brings_products_with_similar_embeddings() {
         iphone.reasons
     );
 }
+
+/// Readiness reads which shards no copy serves: a shard this node gives up, with no other
+/// node holding it, is unserved. Seven shards: a group no other test in this process has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_no_copy_serves_is_reported_unserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ActorConfig {
+        shards: 7,
+        ..ActorConfig::default()
+    };
+    let node = start_node(dir.path(), config).await;
+    assert_eq!(node.unserved_shards(), Vec::<usize>::new());
+    node.hold_shards([0, 3].into()).await.unwrap();
+    assert_eq!(node.unserved_shards(), [1, 2, 4, 5, 6]);
+    node.hold_shards((0..7).collect()).await.unwrap();
+    assert_eq!(node.unserved_shards(), Vec::<usize>::new());
+    node.shutdown().await;
+}

@@ -737,10 +737,8 @@ fn each_index_shard_lives_on_r_nodes_and_a_killed_nodes_shards_move_to_the_other
     }
 }
 
-/// A node whose log goes to a file, as a service manager's would, writes no terminal
-/// colour codes into it.
-#[test]
-fn a_log_written_to_a_file_carries_no_colour_codes() {
+/// One node on a free port of 127.0.0.1 with `flags`, its log in a file at info level.
+fn lone_node(flags: &[&str]) -> inkling_sandbox::Sandbox {
     use inkling_sandbox::{Joining, Logs, NodeSpec, Sandbox, SandboxConfig};
     let config = SandboxConfig {
         logs: Logs::Files,
@@ -751,13 +749,29 @@ fn a_log_written_to_a_file_carries_no_colour_codes() {
         listen: "127.0.0.1:0".to_string(),
         advertise: None,
         joining: Joining::Alone,
-        flags: ["--catalog", "none", "--model", "none"]
-            .map(String::from)
-            .to_vec(),
+        flags: flags.iter().map(|flag| flag.to_string()).collect(),
         env: Vec::new(),
     };
-    let sandbox = Sandbox::start(config, vec![node]).unwrap_or_else(|error| panic!("{error:#}"));
+    Sandbox::start(config, vec![node]).unwrap_or_else(|error| panic!("{error:#}"))
+}
+
+/// `/readyz` of the node's first member: its status and body.
+fn readiness(sandbox: &inkling_sandbox::Sandbox) -> (u16, String) {
+    let config = inkling_api::ClientConfig::timeout(Duration::from_secs(10));
+    let client = Client::new(sandbox.url(0), config).unwrap();
+    let answer = client.send_raw("GET", "/readyz", None).unwrap();
+    (answer.status, answer.body)
+}
+
+/// A node whose log goes to a file, as a service manager's would, writes no terminal
+/// colour codes into it; it is ready once it serves its partitions and index shards.
+#[test]
+fn a_log_written_to_a_file_carries_no_colour_codes() {
+    let sandbox = lone_node(&["--catalog", "none", "--model", "none"]);
     let log = std::fs::read_to_string(sandbox.log_path(0)).unwrap();
     assert!(log.contains("inkling listening on"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log}");
+    wait_for("the node to be ready", RECOVERY_TIMEOUT, || {
+        (readiness(&sandbox).0 == 200).then_some(())
+    });
 }

@@ -42,9 +42,15 @@ pub struct Readiness {
 }
 
 /// Readiness: every raft group (each user partition and the catalog) has a leader this
-/// node knows of, so any request it takes can be routed. 503 `not_ready` names the first
-/// group without one.
+/// node knows of, so any request it takes can be routed, and every index shard has a copy
+/// serving reads, so no search answers without part of the catalog. 503 `not_ready` names
+/// the first group or shard missing.
 pub async fn ready(State(cluster): State<Arc<Cluster>>) -> ApiResult<Readiness> {
+    if let Some(shard) = cluster.unserved_index_shards().first() {
+        return Err(ApiError::not_ready(format!(
+            "index shard {shard} has no copy serving reads that this node knows of yet"
+        )));
+    }
     for group in (0..PARTITIONS).chain([CATALOG_GROUP]) {
         if cluster.wait_for_leader(group, LEADER_PROBE).await.is_err() {
             let name = if group == CATALOG_GROUP {

@@ -399,6 +399,11 @@ impl Cluster {
         self.replicas.model_pool_stats().await
     }
 
+    /// The index shards no copy serves reads of, that this node knows of: for readiness.
+    pub fn unserved_index_shards(&self) -> Vec<usize> {
+        self.replicas.actors().unserved_shards()
+    }
+
     /// How many products this node's catalog replica holds, for its health.
     pub async fn local_catalog_size(&self) -> Result<usize, ActorError> {
         self.replicas.catalog_size().await
