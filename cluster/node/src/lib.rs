@@ -433,8 +433,12 @@ async fn load_catalog(
     cluster
         .wait_for_leader(inkling_replication::CATALOG_GROUP, CATALOG_LEADER_TIMEOUT)
         .await?;
+    // A first load embeds every product on a CPU for minutes: say how far it is.
+    let mut loaded = 0;
     for chunk in products.chunks(INITIAL_CATALOG_CHUNK) {
         cluster.upsert_products(chunk.to_vec()).await?;
+        loaded += chunk.len();
+        tracing::info!("loading the initial catalog: {loaded} of {count} products indexed");
     }
     tracing::info!(count, "loaded initial catalog");
     Ok(())
