@@ -144,24 +144,23 @@ pub async fn search(
 /// the sorted matches: sorting by price must not lift a cheap product that barely matched.
 fn cut_page(list: &mut RankedList, matches: &[bool], request: &SearchRequest) {
     let is_match = |index: usize| matches.get(index).copied().unwrap_or(false);
-    let (mut matched, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut list.items)
-        .into_iter()
+    let matched = list
+        .items
+        .iter()
         .enumerate()
-        .partition(|(index, _)| is_match(*index));
-    list.facets = Some(Facets::count(
-        matched.iter().map(|(_, item)| &*item.product),
-    ));
+        .filter(|(index, _)| is_match(*index));
+    list.facets = Some(Facets::count(matched.map(|(_, item)| &*item.product)));
     if request.sort != SortOrder::Relevance {
+        let (mut matched, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut list.items)
+            .into_iter()
+            .enumerate()
+            .partition(|(index, _)| is_match(*index));
         sort_by(&mut matched, request.sort, |(_, item)| &item.product);
         list.items = matched
             .into_iter()
             .chain(rest)
             .map(|(_, item)| item)
             .collect();
-    } else {
-        let mut items: Vec<_> = matched.into_iter().chain(rest).collect();
-        items.sort_by_key(|(index, _)| *index);
-        list.items = items.into_iter().map(|(_, item)| item).collect();
     }
     let end = request.page_end();
     list.next_offset = (list.items.len() > end).then_some(end);
