@@ -222,9 +222,7 @@ impl EventBody {
             None => Ok(()),
         }
     }
-}
 
-impl EventBody {
     /// A `request_id` and `position` say which answer led to an action on an item: only a
     /// click, cart or purchase has one, and a position needs its request.
     fn validate_attribution(&self, path: &str) -> Result<(), Invalid> {
@@ -290,16 +288,6 @@ impl EventType {
     /// Whether the action can follow a ranked answer: a click, cart or purchase.
     pub fn follows_an_answer(self) -> bool {
         matches!(self, Self::Click | Self::AddToCart | Self::Purchase)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::View => "view",
-            Self::Click => "click",
-            Self::AddToCart => "add_to_cart",
-            Self::Purchase => "purchase",
-            Self::Search => "search",
-        }
     }
 }
 

@@ -35,14 +35,6 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// Products under `category` (at any level of their path).
-    pub fn in_category(category: impl Into<String>) -> Self {
-        Self {
-            category: vec![category.into()],
-            ..Self::default()
-        }
-    }
-
     /// The one category asked for, when exactly one is.
     pub fn single_category(&self) -> Option<&str> {
         match self.category.as_slice() {
