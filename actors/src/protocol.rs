@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use inkling_domain::{Filters, Product};
+use inkling_domain::{Filters, Product, Reason};
 use inkling_models::intent::{Slots, Understanding};
 use inkling_models::page::Facets;
 pub use inkling_models::page::SortOrder;
@@ -123,7 +123,7 @@ pub enum Relation {
 pub struct RankedItem {
     pub product: Arc<Product>,
     pub score: f64,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     /// The model's inputs, by feature name, when the request asked to explain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<BTreeMap<String, f32>>,

@@ -10,7 +10,9 @@ use inkling_actors::inkling::NodeStorage;
 use inkling_actors::model_pool::ModelPoolConfig;
 use inkling_actors::protocol::SearchMode;
 use inkling_actors::{ActorConfig, Inkling, RecommendRequest, SearchRequest};
-use inkling_domain::{Event, EventKind, Filters, PassageVector, ProductWrite, Taxonomy};
+use inkling_domain::{
+    Event, EventKind, Filters, Language, PassageVector, ProductWrite, Reason, Taxonomy,
+};
 use inkling_storage::{KvEngine, SledEngine};
 
 use common::{classic_catalog, product};
@@ -99,7 +101,7 @@ async fn search_is_personalised_by_recorded_events() {
         for_fan
             .reasons
             .iter()
-            .any(|reason| reason.contains("Xiaomi")),
+            .any(|reason| reason.text(Language::En).contains("Xiaomi")),
         "{:?}",
         for_fan.reasons
     );
@@ -260,7 +262,7 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
     assert!(
         reasons
             .iter()
-            .any(|reason| learned.contains(&reason.as_str())),
+            .any(|reason| learned.contains(&reason.text(Language::En).as_str())),
         "{reasons:?}"
     );
 
@@ -268,7 +270,12 @@ async fn recommendations_follow_what_shoppers_did_next_but_never_learn_from_held
         .await
         .unwrap();
     let list = node.recommend(recommend("probe")).await.unwrap();
-    let reasons: Vec<&String> = list.items.iter().flat_map(|item| &item.reasons).collect();
+    let reasons: Vec<String> = list
+        .items
+        .iter()
+        .flat_map(|item| &item.reasons)
+        .map(|reason| reason.text(Language::En))
+        .collect();
     // Anything learned from the held-out session would surface with one of these reasons.
     assert!(
         !reasons.iter().any(|reason| {
@@ -584,7 +591,10 @@ async fn recommendations_respect_what_the_shopper_asked_for() {
             );
         }
         let first = &list.items[0].reasons;
-        assert!(first.iter().any(|r| r == reason), "{said}: {first:?}");
+        assert!(
+            first.iter().any(|r| r.text(Language::En) == reason),
+            "{said}: {first:?}"
+        );
     }
     let phones = node
         .recommend(recommend_in("phones", "chat"))
@@ -628,9 +638,9 @@ async fn what_shoppers_cart_together_is_recommended_together() {
         .find(|item| item.product.id == "macbook-pro")
         .unwrap_or_else(|| panic!("{:?}", ids(&list)));
     assert!(
-        macbook
-            .reasons
-            .contains(&"often bought together with iPhone 14".to_string()),
+        macbook.reasons.contains(&Reason::BoughtTogether {
+            title: "iPhone 14".into()
+        }),
         "{:?}",
         macbook.reasons
     );
@@ -659,9 +669,9 @@ async fn a_cold_item_brings_products_with_similar_embeddings() {
         .find(|item| item.product.id == "iphone-14")
         .unwrap_or_else(|| panic!("{:?}", ids(&list)));
     assert!(
-        iphone
-            .reasons
-            .contains(&"similar to iPhone SE, which you viewed".to_string()),
+        iphone.reasons.contains(&Reason::SimilarToViewed {
+            title: "iPhone SE".into()
+        }),
         "{:?}",
         iphone.reasons
     );

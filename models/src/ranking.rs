@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use inkling_domain::Product;
 use inkling_domain::Profile;
+use inkling_domain::Reason;
 use serde::{Deserialize, Serialize};
 
 pub use crate::candidate::{Candidate, CandidateSource, Matched};
@@ -18,7 +19,7 @@ use crate::slot_evidence::QueryEvidence;
 pub struct Scored {
     pub product: Arc<Product>,
     pub score: f64,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     /// Whether it is a match for the query: its text holds the query's words, or it ranks
     /// among the relevant products (see [`RankingWeights::relevant_share`]). A product
     /// that is only somewhat close in meaning is not: a page sorted by price leaves it out
@@ -275,22 +276,28 @@ impl PreferenceScale {
         let product = &scored.product;
         let rating = f64::from(product.rating.unwrap_or(0.0)) / 5.0;
         let price = self.price_position(product);
-        let price_text = money(product.price, &product.currency);
+        let currency = product.currency.clone();
         // Reasons state only what the catalog holds: an unrated product gets no rating.
         let (value, reason) = match self.preference {
             Preference::BestValue => (
                 ((rating - price) + 1.0) / 2.0,
-                product
-                    .rating
-                    .map(|stars| format!("good value: rated {stars:.1}/5 at {price_text}")),
+                product.rating.map(|rating| Reason::GoodValue {
+                    rating,
+                    price: product.price,
+                    currency,
+                }),
             ),
-            Preference::Cheapest => (1.0 - price, Some(format!("low price: {price_text}"))),
-            Preference::Premium => (price, Some("a premium pick".to_string())),
+            Preference::Cheapest => (
+                1.0 - price,
+                Some(Reason::LowPrice {
+                    price: product.price,
+                    currency,
+                }),
+            ),
+            Preference::Premium => (price, Some(Reason::Premium)),
             Preference::BestRated => (
                 rating,
-                product
-                    .rating
-                    .map(|stars| format!("top rated: {stars:.1}/5")),
+                product.rating.map(|rating| Reason::TopRated { rating }),
             ),
             // The catalog carries no release dates, so "newest" cannot be honoured.
             Preference::Newest => return None,
@@ -306,47 +313,25 @@ impl PreferenceScale {
             // The preference's reason already states the rating.
             scored
                 .reasons
-                .retain(|existing| !existing.starts_with("rated "));
+                .retain(|existing| !matches!(existing, Reason::Rated { .. }));
         }
         scored.reasons.extend(reason);
         Some(value)
     }
 }
 
-pub(crate) fn explain_budget(product: &Product, reasons: &mut Vec<String>, budget: &Budget) {
+pub(crate) fn explain_budget(product: &Product, reasons: &mut Vec<Reason>, budget: &Budget) {
     let same_currency = budget
         .currency
         .as_deref()
         .is_none_or(|c| c == product.currency);
     if same_currency && product.price <= budget.max {
         let currency = budget.currency.as_deref().unwrap_or(&product.currency);
-        reasons.push(format!(
-            "within your {} budget",
-            money(budget.max, currency)
-        ));
+        reasons.push(Reason::WithinBudget {
+            amount: budget.max,
+            currency: currency.to_string(),
+        });
     }
-}
-
-/// An amount with its currency sign, e.g. "¥8,000" or "₹20,000".
-pub fn money(amount: f64, currency: &str) -> String {
-    let sign = match currency {
-        "CNY" => "¥",
-        "USD" => "$",
-        "INR" => "₹",
-        "EUR" => "€",
-        other => other,
-    };
-    let whole = amount.round() as i64;
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let minus = if whole < 0 { "-" } else { "" };
-    format!("{minus}{sign}{grouped}")
 }
 
 /// How well the candidate answers the query: its retrieval score (normalised within its
@@ -382,18 +367,24 @@ fn score_one(
         CandidateSource::Search {
             query,
             matched: Matched::Words | Matched::Both,
-        } => reasons.push(format!("matches your search \"{query}\"")),
+        } => reasons.push(Reason::MatchesSearch {
+            query: query.clone(),
+        }),
         CandidateSource::Search {
             query,
             matched: Matched::Meaning,
-        } => reasons.push(format!("close in meaning to your search \"{query}\"")),
+        } => reasons.push(Reason::CloseInMeaning {
+            query: query.clone(),
+        }),
         CandidateSource::Requested => {}
     }
 
     if let Some((category, affinity)) = signals.category(&product) {
         score += weights.category * affinity;
         if affinity >= 0.2 {
-            reasons.push(format!("you have been browsing {category}"));
+            reasons.push(Reason::BrowsingCategory {
+                category: category.to_string(),
+            });
         }
     }
     if let Some(affinity) = signals.brand(&product) {
@@ -401,24 +392,26 @@ fn score_one(
         if affinity >= 0.2
             && let Some(brand) = &product.brand
         {
-            reasons.push(format!("you showed interest in {brand}"));
+            reasons.push(Reason::InterestInBrand {
+                brand: brand.clone(),
+            });
         }
     }
     if let Some(fit) = signals.price_fit(&product) {
         score += weights.price * fit;
         if fit >= 0.6 {
-            reasons.push("in your usual price range".to_string());
+            reasons.push(Reason::UsualPriceRange);
         }
     }
     if let Some(rating) = product.rating {
         score += weights.rating * f64::from(rating) / 5.0;
         if rating >= 4.0 {
-            reasons.push(format!("rated {rating:.1}/5"));
+            reasons.push(Reason::Rated { rating });
         }
     }
     if signals.recently_seen(&product) {
         // A search asked for this item again: show it, and say why it is familiar.
-        reasons.push("you looked at this recently".to_string());
+        reasons.push(Reason::SeenRecently);
     }
     Scored {
         product,
@@ -605,8 +598,13 @@ mod tests {
         };
         let context = RankContext::new(&profile, 0, 1000);
         let ranked = rank(vec![search], &context, &RankingWeights::default(), 1);
+        let texts: Vec<String> = ranked[0]
+            .reasons
+            .iter()
+            .map(|reason| reason.text(inkling_domain::Language::En))
+            .collect();
         assert_eq!(
-            ranked[0].reasons,
+            texts,
             [
                 "matches your search \"phone\"",
                 "you have been browsing 手机",
@@ -665,13 +663,11 @@ mod tests {
                 .map(|scored| scored.product.id.as_str())
                 .collect();
             assert_eq!(ids, expected, "{preference:?}");
-            assert!(
-                ranked[2]
-                    .reasons
-                    .contains(&"within your ¥8,000 budget".to_string())
-            );
+            assert!(ranked[2].reasons.contains(&Reason::WithinBudget {
+                amount: 8000.0,
+                currency: "CNY".into()
+            }));
         }
-        assert_eq!(money(15000.0, "CNY"), "¥15,000");
     }
 
     /// A preference's reason states only facts the product carries.
@@ -696,7 +692,7 @@ mod tests {
                 .find(|s| s.product.id == "plain")
                 .expect("ranked");
             assert!(
-                plain.reasons.iter().all(|reason| !reason.contains("/5")),
+                plain.reasons.iter().all(|reason| !reason.states_rating()),
                 "{preference:?}: {:?}",
                 plain.reasons
             );

@@ -110,10 +110,21 @@ pub struct PriceBucketView {
 pub struct ItemAnswer {
     pub product: ProductView,
     pub score: f64,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<ReasonView>,
     /// The model's inputs by feature name, when the request asked to explain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<BTreeMap<String, f32>>,
+}
+
+/// Why an item is shown. `code` is stable (a storefront may key its own wording on it),
+/// `params` holds the values the text quotes, and `text` is written in the language the
+/// request's `Accept-Language` prefers among English and Chinese.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasonView {
+    pub code: String,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub text: String,
 }
 
 /// A product as answers show it.

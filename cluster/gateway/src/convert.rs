@@ -18,9 +18,10 @@ use inkling_api::{
     RecentItemView, RecentQueryView, RecommendBody, Relation, SearchBody, SearchMode, SortOrder,
     UnderstandingView,
 };
-use inkling_api::{FacetCountView, FacetsView, PriceBucketView, shopper_id};
+use inkling_api::{FacetCountView, FacetsView, PriceBucketView, ReasonView, shopper_id};
 use inkling_domain::{
-    Attribution, Event, EventKind, Filters, Product, Profile, RecentItem, RecentQuery,
+    Attribution, Event, EventKind, Filters, Language, Product, Profile, Reason, RecentItem,
+    RecentQuery,
 };
 use inkling_models::intent::{self, IntentClass, Slots, Understanding};
 use inkling_models::page::{FacetCount, Facets};
@@ -254,6 +255,8 @@ fn search_mode(mode: SearchMode) -> protocol::SearchMode {
 pub struct Served {
     pub request_id: String,
     pub variant: String,
+    /// The language reason texts are written in.
+    pub language: Language,
 }
 
 /// The public form of a ranked list.
@@ -291,7 +294,11 @@ impl FromRankedList for RankedAnswer {
         Self {
             request_id: served.request_id,
             variant: served.variant,
-            items: list.items.into_iter().map(item_answer).collect(),
+            items: list
+                .items
+                .into_iter()
+                .map(|item| item_answer(item, served.language))
+                .collect(),
             complete: missing.is_empty(),
             coverage,
             warnings,
@@ -330,12 +337,32 @@ fn facets_view(facets: Facets) -> FacetsView {
     }
 }
 
-fn item_answer(item: RankedItem) -> ItemAnswer {
+fn item_answer(item: RankedItem, language: Language) -> ItemAnswer {
     ItemAnswer {
         product: product_view(&item.product),
         score: item.score,
-        reasons: item.reasons,
+        reasons: item
+            .reasons
+            .iter()
+            .map(|reason| reason_view(reason, language))
+            .collect(),
         features: item.features,
+    }
+}
+
+/// A reason's code, its parameters (the serialised reason without its code) and its text.
+fn reason_view(reason: &Reason, language: Language) -> ReasonView {
+    let params = match serde_json::to_value(reason) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            fields.remove("code");
+            fields
+        }
+        _ => serde_json::Map::new(),
+    };
+    ReasonView {
+        code: reason.code().to_string(),
+        params,
+        text: reason.text(language),
     }
 }
 
@@ -519,6 +546,7 @@ mod tests {
             let served = Served {
                 request_id: "0123456789abcdef.default".into(),
                 variant: "default".into(),
+                language: Language::En,
             };
             let answer = RankedAnswer::new(list(shards, missing), served, 1.0);
             let case = format!("{shards} shards, {missing:?} missing: {answer:?}");
@@ -550,12 +578,16 @@ mod tests {
             attributes: Default::default(),
             listed_at_ms: None,
         };
-        let item = item_answer(RankedItem {
+        let ranked = RankedItem {
             product: Arc::new(product.clone()),
             score: 2.0,
-            reasons: vec!["r".into()],
+            reasons: vec![Reason::LowPrice {
+                price: 1.0,
+                currency: "CNY".into(),
+            }],
             features: None,
-        });
+        };
+        let item = item_answer(ranked.clone(), Language::En);
         // The view has the product's own JSON shape, so the API stays compatible.
         assert_eq!(
             serde_json::to_value(&item.product).unwrap(),
@@ -563,5 +595,15 @@ mod tests {
         );
         let json = serde_json::to_value(&item).unwrap();
         assert!(json.get("features").is_none(), "{json}");
+        assert_eq!(
+            json["reasons"],
+            serde_json::json!([{
+                "code": "low_price",
+                "params": {"price": 1.0, "currency": "CNY"},
+                "text": "low price: ¥1"
+            }])
+        );
+        let chinese = item_answer(ranked, Language::Zh);
+        assert_eq!(chinese.reasons[0].text, "价格低：¥1");
     }
 }

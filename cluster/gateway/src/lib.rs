@@ -18,6 +18,7 @@ pub mod convert;
 pub mod error;
 pub mod experiments;
 pub mod guard;
+mod language;
 pub mod load;
 pub mod operations;
 
@@ -50,7 +51,9 @@ use crate::convert::{FromProfile, FromRankedList, IntoEvents, IntoProducts, Into
 pub use crate::error::ApiError;
 use crate::experiments::{Experiments, Variant};
 use crate::guard::{Guard, Needs, require_scope};
+use crate::language::ShopperLanguage;
 use crate::load::{InFlight, limit_in_flight, time_limit};
+use inkling_domain::Language;
 
 /// What the handlers share: the cluster and what they check requests against.
 #[derive(Clone, FromRef)]
@@ -391,6 +394,7 @@ fn attributed<'e>(
 async fn search(
     State(cluster): State<Arc<Cluster>>,
     State(experiments): State<Arc<Experiments>>,
+    ShopperLanguage(language): ShopperLanguage,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<RankedAnswer> {
     let started = Instant::now();
@@ -401,13 +405,14 @@ async fn search(
         .map_err(ApiError::invalid)?;
     request.semantic_weight = variant.semantic_weight;
     let list = cluster.search(request).await?;
-    let served = served("search", variant, list.items.is_empty());
+    let served = served("search", variant, language, list.items.is_empty());
     Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))
 }
 
 async fn recommend(
     State(cluster): State<Arc<Cluster>>,
     State(experiments): State<Arc<Experiments>>,
+    ShopperLanguage(language): ShopperLanguage,
     ApiJson(body): ApiJson<RecommendBody>,
 ) -> ApiResult<RankedAnswer> {
     let started = Instant::now();
@@ -423,12 +428,12 @@ async fn recommend(
         return Err(ApiError::not_found(format!("no product with id {id:?}")));
     }
     let list = cluster.recommend(request).await?;
-    let served = served("recommend", variant, list.items.is_empty());
+    let served = served("recommend", variant, language, list.items.is_empty());
     Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))
 }
 
 /// Counts an answer of `route` for its variant, and gives it its request id.
-fn served(route: &str, variant: &Variant, empty: bool) -> Served {
+fn served(route: &str, variant: &Variant, language: Language, empty: bool) -> Served {
     let labels = [route, variant.name.as_str()];
     inkling_ops::metrics::RANKED_ANSWERS
         .with_label_values(&labels)
@@ -441,6 +446,7 @@ fn served(route: &str, variant: &Variant, empty: bool) -> Served {
     Served {
         request_id: experiments::request_id(variant),
         variant: variant.name.clone(),
+        language,
     }
 }
 

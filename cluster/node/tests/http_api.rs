@@ -679,7 +679,7 @@ fn events_shape_profile_and_recommendations() {
     let reasons: Vec<&str> = answer
         .items
         .iter()
-        .flat_map(|item| item.reasons.iter().map(String::as_str))
+        .flat_map(|item| item.reasons.iter().map(|reason| reason.text.as_str()))
         .collect();
     // The profile explains the answer: the carted Macbook is the only 电脑, so what carries
     // over is the interest in its brand.
@@ -819,14 +819,26 @@ fn the_classic_example_in_chinese_and_english() {
             ("what about under 4000?", &["xiaomi-12"], true),
         ],
     );
-    let answer = node.search(&SearchBody {
-        session_id: Some("zh-shopper-session".into()),
-        ..SearchBody::new("zh-shopper", "有便宜一点的吗", 3)
-    });
+    // A Chinese storefront asks for Chinese reason texts; the codes and parameters are the
+    // same in every language.
+    let answer = node
+        .client
+        .with_language(Some("zh-CN,zh;q=0.9,en;q=0.8"))
+        .search(&SearchBody {
+            session_id: Some("zh-shopper-session".into()),
+            ..SearchBody::new("zh-shopper", "有便宜一点的吗", 3)
+        })
+        .unwrap();
     let understanding = answer.understanding.as_ref().expect("understood");
     assert_eq!(understanding.intent, Intent::Refine, "{understanding:?}");
-    let reasons = answer.items[0].reasons.join(" ");
-    assert!(reasons.contains("within your ¥4,000 budget"), "{reasons}");
+    let budget = answer.items[0]
+        .reasons
+        .iter()
+        .find(|reason| reason.code == "within_budget")
+        .unwrap_or_else(|| panic!("{:?}", answer.items[0].reasons));
+    assert_eq!(budget.params["amount"], 4000.0);
+    assert_eq!(budget.params["currency"], "CNY");
+    assert_eq!(budget.text, "在您 ¥4,000 的预算内");
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod filters;
 pub mod passage_vector;
 pub mod product_words;
 pub mod profile;
+pub mod reason;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
@@ -19,6 +20,7 @@ pub use passage_vector::{PassageVector, ProductWrite};
 pub use profile::{
     Decayed, PriceAffinity, Profile, ProfileConfig, RecentItem, RecentQuery, event_key_hash,
 };
+pub use reason::{Language, Reason, money};
 pub use types::{Attribution, Event, EventKind, Product, Taxonomy};
 
 /// Whether `c` is a Han (Chinese) character: text analysis and per-language tuning both

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use inkling_domain::Product;
 use inkling_domain::Profile;
+use inkling_domain::Reason;
 
 use super::features::{Feature, FeatureVector, Proposal, Scale, features};
 use super::model::RankerModel;
@@ -35,7 +36,7 @@ pub struct RecommendContext<'a> {
 pub struct Recommendation {
     pub product: Arc<Product>,
     pub score: f64,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     pub features: Option<FeatureVector>,
 }
 
@@ -92,7 +93,7 @@ fn reasons(
     proposal: &Proposal,
     contributions: &FeatureVector,
     signals: &ProfileSignals,
-) -> Vec<String> {
+) -> Vec<Reason> {
     let mut carried: Vec<(Feature, f32)> = Feature::ALL
         .iter()
         .map(|feature| (*feature, contributions[feature.index()]))
@@ -100,7 +101,7 @@ fn reasons(
         .collect();
     carried.sort_by(|a, b| b.1.total_cmp(&a.1));
     let strongest = carried.first().map_or(0.0, |(_, value)| *value);
-    let mut reasons: Vec<String> = Vec::new();
+    let mut reasons: Vec<Reason> = Vec::new();
     for (feature, contribution) in carried {
         if contribution < REASON_SHARE * strongest || reasons.len() == MAX_REASONS {
             break;
@@ -114,48 +115,49 @@ fn reasons(
     reasons
 }
 
-fn reason(feature: Feature, proposal: &Proposal, signals: &ProfileSignals) -> Option<String> {
+fn reason(feature: Feature, proposal: &Proposal, signals: &ProfileSignals) -> Option<Reason> {
     let evidence = &proposal.evidence;
     let product = &proposal.product;
-    let text = match feature {
+    let reason = match feature {
         Feature::Neighbours
         | Feature::NeighboursNear
         | Feature::NeighboursNext
         | Feature::NeighboursRank
-        | Feature::NeighboursSupport => "shoppers with sessions like yours viewed this".to_string(),
+        | Feature::NeighboursSupport => Reason::SimilarSessions,
         Feature::AfterNewest
         | Feature::AfterSecond
         | Feature::AfterThird
-        | Feature::AfterNewestCount => format!(
-            "viewed after {} by many shoppers",
-            evidence.after_title.as_deref()?
-        ),
-        Feature::Together => format!(
-            "often bought together with {}",
-            evidence.together_title.as_deref()?
-        ),
-        Feature::Popular | Feature::Interest => "popular right now".to_string(),
-        Feature::PopularInCategory => {
-            format!("popular in {} today", evidence.popular_category.as_deref()?)
-        }
-        Feature::PopularInSegment => "popular with shoppers like you".to_string(),
-        Feature::Similar if evidence.similar_to_page => {
-            format!("similar to {}", evidence.similar_title.as_deref()?)
-        }
-        Feature::Similar => format!(
-            "similar to {}, which you viewed",
-            evidence.similar_title.as_deref()?
-        ),
-        Feature::InSession | Feature::SessionRecency => "you looked at this recently".to_string(),
-        Feature::CategoryAffinity | Feature::Liked => {
-            format!("you have been browsing {}", signals.category(product)?.0)
-        }
-        Feature::BrandAffinity => format!("you showed interest in {}", product.brand.as_deref()?),
-        Feature::PriceFit => "in your usual price range".to_string(),
-        Feature::Rating => format!("rated {:.1}/5", product.rating?),
-        Feature::TopRated => "among the best-rated products".to_string(),
+        | Feature::AfterNewestCount => Reason::ViewedAfter {
+            title: evidence.after_title.clone()?,
+        },
+        Feature::Together => Reason::BoughtTogether {
+            title: evidence.together_title.clone()?,
+        },
+        Feature::Popular | Feature::Interest => Reason::PopularNow,
+        Feature::PopularInCategory => Reason::PopularInCategory {
+            category: evidence.popular_category.clone()?,
+        },
+        Feature::PopularInSegment => Reason::PopularInSegment,
+        Feature::Similar if evidence.similar_to_page => Reason::SimilarToPage {
+            title: evidence.similar_title.clone()?,
+        },
+        Feature::Similar => Reason::SimilarToViewed {
+            title: evidence.similar_title.clone()?,
+        },
+        Feature::InSession | Feature::SessionRecency => Reason::SeenRecently,
+        Feature::CategoryAffinity | Feature::Liked => Reason::BrowsingCategory {
+            category: signals.category(product)?.0.to_string(),
+        },
+        Feature::BrandAffinity => Reason::InterestInBrand {
+            brand: product.brand.clone()?,
+        },
+        Feature::PriceFit => Reason::UsualPriceRange,
+        Feature::Rating => Reason::Rated {
+            rating: product.rating?,
+        },
+        Feature::TopRated => Reason::AmongBestRated,
     };
-    Some(text)
+    Some(reason)
 }
 
 #[cfg(test)]
@@ -220,12 +222,18 @@ mod tests {
             .collect();
         let model = RankerModel::from_vector(&vector_of(weights));
         let ranked = recommend(proposals, &context(&profile, &session), &model, 10);
-        let got: Vec<(&str, &str)> = ranked
+        let got: Vec<(&str, String)> = ranked
             .iter()
             .map(|item| {
-                let reason = item.reasons.first().map_or("", String::as_str);
+                let reason = item.reasons.first().map_or(String::new(), |reason| {
+                    reason.text(inkling_domain::Language::En)
+                });
                 (item.product.id.as_str(), reason)
             })
+            .collect();
+        let expected: Vec<(&str, String)> = expected
+            .iter()
+            .map(|(id, reason)| (*id, reason.to_string()))
             .collect();
         assert_eq!(got, expected);
     }

@@ -96,7 +96,10 @@ fn profile_build_fits_segments_and_rules_that_a_restarted_node_uses() {
             .unwrap_or_else(|| panic!("{answer:?}"));
         assert!(
             ipad.reasons
-                .contains(&"often bought together with iPhone 14".to_string()),
+                .iter()
+                .any(|reason| reason.code == "bought_together"
+                    && reason.params["title"] == "iPhone 14"
+                    && reason.text == "often bought together with iPhone 14"),
             "{ipad:?}"
         );
     });

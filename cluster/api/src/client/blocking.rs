@@ -2,7 +2,7 @@
 //! small runtime, so it must be neither built, used nor dropped inside an async task: from
 //! async code, use [`crate::AsyncClient`] or `spawn_blocking`.
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 
 use super::{Answered, ClientConfig, Error, Head, RawAnswer, Request, parse_base};
@@ -56,6 +56,14 @@ impl Client {
         client
     }
 
+    /// This client asking for reason texts in `language` (an `Accept-Language` value), or
+    /// sending no preference, sharing its connections.
+    pub fn with_language(&self, language: Option<&str>) -> Self {
+        let mut client = self.clone();
+        client.config.language = language.map(str::to_string);
+        client
+    }
+
     /// The node's base URL, without a trailing slash.
     pub fn base_url(&self) -> &str {
         self.base.as_str().trim_end_matches('/')
@@ -72,9 +80,7 @@ impl Client {
             .http
             .request(request.method.clone(), request.url(&self.base)?)
             .timeout(self.config.timeout);
-        if let Some(authorization) = self.config.authorization()? {
-            builder = builder.header(AUTHORIZATION, authorization);
-        }
+        builder = builder.headers(self.config.headers()?);
         if let Some(body) = &request.body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
@@ -98,9 +104,7 @@ impl Client {
             .map_err(|error| Error::client(format!("{method:?}: {error}")))?;
         let url = format!("{}{path}", self.base_url());
         let mut builder = self.http.request(method, url).timeout(self.config.timeout);
-        if let Some(authorization) = self.config.authorization()? {
-            builder = builder.header(AUTHORIZATION, authorization);
-        }
+        builder = builder.headers(self.config.headers()?);
         if let Some(body) = body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")

@@ -16,7 +16,7 @@ mod nonblocking;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use reqwest::header::HeaderValue;
+use reqwest::header::{ACCEPT_LANGUAGE, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,6 +43,9 @@ pub struct ClientConfig {
     /// The API key every call presents as `Authorization: Bearer …`; none for a node that
     /// asks for none (on loopback). `Debug` never shows it.
     pub api_key: Option<String>,
+    /// The `Accept-Language` every call sends (the language of reason texts); none sends
+    /// no header, and the node answers in English.
+    pub language: Option<String>,
 }
 
 impl ClientConfig {
@@ -53,6 +56,7 @@ impl ClientConfig {
             connect_timeout: None,
             max_idle_per_host: None,
             api_key: None,
+            language: None,
         }
     }
 
@@ -64,17 +68,25 @@ impl ClientConfig {
         }
     }
 
-    /// The `Authorization` header, when there is a key; marked sensitive, so HTTP logging
-    /// leaves it out.
-    fn authorization(&self) -> Result<Option<HeaderValue>, Error> {
-        let Some(key) = &self.api_key else {
-            return Ok(None);
-        };
-        let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            Error::client("the API key holds characters a header cannot carry".to_string())
-        })?;
-        value.set_sensitive(true);
-        Ok(Some(value))
+    /// The headers every call sends: `Authorization` when there is a key (marked
+    /// sensitive, so HTTP logging leaves it out) and `Accept-Language` when there is a
+    /// language.
+    fn headers(&self) -> Result<HeaderMap, Error> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &self.api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                Error::client("the API key holds characters a header cannot carry".to_string())
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        if let Some(language) = &self.language {
+            let value = HeaderValue::from_str(language).map_err(|_| {
+                Error::client(format!("{language:?} cannot be sent as Accept-Language"))
+            })?;
+            headers.insert(ACCEPT_LANGUAGE, value);
+        }
+        Ok(headers)
     }
 }
 
@@ -86,6 +98,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_idle_per_host", &self.max_idle_per_host)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("language", &self.language)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 //! blocking [`crate::Client`].
 
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 
 use super::{Answered, ClientConfig, Error, Head, Request, parse_base};
 
@@ -60,9 +60,7 @@ impl AsyncClient {
             .http
             .request(request.method.clone(), request.url(&self.base)?)
             .timeout(self.config.timeout);
-        if let Some(authorization) = self.config.authorization()? {
-            builder = builder.header(AUTHORIZATION, authorization);
-        }
+        builder = builder.headers(self.config.headers()?);
         if let Some(body) = &request.body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
