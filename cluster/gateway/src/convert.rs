@@ -7,7 +7,7 @@
 //! traits (`batch.into_events(&window)`, `RankedAnswer::new(list, served, took_ms)`) and the rest are plain
 //! functions: Rust allows no `From` between two foreign types.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use inkling_actors::model_pool::PoolStats;
 use inkling_actors::protocol::{self, RankedItem, RankedList, RecommendRequest, SearchRequest};
@@ -39,10 +39,13 @@ pub trait IntoProducts {
 }
 
 impl IntoProducts for ProductBatch {
-    /// Checks every product and converts the batch.
+    /// Checks every product and converts the batch. A product named twice is written once,
+    /// as its last version: what applying the batch in order would leave, without
+    /// embedding and indexing the earlier versions for nothing.
     fn into_products(self) -> Result<Vec<Product>, Invalid> {
         limits::batch("products", self.products.len())?;
-        self.products
+        let products = self
+            .products
             .into_iter()
             .enumerate()
             .map(|(index, body)| {
@@ -54,8 +57,26 @@ impl IntoProducts for ProductBatch {
                     .map_err(|error| format!("{path}: {error}"))?;
                 Ok(product)
             })
-            .collect()
+            .collect::<Result<Vec<_>, Invalid>>()?;
+        Ok(last_version_of_each(products))
     }
+}
+
+/// The products in batch order, each id once, with its last version.
+fn last_version_of_each(products: Vec<Product>) -> Vec<Product> {
+    let last: HashMap<&str, usize> = products
+        .iter()
+        .enumerate()
+        .map(|(index, product)| (product.id.as_str(), index))
+        .collect();
+    let keep: Vec<bool> = (0..products.len())
+        .map(|index| last[products[index].id.as_str()] == index)
+        .collect();
+    products
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(product, kept)| kept.then_some(product))
+        .collect()
 }
 
 fn product(body: ProductBody) -> Product {
@@ -352,7 +373,10 @@ fn item_answer(item: RankedItem, language: Language) -> ItemAnswer {
 
 /// A reason's code, its parameters (the serialised reason without its code) and its text.
 fn reason_view(reason: &Reason, language: Language) -> ReasonView {
-    let params = match serde_json::to_value(reason) {
+    // Through text rather than `to_value`: an `f32` rating then reads 4.3, as its own JSON
+    // does, not the 4.300000190734863 of its widening to `f64`.
+    let json = serde_json::to_string(reason).unwrap_or_default();
+    let params = match serde_json::from_str(&json) {
         Ok(serde_json::Value::Object(mut fields)) => {
             fields.remove("code");
             fields
@@ -581,10 +605,13 @@ mod tests {
         let ranked = RankedItem {
             product: Arc::new(product.clone()),
             score: 2.0,
-            reasons: vec![Reason::LowPrice {
-                price: 1.0,
-                currency: "CNY".into(),
-            }],
+            reasons: vec![
+                Reason::LowPrice {
+                    price: 1.0,
+                    currency: "CNY".into(),
+                },
+                Reason::Rated { rating: 4.3 },
+            ],
             features: None,
         };
         let item = item_answer(ranked.clone(), Language::En);
@@ -597,13 +624,38 @@ mod tests {
         assert!(json.get("features").is_none(), "{json}");
         assert_eq!(
             json["reasons"],
-            serde_json::json!([{
-                "code": "low_price",
-                "params": {"price": 1.0, "currency": "CNY"},
-                "text": "low price: ¥1"
-            }])
+            serde_json::json!([
+                {
+                    "code": "low_price",
+                    "params": {"price": 1.0, "currency": "CNY"},
+                    "text": "low price: ¥1"
+                },
+                {"code": "rated", "params": {"rating": 4.3}, "text": "rated 4.3/5"}
+            ])
         );
         let chinese = item_answer(ranked, Language::Zh);
         assert_eq!(chinese.reasons[0].text, "价格低：¥1");
+    }
+
+    #[test]
+    fn a_product_named_twice_in_a_batch_is_written_once_as_its_last_version() {
+        let body = |id: &str, price: f64| ProductBody::new(id, format!("{id} at {price}"), price);
+        let batch = ProductBatch {
+            products: vec![
+                body("a", 1.0),
+                body("b", 2.0),
+                body("a", 3.0),
+                body("c", 4.0),
+            ],
+        };
+        let written: Vec<(String, f64)> = batch
+            .into_products()
+            .unwrap()
+            .into_iter()
+            .map(|product| (product.id, product.price))
+            .collect();
+        let expected =
+            [("b", 2.0), ("a", 3.0), ("c", 4.0)].map(|(id, price)| (id.to_string(), price));
+        assert_eq!(written, expected);
     }
 }

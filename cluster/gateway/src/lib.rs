@@ -5,7 +5,8 @@
 //! in `inkling-api` (which clients share); it owns the conversions between those types and
 //! the actor protocol ([`convert`]), the error codes ([`error`]), who may call each route
 //! and how often ([`guard`], over `inkling-auth`'s keys and scopes), how much one node takes
-//! on at once ([`load`]), and what operators and load balancers call ([`operations`]).
+//! on at once ([`load`]), the handlers (`storefront`, `catalog`, [`operations`]) and
+//! the OpenAPI document generated from them with its docs page ([`openapi`]).
 //! [`GatewayConfig`] says how a node's API is guarded; where its keys come from is the
 //! node's business.
 //!
@@ -13,6 +14,7 @@
 //! to the `Cluster` façade, which routes each shopper's requests to the node that leads the
 //! shopper's partition.
 
+mod catalog;
 pub mod config;
 pub mod convert;
 pub mod error;
@@ -20,40 +22,35 @@ pub mod experiments;
 pub mod guard;
 mod language;
 pub mod load;
+pub mod openapi;
 pub mod operations;
+mod storefront;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{
-    DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, MatchedPath, Request, State,
+    DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, MatchedPath, Request,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post, put};
+use axum::routing::any;
 use axum::{Json, Router};
-use inkling_actors::ActorError;
 pub use inkling_api::limits::{MAX_BATCH, MAX_K};
 use inkling_api::limits::{MAX_BODY_BYTES, MAX_ID_BYTES};
-use inkling_api::{
-    AdmittedAnswer, DeleteAnswer, ErasedAnswer, EventBatch, EventsAnswer, ProductBatch,
-    ProductView, ProfileView, RankedAnswer, RecommendBody, SearchBody, UpsertAnswer, UserExport,
-};
 use inkling_auth::Scope;
-use inkling_domain::{Profile, now_ms};
 use inkling_ops::trace::{TRACEPARENT, TraceContext};
-use inkling_replication::{Cluster, ClusterStatus};
+use inkling_replication::Cluster;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes as documented;
 
 pub use crate::config::{EventWindow, GatewayConfig, RateLimit};
-use crate::convert::{FromProfile, FromRankedList, IntoEvents, IntoProducts, IntoRequest, Served};
 pub use crate::error::ApiError;
-use crate::experiments::{Experiments, Variant};
+use crate::experiments::Experiments;
 use crate::guard::{Guard, Needs, require_scope};
-use crate::language::ShopperLanguage;
 use crate::load::{InFlight, limit_in_flight, time_limit};
-use inkling_domain::Language;
 
 /// What the handlers share: the cluster and what they check requests against.
 #[derive(Clone, FromRef)]
@@ -77,26 +74,14 @@ pub fn router(cluster: Arc<Cluster>, config: GatewayConfig) -> Router {
     routes(&config).with_state(state)
 }
 
-/// Every route of [`router`] with its guards and limits, before the state is attached.
+/// Every route of [`router`] with its guards and limits, before the state is attached,
+/// and `GET /v1/openapi.json` documenting exactly these routes.
 fn routes(config: &GatewayConfig) -> Router<Gateway> {
-    let guard = Arc::new(Guard::new(config.keys.clone(), config.rate_limit));
-    let needs = |scope| Needs {
-        guard: guard.clone(),
-        scope,
-    };
-    let timeout = config.request_timeout;
-    let mut routes = probe_routes(timeout);
-    if config.expose_metrics {
-        routes = routes.merge(metrics_routes(needs(Scope::Metrics), timeout));
+    let (routes, api) = documented_routes(config).split_for_parts();
+    let mut routes = routes.merge(openapi::routes(openapi::document(api)));
+    if !config.serves_api {
+        routes = routes.merge(not_a_gateway());
     }
-    routes = routes.merge(operations_routes(needs(Scope::Admin)));
-    routes = if config.serves_api {
-        routes
-            .merge(catalog_routes(needs(Scope::Admin)))
-            .merge(storefront_routes(needs(Scope::Storefront), timeout))
-    } else {
-        routes.merge(not_a_gateway())
-    };
     routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -115,29 +100,50 @@ fn routes(config: &GatewayConfig) -> Router<Gateway> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
+/// The routes the node's roles and options mount, each group behind its scope.
+fn documented_routes(config: &GatewayConfig) -> OpenApiRouter<Gateway> {
+    let guard = Arc::new(Guard::new(config.keys.clone(), config.rate_limit));
+    let needs = |scope| Needs {
+        guard: guard.clone(),
+        scope,
+    };
+    let timeout = config.request_timeout;
+    let mut routes = probe_routes(timeout);
+    if config.expose_metrics {
+        routes = routes.merge(metrics_routes(needs(Scope::Metrics), timeout));
+    }
+    routes = routes.merge(operations_routes(needs(Scope::Admin)));
+    if config.serves_api {
+        routes = routes
+            .merge(catalog_routes(needs(Scope::Admin)))
+            .merge(storefront_routes(needs(Scope::Storefront), timeout));
+    }
+    routes
+}
+
 /// Liveness and readiness, for load balancers and orchestrators: no key, no rate limit.
-fn probe_routes(timeout: std::time::Duration) -> Router<Gateway> {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
+fn probe_routes(timeout: std::time::Duration) -> OpenApiRouter<Gateway> {
+    OpenApiRouter::new()
+        .routes(documented!(operations::health))
+        .routes(documented!(operations::ready))
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
 }
 
-fn metrics_routes(needs: Needs, timeout: std::time::Duration) -> Router<Gateway> {
-    Router::new()
-        .route("/metrics", get(operations::metrics))
+fn metrics_routes(needs: Needs, timeout: std::time::Duration) -> OpenApiRouter<Gateway> {
+    OpenApiRouter::new()
+        .routes(documented!(operations::metrics))
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
         .route_layer(middleware::from_fn_with_state(needs, require_scope))
 }
 
 /// Operations, on every node (gateway or not): its view of the cluster, drain, and what its
 /// own replica stores for a user.
-fn operations_routes(needs: Needs) -> Router<Gateway> {
-    Router::new()
-        .route("/v1/admin/status", get(cluster_status))
-        .route("/v1/admin/drain", post(drain))
-        .route("/v1/admin/replicas/users/{id}", get(stored_profile))
-        .route("/v1/admin/members/{name}/admit", post(admit))
+fn operations_routes(needs: Needs) -> OpenApiRouter<Gateway> {
+    OpenApiRouter::new()
+        .routes(documented!(operations::status))
+        .routes(documented!(operations::drain))
+        .routes(documented!(operations::stored_profile))
+        .routes(documented!(operations::admit))
         .route_layer(middleware::from_fn(reject_query_parameters))
         .route_layer(middleware::from_fn_with_state(needs, require_scope))
 }
@@ -145,24 +151,24 @@ fn operations_routes(needs: Needs) -> Router<Gateway> {
 /// Catalog writes and erasure. They carry no gateway time limit: a catalog write's
 /// deadline grows with its size (embedding and indexing), and the cluster bounds each of
 /// these calls itself.
-fn catalog_routes(needs: Needs) -> Router<Gateway> {
-    Router::new()
-        .route("/v1/products", put(upsert_products))
-        .route("/v1/products/{id}", delete(delete_product))
-        .route("/v1/users/{id}", delete(erase_user))
-        .route("/v1/users/{id}/export", get(export_user))
+fn catalog_routes(needs: Needs) -> OpenApiRouter<Gateway> {
+    OpenApiRouter::new()
+        .routes(documented!(catalog::upsert_products))
+        .routes(documented!(catalog::delete_product))
+        .routes(documented!(catalog::erase_user))
+        .routes(documented!(catalog::export_user))
         .route_layer(middleware::from_fn(reject_query_parameters))
         .route_layer(middleware::from_fn_with_state(needs, require_scope))
 }
 
 /// What a storefront does for its shoppers.
-fn storefront_routes(needs: Needs, timeout: std::time::Duration) -> Router<Gateway> {
-    Router::new()
-        .route("/v1/events", post(record_events))
-        .route("/v1/search", post(search))
-        .route("/v1/recommend", post(recommend))
-        .route("/v1/products/{id}", get(product))
-        .route("/v1/users/{id}/profile", get(profile))
+fn storefront_routes(needs: Needs, timeout: std::time::Duration) -> OpenApiRouter<Gateway> {
+    OpenApiRouter::new()
+        .routes(documented!(storefront::record_events))
+        .routes(documented!(storefront::search))
+        .routes(documented!(storefront::recommend))
+        .routes(documented!(storefront::product))
+        .routes(documented!(storefront::profile))
         .route_layer(middleware::from_fn(reject_query_parameters))
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
         .route_layer(middleware::from_fn_with_state(needs, require_scope))
@@ -261,263 +267,9 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-async fn health(state: State<Arc<Cluster>>) -> ApiResult<inkling_api::HealthView> {
-    operations::health(state).await
-}
-
-async fn ready(state: State<Arc<Cluster>>) -> ApiResult<operations::Readiness> {
-    operations::ready(state).await
-}
-
-async fn cluster_status(state: State<Arc<Cluster>>) -> Json<ClusterStatus> {
-    operations::status(state).await
-}
-
-async fn drain(state: State<Arc<Cluster>>) -> Json<ClusterStatus> {
-    operations::drain(state).await
-}
-
-async fn stored_profile(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(user_id): ApiPath<String>,
-) -> Result<Json<Result<Option<Profile>, ActorError>>, ApiError> {
-    checked_id("user_id", &user_id)?;
-    Ok(operations::stored_profile(&cluster, &user_id).await)
-}
-
-/// Admits a node by name: from now on the leaders may place replicas on it.
-async fn admit(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Json<AdmittedAnswer>, ApiError> {
-    use inkling_replication::admission::AdmitError;
-    cluster.admit(&name).await.map_err(|error| match error {
-        AdmitError::InvalidName { .. } => ApiError::invalid(error.to_string()),
-        AdmitError::NotRecorded(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            error.to_string(),
-        ),
-    })?;
-    Ok(Json(AdmittedAnswer { admitted: name }))
-}
-
 /// An id from the path: the same rules as in a body.
 fn checked_id(path: &str, id: &str) -> Result<(), ApiError> {
     inkling_api::limits::id(path, id).map_err(ApiError::invalid)
-}
-
-async fn upsert_products(
-    State(cluster): State<Arc<Cluster>>,
-    ApiJson(batch): ApiJson<ProductBatch>,
-) -> ApiResult<UpsertAnswer> {
-    let products = batch.into_products().map_err(ApiError::invalid)?;
-    let upserted = cluster.upsert_products(products).await?;
-    Ok(Json(UpsertAnswer { upserted }))
-}
-
-async fn product(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<ProductView> {
-    checked_id("id", &id)?;
-    match cluster.product(id.clone()).await? {
-        Some(product) => Ok(Json(convert::product_view(&product))),
-        None => Err(ApiError::not_found(format!("no product with id {id:?}"))),
-    }
-}
-
-async fn delete_product(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<DeleteAnswer> {
-    checked_id("id", &id)?;
-    if !cluster.delete_product(id.clone()).await? {
-        return Err(ApiError::not_found(format!("no product with id {id:?}")));
-    }
-    Ok(Json(DeleteAnswer { deleted: id }))
-}
-
-async fn record_events(
-    State(cluster): State<Arc<Cluster>>,
-    State(window): State<EventWindow>,
-    State(experiments): State<Arc<Experiments>>,
-    ApiJson(batch): ApiJson<EventBatch>,
-) -> ApiResult<EventsAnswer> {
-    let debug = batch.debug;
-    let events = batch
-        .into_events(&window.at(now_ms()))
-        .map_err(ApiError::invalid)?;
-    let attributed = attributed(&experiments, &events).map_err(ApiError::invalid)?;
-    // Answered only after a quorum of each partition's voters has synced the events.
-    let (accepted, commits) = cluster.record_events_committed(events).await?;
-    for (kind, variant) in attributed {
-        inkling_ops::metrics::ATTRIBUTED_EVENTS
-            .with_label_values(&[kind, variant])
-            .inc();
-    }
-    let commits = commits
-        .into_iter()
-        .filter(|_| debug)
-        .map(|commit| inkling_api::CommitView {
-            partition: commit.partition,
-            term: commit.term,
-            leader: commit.leader,
-        })
-        .collect();
-    Ok(Json(EventsAnswer {
-        accepted,
-        durable: true,
-        commits,
-    }))
-}
-
-/// The type and variant of each event that quotes the answer it followed, checking each
-/// request id's form.
-fn attributed<'e>(
-    experiments: &'e Experiments,
-    events: &[inkling_domain::Event],
-) -> Result<Vec<(&'static str, &'e str)>, inkling_api::limits::Invalid> {
-    let mut attributed = Vec::new();
-    for (index, event) in events.iter().enumerate() {
-        let Some(attribution) = &event.attribution else {
-            continue;
-        };
-        let variant = experiments
-            .label_of(&attribution.request_id)
-            .map_err(|error| format!("`events[{index}].request_id`: {error}"))?;
-        attributed.push((event.kind.as_str(), variant));
-    }
-    Ok(attributed)
-}
-
-async fn search(
-    State(cluster): State<Arc<Cluster>>,
-    State(experiments): State<Arc<Experiments>>,
-    ShopperLanguage(language): ShopperLanguage,
-    ApiJson(body): ApiJson<SearchBody>,
-) -> ApiResult<RankedAnswer> {
-    let started = Instant::now();
-    let named = body.variant.clone();
-    let mut request = body.into_request().map_err(ApiError::invalid)?;
-    let variant = experiments
-        .assign(&request.user_id, named.as_deref())
-        .map_err(ApiError::invalid)?;
-    request.semantic_weight = variant.semantic_weight;
-    let list = cluster.search(request).await?;
-    let served = served("search", variant, language, list.items.is_empty());
-    Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))
-}
-
-async fn recommend(
-    State(cluster): State<Arc<Cluster>>,
-    State(experiments): State<Arc<Experiments>>,
-    ShopperLanguage(language): ShopperLanguage,
-    ApiJson(body): ApiJson<RecommendBody>,
-) -> ApiResult<RankedAnswer> {
-    let started = Instant::now();
-    let named = body.variant.clone();
-    let request = body.into_request().map_err(ApiError::invalid)?;
-    let variant = experiments
-        .assign(&request.user_id, named.as_deref())
-        .map_err(ApiError::invalid)?;
-    if let Some(item) = &request.item
-        && cluster.product(item.item_id.clone()).await?.is_none()
-    {
-        let id = &item.item_id;
-        return Err(ApiError::not_found(format!("no product with id {id:?}")));
-    }
-    let list = cluster.recommend(request).await?;
-    let served = served("recommend", variant, language, list.items.is_empty());
-    Ok(Json(RankedAnswer::new(list, served, elapsed_ms(started))))
-}
-
-/// Counts an answer of `route` for its variant, and gives it its request id.
-fn served(route: &str, variant: &Variant, language: Language, empty: bool) -> Served {
-    let labels = [route, variant.name.as_str()];
-    inkling_ops::metrics::RANKED_ANSWERS
-        .with_label_values(&labels)
-        .inc();
-    if empty {
-        inkling_ops::metrics::EMPTY_ANSWERS
-            .with_label_values(&labels)
-            .inc();
-    }
-    Served {
-        request_id: experiments::request_id(variant),
-        variant: variant.name.clone(),
-        language,
-    }
-}
-
-fn elapsed_ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
-}
-
-async fn profile(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(user_id): ApiPath<String>,
-) -> ApiResult<ProfileView> {
-    checked_id("user_id", &user_id)?;
-    let profile = cluster.profile(user_id.clone()).await?;
-    if profile.event_count == 0 && profile.recent_queries.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no profile for user {user_id:?} yet: send events first"
-        )));
-    }
-    Ok(Json(ProfileView::new(
-        profile,
-        cluster.profile_half_life_ms(),
-        now_ms(),
-    )))
-}
-
-/// Everything stored about the user, read on their partition's leader: the profile (as
-/// shown and as stored), the events the replicated log still holds, and whether a session
-/// is live.
-async fn export_user(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(user_id): ApiPath<String>,
-) -> ApiResult<UserExport> {
-    checked_id("user_id", &user_id)?;
-    let records = cluster.export_user(user_id).await?;
-    let now = now_ms();
-    // A profile is plain data: it always serialises.
-    let stored_profile = records
-        .profile
-        .as_ref()
-        .and_then(|profile| serde_json::to_value(profile).ok());
-    let applied_event_keys = records
-        .profile
-        .as_ref()
-        .map(|profile| profile.applied_event_keys.iter().copied().collect())
-        .unwrap_or_default();
-    Ok(Json(UserExport {
-        user_id: records.user_id,
-        applied_event_keys,
-        exported_at_ms: now,
-        profile: records
-            .profile
-            .map(|profile| ProfileView::new(profile, cluster.profile_half_life_ms(), now)),
-        stored_profile,
-        events: records
-            .events
-            .into_iter()
-            .map(convert::event_body)
-            .collect(),
-        events_complete: records.events_complete,
-        active_session: records.active_session,
-    }))
-}
-
-/// Erases everything stored about the user on every replica: the profile and the session.
-async fn erase_user(
-    State(cluster): State<Arc<Cluster>>,
-    ApiPath(user_id): ApiPath<String>,
-) -> ApiResult<ErasedAnswer> {
-    checked_id("user_id", &user_id)?;
-    cluster.erase_user(user_id.clone()).await?;
-    Ok(Json(ErasedAnswer { erased: user_id }))
 }
 
 #[cfg(test)]
@@ -538,5 +290,53 @@ mod tests {
                 let _ = routes(&config);
             }
         }
+    }
+
+    /// The document lists exactly the routes a node mounts, with the scope's security
+    /// and the API's limits.
+    #[test]
+    fn the_openapi_document_lists_every_route_a_node_serves() {
+        let operations = |config: &GatewayConfig| -> Vec<String> {
+            let (_, api) = documented_routes(config).split_for_parts();
+            let json = serde_json::to_value(openapi::document(api)).unwrap();
+            let mut listed = Vec::new();
+            for (path, item) in json["paths"].as_object().unwrap() {
+                for method in item.as_object().unwrap().keys() {
+                    listed.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+            listed.sort();
+            listed
+        };
+        let gateway = GatewayConfig::default();
+        let expected = [
+            "DELETE /v1/products/{id}",
+            "DELETE /v1/users/{id}",
+            "GET /healthz",
+            "GET /metrics",
+            "GET /readyz",
+            "GET /v1/admin/replicas/users/{id}",
+            "GET /v1/admin/status",
+            "GET /v1/products/{id}",
+            "GET /v1/users/{id}/export",
+            "GET /v1/users/{id}/profile",
+            "POST /v1/admin/drain",
+            "POST /v1/admin/members/{name}/admit",
+            "POST /v1/events",
+            "POST /v1/recommend",
+            "POST /v1/search",
+            "PUT /v1/products",
+        ];
+        assert_eq!(operations(&gateway), expected);
+        let member = GatewayConfig {
+            serves_api: false,
+            ..GatewayConfig::default()
+        };
+        let served: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|route| !route.contains("/v1/") || route.contains("/admin/"))
+            .collect();
+        assert_eq!(operations(&member), served);
     }
 }

@@ -1262,6 +1262,15 @@ fn keys_and_their_scopes_decide_who_may_call_each_route() {
         call("no key checks health", None, "GET", "/healthz", None, 200),
         call("no key checks readiness", None, "GET", "/readyz", None, 200),
         call(
+            "no key reads the API contract",
+            None,
+            "GET",
+            "/v1/openapi.json",
+            None,
+            200,
+        ),
+        call("no key reads the API docs", None, "GET", "/docs", None, 200),
+        call(
             "the old internal route is gone",
             admin,
             "GET",
