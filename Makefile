@@ -9,7 +9,7 @@ setup:
 
 ## Run a local node on the embedded defaults with the bundled demo catalog, on 127.0.0.1:8080.
 run: setup
-	@echo "Inkling: http://127.0.0.1:8080 (the demo catalog loads on a first start)"
+	@echo "Inkling: the demo storefront at http://127.0.0.1:8080/ and the API docs at http://127.0.0.1:8080/docs (the demo catalog loads on a first start)"
 	cargo run --release --bin inkling -- serve --catalog demo
 
 ## Run a local cluster of 3 nodes on 127.0.0.1-3:7280 with the demo catalog, until Ctrl-C.
@@ -19,11 +19,13 @@ cluster: setup
 # Tests build the actors' fail-points (fault injection); `make run` and release builds never do.
 TEST_FEATURES := --features inkling-actors/failpoints
 
-## Run the whole test suite, then fuzz the HTTP API against its OpenAPI document.
+## Run the whole test suite, fuzz the HTTP API against its OpenAPI document, and drive the
+## demo page in headless Chromium (screenshots in target/browser-test).
 test: setup
 	cargo test --workspace $(TEST_FEATURES)
 	cargo build --bin inkling $(TEST_FEATURES)
 	REPORT=target/schemathesis scripts/fuzz-api.sh 100
+	scripts/browser-test.sh target/browser-test
 
 lint: setup
 	cargo fmt --all -- --check

@@ -1,4 +1,5 @@
-# Sourced by the bench-*.sh scripts: one `$BIN serve` on a fresh data folder, on loopback.
+# Sourced by the bench-*.sh scripts and the API's test scripts (fuzz-api.sh,
+# browser-test.sh): one `$BIN serve` on a fresh data folder, on loopback.
 #   start_node PORT [serve flags...]  starts it (on the demo catalog unless the flags name
 #                                     another), waits until it is ready, and sets NODE (its
 #                                     pid) and DATA (its folder; its log is $DATA.log)

@@ -27,24 +27,13 @@ if [[ ! -f "$STAMP" ]]; then
 fi
 [[ -x "$BIN" ]] || { echo "fuzz: $BIN is missing; build it first (cargo build --bin inkling)" >&2; exit 1; }
 
-DATA="$(mktemp -d "${TMPDIR:-/tmp}/inkling-fuzz.XXXXXX")"
 KEY_LINES="$("$BIN" cluster key --scope admin)"
 KEY="$(sed -n 's/^key: //p' <<<"$KEY_LINES")"
 ENTRY="$(sed -n 's/^--api-keys entry: //p' <<<"$KEY_LINES")"
-"$BIN" serve --catalog demo --listen "127.0.0.1:$PORT" --data-dir "$DATA/node" \
-    --api-keys "$ENTRY" >"$DATA/node.log" 2>&1 &
-NODE=$!
-trap 'kill "$NODE" 2>/dev/null; wait "$NODE" 2>/dev/null; rm -rf "$DATA"' EXIT
-
-deadline=$((SECONDS + 300))
-until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
-    if ! kill -0 "$NODE" 2>/dev/null || ((SECONDS > deadline)); then
-        echo "fuzz: the node did not become ready; its log:" >&2
-        tail -50 "$DATA/node.log" >&2
-        exit 1
-    fi
-    sleep 0.5
-done
+# shellcheck source=scripts/bench-node.sh
+source "$ROOT/scripts/bench-node.sh"
+start_node "$PORT" --api-keys "$ENTRY"
+trap stop_node EXIT
 
 report=()
 if [[ -n "${REPORT:-}" ]]; then
@@ -62,6 +51,6 @@ echo "fuzz: schemathesis, $EXAMPLES examples per operation, seed $SEED" >&2
     "${report[@]}"
 if ! kill -0 "$NODE" 2>/dev/null; then
     echo "fuzz: the node died during the run; its log:" >&2
-    tail -50 "$DATA/node.log" >&2
+    tail -50 "$DATA.log" >&2
     exit 1
 fi

@@ -5,8 +5,9 @@
 //! in `inkling-api` (which clients share); it owns the conversions between those types and
 //! the actor protocol ([`convert`]), the error codes ([`error`]), who may call each route
 //! and how often ([`guard`], over `inkling-auth`'s keys and scopes), how much one node takes
-//! on at once ([`load`]), the handlers (`storefront`, `catalog`, [`operations`]) and
-//! the OpenAPI document generated from them with its docs page ([`openapi`]).
+//! on at once ([`load`]), the handlers (`storefront`, `catalog`, [`operations`]), the
+//! OpenAPI document generated from them with its docs page ([`openapi`]), and the demo
+//! storefront page at `/` (`demo`).
 //! [`GatewayConfig`] says how a node's API is guarded; where its keys come from is the
 //! node's business.
 //!
@@ -17,6 +18,7 @@
 mod catalog;
 pub mod config;
 pub mod convert;
+mod demo;
 pub mod error;
 pub mod experiments;
 pub mod guard;
@@ -79,9 +81,11 @@ pub fn router(cluster: Arc<Cluster>, config: GatewayConfig) -> Router {
 fn routes(config: &GatewayConfig) -> Router<Gateway> {
     let (routes, api) = documented_routes(config).split_for_parts();
     let mut routes = routes.merge(openapi::routes(openapi::document(api)));
-    if !config.serves_api {
-        routes = routes.merge(not_a_gateway());
-    }
+    routes = if config.serves_api {
+        routes.merge(demo::routes())
+    } else {
+        routes.merge(not_a_gateway())
+    };
     routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

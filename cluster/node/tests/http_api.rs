@@ -1270,6 +1270,7 @@ fn keys_and_their_scopes_decide_who_may_call_each_route() {
             200,
         ),
         call("no key reads the API docs", None, "GET", "/docs", None, 200),
+        call("no key opens the demo page", None, "GET", "/", None, 200),
         call(
             "the old internal route is gone",
             admin,
