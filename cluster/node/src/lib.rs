@@ -14,14 +14,14 @@ pub use inkling_gateway::GatewayConfig;
 pub use inkling_replication::{InitialMember, MeshTls};
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use inkling_actors::inkling::NodeStorage;
 use inkling_actors::{ActorConfig, Inkling};
-use inkling_domain::Product;
+use inkling_domain::{Product, Taxonomy};
 use inkling_replication::{Cluster, ClusterConfig, MeshConfig};
 use inkling_storage::{CatalogStore, KvEngine, SledEngine};
 use tokio::net::TcpListener;
@@ -46,6 +46,9 @@ pub struct NodeOptions {
     /// Where the public API listens.
     pub listen: SocketAddr,
     pub catalog: CatalogSource,
+    /// Categories and brands with their other names: the bundled one unless the shop gives
+    /// its own ([`read_taxonomy`]).
+    pub taxonomy: Taxonomy,
     pub actors: ActorConfig,
     pub cluster: ClusterOptions,
     /// The public API's keys and limits; `serves_api` is set from the roles.
@@ -122,6 +125,7 @@ impl NodeOptions {
             data_dir,
             listen,
             catalog,
+            taxonomy: bundled_taxonomy(),
             actors: ActorConfig::default(),
             cluster: ClusterOptions::default(),
             gateway: GatewayConfig::default(),
@@ -317,7 +321,7 @@ impl Node {
         let storage = NodeStorage {
             engine: engine.clone(),
             index_dir: options.data_dir.join("index"),
-            taxonomy: crate::demo::taxonomy(),
+            taxonomy: options.taxonomy.clone(),
         };
         let inkling = Arc::new(Inkling::start(options.actors.clone(), storage).await?);
         let cluster = Cluster::start(cluster_config, inkling, engine.clone()).await?;
@@ -411,6 +415,25 @@ const INITIAL_CATALOG_CHUNK: usize = 1_000;
 /// Proposes the initial catalog to the catalog group, which writes it on every replica.
 /// Only the group's first choice does it, and only while its own catalog is empty; a node
 /// with products keeps them.
+/// The taxonomy bundled with the demo catalog: what a node uses unless given its own.
+pub fn bundled_taxonomy() -> Taxonomy {
+    crate::demo::taxonomy()
+}
+
+/// A shop's taxonomy from a JSON file of the bundled one's shape (`aliases`: category →
+/// other names; `brand_aliases`: brand → other names). The error names the file and what
+/// is wrong: an unreadable file, bad JSON (with its line), an unknown key, a blank name.
+pub fn read_taxonomy(path: &Path) -> Result<Taxonomy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the taxonomy file {}", path.display()))?;
+    let taxonomy: Taxonomy = serde_json::from_str(&text)
+        .with_context(|| format!("the taxonomy file {} is not valid", path.display()))?;
+    taxonomy
+        .validate()
+        .map_err(|error| anyhow::anyhow!("the taxonomy file {}: {error}", path.display()))?;
+    Ok(taxonomy)
+}
+
 async fn load_catalog(
     cluster: &Cluster,
     engine: &Arc<dyn KvEngine>,

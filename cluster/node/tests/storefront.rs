@@ -11,7 +11,7 @@ use inkling_node::{CatalogSource, GatewayConfig};
 use serde_json::{Value, json};
 
 mod common;
-use common::{Running, start_node};
+use common::{Running, start_configured};
 
 struct TestNode {
     client: Client,
@@ -25,7 +25,14 @@ impl TestNode {
     }
 
     fn start_with(gateway: GatewayConfig) -> Self {
-        let (client, running) = start_node(CatalogSource::Empty, ActorConfig::default(), gateway);
+        Self::start_configured(|options| options.gateway = gateway)
+    }
+
+    fn start_configured(configure: impl FnOnce(&mut inkling_node::NodeOptions)) -> Self {
+        let (client, running) = start_configured(CatalogSource::Empty, |options| {
+            options.actors = ActorConfig::default();
+            configure(options);
+        });
         let products = ProductBatch {
             products: trail_catalog(),
         };
@@ -476,4 +483,22 @@ fn anonymous_visitors_are_known_by_their_session(node: &TestNode) {
     let (status, answer) = node.send("POST", "/v1/recommend", Some(&nobody.to_string()));
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("or `session_id` alone"), "{answer}");
+}
+
+/// A shop's own taxonomy: its word for a category finds that category's products, where
+/// the bundled taxonomy finds nothing.
+#[test]
+fn a_shops_taxonomy_lets_its_words_find_a_category() {
+    let bundled = TestNode::start();
+    let hosiery = json!({ "query": "hosiery", "user_id": "bundled-shopper" });
+    assert_eq!(ids(&bundled.search(hosiery)), Vec::<String>::new());
+    // Another shopper: actors are named per shopper, and both nodes share this process.
+    let hosiery = json!({ "query": "hosiery", "user_id": "shop-shopper" });
+    let taxonomy = serde_json::from_value(json!({ "aliases": { "Socks": ["hosiery"] } })).unwrap();
+    let shop = TestNode::start_configured(|options| options.taxonomy = taxonomy);
+    let found: BTreeSet<String> = ids(&shop.search(hosiery)).into_iter().collect();
+    assert_eq!(
+        found,
+        BTreeSet::from(["wool-socks-0".into(), "wool-socks-1".into()])
+    );
 }

@@ -201,8 +201,10 @@ impl Event {
 /// Other names for catalog categories, such as English names for `手机`.
 ///
 /// The index adds them to a product's category text, so a query in either language finds
-/// the category. It is catalog data, shipped with the demo catalog and replaceable.
+/// the category. It is catalog data: a node uses the one bundled with the demo catalog
+/// unless given another (`--taxonomy FILE`, the same JSON).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Taxonomy {
     pub aliases: HashMap<String, Vec<String>>,
     /// Other names shoppers use for catalog brands, such as `小米` for Xiaomi. Query
@@ -212,6 +214,48 @@ pub struct Taxonomy {
 }
 
 impl Taxonomy {
+    /// Every category, brand and other name is a real value: not blank, and no longer than
+    /// a category or brand may be (128 bytes). The error names the first one that is not.
+    pub fn validate(&self) -> Result<(), String> {
+        for (table, entries) in [
+            ("aliases", &self.aliases),
+            ("brand_aliases", &self.brand_aliases),
+        ] {
+            for (name, others) in entries {
+                check_name(&format!("{table}: a name"), name)?;
+                for other in others {
+                    check_name(&format!("{table}.{name}"), other)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A fingerprint of what the index builds from (the category aliases), so an index built
+    /// with other aliases is known to be stale. Independent of map and list order.
+    pub fn index_fingerprint(&self) -> u64 {
+        let mut entries: Vec<(&String, Vec<&String>)> = self
+            .aliases
+            .iter()
+            .map(|(category, aliases)| {
+                let mut aliases: Vec<&String> = aliases.iter().collect();
+                aliases.sort();
+                (category, aliases)
+            })
+            .collect();
+        entries.sort();
+        let mut text = String::new();
+        for (category, aliases) in entries {
+            text.push_str(category);
+            for alias in aliases {
+                text.push('\u{1f}');
+                text.push_str(alias);
+            }
+            text.push('\u{1e}');
+        }
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    }
+
     pub fn aliases_of(&self, category: &str) -> &[String] {
         self.aliases.get(category).map(Vec::as_slice).unwrap_or(&[])
     }
@@ -232,6 +276,22 @@ impl Taxonomy {
             .collect()
     }
 }
+
+/// A taxonomy name: not blank, and at most [`MAX_NAME_BYTES`].
+fn check_name(path: &str, name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err(format!("{path}: blank names are not allowed"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{path}: {name:?} is longer than {MAX_NAME_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// The longest category, brand or other name a taxonomy holds (the API's limit).
+const MAX_NAME_BYTES: usize = 128;
 
 /// Ids and texts share one rule: present, and short enough to be a real value.
 fn check_field(name: &str, value: &str) -> Result<(), String> {

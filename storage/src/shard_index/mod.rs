@@ -99,9 +99,10 @@ pub struct ShardIndex {
 
 impl ShardIndex {
     /// Opens the shard's index in `dir`, creating it on first use and rebuilding it empty
-    /// when it was built with another `layout` (the catalog is the source to refill it from).
+    /// when it was built with another `layout` or other category aliases (the catalog is
+    /// the source to refill it from).
     pub fn open(dir: &Path, taxonomy: Taxonomy, layout: &ShardLayout) -> Result<Self> {
-        prepare_folder(dir, layout)?;
+        prepare_folder(dir, layout, &taxonomy)?;
         let (schema, fields) = build_schema();
         let directory = MmapDirectory::open(dir).map_err(tantivy::TantivyError::from)?;
         let index = Index::open_or_create(directory, schema)?;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use inkling_domain::Taxonomy;
 use serde::{Deserialize, Serialize};
 use tantivy::Index;
 use tantivy::schema::{
@@ -20,7 +21,8 @@ const KEY_TOKENIZER: &str = "key";
 const TEXT_TOKENIZER: &str = "product_text";
 /// Han characters and character pairs: see [`crate::analysis::han_grams_analyzer`].
 const HAN_GRAMS_TOKENIZER: &str = "han_grams";
-/// Written next to the index; an index built with other settings is rebuilt from scratch.
+/// Written next to the index; an index built with other settings or category aliases is
+/// rebuilt from scratch.
 const LAYOUT_FILE: &str = "inkling-shard.json";
 const LAYOUT_VERSION: u32 = 5;
 
@@ -141,20 +143,34 @@ fn storage_error(what: &str, path: &Path, error: impl std::fmt::Display) -> Stor
     StorageError::Other(format!("{what} {}: {error}", path.display()))
 }
 
-/// Empties `dir` unless it holds an index built with `layout`, and records `layout`.
-pub(super) fn prepare_folder(dir: &Path, layout: &ShardLayout) -> Result<()> {
+/// What an index on disk was built from, as recorded beside it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct BuiltWith {
+    #[serde(flatten)]
+    layout: ShardLayout,
+    /// [`Taxonomy::index_fingerprint`] of the taxonomy whose aliases the documents hold.
+    category_aliases: u64,
+}
+
+/// Empties `dir` unless it holds an index built with `layout` and the category aliases of
+/// `taxonomy`, and records them.
+pub(super) fn prepare_folder(dir: &Path, layout: &ShardLayout, taxonomy: &Taxonomy) -> Result<()> {
     let marker = dir.join(LAYOUT_FILE);
-    let existing: Option<ShardLayout> = std::fs::read(&marker)
+    let wanted = BuiltWith {
+        layout: layout.clone(),
+        category_aliases: taxonomy.index_fingerprint(),
+    };
+    let existing: Option<BuiltWith> = std::fs::read(&marker)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    if existing.as_ref() == Some(layout) {
+    if existing.as_ref() == Some(&wanted) {
         return Ok(());
     }
     if dir.exists() {
-        tracing::info!(dir = %dir.display(), ?existing, ?layout, "index settings changed: rebuilding the shard");
+        tracing::info!(dir = %dir.display(), ?existing, ?wanted, "index settings or taxonomy changed: rebuilding the shard");
         std::fs::remove_dir_all(dir).map_err(|e| storage_error("clear", dir, e))?;
     }
     std::fs::create_dir_all(dir).map_err(|e| storage_error("create", dir, e))?;
-    let json = serde_json::to_vec(layout).expect("layouts always serialise");
+    let json = serde_json::to_vec(&wanted).expect("layouts always serialise");
     std::fs::write(&marker, json).map_err(|e| storage_error("write", &marker, e))
 }

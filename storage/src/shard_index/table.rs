@@ -89,8 +89,7 @@ impl ProductTable {
 mod tests {
     use super::*;
     use crate::shard_index::ShardIndex;
-    use crate::shard_index::testing::{demo_index, indexed, layout, product};
-    use inkling_domain::Taxonomy;
+    use crate::shard_index::testing::{demo_index, demo_taxonomy, indexed, layout, product};
 
     #[test]
     fn versions_follow_the_stored_product() {
@@ -129,7 +128,7 @@ mod tests {
         let versions = index.versions();
         let high_water = index.stats().slot_high_water;
         drop(index);
-        let reopened = ShardIndex::open(dir.path(), Taxonomy::default(), &layout()).unwrap();
+        let reopened = ShardIndex::open(dir.path(), demo_taxonomy(), &layout()).unwrap();
         assert_eq!(reopened.versions(), versions);
         assert_eq!(reopened.stats().slot_high_water, high_water);
         reopened

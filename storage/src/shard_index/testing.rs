@@ -37,12 +37,16 @@ pub(super) fn layout() -> ShardLayout {
     ShardLayout::new(ChineseSegmentation::Jieba, Some("toy".into()))
 }
 
-pub(super) fn demo_index(dir: &Path) -> ShardIndex {
-    let taxonomy = Taxonomy {
+/// The taxonomy of [`demo_index`]: 手机 is also "mobile phones".
+pub(super) fn demo_taxonomy() -> Taxonomy {
+    Taxonomy {
         aliases: [("手机".to_string(), vec!["mobile phones".to_string()])].into(),
         ..Default::default()
-    };
-    let index = ShardIndex::open(dir, taxonomy, &layout()).unwrap();
+    }
+}
+
+pub(super) fn demo_index(dir: &Path) -> ShardIndex {
+    let index = ShardIndex::open(dir, demo_taxonomy(), &layout()).unwrap();
     index
         .upsert(
             [

@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::analysis::ChineseSegmentation;
     use crate::shard_index::testing::{
-        check, demo_index, indexed, layout, product, query, text, vector_of,
+        check, demo_index, demo_taxonomy, indexed, layout, product, query, text, vector_of,
     };
     use crate::shard_index::{Retrieval, ShardLayout};
     use inkling_domain::{Filters, Taxonomy};
@@ -180,17 +180,31 @@ mod tests {
             let near = index.search(&near_tablets).unwrap();
             assert!(near.iter().all(|hit| hit.product.id != "ipadmini"));
         }
-        let reopened = ShardIndex::open(dir.path(), Taxonomy::default(), &layout()).unwrap();
+        let reopened = ShardIndex::open(dir.path(), demo_taxonomy(), &layout()).unwrap();
         assert_eq!(reopened.num_docs(), 4);
         let hits = reopened
             .search(&query(text("xiaomi"), Filters::default()))
             .unwrap();
         assert_eq!(hits[0].product.price, 2999.0);
         assert_eq!(reopened.search(&near_tablets).unwrap().len(), 4);
-        // Other settings mean another index: it starts empty, to be refilled.
-        let other = ShardLayout::new(ChineseSegmentation::Bigram, Some("toy".into()));
         drop(reopened);
-        let rebuilt = ShardIndex::open(dir.path(), Taxonomy::default(), &other).unwrap();
+        // Other settings or other category aliases mean another index: it starts empty,
+        // to be refilled from the catalog.
+        let other = ShardLayout::new(ChineseSegmentation::Bigram, Some("toy".into()));
+        let rebuilt = ShardIndex::open(dir.path(), demo_taxonomy(), &other).unwrap();
+        assert_eq!(rebuilt.num_docs(), 0);
+        rebuilt
+            .upsert(vec![indexed(product("x", "X", "手机", "Xiaomi", 1.0))])
+            .unwrap();
+        drop(rebuilt);
+        let same = ShardIndex::open(dir.path(), demo_taxonomy(), &other).unwrap();
+        assert_eq!(same.num_docs(), 1);
+        drop(same);
+        let renamed = Taxonomy {
+            aliases: [("手机".to_string(), vec!["cell phones".to_string()])].into(),
+            ..Default::default()
+        };
+        let rebuilt = ShardIndex::open(dir.path(), renamed, &other).unwrap();
         assert_eq!(rebuilt.num_docs(), 0);
     }
 

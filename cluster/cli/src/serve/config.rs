@@ -34,6 +34,7 @@ pub struct ServeConfig {
     pub peer_listen: Option<SocketAddr>,
     pub catalog: CatalogArg,
     pub catalog_file: Option<PathBuf>,
+    pub taxonomy: Option<PathBuf>,
     pub session_idle_secs: u64,
     #[serde(deserialize_with = "in_range::<_, u64, 1, { u64::MAX }>")]
     pub max_live_sessions: u64,
@@ -99,6 +100,7 @@ impl Default for ServeConfig {
             // forgot the flag must not start serving toy products.
             catalog: CatalogArg::None,
             catalog_file: None,
+            taxonomy: None,
             session_idle_secs: 600,
             max_live_sessions: inkling_actors::config::DEFAULT_MAX_LIVE_SESSIONS as u64,
             min_free_disk_mb: inkling_node::MIN_FREE_DISK_BYTES / (1024 * 1024),
@@ -183,8 +185,13 @@ impl ServeConfig {
                 self.node_name
             );
         }
+        let taxonomy = match &self.taxonomy {
+            Some(path) => inkling_node::read_taxonomy(path)?,
+            None => inkling_node::bundled_taxonomy(),
+        };
         Ok(NodeOptions {
             data_dir: self.data_dir.clone(),
+            taxonomy,
             listen: self.listen,
             gateway: GatewayConfig {
                 keys: self.api_keys()?,

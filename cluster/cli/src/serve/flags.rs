@@ -40,6 +40,13 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_file: Option<PathBuf>,
+    /// The shop's categories and brands with their other names (synonyms, other
+    /// languages), as JSON: `{"aliases": {"手机": ["mobile phones"]}, "brand_aliases":
+    /// {"Xiaomi": ["小米"]}}`. Default: the taxonomy bundled with the demo catalog. Every
+    /// node of a cluster should be given the same file; a change re-indexes at start.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taxonomy: Option<PathBuf>,
     /// Seconds without traffic after which a session actor is passivated.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use serde::Serialize;
 /// capitals (`INKLING_LISTEN`). Only these: a node's environment holds other `INKLING_`
 /// variables (`INKLING_LOG_FORMAT`, `INKLING_FAILPOINTS_FILE`) that are not settings of
 /// `serve`.
-pub const ENV_KEYS: [&str; 23] = [
+pub const ENV_KEYS: [&str; 24] = [
     "data_dir",
     "listen",
     "peer_listen",
@@ -33,6 +33,7 @@ pub const ENV_KEYS: [&str; 23] = [
     "models_dir",
     "ranker",
     "search_ranker",
+    "taxonomy",
 ];
 
 /// The keys of [`ENV_KEYS`] whose values are numbers.

@@ -212,6 +212,7 @@ listen = "127.0.0.5:7005"
 peer_listen = "127.0.0.5:7007"
 catalog = "file"
 catalog_file = "products.jsonl"
+taxonomy = "taxonomy.json"
 session_idle_secs = 60
 max_live_sessions = 1000
 min_free_disk_mb = 100
@@ -481,4 +482,64 @@ fn the_example_configuration_names_every_setting_at_its_default() {
     }
     let loaded = load(&given(Some(example), &[], &[])).unwrap();
     assert_eq!(serde_json::to_value(loaded).unwrap(), defaults);
+}
+
+/// Each case: the taxonomy file's text (none: no such file), and the error (a fragment)
+/// or, for a good file, an alias it must give 手机.
+#[test]
+fn a_taxonomy_file_is_read_or_refused_naming_the_problem() {
+    let cases: [(Option<&str>, Result<&str, &str>); 6] = [
+        (
+            Some(r#"{"aliases": {"手机": ["handsets"]}, "brand_aliases": {"Xiaomi": ["小米"]}}"#),
+            Ok("handsets"),
+        ),
+        (Some(r#"{"aliases": {}}"#), Ok("")),
+        (None, Err("cannot read the taxonomy file")),
+        (
+            Some(r#"{"aliases": {"手机": ["handsets"]"#),
+            Err("is not valid"),
+        ),
+        (
+            Some(r#"{"aliases": {}, "synonyms": {}}"#),
+            Err("unknown field `synonyms`"),
+        ),
+        (
+            Some(r#"{"aliases": {"手机": ["  "]}}"#),
+            Err("aliases.手机: blank names are not allowed"),
+        ),
+    ];
+    for (text, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taxonomy.json");
+        if let Some(text) = text {
+            std::fs::write(&path, text).unwrap();
+        }
+        let flags = ["--taxonomy", path.to_str().unwrap()];
+        let config = load(&given(None, &[], &flags)).unwrap();
+        match (config.node_options(), expected) {
+            (Ok(options), Ok(alias)) => {
+                let aliases = options.taxonomy.aliases_of("手机");
+                assert_eq!(
+                    aliases.first().map_or("", String::as_str),
+                    alias,
+                    "{text:?}"
+                );
+            }
+            (Err(error), Err(fragment)) => {
+                let error = format!("{error:#}");
+                assert!(error.contains(fragment), "{text:?}: {error}");
+            }
+            (outcome, _) => panic!("{text:?}: {:?}", outcome.map(|o| o.taxonomy)),
+        }
+    }
+    let bundled = load(&given(None, &[], &[]))
+        .unwrap()
+        .node_options()
+        .unwrap();
+    assert!(
+        bundled
+            .taxonomy
+            .aliases_of("手机")
+            .contains(&"mobile phones".to_string())
+    );
 }

@@ -18,22 +18,32 @@ pub struct Running {
 
 /// Starts a node on `catalog` with `actors` and `gateway`; answers a client for it and
 /// what must live as long as the node does.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
 pub fn start_node(
     catalog: CatalogSource,
     actors: ActorConfig,
     gateway: GatewayConfig,
 ) -> (Client, Running) {
+    start_configured(catalog, |options| {
+        options.actors = actors;
+        options.gateway = gateway;
+    })
+}
+
+/// Starts a node on `catalog` with the defaults as `configure` changes them.
+#[allow(dead_code)]
+pub fn start_configured(
+    catalog: CatalogSource,
+    configure: impl FnOnce(&mut NodeOptions),
+) -> (Client, Running) {
     let data = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let options = NodeOptions {
-        actors,
-        gateway,
-        ..NodeOptions::new(
-            data.path().to_path_buf(),
-            "127.0.0.1:0".parse().unwrap(),
-            catalog,
-        )
-    };
+    let mut options = NodeOptions::new(
+        data.path().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        catalog,
+    );
+    configure(&mut options);
     let base_url = runtime.block_on(async {
         let node = Node::start(&options).await.unwrap();
         let address = node.local_addr().unwrap();
