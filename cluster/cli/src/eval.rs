@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use inkling_actors::ActorConfig;
 use inkling_node::CatalogSource;
+use inkling_tools::eval::report::Report;
 use inkling_tools::eval::search::SearchEval;
 
 use crate::engine::{EngineArgs, ModelArg, load_ranker};
@@ -65,6 +66,10 @@ pub struct SearchArgs {
     /// Also write the ranked lists to this file as a TREC run.
     #[arg(long)]
     run: Option<PathBuf>,
+    /// Also write `report.json` and a self-contained `report.html` (the metrics against k,
+    /// a latency histogram) into this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -105,6 +110,10 @@ pub struct SessionsArgs {
     /// separated; a fresh local node when absent.
     #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
+    /// Also write `report.json` and a self-contained `report.html` (the metrics against k,
+    /// a latency histogram) into this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Print the report as one line of JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -158,6 +167,20 @@ async fn search(args: SearchArgs) -> anyhow::Result<()> {
     } else {
         inkling_tools::eval::search::print_table(&report);
     }
+    if let Some(dir) = &args.report {
+        let page = Report {
+            title: format!(
+                "Search evaluation ({:?}, {} queries)",
+                report.mode, report.queries
+            ),
+            command: command_line(),
+            summary: inkling_tools::eval::search::summary(&report),
+            curves: report.curves.clone(),
+            latencies_ms: &report.latencies_ms,
+            json: &report,
+        };
+        inkling_tools::eval::report::write(dir, &page)?;
+    }
     Ok(())
 }
 
@@ -206,7 +229,25 @@ async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
     } else {
         inkling_tools::eval::sessions::print_table(&report);
     }
+    if let Some(dir) = &args.report {
+        let page = Report {
+            title: format!("Session recommendation evaluation ({} cases)", report.cases),
+            command: command_line(),
+            summary: inkling_tools::eval::sessions::summary(&report),
+            curves: report.curves.clone(),
+            latencies_ms: &report.latencies_ms,
+            json: &report,
+        };
+        inkling_tools::eval::report::write(dir, &page)?;
+    }
     Ok(())
+}
+
+/// The command as typed, for a report to say how it was made.
+fn command_line() -> String {
+    let mut words = vec!["inkling".to_string()];
+    words.extend(std::env::args().skip(1));
+    words.join(" ")
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use inkling_actors::inkling::{RULES_MODEL, SEGMENTS_MODEL};
@@ -59,23 +60,43 @@ pub fn build(options: &ProfileBuild) -> Result<BuildReport> {
         )
     })?);
     let store = ProfileStore::new(engine.clone());
+    let started = Instant::now();
     let mut profiles = store.all()?;
+    say(started, &format!("read {} profiles", profiles.len()));
     let models = ModelStore::new(engine.clone());
 
     let segment_sizes = match fit_segments(&mut profiles, options)? {
         Some((segments, sizes)) => {
-            for profile in profiles.iter().filter(|p| p.segment.is_some()) {
+            let segmented: Vec<&Profile> =
+                profiles.iter().filter(|p| p.segment.is_some()).collect();
+            say(
+                started,
+                &format!(
+                    "fitted {} segments; storing the segment of {} profiles",
+                    segments.len(),
+                    segmented.len()
+                ),
+            );
+            let bar = crate::eval::progress(segmented.len(), "profiles");
+            for profile in segmented {
                 store.save(profile)?;
+                bar.inc(1);
             }
+            bar.finish_and_clear();
             models.save(SEGMENTS_MODEL, &segments)?;
             sizes
         }
         None => Vec::new(),
     };
     let baskets = baskets_of(&profiles);
+    say(
+        started,
+        &format!("mining association rules from {} baskets", baskets.len()),
+    );
     let rules = mine_rules(baskets.iter().map(Vec::as_slice), &options.thresholds);
     // Each model save syncs, which also makes the profiles' new segments durable.
     models.save(RULES_MODEL, &rules)?;
+    say(started, &format!("stored {} rules", rules.len()));
     Ok(BuildReport {
         profiles: profiles.len(),
         segmented: segment_sizes.iter().sum(),
@@ -83,6 +104,15 @@ pub fn build(options: &ProfileBuild) -> Result<BuildReport> {
         baskets: baskets.len(),
         rules: rules.len(),
     })
+}
+
+/// One line of progress on stderr, with the seconds since the build started: the table or
+/// JSON on stdout stays clean.
+fn say(started: Instant, what: &str) {
+    eprintln!(
+        "profile build: {what} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Clusters the profiles that have a vector and records each one's segment; None when no
@@ -101,6 +131,11 @@ fn fit_segments(
         return Ok(None);
     }
     let points: Vec<Vec<f32>> = vectors.iter().map(|(_, vector)| vector.clone()).collect();
+    eprintln!(
+        "profile build: k-means over {} profile vectors, at most {} iterations",
+        points.len(),
+        options.iterations
+    );
     let segments = Segments::fit(&points, options.segments, options.iterations, 7)?;
     let mut sizes = vec![0; segments.len()];
     for (index, vector) in &vectors {

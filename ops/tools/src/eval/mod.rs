@@ -3,6 +3,7 @@
 
 pub mod intent;
 pub mod probe;
+pub mod report;
 pub mod search;
 pub mod sessions;
 pub mod slots;

@@ -19,6 +19,7 @@ use inkling_api::{Client, ClientConfig, SearchBody};
 use inkling_models::search_ranker::SEARCH_FEATURES;
 use serde::{Deserialize, Serialize};
 
+use super::report::{CURVE_KS, Curve};
 use super::{in_parallel, progress, put_bare_products};
 use inkling_node::{CatalogSource, LocalNode};
 
@@ -117,6 +118,11 @@ pub struct SearchReport {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub load_seconds: f64,
+    /// nDCG, MRR and recall at each cut-off up to the depth searched.
+    pub curves: Vec<Curve>,
+    /// Every query's latency, for the report's histogram.
+    #[serde(skip)]
+    pub latencies_ms: Vec<f64>,
 }
 
 /// nDCG@k, reciprocal rank@k and recall@100 of one ranked list against its judgements.
@@ -125,6 +131,13 @@ pub fn score_ranking(
     judged: &HashMap<String, f64>,
     k: usize,
 ) -> (f64, f64, f64) {
+    let (ndcg, reciprocal_rank, _) = metrics_at(ranked, judged, k);
+    let (_, _, recall) = metrics_at(ranked, judged, RECALL_DEPTH);
+    (ndcg, reciprocal_rank, recall)
+}
+
+/// nDCG, reciprocal rank and recall of one ranked list cut at `k`.
+fn metrics_at(ranked: &[String], judged: &HashMap<String, f64>, k: usize) -> (f64, f64, f64) {
     let gain = |id: &String| judged.get(id).copied().unwrap_or(0.0).max(0.0);
     let discount = |position: usize| 1.0 / ((position + 2) as f64).log2();
     let dcg: f64 = ranked
@@ -148,17 +161,39 @@ pub fn score_ranking(
         .position(|id| gain(id) > 0.0)
         .map_or(0.0, |position| 1.0 / (position + 1) as f64);
     let relevant = judged.values().filter(|grade| **grade > 0.0).count();
-    let found = ranked
-        .iter()
-        .take(RECALL_DEPTH)
-        .filter(|id| gain(id) > 0.0)
-        .count();
+    let found = ranked.iter().take(k).filter(|id| gain(id) > 0.0).count();
     let recall = if relevant > 0 {
         found as f64 / relevant as f64
     } else {
         0.0
     };
     (ndcg, reciprocal_rank, recall)
+}
+
+/// Mean nDCG, MRR and recall at each of [`CURVE_KS`] up to `depth`.
+fn curves(rankings: &[(Vec<String>, &HashMap<String, f64>)], depth: usize) -> Vec<Curve> {
+    let names = ["nDCG", "MRR", "Recall"];
+    let mut curves: Vec<Curve> = names
+        .iter()
+        .map(|metric| Curve {
+            metric: metric.to_string(),
+            points: Vec::new(),
+        })
+        .collect();
+    let count = rankings.len().max(1) as f64;
+    for k in CURVE_KS.into_iter().filter(|k| *k <= depth) {
+        let mut sums = [0.0; 3];
+        for (ranked, judged) in rankings {
+            let (ndcg, reciprocal_rank, recall) = metrics_at(ranked, judged, k);
+            for (sum, value) in sums.iter_mut().zip([ndcg, reciprocal_rank, recall]) {
+                *sum += value;
+            }
+        }
+        for (curve, sum) in curves.iter_mut().zip(sums) {
+            curve.points.push((k, sum / count));
+        }
+    }
+    curves
 }
 
 /// Which judged queries an evaluation asks: the search ranker is fitted on the training
@@ -289,10 +324,17 @@ fn run(
     if let Some(path) = &eval.run_file {
         write_run(path, &judged, &answers, mode)?;
     }
+    let rankings: Vec<(Vec<String>, &HashMap<String, f64>)> = judged
+        .iter()
+        .zip(&answers)
+        .map(|((id, _), (ranked, _))| {
+            let ids = ranked.iter().map(|(id, _)| id.clone()).collect();
+            (ids, &data.qrels[id])
+        })
+        .collect();
     let (mut ndcg, mut mrr, mut recall) = (0.0, 0.0, 0.0);
-    for ((id, _), (ranked, _)) in judged.iter().zip(&answers) {
-        let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
-        let (n, m, r) = score_ranking(&ids, &data.qrels[id], k);
+    for (ids, judged) in &rankings {
+        let (n, m, r) = score_ranking(ids, judged, k);
         ndcg += n;
         mrr += m;
         recall += r;
@@ -315,6 +357,8 @@ fn run(
         latency_p50_ms: crate::bench::percentile(&latencies, 0.50),
         latency_p99_ms: crate::bench::percentile(&latencies, 0.99),
         load_seconds,
+        curves: curves(&rankings, k.max(RECALL_DEPTH)),
+        latencies_ms: latencies,
     };
     let logged = if eval.explain { logged } else { Vec::new() };
     Ok((report, logged))
@@ -372,6 +416,32 @@ fn api_mode(mode: SearchMode) -> inkling_api::SearchMode {
         SearchMode::Vector => inkling_api::SearchMode::Vector,
         SearchMode::Hybrid => inkling_api::SearchMode::Hybrid,
     }
+}
+
+/// The summary rows of the HTML report.
+pub fn summary(report: &SearchReport) -> Vec<(String, String)> {
+    let k = report.k;
+    [
+        ("mode", format!("{:?}", report.mode)),
+        ("split", format!("{:?}", report.split)),
+        ("documents", report.documents.to_string()),
+        ("queries", report.queries.to_string()),
+        (&format!("nDCG@{k}"), format!("{:.4}", report.ndcg_at_k)),
+        (&format!("MRR@{k}"), format!("{:.4}", report.mrr_at_k)),
+        ("Recall@100", format!("{:.4}", report.recall_at_100)),
+        ("queries/s", format!("{:.0}", report.queries_per_second)),
+        (
+            "latency p50 / p99 ms",
+            format!(
+                "{:.2} / {:.2}",
+                report.latency_p50_ms, report.latency_p99_ms
+            ),
+        ),
+        ("load s", format!("{:.0}", report.load_seconds)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
 }
 
 pub fn print_table(report: &SearchReport) {

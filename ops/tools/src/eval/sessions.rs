@@ -18,6 +18,7 @@ use inkling_api::{
 };
 use serde::Serialize;
 
+use super::report::{CURVE_KS, Curve};
 use super::{CALL_TIMEOUT, in_parallel, progress, put_bare_products};
 use inkling_node::{CatalogSource, LocalNode};
 
@@ -97,6 +98,11 @@ pub struct SessionReport {
     pub recommend_p99_ms: f64,
     pub ingest_seconds: f64,
     pub total_seconds: f64,
+    /// Hit rate (P@k as this report counts it) and MRR at each cut-off up to k.
+    pub curves: Vec<Curve>,
+    /// Every case's recommendation latency, for the report's histogram.
+    #[serde(skip)]
+    pub latencies_ms: Vec<f64>,
 }
 
 /// Evaluates through a fresh local node, or through the running nodes at `targets` (their
@@ -166,7 +172,67 @@ fn run(
         recommend_p99_ms: crate::bench::percentile(&latencies, 0.99),
         ingest_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
+        curves: curves(&outcomes, k),
+        latencies_ms: latencies,
     })
+}
+
+/// The share of cases whose target is in the first k, and MRR@k, at each of
+/// [`CURVE_KS`] up to `depth`, from each case's 1-based rank of its target.
+fn curves(outcomes: &[(Option<usize>, f64)], depth: usize) -> Vec<Curve> {
+    let cases = outcomes.len().max(1) as f64;
+    let at = |k: usize| {
+        let ranks = outcomes
+            .iter()
+            .filter_map(|(rank, _)| *rank)
+            .filter(|rank| *rank <= k);
+        let (hits, reciprocal) = ranks.fold((0usize, 0.0), |(hits, sum), rank| {
+            (hits + 1, sum + 1.0 / rank as f64)
+        });
+        (hits as f64 / cases, reciprocal / cases)
+    };
+    let ks: Vec<usize> = CURVE_KS.into_iter().filter(|k| *k <= depth).collect();
+    vec![
+        Curve {
+            metric: "P (hit rate)".to_string(),
+            points: ks.iter().map(|k| (*k, at(*k).0)).collect(),
+        },
+        Curve {
+            metric: "MRR".to_string(),
+            points: ks.iter().map(|k| (*k, at(*k).1)).collect(),
+        },
+    ]
+}
+
+/// The summary rows of the HTML report.
+pub fn summary(report: &SessionReport) -> Vec<(String, String)> {
+    let k = report.k;
+    [
+        ("cases", report.cases.to_string()),
+        ("training sessions", report.train_sessions.to_string()),
+        ("items", report.items.to_string()),
+        (
+            &format!("P@{k}"),
+            format!("{:.2} %", report.precision_at_k * 100.0),
+        ),
+        (
+            &format!("MRR@{k}"),
+            format!("{:.2} %", report.mrr_at_k * 100.0),
+        ),
+        ("cases/s", format!("{:.1}", report.cases_per_second)),
+        (
+            "recommend p50 / p99 ms",
+            format!(
+                "{:.2} / {:.2}",
+                report.recommend_p50_ms, report.recommend_p99_ms
+            ),
+        ),
+        ("ingest s", format!("{:.0}", report.ingest_seconds)),
+        ("total s", format!("{:.0}", report.total_seconds)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
 }
 
 /// Session data carries ids only: each item becomes a bare, in-stock product.
