@@ -4,30 +4,48 @@
 //! storefront key when the node asks for one. It works on any catalog: it knows nothing
 //! but the API.
 
-use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const PAGE: &str = include_str!("../assets/demo/index.html");
 const SCRIPT: &str = include_str!("../assets/demo/app.js");
 const STYLE: &str = include_str!("../assets/demo/app.css");
 
-/// `GET /` and its two assets, for a router of any state.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", PAGE) }),
-        )
-        .route(
-            "/demo/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
-        )
-        .route(
-            "/demo/app.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-        )
+/// `GET /` and its two assets, documented like every other route.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(script))
+        .routes(routes!(style))
+}
+
+/// The demo storefront (gateway nodes only).
+#[utoipa::path(
+    get, path = "/", tag = "docs",
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String))
+)]
+async fn page() -> impl IntoResponse {
+    asset("text/html; charset=utf-8", PAGE)
+}
+
+/// The demo storefront's script.
+#[utoipa::path(
+    get, path = "/demo/app.js", tag = "docs",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
+)]
+async fn script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The demo storefront's style sheet.
+#[utoipa::path(
+    get, path = "/demo/app.css", tag = "docs",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String))
+)]
+async fn style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", STYLE)
 }
 
 /// A compiled-in file: revalidated on each load, so a new build's page is never mixed

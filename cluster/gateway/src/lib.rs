@@ -60,6 +60,7 @@ struct Gateway {
     cluster: Arc<Cluster>,
     event_window: EventWindow,
     experiments: Arc<Experiments>,
+    document: openapi::ApiDocument,
 }
 
 /// The public API. Each group of routes needs a scope (see [`Scope`]): `admin` for catalog
@@ -68,25 +69,24 @@ struct Gateway {
 /// without the `gateway` role (`serves_api` false) every `/v1` route but `/v1/admin/*`
 /// answers that this is not a gateway.
 pub fn router(cluster: Arc<Cluster>, config: GatewayConfig) -> Router {
+    let (routes, document) = routes(&config);
     let state = Gateway {
         cluster,
         event_window: config.event_window,
         experiments: Arc::new(config.experiments.clone()),
+        document,
     };
-    routes(&config).with_state(state)
+    routes.with_state(state)
 }
 
 /// Every route of [`router`] with its guards and limits, before the state is attached,
-/// and `GET /v1/openapi.json` documenting exactly these routes.
-fn routes(config: &GatewayConfig) -> Router<Gateway> {
-    let (routes, api) = documented_routes(config).split_for_parts();
-    let mut routes = routes.merge(openapi::routes(openapi::document(api)));
-    routes = if config.serves_api {
-        routes.merge(demo::routes())
-    } else {
-        routes.merge(not_a_gateway())
-    };
-    routes
+/// and the document of exactly these routes that `GET /v1/openapi.json` serves.
+fn routes(config: &GatewayConfig) -> (Router<Gateway>, openapi::ApiDocument) {
+    let (mut routes, api) = documented_routes(config).split_for_parts();
+    if !config.serves_api {
+        routes = routes.merge(not_a_gateway());
+    }
+    let routes = routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -101,7 +101,8 @@ fn routes(config: &GatewayConfig) -> Router<Gateway> {
         ))
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn(trace_request))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    (routes, openapi::ApiDocument::new(&openapi::document(api)))
 }
 
 /// The routes the node's roles and options mount, each group behind its scope.
@@ -116,11 +117,14 @@ fn documented_routes(config: &GatewayConfig) -> OpenApiRouter<Gateway> {
     if config.expose_metrics {
         routes = routes.merge(metrics_routes(needs(Scope::Metrics), timeout));
     }
-    routes = routes.merge(operations_routes(needs(Scope::Admin)));
+    routes = routes
+        .merge(operations_routes(needs(Scope::Admin)))
+        .merge(openapi::routes());
     if config.serves_api {
         routes = routes
             .merge(catalog_routes(needs(Scope::Admin)))
-            .merge(storefront_routes(needs(Scope::Storefront), timeout));
+            .merge(storefront_routes(needs(Scope::Storefront), timeout))
+            .merge(demo::routes());
     }
     routes
 }
@@ -316,11 +320,18 @@ mod tests {
         let expected = [
             "DELETE /v1/products/{id}",
             "DELETE /v1/users/{id}",
+            "GET /",
+            "GET /demo/app.css",
+            "GET /demo/app.js",
+            "GET /docs",
+            "GET /docs/swagger-ui-bundle.js",
+            "GET /docs/swagger-ui.css",
             "GET /healthz",
             "GET /metrics",
             "GET /readyz",
             "GET /v1/admin/replicas/users/{id}",
             "GET /v1/admin/status",
+            "GET /v1/openapi.json",
             "GET /v1/products/{id}",
             "GET /v1/users/{id}/export",
             "GET /v1/users/{id}/profile",
@@ -339,7 +350,11 @@ mod tests {
         let served: Vec<&str> = expected
             .iter()
             .copied()
-            .filter(|route| !route.contains("/v1/") || route.contains("/admin/"))
+            .filter(|route| {
+                let api = route.contains("/v1/") && !route.contains("/admin/");
+                let demo = route.ends_with(" /") || route.contains("/demo/");
+                !(api || demo) || route.ends_with("/openapi.json")
+            })
             .collect();
         assert_eq!(operations(&member), served);
     }

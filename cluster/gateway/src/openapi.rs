@@ -1,26 +1,27 @@
 //! The API contract and its docs page: `GET /v1/openapi.json` serves the OpenAPI 3.1
-//! document that utoipa generates from the routes this node actually mounts and the
-//! `inkling-api` types they take and answer, so it cannot drift from what is served;
-//! `GET /docs` renders it with Swagger UI, whose files are compiled in (no CDN).
+//! document that utoipa generates from the routes this node actually mounts (these
+//! included) and the `inkling-api` types they take and answer, so it cannot drift from what
+//! is served; `GET /docs` renders it with Swagger UI, whose files are compiled in (no CDN).
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::{FromRef, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use inkling_api::{ErrorAnswer, schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, Required};
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The security scheme every keyed route names (`security(("api_key" = []))`: the macro
 /// takes a literal): `Authorization: Bearer <key>`.
 pub const API_KEY: &str = "api_key";
 
 /// The route groups, in the order the docs page shows them, with what each is for.
-const TAGS: [(&str, &str); 5] = [
+const TAGS: [(&str, &str); 6] = [
     (
         "storefront",
         "What a shop does for its shoppers: search, recommend, record events. Needs a `storefront` key.",
@@ -38,6 +39,10 @@ const TAGS: [(&str, &str); 5] = [
         "Liveness and readiness for load balancers; no key.",
     ),
     ("metrics", "The Prometheus scrape. Needs a `metrics` key."),
+    (
+        "docs",
+        "This document, its docs page and the demo storefront page; no key.",
+    ),
 ];
 
 /// Errors every route guarded by a key may answer (with no keys configured, on loopback,
@@ -154,35 +159,71 @@ fn limit_path_ids(api: &mut OpenApi) {
     }
 }
 
-/// `GET /v1/openapi.json` and the docs page, for a router of any state.
-pub fn routes<S: Clone + Send + Sync + 'static>(api: OpenApi) -> Router<S> {
-    let json: Arc<str> = api
-        .to_pretty_json()
-        .expect("an OpenAPI document serialises")
-        .into();
-    Router::new()
-        .route(
-            "/v1/openapi.json",
-            get(move || {
-                let json = json.clone();
-                async move { ([(CONTENT_TYPE, "application/json")], json.to_string()) }
-            }),
+/// The document as served, rendered once when the router is built.
+#[derive(Clone)]
+pub struct ApiDocument(pub Arc<str>);
+
+impl ApiDocument {
+    pub fn new(api: &OpenApi) -> Self {
+        Self(
+            api.to_pretty_json()
+                .expect("an OpenAPI document serialises")
+                .into(),
         )
-        .route(
-            "/docs",
-            get(|| async { asset("text/html; charset=utf-8", DOCS_PAGE) }),
-        )
-        .route(
-            "/docs/swagger-ui.css",
-            get(|| async { asset("text/css", SWAGGER_UI_CSS) }),
-        )
-        .route(
-            "/docs/swagger-ui-bundle.js",
-            get(|| async { asset("text/javascript", SWAGGER_UI_BUNDLE) }),
-        )
+    }
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// `GET /v1/openapi.json` and the docs page, documented like every other route.
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ApiDocument: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(contract))
+        .routes(routes!(docs_page))
+        .routes(routes!(swagger_ui_css))
+        .routes(routes!(swagger_ui_bundle))
+}
+
+/// This document: OpenAPI 3.1, generated from the routes this node mounts.
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "docs",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object))
+)]
+async fn contract(State(document): State<ApiDocument>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], document.0.to_string())
+}
+
+/// The docs page: Swagger UI on this document.
+#[utoipa::path(
+    get, path = "/docs", tag = "docs",
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String))
+)]
+async fn docs_page() -> impl IntoResponse {
+    asset("text/html; charset=utf-8", DOCS_PAGE)
+}
+
+/// The docs page's style sheet (Swagger UI's).
+#[utoipa::path(
+    get, path = "/docs/swagger-ui.css", tag = "docs",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String))
+)]
+async fn swagger_ui_css() -> impl IntoResponse {
+    asset("text/css", SWAGGER_UI_CSS)
+}
+
+/// The docs page's script (Swagger UI's).
+#[utoipa::path(
+    get, path = "/docs/swagger-ui-bundle.js", tag = "docs",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
+)]
+async fn swagger_ui_bundle() -> impl IntoResponse {
+    asset("text/javascript", SWAGGER_UI_BUNDLE)
+}
+
+/// A compiled-in file, cached for an hour.
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [
             (CONTENT_TYPE, content_type),
