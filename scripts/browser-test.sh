@@ -14,8 +14,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/target/browser-test}"
 BIN="${BIN:-$ROOT/target/debug/inkling}"
 PORT="${PORT:-18766}"
-VENV="$ROOT/.deps/venv-browser"
-STAMP="$VENV/.complete-v1"
 
 # Debian's Chromium, and a Chinese font so the screenshots show the Chinese page.
 missing=()
@@ -28,12 +26,7 @@ if ((${#missing[@]})); then
     "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2
 fi
 CHROMIUM="$(command -v chromium)"
-if [[ ! -f "$STAMP" ]]; then
-    echo "browser test: installing playwright into $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check playwright==1.65.3 >&2
-    touch "$STAMP"
-fi
+TOOLS="$("$ROOT/scripts/tool-venv.sh" browser playwright==1.65.3)"
 [[ -x "$BIN" ]] || { echo "browser test: $BIN is missing; build it first (cargo build --bin inkling)" >&2; exit 1; }
 
 # shellcheck source=scripts/bench-node.sh
@@ -41,4 +34,4 @@ source "$ROOT/scripts/bench-node.sh"
 start_node "$PORT"
 trap stop_node EXIT
 rm -rf "$OUT"
-"$VENV/bin/python" "$ROOT/scripts/browser-test.py" "http://127.0.0.1:$PORT" "$OUT" "$CHROMIUM"
+"$TOOLS/python" "$ROOT/scripts/browser-test.py" "http://127.0.0.1:$PORT" "$OUT" "$CHROMIUM"

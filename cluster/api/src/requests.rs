@@ -47,7 +47,7 @@ pub struct ProductBody {
     /// 0 to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::optional_rating)]
-    pub rating: Option<f32>,
+    pub rating: Option<f64>,
     #[serde(default = "default_true")]
     pub in_stock: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -114,6 +114,13 @@ impl ProductBody {
                 value,
                 MAX_ATTRIBUTE_VALUE_BYTES,
             )?;
+        }
+        if let Some(rating) = self.rating
+            && !(0.0..=5.0).contains(&rating)
+        {
+            return Err(format!(
+                "`{path}.rating` must be between 0 and 5, got {rating}"
+            ));
         }
         match self.listed_at_ms {
             Some(listed) if listed > MAX_TIME_MS => Err(format!(

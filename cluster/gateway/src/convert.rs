@@ -87,7 +87,8 @@ fn product(body: ProductBody) -> Product {
         brand: body.brand,
         price: body.price,
         currency: body.currency,
-        rating: body.rating,
+        // Checked against 0 to 5 as sent; stored at the catalog's precision.
+        rating: body.rating.map(|rating| rating as f32),
         in_stock: body.in_stock,
         attributes: body.attributes,
         listed_at_ms: body.listed_at_ms,

@@ -384,6 +384,14 @@ fn rule_cases() -> Vec<BadInput> {
             400,
             "products[0]: product x: price",
         ),
+        // Checked as sent: 5.000000000000001 would round to 5 as a stored rating.
+        bad(
+            "PUT",
+            "/v1/products",
+            Some(r#"{"products":[{"id":"x","title":"t","price":1,"rating":5.000000000000001}]}"#),
+            400,
+            "`products[0].rating` must be between 0 and 5",
+        ),
         bad(
             "PUT",
             "/v1/products",

@@ -87,7 +87,7 @@ fn trail_catalog() -> Vec<ProductBody> {
                 category_path: vec!["Footwear".into(), kind.into()],
                 brand: Some(brands[n % 3].into()),
                 currency: if n == 11 { "USD" } else { "CNY" }.into(),
-                rating: Some(3.0 + (n % 5) as f32 * 0.4),
+                rating: Some(3.0 + (n % 5) as f64 * 0.4),
                 in_stock: n != 10,
                 attributes: [("colour".to_string(), colours[n % 3].to_string())].into(),
                 listed_at_ms: Some(1_700_000_000_000 + (n as u64 * 7 % 12) * 86_400_000),
