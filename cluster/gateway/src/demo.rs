@@ -4,10 +4,11 @@
 //! storefront key when the node asks for one. It works on any catalog: it knows nothing
 //! but the API.
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use crate::openapi::asset;
 
 const PAGE: &str = include_str!("../assets/demo/index.html");
 const SCRIPT: &str = include_str!("../assets/demo/app.js");
@@ -27,7 +28,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String))
 )]
 async fn page() -> impl IntoResponse {
-    asset("text/html; charset=utf-8", PAGE)
+    asset("text/html; charset=utf-8", REVALIDATED, PAGE)
 }
 
 /// The demo storefront's script.
@@ -36,7 +37,7 @@ async fn page() -> impl IntoResponse {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
 )]
 async fn script() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", SCRIPT)
+    asset("text/javascript; charset=utf-8", REVALIDATED, SCRIPT)
 }
 
 /// The demo storefront's style sheet.
@@ -45,14 +46,8 @@ async fn script() -> impl IntoResponse {
     responses((status = 200, description = "CSS", content_type = "text/css", body = String))
 )]
 async fn style() -> impl IntoResponse {
-    asset("text/css; charset=utf-8", STYLE)
+    asset("text/css; charset=utf-8", REVALIDATED, STYLE)
 }
 
-/// A compiled-in file: revalidated on each load, so a new build's page is never mixed
-/// with an old script.
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
-        body,
-    )
-}
+/// Revalidated on each load, so a new build's page is never mixed with an old script.
+const REVALIDATED: &str = "no-cache";

@@ -201,7 +201,7 @@ async fn contract(State(document): State<ApiDocument>) -> impl IntoResponse {
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String))
 )]
 async fn docs_page() -> impl IntoResponse {
-    asset("text/html; charset=utf-8", DOCS_PAGE)
+    asset("text/html; charset=utf-8", CACHED, DOCS_PAGE)
 }
 
 /// The docs page's style sheet (Swagger UI's).
@@ -210,7 +210,7 @@ async fn docs_page() -> impl IntoResponse {
     responses((status = 200, description = "CSS", content_type = "text/css", body = String))
 )]
 async fn swagger_ui_css() -> impl IntoResponse {
-    asset("text/css", SWAGGER_UI_CSS)
+    asset("text/css", CACHED, SWAGGER_UI_CSS)
 }
 
 /// The docs page's script (Swagger UI's).
@@ -219,16 +219,20 @@ async fn swagger_ui_css() -> impl IntoResponse {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
 )]
 async fn swagger_ui_bundle() -> impl IntoResponse {
-    asset("text/javascript", SWAGGER_UI_BUNDLE)
+    asset("text/javascript", CACHED, SWAGGER_UI_BUNDLE)
 }
 
-/// A compiled-in file, cached for an hour.
-pub(crate) fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// Swagger UI's files change only with a new build: a browser may keep them an hour.
+const CACHED: &str = "public, max-age=3600";
+
+/// A compiled-in file with its type and how long a browser may keep it.
+pub(crate) fn asset(
+    content_type: &'static str,
+    cache_control: &'static str,
+    body: &'static str,
+) -> impl IntoResponse {
     (
-        [
-            (CONTENT_TYPE, content_type),
-            (CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, cache_control)],
         body,
     )
 }
