@@ -65,9 +65,10 @@ struct Gateway {
 
 /// The public API. Each group of routes needs a scope (see [`Scope`]): `admin` for catalog
 /// writes, erasure and operations, `storefront` for what shoppers do, `metrics` for the
-/// scrape (served only with `expose_metrics`); `/healthz` and `/readyz` need none. On a node
-/// without the `gateway` role (`serves_api` false) every `/v1` route but `/v1/admin/*`
-/// answers that this is not a gateway.
+/// scrape (served only with `expose_metrics`); `/healthz`, `/readyz`, the OpenAPI document,
+/// the docs page and the demo page need none. On a node without the `gateway` role
+/// (`serves_api` false) every `/v1` route but `/v1/admin/*` and the document answers that
+/// this is not a gateway, and there is no demo page.
 pub fn router(cluster: Arc<Cluster>, config: GatewayConfig) -> Router {
     let (routes, document) = routes(&config);
     let state = Gateway {
