@@ -13,7 +13,7 @@ use inkling_replication::Cluster;
 
 use crate::convert::{self, FromProfile, IntoProducts};
 use crate::error::ApiError;
-use crate::openapi::{KeyRefusals, RequestErrors, ServingErrors};
+use crate::openapi::{BadId, KeyRefusals, RequestErrors, ServingErrors};
 use crate::{ApiJson, ApiPath, ApiResult, checked_id};
 
 /// Creates or replaces products; answered once they are searchable.
@@ -37,9 +37,8 @@ pub(crate) async fn upsert_products(
     params(("id" = String, Path, description = "The product's id")),
     responses(
         (status = 200, body = DeleteAnswer),
-        (status = 400, description = "`invalid_request`: the id breaks the id rules", body = inkling_api::ErrorAnswer),
         (status = 404, description = "`not_found`: no product with the id", body = inkling_api::ErrorAnswer),
-        KeyRefusals, ServingErrors
+        BadId, KeyRefusals, ServingErrors
     ),
     security(("api_key" = []))
 )]
@@ -62,8 +61,7 @@ pub(crate) async fn delete_product(
     params(("id" = String, Path, description = "The user id")),
     responses(
         (status = 200, body = UserExport),
-        (status = 400, description = "`invalid_request`: the id breaks the id rules", body = inkling_api::ErrorAnswer),
-        KeyRefusals, ServingErrors
+        BadId, KeyRefusals, ServingErrors
     ),
     security(("api_key" = []))
 )]
@@ -108,8 +106,7 @@ pub(crate) async fn export_user(
     params(("id" = String, Path, description = "The user id")),
     responses(
         (status = 200, body = ErasedAnswer),
-        (status = 400, description = "`invalid_request`: the id breaks the id rules", body = inkling_api::ErrorAnswer),
-        KeyRefusals, ServingErrors
+        BadId, KeyRefusals, ServingErrors
     ),
     security(("api_key" = []))
 )]

@@ -7,7 +7,7 @@
 //! traits (`batch.into_events(&window)`, `RankedAnswer::new(list, served, took_ms)`) and the rest are plain
 //! functions: Rust allows no `From` between two foreign types.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 
 use inkling_actors::model_pool::PoolStats;
 use inkling_actors::protocol::{self, RankedItem, RankedList, RecommendRequest, SearchRequest};
@@ -64,19 +64,14 @@ impl IntoProducts for ProductBatch {
 
 /// The products in batch order, each id once, with its last version.
 fn last_version_of_each(products: Vec<Product>) -> Vec<Product> {
-    let last: HashMap<&str, usize> = products
-        .iter()
-        .enumerate()
-        .map(|(index, product)| (product.id.as_str(), index))
-        .collect();
-    let keep: Vec<bool> = (0..products.len())
-        .map(|index| last[products[index].id.as_str()] == index)
-        .collect();
-    products
+    let mut seen = HashSet::new();
+    let mut kept: Vec<Product> = products
         .into_iter()
-        .zip(keep)
-        .filter_map(|(product, kept)| kept.then_some(product))
-        .collect()
+        .rev()
+        .filter(|product| seen.insert(product.id.clone()))
+        .collect();
+    kept.reverse();
+    kept
 }
 
 fn product(body: ProductBody) -> Product {

@@ -82,6 +82,15 @@ pub enum RequestErrors {
     NotJson(ErrorAnswer),
 }
 
+/// The error of a route whose path names an id that breaks the id rules.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BadId {
+    /// `invalid_request`: the id breaks the id rules.
+    #[response(status = 400)]
+    Invalid(ErrorAnswer),
+}
+
 /// Errors of a node that cannot serve the request now; each says when to retry.
 #[derive(IntoResponses)]
 #[allow(dead_code)]

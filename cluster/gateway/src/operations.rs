@@ -15,7 +15,7 @@ use inkling_replication::{CATALOG_GROUP, Cluster, ClusterStatus, PARTITIONS};
 
 use crate::convert;
 use crate::error::ApiError;
-use crate::openapi::{KeyRefusals, ServingErrors};
+use crate::openapi::{BadId, KeyRefusals, ServingErrors};
 use crate::{ApiPath, ApiResult, checked_id};
 
 /// How long readiness waits for each group's leader: a leader this node knows of is found
@@ -115,8 +115,7 @@ pub async fn drain(State(cluster): State<Arc<Cluster>>) -> Json<ClusterStatus> {
     params(("id" = String, Path, description = "The user id")),
     responses(
         (status = 200, body = Object, description = "`{\"Ok\": profile or null}` or `{\"Err\": error}`"),
-        (status = 400, description = "`invalid_request`: the id breaks the id rules", body = ErrorAnswer),
-        KeyRefusals
+        BadId, KeyRefusals
     ),
     security(("api_key" = []))
 )]

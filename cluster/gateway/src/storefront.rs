@@ -17,7 +17,7 @@ use crate::convert::{self, FromProfile, FromRankedList, IntoEvents, IntoRequest,
 use crate::error::ApiError;
 use crate::experiments::{self, Experiments, Variant};
 use crate::language::ShopperLanguage;
-use crate::openapi::{KeyRefusals, RequestErrors, ServingErrors};
+use crate::openapi::{BadId, KeyRefusals, RequestErrors, ServingErrors};
 use crate::{ApiJson, ApiPath, ApiResult, checked_id};
 
 /// Records shopper events; answered once every event is durable on a quorum of its
@@ -170,9 +170,8 @@ fn elapsed_ms(started: Instant) -> f64 {
     params(("id" = String, Path, description = "The product's id")),
     responses(
         (status = 200, body = ProductView),
-        (status = 400, description = "`invalid_request`: the id breaks the id rules", body = inkling_api::ErrorAnswer),
         (status = 404, description = "`not_found`: no product with the id", body = inkling_api::ErrorAnswer),
-        KeyRefusals, ServingErrors
+        BadId, KeyRefusals, ServingErrors
     ),
     security(("api_key" = []))
 )]
@@ -193,9 +192,8 @@ pub(crate) async fn product(
     params(("id" = String, Path, description = "The shopper's user id")),
     responses(
         (status = 200, body = ProfileView),
-        (status = 400, description = "`invalid_request`: the id breaks the id rules", body = inkling_api::ErrorAnswer),
         (status = 404, description = "`not_found`: nothing recorded for the user yet", body = inkling_api::ErrorAnswer),
-        KeyRefusals, ServingErrors
+        BadId, KeyRefusals, ServingErrors
     ),
     security(("api_key" = []))
 )]
